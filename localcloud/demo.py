@@ -1,0 +1,74 @@
+"""`make run`: local cloud + services up, sample media through the chain, a table of outcomes."""
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+
+from services.client import IngestClient
+
+from .samples import write_samples
+from .stack import StackConfig, down, up
+
+
+def _ms(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return "-"
+    delta = dt.datetime.fromisoformat(end.replace("Z", "+00:00")) - dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+    return f"{delta.total_seconds() * 1000:.0f}"
+
+
+def _renditions(doc: dict) -> str:
+    by_preset: dict[str, list[str]] = {}
+    for r in doc.get("renditions", []):
+        by_preset.setdefault(f"{r['preset']} {r['width']}x{r['height']}", []).append(r["format"])
+    text = ", ".join(f"{k} {'/'.join(v)}" for k, v in by_preset.items())
+    return text or (doc.get("error") or {}).get("reason", "-")[:60]
+
+
+def table(rows: list[tuple[str, dict]]) -> str:
+    header = ("file", "job id", "status", "analyze ms", "render ms", "notify ms", "total ms", "renditions")
+    lines = [header]
+    for name, doc in rows:
+        st = doc.get("stages", {})
+        lines.append((
+            name, doc.get("job_id", "-"), doc.get("status", "?"),
+            *(_ms(st.get(s, {}).get("started_at"), st.get(s, {}).get("finished_at")) for s in ("analyze", "render", "notify")),
+            _ms(doc.get("created_at"), doc.get("finished_at")),
+            _renditions(doc),
+        ))
+    widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
+    out = []
+    for i, row in enumerate(lines):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def run(once: bool = False) -> int:
+    cfg = StackConfig.from_env()
+    started = up(cfg)
+    try:
+        client = IngestClient(cfg.url("ingest"))
+        paths = write_samples(cfg.state_dir / "samples")
+        submitted = []
+        for path in paths:
+            resp = client.submit(path)
+            print(f"submitted {path.name}: job {resp['job_id']}")
+            submitted.append((path.name, resp["job_id"]))
+        docs = client.wait([j for _, j in submitted], timeout=180)
+        print()
+        print(table([(name, docs.get(job, {"job_id": job, "status": "timed out"})) for name, job in submitted]))
+        ok = all(docs.get(job, {}).get("status") == "completed" for _, job in submitted)
+        if once:
+            return 0 if ok else 1
+        print(f"\ningest is serving on {cfg.url('ingest')}  (try: mediarelay submit FILE --wait); Ctrl-C stops")
+        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print()
+        return 0
+    finally:
+        down(cfg, only=started)

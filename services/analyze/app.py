@@ -1,0 +1,31 @@
+"""analyze: reads the original, describes it, publishes media-analyzed."""
+from __future__ import annotations
+
+from flask import Flask
+
+from ..common.config import Settings
+from ..common.runtime import Runtime
+from ..common.stage import StageResult, register_stage
+from ..common.web import create_service_app
+from ..common.mediatypes import suffix_for
+from .image import analyze_image
+from .video import analyze_video
+
+
+def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+    src = msg["source"]
+    raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
+    s = rt.settings
+    if msg["kind"] == "image":
+        analysis = analyze_image(raw, s.max_image_pixels)
+    else:
+        suffix = suffix_for(src["content_type"])
+        analysis = analyze_video(raw, suffix, s.max_video_seconds, s.max_video_frames)
+    payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": src, "analysis": analysis}
+    return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    app, rt = create_service_app("analyze", settings)
+    register_stage(app, rt, "analyze", handle)
+    return app

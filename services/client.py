@@ -1,0 +1,103 @@
+"""A small HTTP client of ingest's public API, used by the CLI and the demo run."""
+from __future__ import annotations
+
+import mimetypes
+import os
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+FINAL = ("completed", "failed")
+
+
+class _ProgressReader:
+    """File wrapper that reports upload progress as requests reads it (Content-Length kept)."""
+
+    def __init__(self, path: Path, report):
+        self._f = open(path, "rb")
+        self._size = path.stat().st_size
+        self._sent = 0
+        self._report = report
+
+    def __len__(self):
+        return self._size
+
+    def read(self, n=-1):
+        chunk = self._f.read(n if n and n > 0 else 1 << 16)
+        self._sent += len(chunk)
+        self._report(self._sent, self._size)
+        return chunk
+
+    def close(self):
+        self._f.close()
+
+
+class IngestClient:
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0):
+        self.base_url = (base_url or os.environ.get("MEDIARELAY_URL") or "http://127.0.0.1:8080").rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def submit(self, path: Path, idempotency_key: str | None = None, progress=None) -> dict:
+        headers = {
+            "Content-Type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            "X-Filename": path.name,
+        }
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        body = _ProgressReader(path, progress or (lambda sent, total: None))
+        try:
+            resp = self.session.post(f"{self.base_url}/v1/uploads", data=body, headers=headers, timeout=self.timeout)
+        finally:
+            body.close()
+        return _json_or_raise(resp)
+
+    def status(self, job_id: str) -> dict:
+        return _json_or_raise(self.session.get(f"{self.base_url}/v1/jobs/{job_id}", timeout=self.timeout))
+
+    def wait(self, job_ids: list[str], timeout: float = 300.0, on_change=None) -> dict[str, dict]:
+        """Poll until every job is final (or the timeout passes); return the last documents."""
+        docs: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout
+        pending = list(job_ids)
+        while pending and time.monotonic() < deadline:
+            for job_id in list(pending):
+                doc = self.status(job_id)
+                if on_change and docs.get(job_id, {}).get("status") != doc["status"]:
+                    on_change(doc)
+                docs[job_id] = doc
+                if doc["status"] in FINAL:
+                    pending.remove(job_id)
+            if pending:
+                time.sleep(0.2)
+        return docs
+
+
+class APIError(RuntimeError):
+    def __init__(self, status: int, problem: dict):
+        self.status = status
+        self.problem = problem
+        super().__init__(f"HTTP {status}: {problem.get('title', '')}: {problem.get('detail', '')}")
+
+
+def _json_or_raise(resp: requests.Response) -> dict:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {"title": resp.reason, "detail": resp.text[:200]}
+    if resp.status_code >= 400:
+        raise APIError(resp.status_code, body)
+    return body
+
+
+def print_progress(label: str):
+    def report(sent: int, total: int):
+        if sys.stderr.isatty():
+            pct = 100 * sent // max(total, 1)
+            print(f"\r{label}: uploading {pct:3d}% ({sent}/{total} bytes)", end="", file=sys.stderr, flush=True)
+            if sent >= total:
+                print(file=sys.stderr)
+
+    return report

@@ -1,0 +1,1 @@
+"""Plumbing every service shares: settings, envelope, auth, messages, bus, stores, logging."""

@@ -1,0 +1,73 @@
+"""One typed settings object, read from the environment once per process.
+
+Every limit is a named setting here; the README's configuration table lists them all.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    originals_bucket: str
+    renditions_bucket: str
+    schemas_dir: Path
+    topology_file: Path
+    # Where upload clients reach ingest; status URLs are built from it.
+    public_base_url: str
+    # Limits
+    max_upload_bytes: int
+    max_image_pixels: int
+    max_video_seconds: float
+    max_video_frames: int
+    stage_time_budget_seconds: float
+    publish_timeout_seconds: float
+    job_ttl_days: int
+    # Push authentication (empty audience = verification off, as with the local emulator)
+    push_audience: str
+    push_service_account: str
+    push_certs_url: str
+    # Logging
+    log_level: str
+    service_name: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            project=_env("GOOGLE_CLOUD_PROJECT", "mediarelay-local"),
+            originals_bucket=_env("ORIGINALS_BUCKET", "mediarelay-originals"),
+            renditions_bucket=_env("RENDITIONS_BUCKET", "mediarelay-renditions"),
+            schemas_dir=Path(_env("SCHEMAS_DIR", str(REPO_ROOT / "schemas"))),
+            topology_file=Path(_env("TOPOLOGY_FILE", str(REPO_ROOT / "schemas" / "topology.json"))),
+            public_base_url=_env("PUBLIC_BASE_URL", "").rstrip("/"),
+            max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(32 * 1024 * 1024))),
+            max_image_pixels=int(_env("MAX_IMAGE_PIXELS", str(100_000_000))),
+            max_video_seconds=float(_env("MAX_VIDEO_SECONDS", "600")),
+            max_video_frames=int(_env("MAX_VIDEO_FRAMES", "36000")),
+            stage_time_budget_seconds=float(_env("STAGE_TIME_BUDGET_SECONDS", "90")),
+            publish_timeout_seconds=float(_env("PUBLISH_TIMEOUT_SECONDS", "30")),
+            job_ttl_days=int(_env("JOB_TTL_DAYS", "30")),
+            push_audience=_env("PUSH_AUDIENCE", ""),
+            push_service_account=_env("PUSH_SERVICE_ACCOUNT", ""),
+            push_certs_url=_env("PUSH_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"),
+            log_level=_env("LOG_LEVEL", "INFO"),
+            service_name=_env("K_SERVICE", _env("SERVICE_NAME", "mediarelay")),
+        )
+
+    def describe(self) -> dict:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

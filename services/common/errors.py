@@ -1,0 +1,62 @@
+"""Error classes every stage understands, and their HTTP problem form (RFC 9457).
+
+Transient: the same message may succeed later -> answer non-2xx, Pub/Sub redelivers.
+Permanent: it never will -> record on the job, dead-letter, publish `failed`, acknowledge.
+"""
+from __future__ import annotations
+
+from flask import Response, json
+
+
+class MediarelayError(Exception):
+    error_class = "internal"
+
+    def __init__(self, reason: str, *, code: str = "error"):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class TransientError(MediarelayError):
+    error_class = "transient"
+
+
+class PermanentError(MediarelayError):
+    error_class = "permanent"
+
+
+class BadMessage(PermanentError):
+    """A push we cannot even parse or that breaks its schema."""
+
+    error_class = "bad-message"
+
+
+class UnsupportedMedia(PermanentError):
+    error_class = "unsupported-media"
+
+
+class CorruptMedia(PermanentError):
+    error_class = "corrupt-media"
+
+
+class LimitExceeded(PermanentError):
+    error_class = "limit-exceeded"
+
+
+class HTTPProblem(Exception):
+    """A client error answered as application/problem+json."""
+
+    def __init__(self, status: int, title: str, detail: str = "", **extra):
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(status: int, title: str, detail: str = "", **extra) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return Response(json.dumps(body), status=status, mimetype="application/problem+json")

@@ -1,0 +1,38 @@
+"""What a service needs at hand: settings, topology and the clients, built once per app."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .auth import PushTokenVerifier
+from .blobs import BlobStore
+from .bus import Bus
+from .config import Settings
+from .status import JobStore
+from .topology import Topology, load_topology
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    topology: Topology
+    bus: Bus
+    jobs: JobStore
+    blobs: BlobStore
+    verifier: PushTokenVerifier | None
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Runtime":
+        topology = load_topology(settings.topology_file)
+        verifier = None
+        if settings.push_audience:
+            verifier = PushTokenVerifier(
+                settings.push_audience, settings.push_service_account, settings.push_certs_url
+            )
+        return cls(
+            settings=settings,
+            topology=topology,
+            bus=Bus(settings.project, topology, settings.schemas_dir, settings.publish_timeout_seconds),
+            jobs=JobStore(settings.project, settings.job_ttl_days),
+            blobs=BlobStore(settings.project),
+            verifier=verifier,
+        )

@@ -1,0 +1,212 @@
+"""Firestore job documents `jobs/{job_id}`: creation, forward-only transitions, final outcome.
+
+Every transition runs in a transaction and only moves forward (STATUS_RANK), so a late or
+duplicated message can never move a job backwards or out of a final state.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from .errors import TransientError
+from .retrying import retried
+
+STATUS_RANK = {"received": 0, "analyzing": 1, "rendering": 2, "notifying": 3, "completed": 4, "failed": 4}
+FINAL = ("completed", "failed")
+STAGES = ("analyze", "render", "notify")
+# Status while a stage runs (it stays so until the next stage begins).
+RUNNING_STATUS = {"analyze": "analyzing", "render": "rendering", "notify": "notifying"}
+# A delivery that claimed the final event and went silent is presumed dead after this.
+FINAL_EVENT_LEASE = dt.timedelta(seconds=60)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def forward(current: str, new: str) -> bool:
+    return current not in FINAL and STATUS_RANK[new] > STATUS_RANK[current]
+
+
+@dataclass
+class StageStart:
+    job: dict
+    proceed: bool
+    reason: str = ""
+
+
+class JobStore:
+    collection = "jobs"
+
+    def __init__(self, project: str, ttl_days: int = 30):
+        self.project = project
+        self.ttl = dt.timedelta(days=ttl_days)
+        self._client: firestore.Client | None = None
+
+    @property
+    def client(self) -> firestore.Client:
+        if self._client is None:
+            self._client = firestore.Client(project=self.project)
+        return self._client
+
+    def _ref(self, job_id: str):
+        return self.client.collection(self.collection).document(job_id)
+
+    @retried
+    def get(self, job_id: str) -> dict | None:
+        snap = self._ref(job_id).get()
+        return snap.to_dict() if snap.exists else None
+
+    @retried
+    def create(self, job_id: str, fields: dict) -> tuple[dict, bool]:
+        """Create the job if absent; return (document, created)."""
+        now = utcnow()
+        doc = {
+            "job_id": job_id,
+            "status": "received",
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": now + self.ttl,
+            "stages": {s: {"state": "pending", "attempts": 0} for s in STAGES},
+            **fields,
+        }
+        try:
+            self._ref(job_id).create(doc)
+            return doc, True
+        except gexc.AlreadyExists:
+            return self._ref(job_id).get().to_dict(), False
+
+    def _run(self, fn, job_id: str):
+        ref = self._ref(job_id)
+
+        @firestore.transactional
+        def body(txn):
+            snap = ref.get(transaction=txn)
+            return fn(txn, ref, snap.to_dict() if snap.exists else None)
+
+        try:
+            return body(self.client.transaction())
+        except ValueError as exc:  # transactional() gives up on contention with ValueError
+            raise TransientError(f"job {job_id}: transaction contention: {exc}") from exc
+
+    @retried
+    def begin_stage(self, job_id: str, stage: str) -> StageStart:
+        def fn(txn, ref, job):
+            if job is None:
+                return StageStart({}, False, "unknown job")
+            if job["status"] in FINAL:
+                return StageStart(job, False, f"job already {job['status']}")
+            record = job["stages"][stage]
+            if record["state"] == "done":
+                return StageStart(job, False, f"{stage} already done")
+            now = utcnow()
+            updates = {
+                f"stages.{stage}.state": "running",
+                f"stages.{stage}.attempts": record.get("attempts", 0) + 1,
+                f"stages.{stage}.last_attempt_at": now,
+                "updated_at": now,
+            }
+            if not record.get("started_at"):
+                updates[f"stages.{stage}.started_at"] = now
+            if forward(job["status"], RUNNING_STATUS[stage]):
+                updates["status"] = RUNNING_STATUS[stage]
+            txn.update(ref, updates)
+            return StageStart(_apply(job, updates), True)
+
+        return self._run(fn, job_id)
+
+    @retried
+    def finish_stage(self, job_id: str, stage: str, fields: dict) -> None:
+        """Mark `stage` done and store its outputs.
+
+        A plain update, not a transaction: it never touches `status` (the next stage's
+        begin_stage moves that forward), and the next stage, already triggered by our
+        publish, may be reading the same document; a read-write transaction here would
+        contend with it for nothing.
+        """
+        updates = {
+            f"stages.{stage}.state": "done",
+            f"stages.{stage}.finished_at": utcnow(),
+            f"stages.{stage}.error": firestore.DELETE_FIELD,
+            "updated_at": utcnow(),
+            **fields,
+        }
+        self._ref(job_id).update(updates)
+
+    @retried
+    def record_transient_error(self, job_id: str, stage: str, reason: str) -> None:
+        self._ref(job_id).update({f"stages.{stage}.error": reason, "updated_at": utcnow()})
+
+    @retried
+    def claim_final(self, job_id: str, outcome: str, fields: dict) -> dict | None:
+        """Move the job to its final `outcome` and claim the right to publish its one event.
+
+        Returns the job to publish for, or None when the event is already out (or the job
+        already ended the other way). Raises TransientError while another delivery holds a
+        fresh claim, so Pub/Sub retries this one later instead of publishing twice.
+        """
+
+        def fn(txn, ref, job):
+            if job is None:
+                return None
+            final = job.get("final_event") or {}
+            if final.get("published"):
+                return None
+            if job["status"] in FINAL and job["status"] != outcome:
+                outcome_now = job["status"]
+            else:
+                outcome_now = outcome
+            now = utcnow()
+            claimed = final.get("claimed_at")
+            if claimed and now - claimed < FINAL_EVENT_LEASE and final.get("status") == outcome_now:
+                raise TransientError(f"job {job_id}: final event is being published by another delivery")
+            updates = {
+                "final_event": {"id": f"{job_id}/{outcome_now}", "status": outcome_now, "claimed_at": now, "published": False},
+                "updated_at": now,
+            }
+            if job["status"] not in FINAL:
+                updates["status"] = outcome_now
+                updates["finished_at"] = now
+                updates.update(fields)
+            txn.update(ref, updates)
+            return _apply(job, updates)
+
+        return self._run(fn, job_id)
+
+    @retried
+    def mark_final_published(self, job_id: str, message_id: str) -> None:
+        self._ref(job_id).update(
+            {"final_event.published": True, "final_event.message_id": message_id, "final_event.published_at": utcnow()}
+        )
+
+
+def _apply(job: dict, updates: dict) -> dict:
+    """The document as it reads after `updates` (dotted paths) are applied."""
+    out = {**job, "stages": {k: dict(v) for k, v in job.get("stages", {}).items()}}
+    for path, value in updates.items():
+        if value is firestore.DELETE_FIELD:
+            continue
+        parts = path.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def to_json(job: dict) -> dict:
+    """Firestore types (timestamps) to JSON-friendly values, for the status API and events."""
+
+    def conv(v):
+        if isinstance(v, dt.datetime):
+            return v.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(job)

@@ -1,0 +1,58 @@
+"""The Flask app every service starts from: logging, trace binding, problem errors, /healthz."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings, get_settings
+from .errors import HTTPProblem, TransientError, problem_response
+from .logs import bind_fields, bind_trace, clear_context, configure_logging, parse_trace
+from .runtime import Runtime
+
+logger = logging.getLogger("mediarelay.web")
+
+
+def create_service_app(service: str, settings: Settings | None = None) -> tuple[Flask, Runtime]:
+    settings = settings or get_settings()
+    configure_logging(settings.project, service, settings.log_level)
+    app = Flask(f"mediarelay.{service}")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    runtime = Runtime.build(settings)
+    app.extensions["mediarelay"] = runtime
+
+    @app.before_request
+    def _bind_request_context():
+        clear_context()
+        bind_trace(parse_trace(request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context")))
+        bind_fields(http_method=request.method, http_path=request.path)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", service=service)
+
+    @app.errorhandler(HTTPProblem)
+    def _problem(exc: HTTPProblem):
+        return problem_response(exc.status, exc.title, exc.detail, **exc.extra)
+
+    @app.errorhandler(TransientError)
+    def _transient(exc: TransientError):
+        logger.warning("transient failure: %s", exc.reason)
+        resp = problem_response(503, "Service Unavailable", exc.reason)
+        resp.headers["Retry-After"] = "2"
+        return resp
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        detail = exc.description or ""
+        if exc.code == 413:
+            detail = f"request body exceeds the limit of {settings.max_upload_bytes} bytes (MAX_UPLOAD_BYTES)"
+        return problem_response(exc.code or 500, exc.name, detail)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        logger.exception("unhandled error: %s", exc)
+        return problem_response(500, "Internal Server Error", "unexpected error; it has been logged")
+
+    return app, runtime

@@ -1,0 +1,26 @@
+"""notify: finalises the job and publishes its one public media-events event."""
+from __future__ import annotations
+
+from flask import Flask
+
+from ..common.config import Settings
+from ..common.runtime import Runtime
+from ..common.stage import StageResult, register_stage
+from ..common.status import utcnow
+from ..common.web import create_service_app
+
+
+def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+    fields = {
+        "renditions": msg["renditions"],
+        "skipped": msg.get("skipped", []),
+        "stages.notify.state": "done",
+        "stages.notify.finished_at": utcnow(),
+    }
+    return StageResult(job_fields=fields, final="completed")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    app, rt = create_service_app("notify", settings)
+    register_stage(app, rt, "notify", handle)
+    return app

@@ -28,7 +28,9 @@ class TopicTap:
 
     def drain(self) -> None:
         while True:
-            resp = self.subscriber.pull(request={"subscription": self.name, "max_messages": 100}, timeout=10)
+            resp = self.subscriber.pull(
+                request={"subscription": self.name, "max_messages": 100, "return_immediately": True}, timeout=10
+            )
             if not resp.received_messages:
                 return
             for m in resp.received_messages:

@@ -18,7 +18,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing dependencies into $(VENV) (pinned by constraints.txt)..."
-	@$(BIN)/pip install $(PIP_QUIET) -c constraints.txt -e '.[dev]' 2> >(grep -v "^WARNING: Location" >&2)
+	@$(BIN)/pip install $(PIP_QUIET) -c constraints.txt -e '.[dev,bench]' 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $@
 
 install: $(STAMP)

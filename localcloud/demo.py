@@ -40,7 +40,7 @@ def table(rows: list[tuple[str, dict]]) -> str:
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
     out = []
     for i, row in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)

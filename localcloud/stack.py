@@ -41,7 +41,7 @@ class StackConfig:
     threads: int = 8
 
     @classmethod
-    def from_env(cls) -> "StackConfig":
+    def from_env(cls) -> StackConfig:
         ports = {name: int(os.environ.get(f"MEDIARELAY_{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
         return cls(
             state_dir=Path(os.environ.get("MEDIARELAY_STATE_DIR", REPO_ROOT / ".local")),

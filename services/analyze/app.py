@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Flask
 
 from ..common.config import Settings
+from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
 from ..common.stage import StageResult, register_stage
 from ..common.web import create_service_app
-from ..common.mediatypes import suffix_for
 from .image import analyze_image
 from .video import analyze_video
 

@@ -1,42 +1,14 @@
 """Image analysis: format, upright dimensions, mean colour, from a reduced-scale decode."""
 from __future__ import annotations
 
-import io
-import warnings
+from PIL import ImageStat
 
-from PIL import Image, ImageStat, UnidentifiedImageError
-
-from ..common.errors import CorruptMedia, LimitExceeded
+from ..common.imaging import load_checked, open_image
 
 ORIENTATION_TAG = 0x0112
 # Orientations 5-8 are rotated by 90 or 270 degrees: width and height swap when upright.
 TRANSPOSED = (5, 6, 7, 8)
 ANALYSIS_EDGE = 256
-
-
-def open_image(raw: bytes, max_pixels: int) -> Image.Image:
-    """Open lazily and check the pixel count from the header, before anything is decoded."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(io.BytesIO(raw))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise LimitExceeded(f"image too large: {exc}", code="too-many-pixels") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise CorruptMedia(f"cannot read image: {exc}", code="corrupt-image") from None
-    if im.width * im.height > max_pixels:
-        raise LimitExceeded(
-            f"image has {im.width}x{im.height} = {im.width * im.height} pixels, over MAX_IMAGE_PIXELS={max_pixels}",
-            code="too-many-pixels",
-        )
-    return im
-
-
-def load_checked(im: Image.Image) -> None:
-    try:
-        im.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CorruptMedia(f"cannot decode image: {exc}", code="corrupt-image") from None
 
 
 def analyze_image(raw: bytes, max_pixels: int) -> dict:

@@ -42,7 +42,7 @@ class Settings:
     service_name: str
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             project=_env("GOOGLE_CLOUD_PROJECT", "mediarelay-local"),
             originals_bucket=_env("ORIGINALS_BUCKET", "mediarelay-originals"),

@@ -14,7 +14,7 @@ import sys
 import time
 
 _trace: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("trace", default=None)
-_fields: contextvars.ContextVar[dict] = contextvars.ContextVar("log_fields", default={})
+_fields: contextvars.ContextVar[dict | None] = contextvars.ContextVar("log_fields", default=None)
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?")
@@ -49,14 +49,14 @@ def current_trace() -> tuple[str, str] | None:
 
 
 def bind_fields(**fields) -> None:
-    merged = dict(_fields.get())
+    merged = dict(_fields.get() or {})
     merged.update({k: v for k, v in fields.items() if v is not None})
     _fields.set(merged)
 
 
 def clear_context() -> None:
     _trace.set(None)
-    _fields.set({})
+    _fields.set(None)
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -73,7 +73,7 @@ class CloudLoggingFormatter(logging.Formatter):
             "logger": record.name,
             "service": self.service,
         }
-        entry.update(_fields.get())
+        entry.update(_fields.get() or {})
         extra = getattr(record, "fields", None)
         if extra:
             entry.update(extra)

@@ -21,7 +21,7 @@ class Runtime:
     verifier: PushTokenVerifier | None
 
     @classmethod
-    def build(cls, settings: Settings) -> "Runtime":
+    def build(cls, settings: Settings) -> Runtime:
         topology = load_topology(settings.topology_file)
         verifier = None
         if settings.push_audience:

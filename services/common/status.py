@@ -24,7 +24,7 @@ FINAL_EVENT_LEASE = dt.timedelta(seconds=60)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def forward(current: str, new: str) -> bool:
@@ -202,7 +202,7 @@ def to_json(job: dict) -> dict:
 
     def conv(v):
         if isinstance(v, dt.datetime):
-            return v.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         if isinstance(v, dict):
             return {k: conv(x) for k, x in v.items()}
         if isinstance(v, list):

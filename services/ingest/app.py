@@ -10,10 +10,10 @@ from flask import Flask, jsonify, request
 from ..common.config import Settings
 from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields, log
+from ..common.mediatypes import ALLOWED, sniff
 from ..common.runtime import Runtime
 from ..common.status import to_json, utcnow
 from ..common.web import create_service_app
-from ..common.mediatypes import ALLOWED, sniff
 
 logger = logging.getLogger("mediarelay.ingest")
 MAX_IDEMPOTENCY_KEY = 255

@@ -5,7 +5,7 @@ import io
 
 from PIL import Image, ImageOps
 
-from ..analyze.image import load_checked, open_image
+from ..common.imaging import load_checked, open_image
 from .presets import ENCODERS, IMAGE_PRESETS, Preset
 
 

@@ -1,0 +1,70 @@
+"""The local cloud: topology created from the one file, processes stopped exactly and wholly."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from google.cloud import pubsub_v1
+
+from localcloud.processes import Proc, ProcessManager
+from services.common.config import REPO_ROOT
+from services.common.topology import load_topology
+
+from .helpers import free_port
+
+
+def test_emulator_topology_matches_the_topology_file(stack):
+    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher = pubsub_v1.PublisherClient()
+    project = f"projects/{stack.project}"
+    topics = {t.name.rsplit("/", 1)[1] for t in publisher.list_topics(request={"project": project})}
+    expected_topics = set(topology.topics) | {s.dead_letter_topic for s in topology.push_subscriptions.values()}
+    assert expected_topics <= topics
+
+    subs = {s.name.rsplit("/", 1)[1]: s for s in subscriber.list_subscriptions(request={"project": project})}
+    for name, spec in topology.push_subscriptions.items():
+        sub = subs[name]
+        assert sub.topic.endswith(f"/topics/{spec.topic}")
+        assert sub.push_config.push_endpoint == stack.url(spec.service) + spec.path
+        assert sub.ack_deadline_seconds == spec.ack_deadline_seconds
+        assert sub.dead_letter_policy.dead_letter_topic.endswith(f"/topics/{spec.dead_letter_topic}")
+        assert sub.dead_letter_policy.max_delivery_attempts == spec.max_delivery_attempts
+        assert sub.retry_policy.minimum_backoff.total_seconds() == spec.minimum_backoff_seconds
+        assert sub.retry_policy.maximum_backoff.total_seconds() == spec.maximum_backoff_seconds
+        dlq_sub = subs[spec.dead_letter_subscription]
+        assert dlq_sub.topic.endswith(f"/topics/{spec.dead_letter_topic}") and not dlq_sub.push_config.push_endpoint
+
+
+def test_stop_ends_the_whole_process_group_including_forked_children(tmp_path):
+    """The Firestore launcher forks java instead of exec'ing it; stopping must not orphan it."""
+    port = free_port()
+    pm = ProcessManager(tmp_path)
+    script = (
+        "import http.server, subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
+    )
+    proc = Proc("launcher", [sys.executable, "-c", script], f"http://127.0.0.1:{port}/", dict(os.environ), cwd=tmp_path)
+    assert pm.start(proc)
+    pm.wait_healthy(proc, timeout=20)
+    assert not pm.start(proc)  # idempotent: already running
+    leader = pm.running("launcher")["pid"]
+    children = subprocess.run(["pgrep", "-g", str(leader)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 2
+    assert pm.stop("launcher")
+    time.sleep(0.2)
+    for pid in children:
+        state = _state(int(pid))
+        assert state in (None, "Z"), f"pid {pid} survived stop (state {state})"
+    assert pm.running("launcher") is None and pm.names() == []
+
+
+def _state(pid: int):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0]
+    except OSError:
+        return None

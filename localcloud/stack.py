@@ -96,6 +96,15 @@ def emulator_procs(cfg: StackConfig) -> list[Proc]:
 
     env = {**os.environ, **cfg.client_env()}
     gcs_port = cfg.ports["gcs"]
+    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
+    # fake-gcs-server plays GCS's bucket notification for big uploads (topic gcs-uploads).
+    events = []
+    for topic, spec in topology.topics.items():
+        note = spec.get("gcs_notification")
+        if note:
+            bucket = topology.buckets[note["bucket"]]["default"]
+            events = ["-event.pubsub-project-id", cfg.project, "-event.pubsub-topic", topic, "-event.bucket", bucket,
+                      "-event.object-prefix", note["object_prefix"], "-event.list", "finalize"]
     return [
         Proc("pubsub", [str(pubsub), "--host=127.0.0.1", f"--port={cfg.ports['pubsub']}"],
              cfg.url("pubsub") + "/", env),
@@ -103,13 +112,38 @@ def emulator_procs(cfg: StackConfig) -> list[Proc]:
              cfg.url("firestore") + "/", env),
         Proc("gcs", [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
                      "-port", str(gcs_port), "-public-host", f"127.0.0.1:{gcs_port}",
-                     "-external-url", cfg.url("gcs"), "-log-level", "warn"],
+                     "-external-url", cfg.url("gcs"), "-log-level", "warn", *events],
              cfg.url("gcs") + "/_internal/healthcheck", env),
     ]
 
 
+def local_signing_key(state_dir: Path) -> Path:
+    """A throwaway service-account key for V4 signed URLs; fake-gcs-server checks no signature.
+
+    Made on first use under the git-ignored state folder: no key is ever committed.
+    """
+    path = state_dir / "signing-key.json"
+    if not path.exists():
+        import json
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        info = {"type": "service_account", "project_id": "local", "private_key_id": "local", "private_key": pem,
+                "client_email": "ingest@local.iam.gserviceaccount.com", "client_id": "0",
+                "token_uri": "http://127.0.0.1:1/token"}
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(info))
+        path.chmod(0o600)
+    return path
+
+
 def service_procs(cfg: StackConfig) -> list[Proc]:
     procs = []
+    signing_key = local_signing_key(cfg.state_dir)
     for name in SERVICES:
         env = {
             **os.environ,
@@ -120,6 +154,7 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "WEB_CONCURRENCY": str(cfg.workers),
             "GUNICORN_THREADS": str(cfg.threads),
             "PUBLIC_BASE_URL": cfg.url("ingest"),
+            "SIGNING_KEY_FILE": str(signing_key),
             **cfg.service_env,
         }
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:services.common.gunicorn_conf",

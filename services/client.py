@@ -10,6 +10,8 @@ from pathlib import Path
 import requests
 
 FINAL = ("completed", "failed")
+# Cloud Run stops HTTP/1 request bodies at 32 MiB: anything bigger goes through a signed URL.
+DIRECT_UPLOAD_LIMIT = 32 * 1024 * 1024
 
 
 class _ProgressReader:
@@ -40,7 +42,10 @@ class IngestClient:
         self.timeout = timeout
         self.session = requests.Session()
 
-    def submit(self, path: Path, idempotency_key: str | None = None, progress=None) -> dict:
+    def submit(self, path: Path, idempotency_key: str | None = None, progress=None, signed: bool | None = None) -> dict:
+        """Upload `path`; through a signed URL when asked or when it is too big for a request body."""
+        if signed or (signed is None and path.stat().st_size > DIRECT_UPLOAD_LIMIT):
+            return self.submit_signed(path, idempotency_key, progress)
         headers = {
             "Content-Type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
             "X-Filename": path.name,
@@ -54,6 +59,21 @@ class IngestClient:
             body.close()
         return _json_or_raise(resp)
 
+    def submit_signed(self, path: Path, idempotency_key: str | None = None, progress=None) -> dict:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        grant = _json_or_raise(self.session.post(
+            f"{self.base_url}/v1/upload-urls", headers=headers, timeout=self.timeout,
+            json={"content_type": content_type, "size": path.stat().st_size, "filename": path.name}))
+        body = _ProgressReader(path, progress or (lambda sent, total: None))
+        try:
+            resp = self.session.put(grant["upload_url"], data=body, headers=grant["headers"], timeout=self.timeout)
+        finally:
+            body.close()
+        if resp.status_code >= 400:
+            raise APIError(resp.status_code, {"title": "upload to storage failed", "detail": resp.text[:300]})
+        return {"job_id": grant["job_id"], "status": "uploaded", "status_url": grant["status_url"]}
+
     def status(self, job_id: str) -> dict:
         return _json_or_raise(self.session.get(f"{self.base_url}/v1/jobs/{job_id}", timeout=self.timeout))
 
@@ -64,7 +84,12 @@ class IngestClient:
         pending = list(job_ids)
         while pending and time.monotonic() < deadline:
             for job_id in list(pending):
-                doc = self.status(job_id)
+                try:
+                    doc = self.status(job_id)
+                except APIError as exc:
+                    if exc.status != 404:  # a signed upload is not a job until GCS reports it
+                        raise
+                    continue
                 if on_change and docs.get(job_id, {}).get("status") != doc["status"]:
                     on_change(doc)
                 docs[job_id] = doc

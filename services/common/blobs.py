@@ -65,3 +65,64 @@ class BlobStore:
         if blob is None:
             return None
         return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, False)
+
+    @retried
+    def read_head(self, bucket: str, name: str, generation: str, size: int = 64) -> bytes:
+        """The first bytes of an object (a ranged read), for type sniffing without a download."""
+        blob = self.client.bucket(bucket).blob(name, generation=int(generation))
+        try:
+            return blob.download_as_bytes(start=0, end=size - 1)
+        except gexc.NotFound:
+            raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
+
+    @retried
+    def copy_if_absent(self, bucket: str, name: str, generation: str, new_name: str, content_type: str) -> StoredObject:
+        """Server-side copy of one generation to `new_name`, unless an earlier attempt made it."""
+        src_bucket = self.client.bucket(bucket)
+        src = src_bucket.blob(name, generation=int(generation))
+        try:
+            copied = src_bucket.copy_blob(src, src_bucket, new_name, source_generation=int(generation),
+                                          if_generation_match=0)
+            created = True
+        except gexc.PreconditionFailed:
+            copied, created = src_bucket.get_blob(new_name), False
+        except gexc.NotFound:
+            raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
+        if created and copied.content_type != content_type:
+            copied.content_type = content_type
+            copied.patch()
+        return StoredObject(bucket, new_name, str(copied.generation), int(copied.size), content_type, created)
+
+    @retried
+    def delete_generation(self, bucket: str, name: str, generation: str) -> None:
+        try:
+            self.client.bucket(bucket).blob(name).delete(if_generation_match=int(generation))
+        except (gexc.NotFound, gexc.PreconditionFailed):
+            pass  # already gone, or replaced by a newer upload that is not ours to delete
+
+    def signed_put_url(self, bucket: str, name: str, content_type: str, ttl_seconds: int, max_bytes: int,
+                       key_file: str = "", filename: str | None = None) -> tuple[str, dict]:
+        """A V4 signed PUT URL and the headers the client must send with it.
+
+        Signs with `key_file` when given, else through IAM signBlob as the runtime service
+        account (Cloud Run has no key file; the account needs TokenCreator on itself).
+        """
+        import datetime as dt
+
+        import google.auth
+        from google.auth.transport.requests import Request
+        from google.oauth2 import service_account
+
+        headers = {"Content-Type": content_type, "x-goog-content-length-range": f"0,{max_bytes}"}
+        if filename:
+            headers["x-goog-meta-filename"] = filename
+        blob = self.client.bucket(bucket).blob(name)
+        # generate_signed_url adds Host to the dict it is given: hand it a copy.
+        kwargs = {"version": "v4", "method": "PUT", "expiration": dt.timedelta(seconds=ttl_seconds), "headers": dict(headers)}
+        if key_file:
+            kwargs["credentials"] = service_account.Credentials.from_service_account_file(key_file)
+        else:
+            creds, _ = google.auth.default()
+            creds.refresh(Request())
+            kwargs.update(service_account_email=creds.service_account_email, access_token=creds.token)
+        return blob.generate_signed_url(**kwargs), headers

@@ -27,6 +27,11 @@ class Settings:
     public_base_url: str
     # Limits
     max_upload_bytes: int
+    # Big uploads: V4 signed PUT URLs straight to GCS, then the bucket's finalize notification.
+    max_signed_upload_bytes: int
+    signed_url_ttl_seconds: int
+    # A service-account key file to sign with; empty = IAM signBlob as the runtime account.
+    signing_key_file: str
     max_image_pixels: int
     max_video_seconds: float
     max_video_frames: int
@@ -51,6 +56,9 @@ class Settings:
             topology_file=Path(_env("TOPOLOGY_FILE", str(REPO_ROOT / "schemas" / "topology.json"))),
             public_base_url=_env("PUBLIC_BASE_URL", "").rstrip("/"),
             max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(32 * 1024 * 1024))),
+            max_signed_upload_bytes=int(_env("MAX_SIGNED_UPLOAD_BYTES", str(256 * 1024 * 1024))),
+            signed_url_ttl_seconds=int(_env("SIGNED_URL_TTL_SECONDS", "900")),
+            signing_key_file=_env("SIGNING_KEY_FILE", ""),
             max_image_pixels=int(_env("MAX_IMAGE_PIXELS", str(100_000_000))),
             max_video_seconds=float(_env("MAX_VIDEO_SECONDS", "600")),
             max_video_frames=int(_env("MAX_VIDEO_FRAMES", "36000")),

@@ -43,15 +43,20 @@ def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -
 
     @app.post(sub.path)
     def push() -> Response:
-        if runtime.verifier is not None:
-            runtime.verifier.verify(request.headers.get("Authorization"))
-        msg = parse_push(request.get_data(cache=False), request.headers)
+        msg = read_push(runtime)
         bind_fields(stage=stage, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt)
         try:
             _check_schema(runtime, msg, expected_schema)
         except BadMessage as exc:
             return _reject_bad_message(runtime, stage, sub.dead_letter_topic, msg, exc)
         return _run(runtime, stage, sub.dead_letter_topic, handler, msg)
+
+
+def read_push(runtime: Runtime) -> PushMessage:
+    """The push in the current request, after its OIDC token passed (when verification is on)."""
+    if runtime.verifier is not None:
+        runtime.verifier.verify(request.headers.get("Authorization"))
+    return parse_push(request.get_data(cache=False), request.headers)
 
 
 def _check_schema(runtime: Runtime, msg: PushMessage, expected: str) -> None:
@@ -69,7 +74,7 @@ def _run(runtime: Runtime, stage: str, dlq_topic: str, handler: Handler, msg: Pu
         start = runtime.jobs.begin_stage(job_id, stage)
         if not start.proceed:
             if not start.job:
-                _dead_letter(runtime, dlq_topic, stage, msg, BadMessage("no such job", code="unknown-job"), job_id)
+                dead_letter(runtime, dlq_topic, stage, msg, BadMessage("no such job", code="unknown-job"), job_id)
             elif start.job and start.job["status"] in ("completed", "failed"):
                 publish_final_event(runtime, job_id, start.job["status"], {})  # heal a lost event
             log(logger, logging.INFO, f"{stage}: acknowledged without work ({start.reason})")
@@ -105,7 +110,7 @@ def _reject_bad_message(runtime: Runtime, stage: str, dlq_topic: str, msg: PushM
         fail_job(runtime, stage, dlq_topic, msg, exc)
     else:
         log(logger, logging.ERROR, f"{stage}: bad message for no known job, dead-lettered: {exc.reason}")
-        _dead_letter(runtime, dlq_topic, stage, msg, exc, job_id or "")
+        dead_letter(runtime, dlq_topic, stage, msg, exc, job_id or "")
     return Response(status=204)
 
 
@@ -119,11 +124,11 @@ def fail_job(runtime: Runtime, stage: str, dlq_topic: str, msg: PushMessage, exc
         f"stages.{stage}.state": "failed",
         f"stages.{stage}.error": exc.reason,
     }
-    _dead_letter(runtime, dlq_topic, stage, msg, exc, job_id)
+    dead_letter(runtime, dlq_topic, stage, msg, exc, job_id)
     publish_final_event(runtime, job_id, "failed", fields)
 
 
-def _dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc, job_id: str) -> None:
+def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc, job_id: str) -> None:
     attrs = dict(msg.attributes)
     attrs.update(
         {

@@ -5,15 +5,22 @@ import io
 import time
 import uuid
 
+import numpy as np
 import pytest
 from google.cloud import storage
 from PIL import Image
 
 from localcloud import samples
+from services.render.image import render_image
+from services.render.presets import load as load_presets
 
 from .conftest import TEST_MAX_UPLOAD_BYTES
 
-PRESET_EDGES = {"large": 1280, "thumb": 256, "poster": 1280}
+PRESET_EDGES = {
+    "long-3840": 3840, "long-2048": 2048, "long-1536": 1536, "long-750": 750,
+    "thumb-256": 256, "thumb-128": 128, "poster": 1920, "still": 640,
+}
+DEVICE_PRESETS = ["long-3840", "long-2048", "long-1536", "long-750"]
 
 
 def upload(http, url, data: bytes, filename: str, headers=None):
@@ -66,19 +73,37 @@ def test_mixed_uploads_all_complete_with_renditions_in_gcs(http, ingest_url, eve
             assert im.size == (r["width"], r["height"])
             assert max(im.size) == min(PRESET_EDGES[r["preset"]], max(doc["analysis"]["width"], doc["analysis"]["height"]))
 
-    # Orientation: the sideways-stored photo renders upright (landscape), as analyze reports it.
+    # Orientation: the sideways-stored photo renders upright, as analyze reports it. At 451x300 it
+    # only gets the square thumbnails, so compare one with the same thumbnail cut from the upright photo.
     rotated = http.get(f"{ingest_url}/v1/jobs/{jobs['rotated.jpg']}", timeout=10).json()
     assert (rotated["analysis"]["width"], rotated["analysis"]["height"]) == (451, 300)
-    assert all(r["width"] > r["height"] for r in rotated["renditions"])
-    # A 3000 px photo gets both presets; the 512 px one skips the 1280 preset and says so.
+    assert [s["preset"] for s in rotated["skipped"]] == DEVICE_PRESETS
+    [thumb] = [r for r in rotated["renditions"] if r["preset"] == "thumb-256" and r["format"] == "jpeg"]
+    got = np.asarray(Image.open(io.BytesIO(read_gs(thumb["uri"]))).convert("L"), np.float32)
+    upright = samples.jpeg_bytes(samples.photo("chelsea"))
+    want = render_image(upright, rotated["analysis"], load_presets().image_presets, {}, 10**8, (255, 255, 255))[0]
+    want = np.asarray(Image.open(io.BytesIO(next(r.data for r in want if r.preset == "thumb-256"))).convert("L"), np.float32)
+    assert np.abs(got - want).mean() < 6, "rotated source must render like the upright photo"
+    assert np.abs(got - np.rot90(want)).mean() > 20
+    # A 3000 px photo gets every preset up to its size; the 512 px one skips all device sizes and says so.
     big = http.get(f"{ingest_url}/v1/jobs/{jobs['big.jpg']}", timeout=10).json()
-    assert {r["preset"] for r in big["renditions"]} == {"large", "thumb"}
+    assert {(r["preset"], r["format"]) for r in big["renditions"]} == {
+        (p, f) for p in DEVICE_PRESETS[1:] for f in ("jpeg", "webp", "avif")
+    } | {(p, f) for p in ("thumb-256", "thumb-128") for f in ("jpeg", "webp")}
+    assert [s["preset"] for s in big["skipped"]] == ["long-3840"]
     small = http.get(f"{ingest_url}/v1/jobs/{jobs['photo.jpg']}", timeout=10).json()
-    assert [s["preset"] for s in small["skipped"]] == ["large"]
+    assert [s["preset"] for s in small["skipped"]] == DEVICE_PRESETS
     video = http.get(f"{ingest_url}/v1/jobs/{jobs['clip.mp4']}", timeout=10).json()
     assert video["analysis"]["fps"] == pytest.approx(24, abs=0.01)
     assert video["analysis"]["duration_s"] == pytest.approx(3.0, abs=0.05)
-    assert [r["preset"] for r in video["renditions"]] == ["poster"]
+    presets = [r["preset"] for r in video["renditions"]]
+    assert presets[:2] == ["poster", "poster"] and set(presets[2:]) == {"still"} and len(presets) >= 3
+    board = video["storyboard"]
+    sprite = Image.open(io.BytesIO(read_gs(board["sprite"]["uri"])))
+    assert sprite.size == (board["columns"] * board["tile_width"], board["rows"] * board["tile_height"])
+    vtt = read_gs(board["vtt"]["uri"]).decode()
+    assert vtt.startswith("WEBVTT") and vtt.count("storyboard.jpg#xywh=") == board["tiles"]
+    assert found[jobs["clip.mp4"]][0]["renditions"] == video["renditions"]
 
     # Exactly one final event per job, even after a grace period for stragglers.
     time.sleep(1.0)

@@ -16,6 +16,21 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def parse_rgb(text: str) -> tuple[int, int, int]:
+    """'#rrggbb', 'rrggbb' or 'r,g,b' -> (r, g, b); a bad value fails start-up, not a job."""
+    t = text.strip().lstrip("#")
+    try:
+        if len(t) == 6 and "," not in t:
+            rgb = tuple(int(t[i:i + 2], 16) for i in (0, 2, 4))
+        else:
+            rgb = tuple(int(v) for v in t.split(","))
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise ValueError(f"FLATTEN_BACKGROUND={text!r}: expected #rrggbb or r,g,b")
+    return rgb  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class Settings:
     project: str
@@ -38,6 +53,17 @@ class Settings:
     stage_time_budget_seconds: float
     publish_timeout_seconds: float
     job_ttl_days: int
+    # Render (issue 5)
+    render_presets_file: Path
+    flatten_background: tuple[int, int, int]
+    render_encode_threads: int
+    animation_max_frames: int
+    animation_max_pixels: int
+    storyboard_tile_width: int
+    storyboard_columns: int
+    storyboard_interval_seconds: float
+    storyboard_max_tiles: int
+    video_max_stills: int
     # Push authentication (empty audience = verification off, as with the local emulator)
     push_audience: str
     push_service_account: str
@@ -65,6 +91,16 @@ class Settings:
             stage_time_budget_seconds=float(_env("STAGE_TIME_BUDGET_SECONDS", "90")),
             publish_timeout_seconds=float(_env("PUBLISH_TIMEOUT_SECONDS", "30")),
             job_ttl_days=int(_env("JOB_TTL_DAYS", "30")),
+            render_presets_file=Path(_env("RENDER_PRESETS_FILE", str(REPO_ROOT / "services" / "render" / "presets.json"))),
+            flatten_background=parse_rgb(_env("FLATTEN_BACKGROUND", "#ffffff")),
+            render_encode_threads=int(_env("RENDER_ENCODE_THREADS", "0")),
+            animation_max_frames=int(_env("ANIMATION_MAX_FRAMES", "300")),
+            animation_max_pixels=int(_env("ANIMATION_MAX_PIXELS", str(25_000_000))),
+            storyboard_tile_width=int(_env("STORYBOARD_TILE_WIDTH", "160")),
+            storyboard_columns=int(_env("STORYBOARD_COLUMNS", "10")),
+            storyboard_interval_seconds=float(_env("STORYBOARD_INTERVAL_SECONDS", "2")),
+            storyboard_max_tiles=int(_env("STORYBOARD_MAX_TILES", "100")),
+            video_max_stills=int(_env("VIDEO_MAX_STILLS", "50")),
             push_audience=_env("PUSH_AUDIENCE", ""),
             push_service_account=_env("PUSH_SERVICE_ACCOUNT", ""),
             push_certs_url=_env("PUSH_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"),

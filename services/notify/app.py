@@ -17,6 +17,8 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
         "stages.notify.state": "done",
         "stages.notify.finished_at": utcnow(),
     }
+    if msg.get("storyboard"):  # media-rendered v2, videos: sprite + WebVTT
+        fields["storyboard"] = msg["storyboard"]
     return StageResult(job_fields=fields, final="completed")
 
 

@@ -1,59 +1,136 @@
-"""Image renditions: upright, RGB, each preset resized from the previous (largest first)."""
+"""Still-image renditions: one reduced decode, each rendition shrunk from the previous one.
+
+Order: presets are made largest first, so each `contain` rendition is resized from the one
+before it (never from the original again) and `cover`/`smart` crops are cut from the
+smallest full frame that is still big enough. Only the decoded frame and the current
+rendition are ever held at full size; the source array is dropped after the first shrink.
+Encoding runs on a small thread pool while the chain goes on: Pillow releases the GIL
+inside the WebP and AVIF encoders and OpenCV inside its resizes, so both cores work.
+"""
 from __future__ import annotations
 
-import io
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps
+import numpy as np
+from PIL import Image
 
-from ..common.imaging import load_checked, open_image
-from .presets import ENCODERS, IMAGE_PRESETS, Preset
-
-
-def upright_rgb(raw: bytes, max_pixels: int, largest_edge: int) -> Image.Image:
-    im = open_image(raw, max_pixels)
-    # Let the JPEG decoder scale by 1/2..1/8 while staying >= the largest preset we need.
-    im.draft("RGB", (largest_edge, largest_edge))
-    load_checked(im)
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    return im.convert("RGB")
+from . import crop
+from .colour import convert_profile
+from .decode import TRANSPOSED, decode, orient
+from .formats import FORMATS, encode, to_pillow
+from .presets import Preset
+from .resize import cover_scale, fit_size, premultiplied_shrink
 
 
-def fit(im: Image.Image, long_edge: int) -> Image.Image:
-    scale = long_edge / max(im.size)
-    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+@dataclass(frozen=True)
+class Step:
+    preset: Preset
+    size: tuple[int, int]  # output (width, height)
+    scale: float  # relative to the upright original
 
 
-def encode(im: Image.Image, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, **ENCODERS[fmt])
-    return buf.getvalue()
+@dataclass
+class Rendition:
+    preset: str
+    format: str
+    size: tuple[int, int]
+    data: bytes
+    extra: dict = field(default_factory=dict)  # e.g. animated, frames
 
 
-def plan(width: int, height: int, presets=IMAGE_PRESETS) -> tuple[list[Preset], list[dict]]:
-    """Presets to make and those skipped: a rendition is never larger than its source."""
-    make, skipped = [], []
+def plan(width: int, height: int, presets: tuple[Preset, ...]) -> tuple[list[Step], list[dict]]:
+    """The renditions to make, largest first, and the presets skipped: a rendition is never enlarged."""
+    steps, skipped = [], []
     for p in presets:
-        if p.long_edge > max(width, height):
-            skipped.append({"preset": p.name, "reason": f"source long edge {max(width, height)} < {p.long_edge}: never upscaled"})
+        if p.crops:
+            s, size = cover_scale(width, height, p.box), p.box
         else:
-            make.append(p)
-    return make, skipped
+            size, s = fit_size(width, height, p.box)
+        if s > 1 + 1e-9:
+            why = f"source {width}x{height} is smaller than {p.box[0]}x{p.box[1]}: never upscaled"
+            skipped.append({"preset": p.name, "reason": why})
+        else:
+            steps.append(Step(p, size, s))
+    steps.sort(key=lambda st: (-st.scale, st.preset.crops))
+    return steps, skipped
 
 
-def render_image(raw: bytes, width: int, height: int, max_pixels: int):
-    """Yield (preset, format, Image-size, bytes) for each rendition; plus the skipped list."""
-    make, skipped = plan(width, height)
-    outputs = []
-    if make:
-        im = upright_rgb(raw, max_pixels, make[0].long_edge)
-        for p in sorted(make, key=lambda p: -p.long_edge):
-            im = fit(im, p.long_edge)
-            for fmt in p.formats:
-                outputs.append((p.name, fmt, im.size, encode(im, fmt)))
-    return outputs, skipped
+def encode_threads(configured: int) -> int:
+    return configured if configured > 0 else max(1, min(4, os.cpu_count() or 1))
+
+
+def cut(frame: np.ndarray, step: Step, upright: tuple[int, int], analysis: dict, saliency) -> np.ndarray:
+    """A `cover`/`smart` rendition cut from `frame` (any scale of the upright original)."""
+    fh, fw = frame.shape[:2]
+    k = fw / upright[0]  # frame pixels per original pixel
+    win = (step.size[0] / step.scale * k, step.size[1] / step.scale * k)
+    focus = crop.attention_focus(analysis, (fw, fh)) if step.preset.fit == "smart" else None
+    sal = saliency() if step.preset.fit == "smart" and focus is None else None
+    x0, y0, x1, y1 = crop.window((fw, fh), win, focus, sal)
+    return premultiplied_shrink(frame[y0:y1, x0:x1], step.size)
+
+
+Chain = Iterator[tuple[Step, np.ndarray]]
+
+
+def frames(raw: bytes, analysis: dict, presets: tuple[Preset, ...], max_pixels: int) -> tuple[Chain, list[dict]]:
+    """Pixels of every rendition (largest first) and the skipped presets. Nothing is encoded here."""
+    steps, skipped = plan(analysis["width"], analysis["height"], presets)
+    return _chain(raw, analysis, presets, steps, max_pixels), skipped
+
+
+def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np.ndarray]]:
+    if not steps:
+        return
+    W, H = analysis["width"], analysis["height"]
+    first = (max(1, round(W * steps[0].scale)), max(1, round(H * steps[0].scale)))
+    dec = decode(raw, max_pixels, first)
+    if dec.upright != (W, H):  # analysis and decoder disagree: trust the decoder
+        W, H = dec.upright
+        steps, _ = plan(W, H, presets)
+        if not steps:
+            return
+        first = (max(1, round(W * steps[0].scale)), max(1, round(H * steps[0].scale)))
+    stored = (first[1], first[0]) if dec.orientation in TRANSPOSED else first
+    frame = orient(premultiplied_shrink(dec.pixels, stored), dec.orientation)
+    dec.pixels = None  # the full decode is the biggest thing we hold: let it go now
+    if dec.icc:  # fast JPEG path: colour-convert the (smaller) first frame, not the full decode
+        frame = np.asarray(convert_profile(Image.fromarray(frame), dec.icc))
+    sal_cache: list[np.ndarray] = []
+
+    def saliency() -> np.ndarray:
+        if not sal_cache:
+            sal_cache.append(crop.saliency_map(frame))
+        return sal_cache[0]
+
+    for step in steps:
+        if step.preset.crops:
+            yield step, cut(frame, step, (W, H), analysis, saliency)
+        else:
+            frame = premultiplied_shrink(frame, step.size)
+            yield step, frame
+
+
+def encode_step(step: Step, arr: np.ndarray, encoders: dict, background: tuple[int, int, int]) -> list[Rendition]:
+    """Every format of one rendition, in order, on one thread (a Pillow image is not shared across threads)."""
+    out = []
+    ims: dict[bool, Image.Image] = {}
+    for fmt, quality in step.preset.formats.items():
+        keeps_alpha = arr.shape[2] == 4 and FORMATS[fmt].alpha
+        if keeps_alpha not in ims:
+            ims[keeps_alpha] = to_pillow(arr, fmt, background)
+        im = ims[keeps_alpha]
+        out.append(Rendition(step.preset.name, fmt, im.size, encode(im, fmt, quality, encoders.get(fmt, {}))))
+    return out
+
+
+def render_image(raw: bytes, analysis: dict, presets: tuple[Preset, ...], encoders: dict, max_pixels: int,
+                 background: tuple[int, int, int], threads: int = 0) -> tuple[list[Rendition], list[dict]]:
+    chain, skipped = frames(raw, analysis, presets, max_pixels)
+    with ThreadPoolExecutor(encode_threads(threads), thread_name_prefix="encode") as pool:
+        futures = [pool.submit(encode_step, step, arr, encoders, background) for step, arr in chain]
+        renditions = [r for f in futures for r in f.result()]
+    return renditions, skipped

@@ -1,27 +1,85 @@
-"""Rendition presets and encoder settings (issue 5 turns these into a validated data file)."""
+"""Rendition presets, loaded from presets.json and validated against presets.schema.json.
+
+A bad file fails start-up with a message naming the problem, never the first job.
+"""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+SCHEMA_FILE = Path(__file__).with_name("presets.schema.json")
+DEFAULT_FILE = Path(__file__).with_name("presets.json")
+
+
+class PresetsError(RuntimeError):
+    """The presets file is missing, not JSON, or breaks its schema."""
 
 
 @dataclass(frozen=True)
 class Preset:
     name: str
-    long_edge: int
-    formats: tuple[str, ...]
+    box: tuple[int, int]
+    fit: str  # "contain" | "cover" | "smart"
+    formats: dict[str, int]  # format -> quality, in the file's order
+
+    @property
+    def crops(self) -> bool:
+        return self.fit in ("cover", "smart")
 
 
-IMAGE_PRESETS = (
-    Preset("large", 1280, ("jpeg", "webp")),
-    Preset("thumb", 256, ("jpeg", "webp")),
-)
-POSTER = Preset("poster", 1280, ("jpeg",))
+@dataclass(frozen=True)
+class Catalogue:
+    encoders: dict[str, dict]  # format -> effort options (JPEG progressive/optimize, WebP method, AVIF speed)
+    image_presets: tuple[Preset, ...]
+    poster: Preset
+    still: Preset
+    storyboard_quality: int
+    animated_poster: tuple[str, str, int]  # (name, format, quality)
 
-ENCODERS = {
-    # Pillow save() arguments per format.
-    "jpeg": {"format": "JPEG", "quality": 82, "progressive": True, "optimize": True},
-    "webp": {"format": "WEBP", "quality": 80, "method": 4},
-}
-CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp"}
-EXTENSIONS = {"jpeg": "jpg", "webp": "webp"}
-CACHE_CONTROL = "public, max-age=31536000, immutable"  # names are per job+preset: never rewritten
+    def formats(self) -> set[str]:
+        presets = (*self.image_presets, self.poster, self.still)
+        return {f for p in presets for f in p.formats} | {"jpeg", self.animated_poster[1]}
+
+
+def _preset(d: dict) -> Preset:
+    return Preset(d["name"], (d["box"][0], d["box"][1]), d["fit"], dict(d["formats"]))
+
+
+def parse(doc: object, where: str = "presets") -> Catalogue:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    errors = sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        path = "/".join(str(p) for p in e.absolute_path) or "(root)"
+        raise PresetsError(f"{where}: {path}: {e.message}")
+    presets = tuple(_preset(p) for p in doc["image_presets"])
+    names = [p.name for p in presets] + [doc["video"]["poster"]["name"], doc["video"]["still"]["name"]]
+    if len(set(names)) != len(names):
+        raise PresetsError(f"{where}: preset names must be unique, got {names}")
+    ap = doc.get("animated_poster", {"name": "poster", "format": "jpeg", "quality": 82})
+    if ap["name"] in names[: len(presets)]:
+        raise PresetsError(f"{where}: animated_poster name {ap['name']!r} clashes with an image preset")
+    enc = {"jpeg": {}, "webp": {}, "avif": {}} | doc["encoders"]
+    return Catalogue(
+        encoders=enc,
+        image_presets=presets,
+        poster=_preset(doc["video"]["poster"]),
+        still=_preset(doc["video"]["still"]),
+        storyboard_quality=doc["video"]["storyboard"]["quality"],
+        animated_poster=(ap["name"], ap["format"], ap["quality"]),
+    )
+
+
+@lru_cache(maxsize=4)
+def load(path: Path = DEFAULT_FILE) -> Catalogue:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PresetsError(f"presets file {path} does not exist (RENDER_PRESETS_FILE)") from None
+    except json.JSONDecodeError as exc:
+        raise PresetsError(f"presets file {path} is not JSON: {exc}") from None
+    return parse(doc, str(path))

@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help install run test up down bench lint clean
+.PHONY: help install run test test-infra up down bench lint clean
 
 help:
 	@echo "make run    local cloud + services, sample media through the chain, then serve (ONCE=1: exit after the table)"
-	@echo "make test   the whole test suite against the local cloud"
+	@echo "make test   the whole test suite against the local cloud, then make test-infra"
+	@echo "make test-infra  offline infrastructure checks: terraform fmt, checkov (own venv), terraform-vs-topology test"
 	@echo "make up     start the local cloud and the services;  make down: stop them"
 	@echo "make bench  benchmarks (bench/);  make lint: ruff"
 
@@ -26,8 +27,33 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mediarelay local run $(if $(ONCE),--once)
 
-test: $(STAMP)
+test: $(STAMP) test-infra
 	$(BIN)/pytest
+
+# Offline checks of terraform/ and the Dockerfile (the google provider cannot be downloaded
+# here, so no terraform init/validate): fmt (also catches broken HCL), then checkov from its
+# own virtualenv, judged from its JSON report (checkov exits 0 on files it cannot parse).
+# tests/test_terraform.py (topology vs. Terraform) runs with the rest of pytest.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV := $(CHECKOV_VENV)/bin/checkov --skip-download --download-external-modules false --output json
+
+$(CHECKOV_STAMP): terraform/checkov-constraints.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@echo '*' > $(CHECKOV_VENV)/.gitignore
+	@echo "installing checkov into $(CHECKOV_VENV) (pinned by terraform/checkov-constraints.txt)..."
+	@$(CHECKOV_VENV)/bin/pip install $(PIP_QUIET) -c terraform/checkov-constraints.txt checkov 2> >(grep -v "^WARNING: Location" >&2)
+	@touch $@
+
+test-infra: $(CHECKOV_STAMP)
+	@TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff terraform || { echo "terraform fmt: run 'terraform fmt -recursive terraform'" >&2; exit 1; }
+	@echo "terraform fmt: ok"
+	@$(CHECKOV) --directory terraform --framework terraform --external-checks-dir terraform/checkov \
+		> $(CHECKOV_VENV)/terraform.json 2> $(CHECKOV_VENV)/checkov.log || true
+	@$(CHECKOV) --file Dockerfile --framework dockerfile > $(CHECKOV_VENV)/dockerfile.json 2>> $(CHECKOV_VENV)/checkov.log || true
+	@$(CHECKOV_VENV)/bin/python tests/infra/checkov_gate.py \
+		terraform=$(CHECKOV_VENV)/terraform.json dockerfile=$(CHECKOV_VENV)/dockerfile.json \
+		|| { echo "checkov: reports and log in $(CHECKOV_VENV)/" >&2; exit 1; }
 
 up: $(STAMP)
 	$(BIN)/mediarelay local up
@@ -43,4 +69,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean: down
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) $(CHECKOV_VENV) .local

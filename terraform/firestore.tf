@@ -1,0 +1,48 @@
+# Job status store: the (default) database, TTL on the expiry field, and the composite index
+# of the stuck-job sweep.
+
+resource "google_firestore_database" "default" {
+  project     = var.project_id
+  name        = "(default)"
+  location_id = var.firestore_location
+  type        = "FIRESTORE_NATIVE"
+
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+  # terraform destroy forgets the database instead of deleting job history.
+  deletion_policy = "ABANDON"
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Documents are deleted once expires_at (created_at + JOB_TTL_DAYS) has passed. The field is
+# never queried, so its single-field indexes are dropped (an always-increasing timestamp index
+# is a write hotspot).
+resource "google_firestore_field" "job_expiry" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = var.jobs_collection
+  field      = "expires_at"
+
+  ttl_config {}
+
+  index_config {}
+}
+
+# The sweep: where status == S and updated_at < cutoff order by updated_at.
+resource "google_firestore_index" "jobs_status_updated_at" {
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = var.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "updated_at"
+    order      = "ASCENDING"
+  }
+}

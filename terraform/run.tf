@@ -1,0 +1,114 @@
+# The four Cloud Run services: one image per service (Dockerfile, --build-arg SERVICE=<name>).
+
+locals {
+  image_base = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+
+  # Cloud Run's deterministic URL, known before the service exists: no cycle through ingest's
+  # own environment (https://<service>-<project number>.<region>.run.app).
+  ingest_url      = "https://${var.name_prefix}ingest-${data.google_project.this.number}.${var.region}.run.app"
+  public_base_url = var.public_base_url != "" ? var.public_base_url : local.ingest_url
+
+  # Environment every service reads (services/common/config.py).
+  common_env = merge(
+    {
+      GOOGLE_CLOUD_PROJECT = var.project_id
+      PUBLIC_BASE_URL      = local.public_base_url
+      PUSH_AUDIENCE        = var.push_audience
+      PUSH_SERVICE_ACCOUNT = google_service_account.push.email
+      JOB_TTL_DAYS         = tostring(var.job_ttl_days)
+      LOG_LEVEL            = var.log_level
+    },
+    # ORIGINALS_BUCKET, RENDITIONS_BUCKET: the variable names come from the topology file.
+    { for key, bucket in local.buckets : bucket.env => google_storage_bucket.bucket[key].name },
+    var.app_env,
+  )
+
+  # Request timeout: at least the longest ack deadline of the subscriptions pushing here.
+  timeout_of_service = {
+    for name, spec in var.services : name => max(spec.timeout_seconds, lookup(local.ack_deadline_of_service, name, 0))
+  }
+
+  service_env = {
+    for name in keys(local.services) : name => merge(
+      local.common_env,
+      {
+        WEB_CONCURRENCY  = tostring(var.services[name].workers)
+        GUNICORN_THREADS = tostring(ceil(var.services[name].concurrency / var.services[name].workers))
+        # Work budget of one stage delivery: three quarters of the ack deadline, so a slow
+        # stage gives up (and is retried) before Pub/Sub stops waiting for its answer.
+        STAGE_TIME_BUDGET_SECONDS = tostring(floor(max(local.ack_deadline_of_service[name], 60) * 3 / 4))
+      },
+      # The sweep endpoint verifies the Cloud Scheduler token's email against this account.
+      name == var.sweep_service ? { SWEEP_SERVICE_ACCOUNT = google_service_account.scheduler.email } : {},
+    )
+  }
+
+  service_secret_env = {
+    for name in keys(local.services) : name => name == var.webhook_service ? {
+      WEBHOOK_SIGNING_SECRET = {
+        secret  = google_secret_manager_secret.webhook_signing.secret_id
+        version = var.webhook_secret_version
+      }
+    } : {}
+  }
+}
+
+module "service" {
+  source   = "./modules/cloud_run_service"
+  for_each = local.services
+
+  project_id            = var.project_id
+  name                  = "${var.name_prefix}${each.key}"
+  location              = var.region
+  image                 = "${local.image_base}/${each.key}:${var.image_tag}"
+  service_account_email = google_service_account.service[each.key].email
+  # Public services take traffic from the internet; the others only from Google-internal
+  # sources of this project (Pub/Sub push and Cloud Scheduler count as internal when they
+  # call the run.app URL), and IAM admits only the push/scheduler accounts.
+  ingress             = contains(local.public_services, each.key) ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  cpu                 = var.services[each.key].cpu
+  memory              = var.services[each.key].memory
+  concurrency         = var.services[each.key].concurrency
+  timeout_seconds     = local.timeout_of_service[each.key]
+  min_instances       = var.services[each.key].min_instances
+  max_instances       = var.services[each.key].max_instances
+  env                 = local.service_env[each.key]
+  secret_env          = local.service_secret_env[each.key]
+  deletion_protection = var.deletion_protection
+
+  depends_on = [
+    google_project_iam_member.firestore_user,
+    google_storage_bucket_iam_member.service_objects,
+    google_secret_manager_secret_iam_member.webhook_reader,
+  ]
+}
+
+# Only the push account (and, for the sweep, the scheduler account) may invoke the stages.
+resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
+  for_each = toset(local.push_target_services)
+
+  project  = var.project_id
+  location = var.region
+  name     = module.service[each.key].name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.push.email}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "scheduler_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = module.service[var.sweep_service].name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
+  for_each = toset(local.public_services)
+  #checkov:skip=CKV_MR_1:ingest is the public upload API (topology: services.ingest.public). Its push path is still guarded in the app by OIDC verification (PUSH_AUDIENCE + PUSH_SERVICE_ACCOUNT), and every other service is internal-only with IAM invokers.
+
+  project  = var.project_id
+  location = var.region
+  name     = module.service[each.key].name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}

@@ -1,0 +1,88 @@
+# Media buckets (keys, and the env variable each is announced in, come from the topology file)
+# and the object-finalize notification that hands big uploads to ingest.
+
+locals {
+  # Lifecycle per bucket key. The object-name prefixes are those the services write:
+  # originals/<job_id> (services/ingest), renditions/<job_id>/... (services/render).
+  lifecycle_rules = {
+    for key in keys(local.buckets) : key => concat(
+      # Big uploads are staged under the notification prefix until ingest takes them over.
+      [for prefix in local.staging_prefixes_of_bucket[key] : { prefixes = [prefix], age = var.staging_ttl_days }],
+      # An original is needed while its job lives; the job document expires after job_ttl_days.
+      key == "originals" ? [{ prefixes = ["originals/"], age = var.job_ttl_days }] : [],
+      key == "renditions" && var.renditions_retention_days > 0 ? [{ prefixes = ["renditions/"], age = var.renditions_retention_days }] : [],
+    )
+  }
+}
+
+resource "google_storage_bucket" "bucket" {
+  for_each = local.buckets
+  #checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (Data Access logs for storage.googleapis.com), not legacy usage-log buckets, which would be one more bucket to secure.
+  #checkov:skip=CKV_GCP_78:Objects are write-once (generation precondition 0, deterministic names), so versions would never accumulate; accidental deletes are covered by the soft-delete policy below.
+
+  project       = var.project_id
+  name          = "${var.project_id}-${each.value.default}"
+  location      = upper(var.region)
+  storage_class = "STANDARD"
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  soft_delete_policy {
+    retention_duration_seconds = var.soft_delete_retention_days * 86400
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = local.lifecycle_rules[each.key]
+    content {
+      condition {
+        age            = lifecycle_rule.value.age
+        matches_prefix = lifecycle_rule.value.prefixes
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
+  # Resumable or XML multipart uploads that were never completed.
+  lifecycle_rule {
+    condition {
+      age = 1
+    }
+    action {
+      type = "AbortIncompleteMultipartUpload"
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# GCS publishes object-finalize notifications as its own service agent.
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_pubsub_topic_iam_member" "gcs_notification_publisher" {
+  for_each = local.gcs_notifications
+
+  project = var.project_id
+  topic   = google_pubsub_topic.topic[each.key].name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+resource "google_storage_notification" "upload" {
+  for_each = local.gcs_notifications
+
+  bucket             = google_storage_bucket.bucket[each.value.bucket].name
+  topic              = google_pubsub_topic.topic[each.key].id
+  payload_format     = each.value.payload_format
+  event_types        = each.value.event_types
+  object_name_prefix = each.value.object_prefix
+
+  depends_on = [google_pubsub_topic_iam_member.gcs_notification_publisher]
+}

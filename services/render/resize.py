@@ -1,15 +1,20 @@
-"""Downscaling arrays with OpenCV: area averaging for real reductions, bilinear for slight ones.
+"""Downscaling arrays: OpenCV for big sources, Pillow's Lanczos for small ones.
 
-OpenCV's INTER_AREA is an exact box-area average (anti-aliased, multi-threaded); near 1:1 it
-is slow and gains nothing, so reductions above 3/4 use INTER_LINEAR, whose 2x2 footprint
-still covers every source pixel at that ratio. Never enlarges: callers skip such presets.
+Big sources (the first steps of the chain) go through OpenCV: INTER_AREA is an exact
+box-area average (anti-aliased, multi-threaded, releases the GIL); near 1:1 it is slow and
+gains nothing, so reductions above 3/4 use INTER_LINEAR, whose 2x2 footprint still covers
+every source pixel at that ratio. Box filters soften a little at each step, which shows on
+thumbnails at the end of the chain; below LANCZOS_BELOW source pixels Pillow's Lanczos costs
+a few milliseconds, so small renditions get the sharper filter. Never enlarges: callers skip.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from PIL import Image
 
 LINEAR_ABOVE = 0.75
+LANCZOS_BELOW = 1_000_000  # source pixels
 
 
 def shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -17,6 +22,9 @@ def shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = arr.shape[:2]
     if (w, h) == size:
         return arr
+    if w * h <= LANCZOS_BELOW and arr.dtype == np.uint8:
+        im = Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")  # Pillow premultiplies RGBA itself
+        return np.asarray(im.resize(size, Image.Resampling.LANCZOS))
     ratio = min(size[0] / w, size[1] / h)
     interp = cv2.INTER_LINEAR if ratio > LINEAR_ABOVE else cv2.INTER_AREA
     return cv2.resize(arr, size, interpolation=interp)
@@ -24,7 +32,7 @@ def shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def premultiplied_shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """RGBA: average colour weighted by alpha, so transparent pixels do not bleed dark fringes."""
-    if arr.shape[2] != 4:
+    if arr.shape[2] != 4 or arr.shape[0] * arr.shape[1] <= LANCZOS_BELOW:
         return shrink(arr, size)
     if (arr.shape[1], arr.shape[0]) == size:
         return arr

@@ -72,7 +72,9 @@ class PushSubscriptionDeadLetters(BaseResourceCheck):
         if _block(conf, "push_config") is None:
             return CheckResult.PASSED
         dead_letter = _block(conf, "dead_letter_policy")
-        if dead_letter is None or not _first(dead_letter, "dead_letter_topic") or not _first(dead_letter, "max_delivery_attempts"):
+        if dead_letter is None or not _first(dead_letter, "dead_letter_topic"):
+            return CheckResult.FAILED
+        if not _first(dead_letter, "max_delivery_attempts"):
             return CheckResult.FAILED
         return CheckResult.PASSED
 

@@ -8,19 +8,22 @@ from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
 from ..common.stage import StageResult, register_stage
 from ..common.web import create_service_app
+from .budget import Budget
 from .image import analyze_image
 from .video import analyze_video
 
 
 def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+    s = rt.settings
+    # Starts before the download: the whole job must finish well inside the push ack deadline.
+    budget = Budget(s.stage_time_budget_seconds)
     src = msg["source"]
     raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
-    s = rt.settings
     if msg["kind"] == "image":
-        analysis = analyze_image(raw, s.max_image_pixels)
+        analysis = analyze_image(raw, s.max_image_pixels, budget)
     else:
         suffix = suffix_for(src["content_type"])
-        analysis = analyze_video(raw, suffix, s.max_video_seconds, s.max_video_frames)
+        analysis = analyze_video(raw, suffix, s.max_video_seconds, s.max_video_frames, budget)
     payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": src, "analysis": analysis}
     return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})
 

@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from services.common.config import REPO_ROOT
 from services.common.topology import load_topology
 
@@ -83,7 +85,7 @@ def _component(root: Path, relative: str, component: str, apt_package: str) -> P
     raise MissingTool(f"The {component} component of the Google Cloud CLI is missing ({path}). Install it with: {how}")
 
 
-def emulator_procs(cfg: StackConfig) -> list[Proc]:
+def emulator_procs(cfg: StackConfig, firestore_import: Path | None = None) -> list[Proc]:
     if not shutil.which("java"):
         raise MissingTool("Java is needed by the Pub/Sub and Firestore emulators. Install it with: "
                           "apt-get install openjdk-17-jre-headless")
@@ -108,9 +110,12 @@ def emulator_procs(cfg: StackConfig) -> list[Proc]:
     return [
         Proc("pubsub", [str(pubsub), "--host=127.0.0.1", f"--port={cfg.ports['pubsub']}"],
              cfg.url("pubsub") + "/", env),
-        Proc("firestore", [str(firestore), "--host", "127.0.0.1", "--port", str(cfg.ports["firestore"])],
+        Proc("firestore", [str(firestore), "--host", "127.0.0.1", "--port", str(cfg.ports["firestore"]),
+                           *(["--import-data", str(firestore_import)] if firestore_import else [])],
              cfg.url("firestore") + "/", env),
-        Proc("gcs", [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+        # Filesystem backend: objects survive a restart of the local cloud (restart_cloud).
+        Proc("gcs", [str(_get_binary_path()), "-scheme", "http", "-backend", "filesystem",
+                     "-filesystem-root", str(cfg.state_dir / "gcs"), "-host", "127.0.0.1",
                      "-port", str(gcs_port), "-public-host", f"127.0.0.1:{gcs_port}",
                      "-external-url", cfg.url("gcs"), "-log-level", "warn", *events],
              cfg.url("gcs") + "/_internal/healthcheck", env),
@@ -176,17 +181,11 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
     pm = ProcessManager(cfg.state_dir)
     started = []
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    emus = emulator_procs(cfg)
-    for p in emus:
-        _start(pm, p, started, say)
-    for p in emus:
-        pm.wait_healthy(p)
-    env = cfg.client_env()
-    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
-    with _environ(env):
-        create_buckets(cfg.project, topology)
-        create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES})
-    say("buckets and topology ready")
+    if not pm.running("gcs"):
+        # A fresh local cloud starts empty: objects left by an earlier run would meet
+        # job ids (and Idempotency-Keys) that the fresh Firestore has never seen.
+        shutil.rmtree(cfg.state_dir / "gcs", ignore_errors=True)
+    _start_emulators(cfg, pm, emulator_procs(cfg), started, say)
     if services:
         procs = service_procs(cfg)
         for p in procs:
@@ -196,6 +195,36 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
     path = write_env_file(cfg)
     say(f"local cloud up; variables for your shell: source {path}")
     return started
+
+
+def _start_emulators(cfg: StackConfig, pm: ProcessManager, emus: list[Proc], started: list, say) -> None:
+    for p in emus:
+        _start(pm, p, started, say)
+    for p in emus:
+        pm.wait_healthy(p)
+    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
+    with _environ(cfg.client_env()):
+        create_buckets(cfg.project, topology)
+        create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES})
+    say("buckets and topology ready")
+
+
+def restart_cloud(cfg: StackConfig, say=print) -> None:
+    """Stop and start the emulators under running services, keeping what the real services
+    keep: Firestore documents (exported, then imported) and GCS objects (on disk). The Pub/Sub
+    emulator keeps nothing, unlike Pub/Sub: topology is re-created, and messages that were in
+    flight are gone; the stuck-job sweep is what re-drives their jobs."""
+    pm = ProcessManager(cfg.state_dir)
+    export_root = cfg.state_dir / "firestore-export"
+    shutil.rmtree(export_root, ignore_errors=True)
+    export_root.mkdir(parents=True)
+    resp = requests.post(f"{cfg.url('firestore')}/emulator/v1/projects/{cfg.project}:export", timeout=60,
+                         json={"database": f"projects/{cfg.project}/databases/(default)", "export_directory": str(export_root)})
+    resp.raise_for_status()
+    [metadata] = export_root.glob("*/*.overall_export_metadata")
+    for name in EMULATORS:
+        pm.stop(name)
+    _start_emulators(cfg, pm, emulator_procs(cfg, firestore_import=metadata), [], say)
 
 
 def _start(pm: ProcessManager, proc: Proc, started: list, say) -> None:

@@ -110,6 +110,98 @@ def cmd_events(args) -> int:
     return 0
 
 
+def _duration(text: str):
+    import datetime as dt
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value, unit = (float(text[:-1]), text[-1]) if text[-1] in units else (float(text), "s")
+        return dt.timedelta(seconds=value * units[unit])
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m, 2h or 1d") from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text.removesuffix("/s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate like 5/s") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the rate must be positive")
+    return value
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _runtime():
+    from .common.config import get_settings
+    from .common.runtime import Runtime
+
+    return Runtime.build(get_settings())
+
+
+DLQ_COLUMNS = ["message_id", "stage", "job_id", "error_class", "replay_count", "dead_lettered_at", "reason"]
+
+
+def cmd_dlq(args) -> int:
+    from .ops.dlq import DeadLetters, Filters
+
+    filters = Filters(stage=args.stage, job_id=args.job, older_than=args.older_than, error_class=args.error_class,
+                      message_id=getattr(args, "message", None))
+    rt = _runtime()
+    dlq = DeadLetters(rt)
+    if args.action in ("list", "show"):
+        rows = [m.summary() | ({"attributes": m.attributes, "data": m.data.decode(errors="replace")}
+                               if args.action == "show" else {}) for m in dlq.list(filters)]
+        if args.action == "show" and not rows:
+            print(f"mediarelay: no dead-lettered message {args.message}", file=sys.stderr)
+            return 1
+        if args.json or args.action == "show":
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            print(_table(rows, DLQ_COLUMNS))
+        return 0
+    if args.action == "purge" and not args.yes:
+        print("mediarelay: purge deletes dead-lettered messages for good; add --yes to confirm", file=sys.stderr)
+        return 2
+    if args.action == "replay":
+        report = dlq.replay(filters, dry_run=args.dry_run, limit=args.limit, rate=args.rate,
+                            max_replays=args.max_replays if args.max_replays is not None else rt.settings.max_replays)
+    else:
+        report = dlq.purge(filters)
+    if args.json:
+        print(json.dumps({"matched": len(report.matched), "done": report.done, "refused": report.refused}, indent=2))
+    else:
+        print(_table(report.done + report.refused, ["message_id", "stage", "job_id", "replay_count", "note"]))
+        verb = {"replay": "would replay" if args.dry_run else "replayed", "purge": "purged"}[args.action]
+        print(f"\n{len(report.matched)} matched, {len(report.done)} {verb}, {len(report.refused)} refused")
+    return 1 if report.refused and not report.done else 0
+
+
+def cmd_sweep(args) -> int:
+    import datetime as dt
+
+    from .ops.sweep import sweep
+
+    rt = _runtime()
+    older = args.older_than or dt.timedelta(seconds=rt.settings.stuck_after_seconds)
+    rows = sweep(rt, older, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_table(rows, ["job_id", "status", "updated_at", "stage", "action", "note"]))
+        print(f"\n{len(rows)} stuck for more than {older}; {'none re-driven (dry run)' if args.dry_run else 're-driven'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mediarelay", description=__doc__)
     p.add_argument("--env-file", help="export lines to load first, e.g. .local/env written by 'local up'")
@@ -141,6 +233,32 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--count", type=int, help="stop after this many events")
     ev.add_argument("--timeout", type=float, help="stop after this many seconds")
     ev.set_defaults(fn=cmd_events)
+    dlq = sub.add_parser("dlq", help="dead-lettered messages: list, show, replay, purge")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True)
+    for action, text in (("list", "list dead-lettered messages"), ("show", "one message in full"),
+                         ("replay", "republish to the source topic"), ("purge", "delete for good (jobs end failed)")):
+        a = dlq_sub.add_parser(action, help=text)
+        if action == "show":
+            a.add_argument("message", help="message id, as listed")
+        a.add_argument("--stage", choices=["ingest", "analyze", "render", "notify"])
+        a.add_argument("--job", help="only this job id")
+        a.add_argument("--older-than", type=_duration, help="dead-lettered at least this long ago (90s, 30m, 2h, 1d)")
+        a.add_argument("--error-class", help="e.g. corrupt-media, bad-message, delivery-attempts-exhausted")
+        a.add_argument("--json", action="store_true", help="JSON instead of a table")
+        if action == "replay":
+            a.add_argument("--dry-run", action="store_true", help="show what would be replayed")
+            a.add_argument("--limit", type=int, help="replay at most N messages")
+            a.add_argument("--rate", type=_rate, help="at most R messages per second, e.g. 5/s")
+            a.add_argument("--max-replays", type=int, help="refuse messages replayed this often (default MAX_REPLAYS)")
+        if action == "purge":
+            a.add_argument("--yes", action="store_true", help="confirm")
+    dlq.set_defaults(fn=cmd_dlq)
+
+    sw = sub.add_parser("sweep", help="re-drive jobs stuck in a stage past the deadline")
+    sw.add_argument("--older-than", type=_duration, help="no progress for this long (default STUCK_AFTER_SECONDS)")
+    sw.add_argument("--dry-run", action="store_true")
+    sw.add_argument("--json", action="store_true")
+    sw.set_defaults(fn=cmd_sweep)
     return p
 
 

@@ -74,18 +74,19 @@ class PushTokenVerifier:
         self.service_account = service_account
         self.certs = CertCache(certs_url)
 
-    def verify(self, authorization: str | None) -> dict:
-        """Return the token's claims; raise HTTPProblem 401 (bad token) or 403 (wrong caller)."""
+    def verify(self, authorization: str | None, account: str | None = None) -> dict:
+        """Return the token's claims; raise HTTPProblem 401 (bad token) or 403 (wrong caller).
+
+        `account` is the service account the token must belong to (default: the push one)."""
+        expected = self.service_account if account is None else account
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPProblem(401, "Unauthorized", "push request carries no bearer token")
         token = authorization[len("Bearer "):].strip()
         claims = self._decode(token)
         if claims.get("iss") not in GOOGLE_ISSUERS:
             raise HTTPProblem(401, "Unauthorized", "token issuer is not Google")
-        if self.service_account and (
-            claims.get("email") != self.service_account or not claims.get("email_verified")
-        ):
-            raise HTTPProblem(403, "Forbidden", "token is not from the push service account")
+        if expected and (claims.get("email") != expected or not claims.get("email_verified")):
+            raise HTTPProblem(403, "Forbidden", f"token is not from {expected}")
         return claims
 
     def _decode(self, token: str) -> dict:

@@ -36,7 +36,7 @@ class BlobStore:
             self._client = storage.Client(project=self.project)
         return self._client
 
-    @retried
+    @retried("storage")
     def put_if_absent(
         self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str | None = None
     ) -> StoredObject:
@@ -51,7 +51,7 @@ class BlobStore:
             created = False
         return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, created)
 
-    @retried
+    @retried("storage")
     def get_bytes(self, bucket: str, name: str, generation: str | None = None) -> bytes:
         blob = self.client.bucket(bucket).blob(name, generation=int(generation) if generation else None)
         try:
@@ -59,14 +59,14 @@ class BlobStore:
         except gexc.NotFound:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
 
-    @retried
+    @retried("storage")
     def stat(self, bucket: str, name: str) -> StoredObject | None:
         blob = self.client.bucket(bucket).get_blob(name)
         if blob is None:
             return None
         return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, False)
 
-    @retried
+    @retried("storage")
     def read_head(self, bucket: str, name: str, generation: str, size: int = 64) -> bytes:
         """The first bytes of an object (a ranged read), for type sniffing without a download."""
         blob = self.client.bucket(bucket).blob(name, generation=int(generation))
@@ -75,7 +75,7 @@ class BlobStore:
         except gexc.NotFound:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
 
-    @retried
+    @retried("storage")
     def copy_if_absent(self, bucket: str, name: str, generation: str, new_name: str, content_type: str) -> StoredObject:
         """Server-side copy of one generation to `new_name`, unless an earlier attempt made it."""
         src_bucket = self.client.bucket(bucket)
@@ -93,7 +93,7 @@ class BlobStore:
             copied.patch()
         return StoredObject(bucket, new_name, str(copied.generation), int(copied.size), content_type, created)
 
-    @retried
+    @retried("storage")
     def delete_generation(self, bucket: str, name: str, generation: str) -> None:
         try:
             self.client.bucket(bucket).blob(name).delete(if_generation_match=int(generation))

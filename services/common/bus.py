@@ -11,7 +11,7 @@ from pathlib import Path
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from . import schemas
+from . import faults, schemas
 from .errors import TransientError
 from .logs import current_trace, new_traceparent
 from .retrying import RETRYABLE
@@ -50,6 +50,7 @@ class Bus:
     def publish_raw(self, topic: str, data: bytes, attributes: dict) -> str:
         """Publish bytes as they are (dead-letter copies, replays)."""
         try:
+            faults.maybe_fail("pubsub")
             future = self.publisher.publish(self.topic_path(topic), data, **attributes)
             return future.result(timeout=self.timeout)
         except (*RETRYABLE, gexc.NotFound, TimeoutError) as exc:

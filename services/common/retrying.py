@@ -6,12 +6,14 @@ TransientError, which the push handler answers with 503.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 
 from google.api_core import exceptions as gexc
 from requests import exceptions as rexc
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
+from . import faults
 from .errors import TransientError
 
 RETRYABLE = (
@@ -32,21 +34,39 @@ RETRYABLE = (
 CALL_DEADLINE_SECONDS = 20.0
 
 
-def retried(fn):
-    """Decorator: retry RETRYABLE errors, then raise TransientError naming the call."""
+# Calls retried in-process during the current request; stages record it on the job.
+_retries: contextvars.ContextVar[int] = contextvars.ContextVar("call_retries", default=0)
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            for attempt in Retrying(
-                retry=retry_if_exception_type(RETRYABLE),
-                wait=wait_random_exponential(multiplier=0.1, max=5),
-                stop=stop_after_delay(CALL_DEADLINE_SECONDS),
-                reraise=True,
-            ):
-                with attempt:
-                    return fn(*args, **kwargs)
-        except RETRYABLE as exc:
-            raise TransientError(f"{fn.__qualname__}: {type(exc).__name__}: {exc}") from exc
 
-    return wrapper
+def retries_so_far() -> int:
+    return _retries.get()
+
+
+def reset_retries() -> None:
+    _retries.set(0)
+
+
+def retried(target: str):
+    """Decorator for calls to one Google API (`target`: storage, firestore, pubsub): retry
+    RETRYABLE errors with jitter until the deadline, then raise TransientError naming the call."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                for attempt in Retrying(
+                    retry=retry_if_exception_type(RETRYABLE),
+                    wait=wait_random_exponential(multiplier=0.1, max=5),
+                    stop=stop_after_delay(CALL_DEADLINE_SECONDS),
+                    before_sleep=lambda _: _retries.set(_retries.get() + 1),
+                    reraise=True,
+                ):
+                    with attempt:
+                        faults.maybe_fail(target)
+                        return fn(*args, **kwargs)
+            except RETRYABLE as exc:
+                raise TransientError(f"{fn.__qualname__}: {type(exc).__name__}: {exc}") from exc
+
+        return wrapper
+
+    return decorate

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 
 from flask import Flask, Response, request
 
+from . import faults
 from .bus import encode
 from .envelope import PushMessage, parse_push
 from .errors import BadMessage, PermanentError, TransientError, problem_response
 from .logs import bind_fields, log
+from .retrying import RETRYABLE, reset_retries, retries_so_far
 from .runtime import Runtime
 from .schemas import validate
 from .status import to_json
+from .topology import PushSubscription
 
 logger = logging.getLogger("mediarelay.stage")
 
@@ -49,7 +52,7 @@ def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -
             _check_schema(runtime, msg, expected_schema)
         except BadMessage as exc:
             return _reject_bad_message(runtime, stage, sub.dead_letter_topic, msg, exc)
-        return _run(runtime, stage, sub.dead_letter_topic, handler, msg)
+        return _run(runtime, sub, handler, msg)
 
 
 def read_push(runtime: Runtime) -> PushMessage:
@@ -66,42 +69,58 @@ def _check_schema(runtime: Runtime, msg: PushMessage, expected: str) -> None:
     validate(runtime.settings.schemas_dir, expected, msg.data)
 
 
-def _run(runtime: Runtime, stage: str, dlq_topic: str, handler: Handler, msg: PushMessage) -> Response:
-    job_id = msg.data["job_id"]
+def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMessage) -> Response:
+    stage, job_id = sub.service, msg.data["job_id"]
     bind_fields(job_id=job_id)
+    reset_retries()
     started = time.monotonic()
     try:
         start = runtime.jobs.begin_stage(job_id, stage)
         if not start.proceed:
             if not start.job:
-                dead_letter(runtime, dlq_topic, stage, msg, BadMessage("no such job", code="unknown-job"), job_id)
-            elif start.job and start.job["status"] in ("completed", "failed"):
+                dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage("no such job", code="unknown-job"), job_id)
+            elif start.job["status"] in ("completed", "failed"):
                 publish_final_event(runtime, job_id, start.job["status"], {})  # heal a lost event
             log(logger, logging.INFO, f"{stage}: acknowledged without work ({start.reason})")
             return Response(status=204)
+        faults.maybe_fail(f"stage.{stage}")
         result = handler(runtime, start.job, msg.data)
+        fields = dict(result.job_fields)
         for topic, payload in result.publish:
             runtime.bus.publish(topic, payload, job_id=job_id)
+            # Kept on the job so the stuck-job sweep can re-drive the next stage exactly.
+            fields["handoff"] = {"topic": topic, "payload": payload}
+        fields[f"stages.{stage}.retried_calls"] = retries_so_far()
         if result.final:
-            publish_final_event(runtime, job_id, result.final, result.job_fields)
+            publish_final_event(runtime, job_id, result.final, fields)
         else:
-            runtime.jobs.finish_stage(job_id, stage, result.job_fields)
+            runtime.jobs.finish_stage(job_id, stage, fields)
     except PermanentError as exc:
-        fail_job(runtime, stage, dlq_topic, msg, exc)
+        fail_job(runtime, stage, sub.dead_letter_topic, msg, exc)
         return Response(status=204)
-    except TransientError as exc:
-        log(logger, logging.WARNING, f"{stage}: transient failure, Pub/Sub will redeliver: {exc.reason}")
-        _note_transient(runtime, job_id, stage, exc.reason)
-        return problem_response(503, "Transient failure", exc.reason, retry=True)
+    except (TransientError, *RETRYABLE) as exc:
+        return _retry_later(runtime, sub, msg, job_id, getattr(exc, "reason", f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # a bug: retried like a transient error, so a fixed deploy can finish the job
+        logger.exception("%s: unexpected error", stage)
+        return _retry_later(runtime, sub, msg, job_id, f"internal error: {type(exc).__name__}: {exc}")
     log(logger, logging.INFO, f"{stage}: done", duration_ms=round((time.monotonic() - started) * 1000))
     return Response(status=204)
 
 
-def _note_transient(runtime: Runtime, job_id: str, stage: str, reason: str) -> None:
+def _retry_later(runtime: Runtime, sub: PushSubscription, msg: PushMessage, job_id: str, reason: str) -> Response:
+    """Non-2xx so Pub/Sub redelivers with the subscription's backoff; on the last attempt
+    (Pub/Sub will dead-letter it next) the job is parked as dead-lettered, never left running."""
+    stage = sub.service
+    last = msg.delivery_attempt is not None and msg.delivery_attempt >= sub.max_delivery_attempts
     try:
-        runtime.jobs.record_transient_error(job_id, stage, reason)
+        if last:
+            runtime.jobs.mark_dead_lettered(job_id, stage, f"gave up after {msg.delivery_attempt} delivery attempts: {reason}")
+        else:
+            runtime.jobs.record_transient_error(job_id, stage, reason)
     except Exception:  # the store may be what is failing; the 503 stands either way
-        logger.warning("could not record transient error on job %s", job_id)
+        logger.warning("could not record the failure on job %s", job_id)
+    log(logger, logging.WARNING, f"{stage}: transient failure, Pub/Sub will {'dead-letter' if last else 'redeliver'}: {reason}")
+    return problem_response(503, "Transient failure", reason, retry=True)
 
 
 def _reject_bad_message(runtime: Runtime, stage: str, dlq_topic: str, msg: PushMessage, exc: BadMessage) -> Response:

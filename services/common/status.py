@@ -16,6 +16,10 @@ from .retrying import retried
 
 STATUS_RANK = {"received": 0, "analyzing": 1, "rendering": 2, "notifying": 3, "completed": 4, "failed": 4}
 FINAL = ("completed", "failed")
+# Parked after a stage exhausted its delivery attempts: not final (no event yet), so an
+# operator's replay can resume the job, and a purge ends it as failed.
+DEAD_LETTERED = "dead-lettered"
+ACTIVE = ("received", "analyzing", "rendering", "notifying")
 STAGES = ("analyze", "render", "notify")
 # Status while a stage runs (it stays so until the next stage begins).
 RUNNING_STATUS = {"analyze": "analyzing", "render": "rendering", "notify": "notifying"}
@@ -28,6 +32,8 @@ def utcnow() -> dt.datetime:
 
 
 def forward(current: str, new: str) -> bool:
+    if current == DEAD_LETTERED:
+        return new != "received"
     return current not in FINAL and STATUS_RANK[new] > STATUS_RANK[current]
 
 
@@ -55,12 +61,12 @@ class JobStore:
     def _ref(self, job_id: str):
         return self.client.collection(self.collection).document(job_id)
 
-    @retried
+    @retried("firestore")
     def get(self, job_id: str) -> dict | None:
         snap = self._ref(job_id).get()
         return snap.to_dict() if snap.exists else None
 
-    @retried
+    @retried("firestore")
     def create(self, job_id: str, fields: dict) -> tuple[dict, bool]:
         """Create the job if absent; return (document, created)."""
         now = utcnow()
@@ -92,7 +98,7 @@ class JobStore:
         except ValueError as exc:  # transactional() gives up on contention with ValueError
             raise TransientError(f"job {job_id}: transaction contention: {exc}") from exc
 
-    @retried
+    @retried("firestore")
     def begin_stage(self, job_id: str, stage: str) -> StageStart:
         def fn(txn, ref, job):
             if job is None:
@@ -113,12 +119,14 @@ class JobStore:
                 updates[f"stages.{stage}.started_at"] = now
             if forward(job["status"], RUNNING_STATUS[stage]):
                 updates["status"] = RUNNING_STATUS[stage]
+            if job.get("dead_letter"):
+                updates["dead_letter"] = firestore.DELETE_FIELD  # resumed by a replay
             txn.update(ref, updates)
             return StageStart(_apply(job, updates), True)
 
         return self._run(fn, job_id)
 
-    @retried
+    @retried("firestore")
     def finish_stage(self, job_id: str, stage: str, fields: dict) -> None:
         """Mark `stage` done and store its outputs.
 
@@ -136,11 +144,54 @@ class JobStore:
         }
         self._ref(job_id).update(updates)
 
-    @retried
+    @retried("firestore")
+    def mark_dead_lettered(self, job_id: str, stage: str, reason: str) -> bool:
+        """The last delivery attempt failed transiently: park the job, visibly, for operators."""
+
+        def fn(txn, ref, job):
+            if job is None or job["status"] in FINAL or job["stages"][stage]["state"] == "done":
+                return False
+            now = utcnow()
+            txn.update(ref, {
+                "status": DEAD_LETTERED,
+                f"stages.{stage}.state": DEAD_LETTERED,
+                f"stages.{stage}.error": reason,
+                "dead_letter": {"stage": stage, "reason": reason, "at": now},
+                "updated_at": now,
+            })
+            return True
+
+        return self._run(fn, job_id)
+
+    @retried("firestore")
+    def find_stuck(self, statuses, cutoff, limit: int = 500) -> list[dict]:
+        """Jobs in `statuses` with no progress since `cutoff`, oldest first.
+
+        One equality + one range filter per status: served by the composite index
+        (status ASC, updated_at ASC), never a collection scan.
+        """
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        found = []
+        for status in statuses:
+            query = (self.client.collection(self.collection)
+                     .where(filter=FieldFilter("status", "==", status))
+                     .where(filter=FieldFilter("updated_at", "<", cutoff))
+                     .order_by("updated_at").limit(limit - len(found)))
+            found.extend(snap.to_dict() for snap in query.stream())
+            if len(found) >= limit:
+                break
+        return found
+
+    @retried("firestore")
+    def touch(self, job_id: str) -> None:
+        self._ref(job_id).update({"updated_at": utcnow()})
+
+    @retried("firestore")
     def record_transient_error(self, job_id: str, stage: str, reason: str) -> None:
         self._ref(job_id).update({f"stages.{stage}.error": reason, "updated_at": utcnow()})
 
-    @retried
+    @retried("firestore")
     def claim_final(self, job_id: str, outcome: str, fields: dict) -> dict | None:
         """Move the job to its final `outcome` and claim the right to publish its one event.
 
@@ -176,7 +227,7 @@ class JobStore:
 
         return self._run(fn, job_id)
 
-    @retried
+    @retried("firestore")
     def mark_final_published(self, job_id: str, message_id: str) -> None:
         self._ref(job_id).update(
             {"final_event.published": True, "final_event.message_id": message_id, "final_event.published_at": utcnow()}

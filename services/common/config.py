@@ -68,6 +68,10 @@ class Settings:
     push_audience: str
     push_service_account: str
     push_certs_url: str
+    # Operations
+    stuck_after_seconds: int  # the sweep re-drives jobs with no progress for this long
+    max_replays: int  # dead-letter replays of one message before `dlq replay` refuses
+    scheduler_service_account: str  # the only caller the sweep endpoint accepts (when PUSH_AUDIENCE is set)
     # Logging
     log_level: str
     service_name: str
@@ -104,6 +108,9 @@ class Settings:
             push_audience=_env("PUSH_AUDIENCE", ""),
             push_service_account=_env("PUSH_SERVICE_ACCOUNT", ""),
             push_certs_url=_env("PUSH_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"),
+            stuck_after_seconds=int(_env("STUCK_AFTER_SECONDS", "1800")),
+            max_replays=int(_env("MAX_REPLAYS", "3")),
+            scheduler_service_account=_env("SCHEDULER_SERVICE_ACCOUNT", ""),
             log_level=_env("LOG_LEVEL", "INFO"),
             service_name=_env("K_SERVICE", _env("SERVICE_NAME", "mediarelay")),
         )

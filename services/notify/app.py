@@ -8,6 +8,7 @@ from ..common.runtime import Runtime
 from ..common.stage import StageResult, register_stage
 from ..common.status import utcnow
 from ..common.web import create_service_app
+from ..ops.http import register_ops_routes
 
 
 def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
@@ -25,4 +26,5 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
 def create_app(settings: Settings | None = None) -> Flask:
     app, rt = create_service_app("notify", settings)
     register_stage(app, rt, "notify", handle)
+    register_ops_routes(app, rt)  # the scheduler's sweep endpoint lives on notify
     return app

@@ -29,7 +29,7 @@ resource "google_monitoring_alert_policy" "dead_letter_backlog" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "Messages failed permanently or exhausted their delivery attempts and were dead-lettered. Inspect them with `mediarelay dlq list <subscription>`, fix the cause, then replay or purge (see terraform/README.md, Operations)."
+    content   = "Messages failed permanently or exhausted their delivery attempts and were dead-lettered. Inspect them with `mediarelay dlq list --stage <stage>` (or `dlq show`), fix the cause, then `mediarelay dlq replay` or `purge` (terraform/README.md, Operations)."
   }
 
   alert_strategy {

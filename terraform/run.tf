@@ -39,17 +39,20 @@ locals {
         STAGE_TIME_BUDGET_SECONDS = tostring(floor(max(local.ack_deadline_of_service[name], 60) * 3 / 4))
       },
       # The sweep endpoint verifies the Cloud Scheduler token's email against this account.
-      name == var.sweep_service ? { SWEEP_SERVICE_ACCOUNT = google_service_account.scheduler.email } : {},
+      # (A filtering for-expression, not `cond ? {...} : {}`: object types must match.)
+      { for k, v in { SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email } : k => v if name == var.sweep_service },
     )
   }
 
   service_secret_env = {
-    for name in keys(local.services) : name => name == var.webhook_service ? {
-      WEBHOOK_SIGNING_SECRET = {
-        secret  = google_secret_manager_secret.webhook_signing.secret_id
-        version = var.webhook_secret_version
-      }
-    } : {}
+    for name in keys(local.services) : name => {
+      for k, v in {
+        WEBHOOK_SIGNING_SECRET = {
+          secret  = google_secret_manager_secret.webhook_signing.secret_id
+          version = var.webhook_secret_version
+        }
+      } : k => v if name == var.webhook_service
+    }
   }
 }
 

@@ -278,6 +278,13 @@ def test_sweep_job_calls_the_sweep_endpoint_with_oidc(root):
     token = one(target["oidc_token"])
     assert token["service_account_email"] == ref("google_service_account", "scheduler", "email")
     assert token["audience"] == root.var("push_audience")
+    # The sweep endpoint verifies that token against SCHEDULER_SERVICE_ACCOUNT (services/ops/http.py).
+    sweeper = module_instances(root, "service")[root.var("sweep_service")]
+    assert sweeper["env"]["SCHEDULER_SERVICE_ACCOUNT"] == ref("google_service_account", "scheduler", "email")
+    assert sweeper["env"]["PUSH_AUDIENCE"] == token["audience"]
+    invoker = instances(root, "google_cloud_run_v2_service_iam_member", "scheduler_invoker")[None]
+    assert invoker["name"] == ref("module", "service", [root.var("sweep_service")], "name")
+    assert invoker["member"] == f"serviceAccount:{s(ref('google_service_account', 'scheduler', 'email'))}"
 
 
 def test_alerts_cover_every_subscription(root, topo):

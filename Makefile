@@ -46,6 +46,7 @@ $(CHECKOV_STAMP): terraform/checkov-constraints.txt
 	@touch $@
 
 test-infra: $(CHECKOV_STAMP)
+	@command -v terraform >/dev/null || { echo "terraform not found: install Terraform >= 1.5 (only 'fmt' runs, no provider needed)" >&2; exit 1; }
 	@TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff terraform || { echo "terraform fmt: run 'terraform fmt -recursive terraform'" >&2; exit 1; }
 	@echo "terraform fmt: ok"
 	@$(CHECKOV) --directory terraform --framework terraform --external-checks-dir terraform/checkov \

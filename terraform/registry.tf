@@ -11,6 +11,10 @@ resource "google_artifact_registry_repository" "images" {
     immutable_tags = true
   }
 
+  # Cleanup policies act (not just report). KEEP wins over DELETE and counts per image, so the
+  # image a service currently runs is always among its 20 most recent versions.
+  cleanup_policy_dry_run = false
+
   cleanup_policies {
     id     = "keep-recent"
     action = "KEEP"

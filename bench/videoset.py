@@ -199,13 +199,17 @@ def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str) ->
     tmp.replace(path)
 
 
+def clip_path(out_dir: Path, clip: ClipSpec, size: tuple[int, int], codec: str) -> Path:
+    return out_dir / f"{clip.name}-v{VERSION}-{size[1]}p-{codec}.mp4"
+
+
 def build(out_dir: Path, size: tuple[int, int] = (1280, 720), codec: str | None = None) -> list[dict]:
     """Write (or reuse) every clip; return [{name, path, frames, fps, codec, transitions}]."""
     codec = codec or codec_available()
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = []
     for clip in clip_specs():
-        path = out_dir / f"{clip.name}-v{VERSION}-{size[1]}p-{codec}.mp4"
+        path = clip_path(out_dir, clip, size, codec)
         if not path.exists():
             write_clip(clip, path, size, codec)
         manifest.append({"name": clip.name, "path": str(path), "frames": clip.frames, "fps": FPS, "codec": codec,

@@ -98,6 +98,8 @@ def test_limits_are_permanent_failures_naming_the_setting(clip_mp4):
         analyze_video(clip_mp4, ".mp4", 5, 36000)
     with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAMES=100"):
         analyze_video(clip_mp4, ".mp4", 600, 100)
+    with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAME_PIXELS=50000"):
+        analyze_video(clip_mp4, ".mp4", 600, 36000, max_frame_pixels=50_000)
     with pytest.raises(LimitExceeded, match="STAGE_TIME_BUDGET_SECONDS=0") as err:
         analyze_video(clip_mp4, ".mp4", 600, 36000, Budget(0))
     assert err.value.code == "time-budget"

@@ -23,7 +23,7 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
         analysis = analyze_image(raw, s.max_image_pixels, budget)
     else:
         suffix = suffix_for(src["content_type"])
-        analysis = analyze_video(raw, suffix, s.max_video_seconds, s.max_video_frames, budget)
+        analysis = analyze_video(raw, suffix, s.max_video_seconds, s.max_video_frames, budget, s.max_video_frame_pixels)
     payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": src, "analysis": analysis}
     return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})
 

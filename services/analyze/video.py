@@ -68,7 +68,11 @@ def luma_frames(cap, max_frames: int, budget: Budget):
         cv2.utils.logging.setLogLevel(level)
 
 
-def analyze_video(raw: bytes, suffix: str, max_seconds: float, max_frames: int, budget: Budget | None = None) -> dict:
+DEFAULT_MAX_FRAME_PIXELS = 7680 * 4320
+
+
+def analyze_video(raw: bytes, suffix: str, max_seconds: float, max_frames: int, budget: Budget | None = None,
+                  max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS) -> dict:
     budget = budget or Budget.unlimited()
     cap = open_video(raw, suffix)
     try:
@@ -83,6 +87,9 @@ def analyze_video(raw: bytes, suffix: str, max_seconds: float, max_frames: int, 
             raise LimitExceeded(f"video lasts {duration:.1f} s, over MAX_VIDEO_SECONDS={max_seconds:g}", code="too-long")
         if header_frames > max_frames:
             raise LimitExceeded(f"video has {header_frames} frames, over MAX_VIDEO_FRAMES={max_frames}", code="too-many-frames")
+        if width * height > max_frame_pixels:
+            raise LimitExceeded(f"video frames are {width}x{height}, over MAX_VIDEO_FRAME_PIXELS={max_frame_pixels}",
+                                code="too-many-pixels")
         codec = _fourcc(cap.get(cv2.CAP_PROP_FOURCC)).lower() or "unknown"
         rotation = _rotation(cap)
         detector = None

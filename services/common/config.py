@@ -50,6 +50,8 @@ class Settings:
     max_image_pixels: int
     max_video_seconds: float
     max_video_frames: int
+    # Width x height of one video frame, from the header: a 16K stream would need ~400 MB per decoded frame.
+    max_video_frame_pixels: int
     stage_time_budget_seconds: float
     publish_timeout_seconds: float
     job_ttl_days: int
@@ -92,6 +94,7 @@ class Settings:
             max_image_pixels=int(_env("MAX_IMAGE_PIXELS", str(100_000_000))),
             max_video_seconds=float(_env("MAX_VIDEO_SECONDS", "600")),
             max_video_frames=int(_env("MAX_VIDEO_FRAMES", "36000")),
+            max_video_frame_pixels=int(_env("MAX_VIDEO_FRAME_PIXELS", str(7680 * 4320))),
             stage_time_budget_seconds=float(_env("STAGE_TIME_BUDGET_SECONDS", "90")),
             publish_timeout_seconds=float(_env("PUBLISH_TIMEOUT_SECONDS", "30")),
             job_ttl_days=int(_env("JOB_TTL_DAYS", "30")),

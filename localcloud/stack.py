@@ -197,7 +197,8 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
     return started
 
 
-def _start_emulators(cfg: StackConfig, pm: ProcessManager, emus: list[Proc], started: list, say) -> None:
+def _start_emulators(cfg: StackConfig, pm: ProcessManager, emus: list[Proc], started: list, say,
+                     after_provision=None) -> None:
     for p in emus:
         _start(pm, p, started, say)
     for p in emus:
@@ -206,10 +207,12 @@ def _start_emulators(cfg: StackConfig, pm: ProcessManager, emus: list[Proc], sta
     with _environ(cfg.client_env()):
         create_buckets(cfg.project, topology)
         create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES})
+        if after_provision:
+            after_provision()
     say("buckets and topology ready")
 
 
-def restart_cloud(cfg: StackConfig, say=print) -> None:
+def restart_cloud(cfg: StackConfig, say=print, before_stop=None, after_provision=None) -> None:
     """Stop and start the emulators under running services, keeping what the real services
     keep: Firestore documents (exported, then imported) and GCS objects (on disk). The Pub/Sub
     emulator keeps nothing, unlike Pub/Sub: topology is re-created, and messages that were in
@@ -222,9 +225,11 @@ def restart_cloud(cfg: StackConfig, say=print) -> None:
                          json={"database": f"projects/{cfg.project}/databases/(default)", "export_directory": str(export_root)})
     resp.raise_for_status()
     [metadata] = export_root.glob("*/*.overall_export_metadata")
+    if before_stop:
+        before_stop()
     for name in EMULATORS:
         pm.stop(name)
-    _start_emulators(cfg, pm, emulator_procs(cfg, firestore_import=metadata), [], say)
+    _start_emulators(cfg, pm, emulator_procs(cfg, firestore_import=metadata), [], say, after_provision)
 
 
 def _start(pm: ProcessManager, proc: Proc, started: list, say) -> None:

@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from localcloud.stack import DEFAULT_PORTS, StackConfig, down, up
-
-from .helpers import TopicTap, free_port
+from localcloud.taps import TopicTap, free_port
 
 # Small enough that a test can exceed it quickly; large enough for every sample.
 TEST_MAX_UPLOAD_BYTES = 6 * 1024 * 1024

@@ -8,8 +8,7 @@ import sys
 import uuid
 
 from localcloud import samples
-
-from .helpers import free_port
+from localcloud.taps import free_port
 
 CLI = [sys.executable, "-m", "services.cli"]
 

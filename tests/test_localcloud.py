@@ -9,10 +9,9 @@ import time
 from google.cloud import pubsub_v1
 
 from localcloud.processes import Proc, ProcessManager
+from localcloud.taps import free_port
 from services.common.config import REPO_ROOT
 from services.common.topology import load_topology
-
-from .helpers import free_port
 
 
 def test_emulator_topology_matches_the_topology_file(stack):

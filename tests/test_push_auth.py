@@ -20,10 +20,9 @@ from google.auth import crypt, jwt
 from localcloud import samples
 from localcloud.processes import ProcessManager
 from localcloud.stack import service_procs
+from localcloud.taps import TopicTap, free_port
 from services.common.blobs import BlobStore
 from services.common.status import JobStore
-
-from .helpers import TopicTap, free_port
 
 AUDIENCE = "mediarelay-push-test"
 PUSH_SA = "push@mediarelay-test.iam.gserviceaccount.com"

@@ -71,7 +71,7 @@ def test_services_answer_malformed_pushes_with_400_problem_json(http, stack, ser
 
 def test_schema_invalid_message_is_acknowledged_and_dead_lettered(http, stack):
     """Retrying a message that breaks its schema can never succeed: 204 + dead letter, not 400 loops."""
-    from .helpers import TopicTap
+    from localcloud.taps import TopicTap
 
     tap = TopicTap(stack.project, "analyze-media-ingested-dlq")
     try:

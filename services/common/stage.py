@@ -99,7 +99,8 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
         fail_job(runtime, stage, sub.dead_letter_topic, msg, exc)
         return Response(status=204)
     except (TransientError, *RETRYABLE) as exc:
-        return _retry_later(runtime, sub, msg, job_id, getattr(exc, "reason", f"{type(exc).__name__}: {exc}"))
+        reason = exc.reason if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
+        return _retry_later(runtime, sub, msg, job_id, reason)
     except Exception as exc:  # a bug: retried like a transient error, so a fixed deploy can finish the job
         logger.exception("%s: unexpected error", stage)
         return _retry_later(runtime, sub, msg, job_id, f"internal error: {type(exc).__name__}: {exc}")

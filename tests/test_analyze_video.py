@@ -59,6 +59,19 @@ def test_cuts_found_within_one_frame_and_nothing_else(clip_mp4):
     assert all(abs(d) <= 1 for d in hard)
 
 
+def test_cuts_beside_a_whip_pan_and_around_a_blank_card_but_not_in_a_strobe(tmp_path):
+    clip = ClipSpec("awkward", [
+        ShotSpec("coffee", 24), ShotSpec("grass", 24, "pan", 8, (1, 0), (0.2, 0.5)),  # ~32 px/frame at 1280 wide
+        ShotSpec("rocket", 36, flashes=[(6, 1), (10, 1), (14, 1), (18, 1)]),
+        ShotSpec("moon", 30, lighting=(0.3, 0.3)), ShotSpec("chelsea", 24),  # a flat grey card for 1.25 s
+    ])
+    a = analyze_video(write(tmp_path / "awkward.mp4", clip), ".mp4", 600, 36000)
+    starts = [frame_of(s["start_ms"]) for s in a["shots"]]
+    assert len(starts) == 5, starts
+    for found, t in zip(starts[1:], clip.transitions(), strict=True):
+        assert abs(found - t.start) <= 1, (found, t)
+
+
 def test_shots_tile_the_video_with_a_keyframe_inside_each(clip_mp4):
     a = analyze_video(clip_mp4, ".mp4", 600, 36000)
     shots = a["shots"]

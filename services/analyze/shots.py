@@ -3,10 +3,13 @@
 Each frame becomes a 32-px-wide luma thumbnail, normalised to zero mean and unit contrast, so
 flashes, fades and slow lighting changes do not move it while a change of content does.
 - Hard cut at t: the thumbnail distance d(t-1, t) is high, stands out from its neighbourhood
-  (pans and zooms raise the whole neighbourhood, a cut is a lone spike), and no frame shortly
-  before resembles a frame shortly after (a flash or a passing occluder comes back; a cut does not).
+  (pans and zooms raise the whole neighbourhood, a cut is a lone spike: it must clear the busier
+  side by a margin and be several times the calmer side, so a cut next to a whip pan still counts),
+  and no frame shortly before resembles a frame shortly after (a flash or a passing occluder comes
+  back; a cut does not).
 - Fade: frames with no structure (nearly uniform: black, or a white-out) between two different
-  contents; the cut is placed in the middle of that run.
+  contents; the cut is placed in the middle of that run. A run longer than a second is a shot of
+  its own (a black or blank card): cuts at both of its ends.
 """
 from __future__ import annotations
 
@@ -21,13 +24,14 @@ import numpy as np
 class Tuning:
     thumb_width: int = 32
     cut_min: float = 0.5  # mean |diff| of normalised thumbnails (units of contrast) a hard cut must reach
-    cut_over_baseline: float = 0.3  # ... above the neighbourhood's median
-    cut_ratio: float = 2.0  # ... and this many times it
+    cut_over_baseline: float = 0.3  # ... above the median of the busier side (unrelated frames score ~1.13)
+    cut_ratio: float = 2.0  # ... and this many times the median of the calmer side
     window: int = 12  # neighbourhood, frames each side
     interrupt_frames: int = 6  # a flash or occlusion shorter than this is not a cut
     interrupt_ratio: float = 0.5  # "comes back": a before/after pair closer than this share of the spike
-    flat_std: float = 6.0  # luma std (0-255) below which a frame has no structure
+    flat_std: float = 2.5  # luma std (0-255) of the thumbnail below which a frame has no structure (black, white-out)
     fade_min: float = 0.5  # contents on both sides of a flat run must differ this much
+    flat_shot_frames: int = 24  # a flat run at least this long is a shot, not a transition
     min_shot_frames: int = 6
     sharp_every: int = 8  # sharpness sampled on every n-th frame (~0.25 ms at 720p; it only feeds the shot score)
 
@@ -107,10 +111,13 @@ class CutDetector:
             if self._flat_start < 0:
                 self._flat_start = t
             return
-        if self._flat_start >= 0 and self._before_flat is not None:
-            change = float(cv2.norm(feat, self._before_flat, cv2.NORM_L1)) / feat.size
-            if change >= self.t.fade_min:
-                self.fades.append((self._flat_start + t) // 2)
+        if self._flat_start >= 0:
+            if t - self._flat_start >= self.t.flat_shot_frames:
+                self.fades += [self._flat_start, t]
+            elif self._before_flat is not None:
+                change = float(cv2.norm(feat, self._before_flat, cv2.NORM_L1)) / feat.size
+                if change >= self.t.fade_min:
+                    self.fades.append((self._flat_start + t) // 2)
         self._flat_start = -1
         self._before_flat = feat.copy()
 
@@ -133,6 +140,8 @@ class CutDetector:
         for c in range(max(1, n - tune.interrupt_frames), n):  # the tail never got its full look-ahead
             if self.diff[c] >= tune.cut_min:
                 self._check_interruption(c, n - 1)
+        if self._flat_start >= 0 and n - self._flat_start >= tune.flat_shot_frames:
+            self.fades.append(self._flat_start)  # a long blank tail is a shot of its own
         diff = np.frombuffer(self.diff, np.float32) if n else np.zeros(0, np.float32)
         cuts: list[tuple[int, float]] = []
         for c in np.flatnonzero(diff >= tune.cut_min):
@@ -141,8 +150,8 @@ class CutDetector:
                 continue
             w = tune.window
             left, right = diff[max(0, c - w):c - 1], diff[c + 2:c + w + 1]  # skip direct neighbours
-            base = max(float(np.median(left)) if len(left) else 0.0, float(np.median(right)) if len(right) else 0.0)
-            if diff[c] >= base + tune.cut_over_baseline and diff[c] >= tune.cut_ratio * base:
+            sides = [float(np.median(side)) for side in (left, right) if len(side)] or [0.0]
+            if diff[c] >= max(sides) + tune.cut_over_baseline and diff[c] >= tune.cut_ratio * min(sides):
                 cuts.append((c, float(diff[c])))
         cuts += [(f, tune.fade_min) for f in self.fades]
         kept: list[tuple[int, float]] = []

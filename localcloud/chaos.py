@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,7 +22,7 @@ from PIL import Image
 
 from .processes import ProcessManager
 from .stack import SERVICES, StackConfig, restart_cloud, service_procs
-from .taps import TopicTap
+from .taps import TopicTap, free_port
 
 FINAL = ("completed", "failed")
 
@@ -201,6 +202,53 @@ def restart_services(cfg: StackConfig, names=SERVICES, extra_env: dict | None = 
         pm.start(p)
     for p in procs:
         pm.wait_healthy(p)
+
+
+@contextmanager
+def extra_instance(cfg: StackConfig, service: str, env: dict, name: str | None = None):
+    """One more instance of `service` beside the stack's own, with other settings (a fault,
+    verification on...). Pub/Sub does not push to it; tests post to it directly."""
+    [proc] = [p for p in service_procs(cfg) if p.name == service]
+    port = free_port()
+    proc.name = name or f"{service}-extra-{port}"
+    proc.env = {**proc.env, "PORT": str(port), **env}
+    proc.health_url = f"http://127.0.0.1:{port}/healthz"
+    pm = ProcessManager(cfg.state_dir)
+    pm.start(proc)
+    try:
+        pm.wait_healthy(proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        pm.stop(proc.name)
+
+
+def seed_job(cfg: StackConfig, job_id: str | None = None, **fields) -> dict:
+    """A stored original and its job document, made directly: nothing is published, so only
+    what a test pushes moves it. Returns its media-ingested payload."""
+    from services.common.blobs import BlobStore
+    from services.common.status import JobStore
+
+    job_id = job_id or f"seed-{uuid.uuid4().hex[:12]}"
+    raw = small_jpeg(hash(job_id) % 100_000)
+    obj = BlobStore(cfg.project).put_if_absent("mediarelay-originals", f"originals/{job_id}", raw, "image/jpeg")
+    source = {"uri": obj.uri, "bucket": obj.bucket, "name": obj.name, "generation": obj.generation,
+              "content_type": "image/jpeg", "size": len(raw)}
+    JobStore(cfg.project).create(job_id, {"kind": "image", "source": source, **fields})
+    return {"job_id": job_id, "kind": "image", "source": source, "submitted_at": "2026-01-01T00:00:00Z"}
+
+
+def envelope(payload: dict, schema: str, delivery_attempt: int | None = None) -> dict:
+    """A wrapped push request as Pub/Sub sends it (production sends deliveryAttempt)."""
+    import base64
+    import json
+
+    body = {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
+                        "attributes": {"job_id": payload["job_id"], "schema": schema},
+                        "messageId": uuid.uuid4().hex[:12], "publishTime": "2026-01-01T00:00:00Z"},
+            "subscription": "projects/p/subscriptions/s"}
+    if delivery_attempt is not None:
+        body["deliveryAttempt"] = delivery_attempt
+    return body
 
 
 def scenario_duplicates(cfg: StackConfig, n: int, timeout: float = 300) -> Audit:

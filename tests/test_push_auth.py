@@ -9,7 +9,6 @@ import base64
 import json
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,11 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import crypt, jwt
 
-from localcloud import samples
-from localcloud.processes import ProcessManager
-from localcloud.stack import service_procs
-from localcloud.taps import TopicTap, free_port
-from services.common.blobs import BlobStore
+from localcloud import chaos
+from localcloud.taps import TopicTap
 from services.common.status import JobStore
 
 AUDIENCE = "mediarelay-push-test"
@@ -80,17 +76,9 @@ def jwks_url(signing_key):
 @pytest.fixture(scope="module")
 def secured_analyze(stack, jwks_url):
     """analyze with verification on, beside the stack's own (which the emulator pushes to)."""
-    port = free_port()
-    [proc] = [p for p in service_procs(stack) if p.name == "analyze"]
-    proc.name = "analyze-secured"
-    proc.env = {**proc.env, "PORT": str(port), "PUSH_AUDIENCE": AUDIENCE,
-                "PUSH_SERVICE_ACCOUNT": PUSH_SA, "PUSH_CERTS_URL": jwks_url}
-    proc.health_url = f"http://127.0.0.1:{port}/healthz"
-    pm = ProcessManager(stack.state_dir)
-    pm.start(proc)
-    pm.wait_healthy(proc)
-    yield f"http://127.0.0.1:{port}/push"
-    pm.stop(proc.name)
+    env = {"PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA, "PUSH_CERTS_URL": jwks_url}
+    with chaos.extra_instance(stack, "analyze", env) as url:
+        yield url + "/push"
 
 
 @pytest.fixture(scope="module")
@@ -101,22 +89,11 @@ def analyzed_tap(stack):
 
 
 def _job_without_chain(stack) -> dict:
-    """A stored original and its job document, created directly: no media-ingested is
-    published, so only our own pushes can make analyze act on it."""
-    job_id = f"auth-{uuid.uuid4().hex[:12]}"
-    raw = samples.jpeg_bytes(samples.photo("coffee"))
-    obj = BlobStore(stack.project).put_if_absent("mediarelay-originals", f"originals/{job_id}", raw, "image/jpeg")
-    source = {"uri": obj.uri, "bucket": obj.bucket, "name": obj.name, "generation": obj.generation,
-              "content_type": "image/jpeg", "size": len(raw)}
-    JobStore(stack.project).create(job_id, {"kind": "image", "source": source})
-    return {"job_id": job_id, "kind": "image", "source": source, "submitted_at": "2026-01-01T00:00:00Z"}
+    return chaos.seed_job(stack)
 
 
 def _envelope(payload: dict) -> dict:
-    return {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
-                        "attributes": {"job_id": payload["job_id"], "schema": "media-ingested.v1"},
-                        "messageId": "1", "publishTime": "2026-01-01T00:00:00Z"},
-            "subscription": "projects/mediarelay-test/subscriptions/analyze-media-ingested"}
+    return chaos.envelope(payload, "media-ingested.v1")
 
 
 @pytest.mark.parametrize(
@@ -158,4 +135,16 @@ def test_valid_push_token_is_accepted_and_work_is_published(http, stack, secured
         analyzed_tap.drain()
         time.sleep(0.2)
     [(attrs, data)] = analyzed_tap.for_job(payload["job_id"])
-    assert attrs["schema"].startswith("media-analyzed.") and data["analysis"]["width"] == 600  # coffee: 600x400
+    assert attrs["schema"].startswith("media-analyzed.") and data["analysis"]["width"] == 320
+
+
+def test_sweep_endpoint_admits_only_the_scheduler_account(http, stack, jwks_url, signing_key):
+    scheduler = "scheduler@mediarelay-test.iam.gserviceaccount.com"
+    env = {"PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA, "PUSH_CERTS_URL": jwks_url,
+           "SCHEDULER_SERVICE_ACCOUNT": scheduler}
+    with chaos.extra_instance(stack, "notify", env) as url:
+        sweep = f"{url}/ops/sweep?dry_run=true"
+        assert http.post(sweep, timeout=30).status_code == 401
+        assert http.post(sweep, headers={"Authorization": f"Bearer {_token(signing_key)}"}, timeout=30).status_code == 403
+        ok = http.post(sweep, headers={"Authorization": f"Bearer {_token(signing_key, email=scheduler)}"}, timeout=60)
+        assert ok.status_code == 200 and ok.json()["dry_run"] is True

@@ -85,3 +85,17 @@ def test_schema_invalid_message_is_acknowledged_and_dead_lettered(http, stack):
         assert "media-ingested.v1" in attrs["error_reason"]
     finally:
         tap.close()
+
+
+def test_unwrapped_push_is_processed_like_a_wrapped_one(http, stack):
+    """no_wrapper subscriptions: the body is the message; the emulator even labels it a form."""
+    from localcloud import chaos
+    from services.common.status import JobStore
+
+    payload = chaos.seed_job(stack)
+    resp = http.post(f"{stack.url('analyze')}/push", data=json.dumps(payload).encode(), timeout=30,
+                     headers={"Content-Type": "application/x-www-form-urlencoded", "x-goog-pubsub-message-id": "77",
+                              "x-goog-pubsub-subscription-name": "analyze-media-ingested"})
+    assert resp.status_code == 204, resp.text
+    job = JobStore(stack.project).get(payload["job_id"])
+    assert job["stages"]["analyze"]["state"] == "done" and job["analysis"]["width"] == 320

@@ -67,25 +67,27 @@ def score(results: dict, ref: Reference) -> tuple[dict, dict]:
     return encoded, resized
 
 
-def bench_input(path: Path, reps: int) -> dict:
-    results = {m: run_worker(m, path, reps) for m, _ in METHODS}
+def bench_input(path: Path, reps: int, single_thread_row: bool = False) -> dict:
+    methods = METHODS + ((("ours-1thread", "ours, 1 encode thread"),) if single_thread_row else ())
+    results = {m: run_worker(m, path, reps) for m, _ in methods}
     ssims, resized = score(results, Reference(path.read_bytes()))
     im = Image.open(path)
     a, b, o = results["naive"], results["pyvips"], results["ours"]
     rows = []
-    for m, label in METHODS:
+    for m, label in methods:
         r = results[m]
         mins = min(v for (mm, _), v in ssims.items() if mm == m)
         min_resized = min(v for (mm, _), v in resized.items() if mm == m)
         rows.append([
             label, f"{r['whole_ms']:.0f}", f"{r['resize_ms']:.0f}", f"{r['encode_ms']:.0f}",
             f"{r['whole_ms'] / a['whole_ms']:.2f}", f"{r['whole_ms'] / b['whole_ms']:.2f}",
-            f"{a['resize_ms'] / r['resize_ms']:.1f}x", f"{r['rss_mb']:.0f}", f"{sum(r['bytes'].values()) / 1e6:.2f}",
+            f"{a['resize_ms'] / r['resize_ms']:.1f}x", f"{r['rss_mb']:.0f} ({r['rss_mb'] - r['base_mb']:.0f})",
+            f"{sum(r['bytes'].values()) / 1e6:.2f}",
             f"{min_resized:.4f}", f"{mins:.4f}",
         ])
     print(f"\n{path.name}: {im.width}x{im.height} stored, {path.stat().st_size / 1e6:.1f} MB; median of {reps}; load {load()}")
     print(table(rows, ["method", "whole ms", "decode+resize ms", "encode ms", "whole/(a)", "whole/(b)",
-                       "d+r speed-up vs (a)", "peak RSS MB", "total MB", "min SSIM resized", "min SSIM encoded"]))
+                       "d+r speed-up vs (a)", "peak RSS MB (above imports)", "total MB", "min SSIM resized", "min SSIM encoded"]))
     per = []
     for key in o["bytes"]:
         preset = key.rsplit(".", 1)[0]
@@ -130,10 +132,10 @@ def effort_table(path: Path) -> None:
               ("JPEG", f"q{q['jpeg']} optimize", {"quality": q["jpeg"], "optimize": True}),
               ("JPEG", f"q{q['jpeg']} optimize+progressive", {"quality": q["jpeg"], "optimize": True, "progressive": True})]
     trials += [("WEBP", f"q{q['webp']} method {m}", {"quality": q["webp"], "method": m}) for m in range(7)]
-    trials += [("AVIF", f"q{q['avif']} speed {s}", {"quality": q["avif"], "speed": s}) for s in (4, 5, 6, 7, 8, 9, 10)]
+    trials += [("AVIF", f"q{q['avif']} speed {s}", {"quality": q["avif"], "speed": s}) for s in (5, 6, 7, 8, 9, 10)]
     rows = []
     for fmt, label, kw in trials:
-        slow = fmt == "AVIF" and kw["speed"] < 6
+        slow = fmt == "AVIF" and kw["speed"] < 7
         ms, data = _median_ms(lambda fmt=fmt, kw=kw: enc(fmt, **kw), 1 if slow else 3)
         quality = ssim(luma(Image.open(io.BytesIO(data))), ref)
         rows.append([f"{fmt.lower()} {label}", f"{ms:.0f}", len(data), f"{quality:.4f}"])
@@ -149,6 +151,6 @@ def main() -> None:
     print("whole/(x) < 1 means faster than the baseline; SSIM on luma vs a one-step Lanczos-3 resize of the full original,")
     print("'resized' = the pixels before encoding (the resize alone), 'encoded' = the rendition as written (codec loss included)")
     for name in ("12mp.jpg", "24mp.jpg", "12mp-rot6.jpg", "12mp.png"):
-        bench_input(inputs[name], reps)
+        bench_input(inputs[name], reps, single_thread_row=name == "24mp.jpg")
     effort_table(inputs["12mp.jpg"])
     print(f"\nrender bench took {time.monotonic() - started:.0f} s")

@@ -23,12 +23,14 @@ from .colour import is_srgb, normalise
 ORIENTATION_TAG = 0x0112
 TRANSPOSED = (5, 6, 7, 8)  # rotated a quarter turn: stored width is the upright height
 # Reduced-scale flags without their BGR bit, so IMREAD_COLOR_RGB can be added (no BGR->RGB pass).
+PILLOW_JPEG_ABOVE = 16_000_000  # pixels
 _REDUCED = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
 
 
 @dataclass
 class Decoded:
-    pixels: np.ndarray  # H x W x 3 (RGB) or 4 (RGBA), uint8, stored orientation
+    pixels: np.ndarray | None  # H x W x 3 (RGB) or 4 (RGBA), uint8, stored orientation
+    image: Image.Image | None  # or a decoded Pillow RGB image (big JPEGs), shrunk band by band
     orientation: int  # EXIF 1..8, still to apply
     icc: bytes | None  # a non-sRGB profile still to apply (fast path: applied after the first shrink)
     upright: tuple[int, int]  # full-resolution upright size (width, height)
@@ -61,20 +63,25 @@ def decode(raw: bytes, max_pixels: int, need_upright: tuple[int, int]) -> Decode
     pending_icc = None if is_srgb(icc) else icc
     if im.format == "JPEG" and im.mode == "RGB":
         k = reduction(im.size, need)
+        if k == 1 and im.width * im.height > PILLOW_JPEG_ABOVE:
+            # Full-size decode of a big photo: Pillow decodes in place (4 B/px), OpenCV into a
+            # temporary it then copies (2 x 3 B/px at the peak): 96 MB against 144 MB for 24 MP.
+            load_checked(im)
+            return Decoded(None, im, o, pending_icc, size)
         im.close()
         arr = cv2.imdecode(np.frombuffer(raw, np.uint8), _REDUCED[k] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
         if arr is None:
             raise CorruptMedia("cannot decode JPEG", code="corrupt-image")
-        return Decoded(arr, o, pending_icc, size)
+        return Decoded(arr, None, o, pending_icc, size)
     if im.format == "PNG" and im.mode in ("RGB", "RGBA") and not getattr(im, "is_animated", False):
         im.close()
-        return Decoded(_png(raw), o, pending_icc, size)
+        return Decoded(_png(raw), None, o, pending_icc, size)
     if im.format == "JPEG":
         im.draft(im.mode, need)  # greyscale and CMYK JPEGs: still DCT-scaled
     load_checked(im)
     norm = normalise(im)
     arr = np.asarray(norm)
-    return Decoded(arr, o, None, size)
+    return Decoded(arr, None, o, None, size)
 
 
 def _png(raw: bytes) -> np.ndarray:

@@ -22,7 +22,7 @@ from .colour import convert_profile
 from .decode import TRANSPOSED, decode, orient
 from .formats import FORMATS, encode, to_pillow
 from .presets import Preset
-from .resize import LANCZOS_BELOW, cover_scale, fit_size, premultiplied_shrink, shrink_owned
+from .resize import LANCZOS_BELOW, cover_scale, fit_size, premultiplied_shrink, shrink_banded, shrink_owned
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,12 @@ def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np
             return
         first = (max(1, round(W * steps[0].scale)), max(1, round(H * steps[0].scale)))
     stored = (first[1], first[0]) if dec.orientation in TRANSPOSED else first
-    if dec.pixels.shape[2] == 4 and dec.pixels.shape[0] * dec.pixels.shape[1] > LANCZOS_BELOW:
+    if dec.image is not None and min(stored[0] / dec.image.width, stored[1] / dec.image.height) > 0.5:
+        frame, dec.image = shrink_banded(dec.image, stored), None
+    elif dec.image is not None:  # more than 2x past the largest DCT scale: a plain array shrink
+        holder, dec.image = [np.asarray(dec.image)], None
+        frame = shrink_owned(holder, stored)
+    elif dec.pixels.shape[2] == 4 and dec.pixels.shape[0] * dec.pixels.shape[1] > LANCZOS_BELOW:
         frame = premultiplied_shrink(dec.pixels, stored)
         dec.pixels = None
     else:  # the full decode is the biggest thing we hold: freed as soon as it is resampled
@@ -119,15 +124,23 @@ def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np
             yield step, frame
 
 
-def encode_step(step: Step, arr: np.ndarray, encoders: dict, background: tuple[int, int, int]) -> list[Rendition]:
-    """Every format of one rendition, in order, on one thread (a Pillow image is not shared across threads)."""
+def encode_step(step: Step, pixels: list[np.ndarray], encoders: dict, background: tuple[int, int, int]) -> list[Rendition]:
+    """Every format of one rendition, in order, on one thread (a Pillow image is not shared across threads).
+
+    `pixels` holds the only reference to the rendition's array and is emptied here, so the array
+    is freed as soon as its Pillow copy exists: for a 3840 px rendition that is 29 MB less
+    held while the WebP encoder needs its own ~80 MB."""
+    arr = pixels.pop()
+    alpha = arr.shape[2] == 4
+    ims: dict[bool, Image.Image] = {}  # keyed by "keeps alpha": JPEG gets a flattened copy
+    for fmt in step.preset.formats:
+        key = alpha and FORMATS[fmt].alpha
+        if key not in ims:
+            ims[key] = to_pillow(arr, fmt, background)
+    del arr
     out = []
-    ims: dict[bool, Image.Image] = {}
     for fmt, quality in step.preset.formats.items():
-        keeps_alpha = arr.shape[2] == 4 and FORMATS[fmt].alpha
-        if keeps_alpha not in ims:
-            ims[keeps_alpha] = to_pillow(arr, fmt, background)
-        im = ims[keeps_alpha]
+        im = ims[alpha and FORMATS[fmt].alpha]
         out.append(Rendition(step.preset.name, fmt, im.size, encode(im, fmt, quality, encoders.get(fmt, {}))))
     return out
 
@@ -136,6 +149,6 @@ def render_image(raw: bytes, analysis: dict, presets: tuple[Preset, ...], encode
                  background: tuple[int, int, int], threads: int = 0) -> tuple[list[Rendition], list[dict]]:
     chain, skipped = frames(raw, analysis, presets, max_pixels)
     with ThreadPoolExecutor(encode_threads(threads), thread_name_prefix="encode") as pool:
-        futures = [pool.submit(encode_step, step, arr, encoders, background) for step, arr in chain]
+        futures = [pool.submit(encode_step, step, [arr], encoders, background) for step, arr in chain]
         renditions = [r for f in futures for r in f.result()]
     return renditions, skipped

@@ -15,6 +15,8 @@ Never enlarges: callers skip such presets.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 from PIL import Image
@@ -63,6 +65,36 @@ def shrink_owned(holder: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     out, needs_sharpen = resample(arr, size)
     del arr
     return sharpen(out) if needs_sharpen else out
+
+
+BAND_ROWS = 64
+
+
+def shrink_banded(im: Image.Image, size: tuple[int, int], threads: int = 2) -> np.ndarray:
+    """Shrink a big decoded Pillow RGB image without ever holding it twice: band by band.
+
+    Each band of output rows is resampled from a 3-byte copy of just the source rows it needs
+    (cv2.warpAffine with the same pixel-centre mapping as cv2.resize), into one output array.
+    Ratios above 1/2 only (a JPEG decode is DCT-scaled until that holds): cubic above 3/4,
+    else linear, as in `resample`."""
+    W, H = im.size
+    w, h = size
+    sx, sy = W / w, H / h
+    interp = cv2.INTER_CUBIC if min(w / W, h / H) > CUBIC_ABOVE else cv2.INTER_LINEAR
+    out = np.empty((h, w, 3), np.uint8)
+    margin = 3  # source rows beyond the band the kernel can touch
+
+    def band(y0: int) -> None:
+        y1 = min(y0 + BAND_ROWS, h)
+        r0 = max(0, int((y0 + 0.5) * sy - 0.5) - margin)
+        r1 = min(H, int((y1 - 0.5) * sy - 0.5) + margin + 2)
+        src = np.asarray(im.crop((0, r0, W, r1)))
+        m = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5 - r0]], np.float64)
+        cv2.warpAffine(src, m, (w, y1 - y0), dst=out[y0:y1], flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="band") as pool:
+        list(pool.map(band, range(0, h, BAND_ROWS)))
+    return out
 
 
 def premultiplied_shrink(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -37,7 +37,13 @@ class Decoded:
 
 
 def orientation_of(im: Image.Image) -> int:
-    o = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
+    if im.format == "PNG":  # getexif() would decode the whole PNG looking for an eXIf chunk after the pixels
+        exif = Image.Exif()
+        if im.info.get("exif"):
+            exif.load(im.info["exif"])
+    else:
+        exif = im.getexif()
+    o = int(exif.get(ORIENTATION_TAG, 1) or 1)
     return o if o in range(1, 9) else 1
 
 

@@ -1,11 +1,14 @@
 """Firestore job documents `jobs/{job_id}`: creation, forward-only transitions, final outcome.
 
-Every transition runs in a transaction and only moves forward (STATUS_RANK), so a late or
-duplicated message can never move a job backwards or out of a final state.
+Every transition is an atomic compare-and-set (JobStore._run) and only moves forward
+(STATUS_RANK), so a late or duplicated message never moves a job backwards or out of a
+final state.
 """
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
@@ -23,6 +26,7 @@ ACTIVE = ("received", "analyzing", "rendering", "notifying")
 STAGES = ("analyze", "render", "notify")
 # Status while a stage runs (it stays so until the next stage begins).
 RUNNING_STATUS = {"analyze": "analyzing", "render": "rendering", "notify": "notifying"}
+CAS_ATTEMPTS = 20
 # A delivery that claimed the final event and went silent is presumed dead after this.
 FINAL_EVENT_LEASE = dt.timedelta(seconds=60)
 
@@ -86,28 +90,38 @@ class JobStore:
             return self._ref(job_id).get().to_dict(), False
 
     def _run(self, fn, job_id: str):
+        """Read-decide-write as compare-and-set: `fn(job)` returns (result, updates); the
+        updates are written only if the document is unchanged since it was read
+        (last_update_time precondition), else it is read again and `fn` decides anew.
+
+        Optimistic rather than a read-write transaction: two deliveries of one message racing
+        on one job would hold each other's locks (pessimistic server-side transactions; the
+        emulator makes the loser wait seconds). Here the loser just re-reads, and sees the
+        winner's write.
+        """
         ref = self._ref(job_id)
-
-        @firestore.transactional
-        def body(txn):
-            snap = ref.get(transaction=txn)
-            return fn(txn, ref, snap.to_dict() if snap.exists else None)
-
-        try:
-            return body(self.client.transaction())
-        except ValueError as exc:  # transactional() gives up on contention with ValueError
-            raise TransientError(f"job {job_id}: transaction contention: {exc}") from exc
+        for _ in range(CAS_ATTEMPTS):
+            snap = ref.get()
+            result, updates = fn(snap.to_dict() if snap.exists else None)
+            if not updates:
+                return result
+            try:
+                ref.update(updates, option=self.client.write_option(last_update_time=snap.update_time))
+                return result
+            except gexc.FailedPrecondition:
+                time.sleep(random.uniform(0.0, 0.05))
+        raise gexc.Aborted(f"job {job_id}: still contended after {CAS_ATTEMPTS} compare-and-set attempts")
 
     @retried("firestore")
     def begin_stage(self, job_id: str, stage: str) -> StageStart:
-        def fn(txn, ref, job):
+        def fn(job):
             if job is None:
-                return StageStart({}, False, "unknown job")
+                return StageStart({}, False, "unknown job"), None
             if job["status"] in FINAL:
-                return StageStart(job, False, f"job already {job['status']}")
+                return StageStart(job, False, f"job already {job['status']}"), None
             record = job["stages"][stage]
             if record["state"] == "done":
-                return StageStart(job, False, f"{stage} already done")
+                return StageStart(job, False, f"{stage} already done"), None
             now = utcnow()
             updates = {
                 f"stages.{stage}.state": "running",
@@ -121,8 +135,7 @@ class JobStore:
                 updates["status"] = RUNNING_STATUS[stage]
             if job.get("dead_letter"):
                 updates["dead_letter"] = firestore.DELETE_FIELD  # resumed by a replay
-            txn.update(ref, updates)
-            return StageStart(_apply(job, updates), True)
+            return StageStart(_apply(job, updates), True), updates
 
         return self._run(fn, job_id)
 
@@ -148,18 +161,17 @@ class JobStore:
     def mark_dead_lettered(self, job_id: str, stage: str, reason: str) -> bool:
         """The last delivery attempt failed transiently: park the job, visibly, for operators."""
 
-        def fn(txn, ref, job):
+        def fn(job):
             if job is None or job["status"] in FINAL or job["stages"][stage]["state"] == "done":
-                return False
+                return False, None
             now = utcnow()
-            txn.update(ref, {
+            return True, {
                 "status": DEAD_LETTERED,
                 f"stages.{stage}.state": DEAD_LETTERED,
                 f"stages.{stage}.error": reason,
                 "dead_letter": {"stage": stage, "reason": reason, "at": now},
                 "updated_at": now,
-            })
-            return True
+            }
 
         return self._run(fn, job_id)
 
@@ -200,12 +212,12 @@ class JobStore:
         fresh claim, so Pub/Sub retries this one later instead of publishing twice.
         """
 
-        def fn(txn, ref, job):
+        def fn(job):
             if job is None:
-                return None
+                return None, None
             final = job.get("final_event") or {}
             if final.get("published"):
-                return None
+                return None, None
             if job["status"] in FINAL and job["status"] != outcome:
                 outcome_now = job["status"]
             else:
@@ -222,8 +234,7 @@ class JobStore:
                 updates["status"] = outcome_now
                 updates["finished_at"] = now
                 updates.update(fields)
-            txn.update(ref, updates)
-            return _apply(job, updates)
+            return _apply(job, updates), updates
 
         return self._run(fn, job_id)
 

@@ -4,7 +4,9 @@ same run, so the pipeline's fixed cost and the 12 MP work can be told apart."""
 from __future__ import annotations
 
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -32,6 +34,7 @@ def _one(cfg: StackConfig, events: TopicTap, data: bytes) -> float:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the local cloud it started
     big = samples.large_jpeg()  # 4000 x 3000
     with tempfile.TemporaryDirectory() as tmp:
         cfg = StackConfig(state_dir=Path(tmp), project="mediarelay-latency",

@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 
 from localcloud import chaos
-from localcloud.stack import DEFAULT_PORTS, StackConfig, down, up
-from localcloud.taps import free_port
+from localcloud.stack import private_stack
 
 SCENARIOS = [
     ("baseline (no fault)", lambda cfg, n: chaos.run_jobs(cfg, n, timeout=900)),
@@ -29,19 +28,12 @@ COLUMNS = ["jobs", "completed", "lost", "duplicate_events", "missing_events", "e
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the local cloud it started
     n = int(os.environ.get("FAULT_JOBS", "200"))
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = StackConfig(state_dir=Path(tmp), project="mediarelay-bench",
-                          ports={name: free_port() for name in DEFAULT_PORTS}, workers=1, threads=8)
-        os.environ.update(cfg.client_env())
-        up(cfg, say=lambda *_: None)
-        try:
-            rows = []
-            for name, run in SCENARIOS:
-                result = run(cfg, n)
-                rows.append((name, result))
-                print(f"{name}: {result.row()}", flush=True)
-        finally:
-            down(cfg, say=lambda *_: None)
+    with tempfile.TemporaryDirectory() as tmp, private_stack(Path(tmp), "mediarelay-bench") as cfg:
+        rows = []
+        for name, run in SCENARIOS:
+            result = run(cfg, n)
+            rows.append((name, result))
+            print(f"{name}: {result.row()}", flush=True)
     base = rows[0][1].drain_seconds or 1
     print()
     print("| scenario | " + " | ".join(COLUMNS) + " | drain vs baseline |")

@@ -15,8 +15,8 @@ from pathlib import Path
 import requests
 
 from localcloud import chaos, samples
-from localcloud.stack import DEFAULT_PORTS, StackConfig, down, up
-from localcloud.taps import TopicTap, free_port
+from localcloud.stack import StackConfig, private_stack
+from localcloud.taps import TopicTap
 
 RUNS = int(os.environ.get("LATENCY_RUNS", "10"))
 
@@ -36,11 +36,7 @@ def _one(cfg: StackConfig, events: TopicTap, data: bytes) -> float:
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the local cloud it started
     big = samples.large_jpeg()  # 4000 x 3000
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = StackConfig(state_dir=Path(tmp), project="mediarelay-latency",
-                          ports={name: free_port() for name in DEFAULT_PORTS})
-        os.environ.update(cfg.client_env())
-        up(cfg, say=lambda *_: None)
+    with tempfile.TemporaryDirectory() as tmp, private_stack(Path(tmp), "mediarelay-latency") as cfg:
         events = TopicTap(cfg.project, "media-events")
         try:
             _one(cfg, events, chaos.small_jpeg(0))  # warm-up: first requests import and connect
@@ -48,7 +44,6 @@ def main() -> None:
             large = [_one(cfg, events, big + uuid.uuid4().bytes) for _ in range(RUNS)]
         finally:
             events.close()
-            down(cfg, say=lambda *_: None)
     ms = lambda xs: f"median {statistics.median(xs) * 1000:.0f} ms (min {min(xs) * 1000:.0f}, max {max(xs) * 1000:.0f})"  # noqa: E731
     print(f"upload -> media-events, {RUNS} runs each, load {os.getloadavg()[0]:.1f}")
     print(f"  320x240 JPEG:  {ms(small)}")

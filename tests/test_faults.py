@@ -15,26 +15,18 @@ import uuid
 import pytest
 
 from localcloud import chaos, samples
-from localcloud.stack import DEFAULT_PORTS, StackConfig, down, up
-from localcloud.taps import TopicTap, free_port
+from localcloud.stack import private_stack
+from localcloud.taps import TopicTap
 
 JOBS = int(os.environ.get("FAULT_JOBS", "8"))
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, stack):
-    """Its own ports and state; shares only the process environment with the session stack,
-    which it points at itself for the duration of the module."""
-    cfg = StackConfig(state_dir=tmp_path_factory.mktemp("faults"), project="mediarelay-faults",
-                      ports={name: free_port() for name in DEFAULT_PORTS})
-    saved = {k: os.environ.get(k) for k in cfg.client_env()}
-    os.environ.update(cfg.client_env())
-    try:
-        up(cfg, say=lambda *_: None)
+    """Its own ports and state (it restarts things); the client variables point at it for the
+    duration of the module and back at the session stack afterwards."""
+    with private_stack(tmp_path_factory.mktemp("faults"), "mediarelay-faults") as cfg:
         yield cfg
-    finally:
-        down(cfg, say=lambda *_: None)
-        os.environ.update({k: v for k, v in saved.items() if v is not None})
 
 
 def _assert_clean(result: chaos.Audit):

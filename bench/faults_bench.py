@@ -22,7 +22,7 @@ SCENARIOS = [
     ("(d) 20% storage+firestore faults", lambda cfg, n: chaos.scenario_transient_faults(cfg, n, 0.2, timeout=900)),
 ]
 COLUMNS = ["jobs", "completed", "lost", "duplicate_events", "missing_events", "events_lost_by_emulator",
-           "renditions_written_twice", "stage_redeliveries", "retried_calls", "drain_seconds"]
+           "renditions_written_twice", "stage_redeliveries", "retried_calls", "redriven_by_sweep", "drain_seconds"]
 
 
 def main() -> None:

@@ -80,6 +80,7 @@ class Audit:
     renditions_written_twice: int = 0
     retried_calls: int = 0
     stage_redeliveries: int = 0  # stage attempts beyond the first
+    redriven_by_sweep: int = 0
     drain_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -276,14 +277,19 @@ def scenario_restart_cloud(cfg: StackConfig, n: int, timeout: float = 300) -> Au
     Pub/Sub emulator forgot (Pub/Sub itself would have kept them)."""
 
     def restart(events: TopicTap):
-        time.sleep(0.5)
+        time.sleep(0.2)  # jobs just submitted: most are between stages
         # The emulator forgets subscriptions too: keep what the tap saw, re-subscribe at once.
         restart_cloud(cfg, say=lambda *_: None, before_stop=events.drain, after_provision=events.create)
 
-    def sweep():
-        requests.post(f"{cfg.url('notify')}/ops/sweep", params={"older_than_seconds": 5}, timeout=120)
+    redriven = []
 
-    return run_jobs(cfg, n, timeout, during=restart, tick=_every(5.0, sweep))
+    def sweep():
+        resp = requests.post(f"{cfg.url('notify')}/ops/sweep", params={"older_than_seconds": 5}, timeout=120)
+        redriven.append(resp.json()["redriven"])
+
+    result = run_jobs(cfg, n, timeout, during=restart, tick=_every(5.0, sweep))
+    result.redriven_by_sweep = sum(redriven)
+    return result
 
 
 def scenario_transient_faults(cfg: StackConfig, n: int, rate: float = 0.2, timeout: float = 300) -> Audit:

@@ -96,6 +96,12 @@ class ProcessManager:
         self.pidfile(name).unlink(missing_ok=True)
         return True
 
+    def signal(self, name: str, sig: int) -> None:
+        """Send `sig` to the whole process group (SIGSTOP/SIGCONT freeze and thaw a service)."""
+        info = self.running(name)
+        if info:
+            _killpg(info["pid"], sig)
+
     def names(self) -> list[str]:
         if not self.pid_dir.exists():
             return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -217,20 +218,33 @@ def restart_cloud(cfg: StackConfig, say=print, before_stop=None, after_provision
     """Stop and start the emulators under running services, keeping what the real services
     keep: Firestore documents (exported, then imported) and GCS objects (on disk). The Pub/Sub
     emulator keeps nothing, unlike Pub/Sub: topology is re-created, and messages that were in
-    flight are gone; the stuck-job sweep is what re-drives their jobs."""
+    flight are gone; the stuck-job sweep is what re-drives their jobs.
+
+    The services are frozen (SIGSTOP) from before the export until the emulators are back, so
+    no Firestore write lands after the export and is lost: in production a committed write
+    stays committed, and a test of ours must not fake otherwise. Frozen requests resume
+    against the new emulators, as they would after an outage."""
     pm = ProcessManager(cfg.state_dir)
-    export_root = cfg.state_dir / "firestore-export"
-    shutil.rmtree(export_root, ignore_errors=True)
-    export_root.mkdir(parents=True)
-    resp = requests.post(f"{cfg.url('firestore')}/emulator/v1/projects/{cfg.project}:export", timeout=60,
-                         json={"database": f"projects/{cfg.project}/databases/(default)", "export_directory": str(export_root)})
-    resp.raise_for_status()
-    [metadata] = export_root.glob("*/*.overall_export_metadata")
-    if before_stop:
-        before_stop()
-    for name in EMULATORS:
-        pm.stop(name)
-    _start_emulators(cfg, pm, emulator_procs(cfg, firestore_import=metadata), [], say, after_provision)
+    services = [name for name in SERVICES if pm.running(name)]
+    for name in services:
+        pm.signal(name, signal.SIGSTOP)
+    try:
+        export_root = cfg.state_dir / "firestore-export"
+        shutil.rmtree(export_root, ignore_errors=True)
+        export_root.mkdir(parents=True)
+        resp = requests.post(f"{cfg.url('firestore')}/emulator/v1/projects/{cfg.project}:export", timeout=60,
+                             json={"database": f"projects/{cfg.project}/databases/(default)",
+                                   "export_directory": str(export_root)})
+        resp.raise_for_status()
+        [metadata] = export_root.glob("*/*.overall_export_metadata")
+        if before_stop:
+            before_stop()
+        for name in EMULATORS:
+            pm.stop(name)
+        _start_emulators(cfg, pm, emulator_procs(cfg, firestore_import=metadata), [], say, after_provision)
+    finally:
+        for name in services:
+            pm.signal(name, signal.SIGCONT)
 
 
 def _start(pm: ProcessManager, proc: Proc, started: list, say) -> None:

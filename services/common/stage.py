@@ -190,6 +190,8 @@ def build_event(job: dict) -> dict:
         event["analysis"] = job.get("analysis") or {}
         event["renditions"] = job.get("renditions") or []
         event["skipped"] = job.get("skipped") or []
+        if job.get("storyboard"):
+            event["storyboard"] = job["storyboard"]
     else:
         event["error"] = job.get("error") or {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
         if job.get("analysis"):

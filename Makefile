@@ -63,12 +63,7 @@ up: $(STAMP)
 down:
 	@if [ -x $(BIN)/mediarelay ]; then $(BIN)/mediarelay local down; else echo "nothing to stop (no $(VENV))"; fi
 
-BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): $(STAMP)
-	@$(BIN)/pip install $(PIP_QUIET) --no-deps -c constraints.txt scenedetect 2> >(grep -v "^WARNING: Location" >&2)
-	@touch $@
-
-bench: $(BENCH_STAMP)
+bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)

@@ -124,3 +124,20 @@ def test_sweep_redrives_a_job_stuck_in_a_stage_and_dry_run_touches_nothing(http,
     assert job_id in [r["job_id"] for r in resp.json()["jobs"] if r["action"] == "re-driven"]
     assert _wait_status(http, stack, job_id, ("completed", "failed"))["status"] == "completed"
     assert len(events.wait_for_jobs([job_id])[job_id]) == 1
+
+
+def test_previous_message_version_is_still_accepted_during_a_rolling_deploy(http, stack, events):
+    """A media-analyzed.v1 (before analyze grew v2) still renders: versions of the expected
+    type are validated against their own schema, not refused as wrong-schema."""
+    payload = chaos.seed_job(stack)
+    v1 = {**payload, "analysis": {"format": "jpeg", "width": 320, "height": 240, "orientation": 1,
+                                  "mean_color": [120, 120, 120]}}
+    v1.pop("submitted_at")
+    resp = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-analyzed.v1"), timeout=60)
+    assert resp.status_code == 204
+    done = _wait_status(http, stack, payload["job_id"], ("completed", "failed"))
+    assert done["status"] == "completed" and done["renditions"]
+    assert [e["status"] for e in events.wait_for_jobs([payload["job_id"]])[payload["job_id"]]] == ["completed"]
+    wrong = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-ingested.v1"), timeout=30)
+    assert wrong.status_code == 204  # acknowledged and dead-lettered, never retried
+    assert JobStore(stack.project).get(payload["job_id"])["status"] == "completed"

@@ -11,12 +11,15 @@ from .errors import CorruptMedia, LimitExceeded
 
 def open_image(raw: bytes, max_pixels: int) -> Image.Image:
     """Open lazily and check the pixel count from the header, before anything is decoded."""
+    # Pillow's own bomb check reads the same header; aligned with our setting, so an image is
+    # refused at one threshold with one message that names it.
+    Image.MAX_IMAGE_PIXELS = max_pixels
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(raw))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise LimitExceeded(f"image too large: {exc}", code="too-many-pixels") from None
+            raise LimitExceeded(f"image too large: {exc} (MAX_IMAGE_PIXELS={max_pixels})", code="too-many-pixels") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise CorruptMedia(f"cannot read image: {exc}", code="corrupt-image") from None
     if im.width * im.height > max_pixels:

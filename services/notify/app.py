@@ -13,6 +13,9 @@ from ..ops.http import register_ops_routes
 
 def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     fields = {
+        # The message is the complete record of the job's result: the event is built from
+        # the job, so the job gets all of it (analysis too, whoever wrote it there before).
+        "analysis": msg["analysis"],
         "renditions": msg["renditions"],
         "skipped": msg.get("skipped", []),
         "stages.notify.state": "done",

@@ -21,8 +21,11 @@ def _ms(start: str | None, end: str | None) -> str:
 def _renditions(doc: dict) -> str:
     by_preset: dict[str, list[str]] = {}
     for r in doc.get("renditions", []):
-        by_preset.setdefault(f"{r['preset']} {r['width']}x{r['height']}", []).append(r["format"])
+        name = r["preset"] + (f"-{r['shot']}" if "shot" in r else "")  # video stills: one per shot
+        by_preset.setdefault(f"{name} {r['width']}x{r['height']}", []).append(r["format"])
     text = ", ".join(f"{k} {'/'.join(v)}" for k, v in by_preset.items())
+    if doc.get("storyboard"):
+        text += ", storyboard + vtt"
     return text or (doc.get("error") or {}).get("reason", "-")[:60]
 
 

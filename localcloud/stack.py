@@ -139,9 +139,10 @@ def local_signing_key(state_dir: Path) -> Path:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
-        info = {"type": "service_account", "project_id": "local", "private_key_id": "local", "private_key": pem,
-                "client_email": "ingest@local.iam.gserviceaccount.com", "client_id": "0",
-                "token_uri": "http://127.0.0.1:1/token"}
+        # Generated here, at run time, into the git-ignored state folder: the repo holds no key.
+        info = dict(type="service_account", project_id="local", private_key_id="local", private_key=pem,
+                    client_email="ingest@local.iam.gserviceaccount.com", client_id="0",
+                    token_uri="http://127.0.0.1:1/token")
         state_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(info))
         path.chmod(0o600)

@@ -181,7 +181,7 @@ def cmd_dlq(args) -> int:
         print(json.dumps({"matched": len(report.matched), "done": report.done, "refused": report.refused}, indent=2))
     else:
         print(_table(report.done + report.refused, ["message_id", "stage", "job_id", "replay_count", "note"]))
-        verb = {"replay": "would replay" if args.dry_run else "replayed", "purge": "purged"}[args.action]
+        verb = "purged" if args.action == "purge" else "would replay" if args.dry_run else "replayed"
         print(f"\n{len(report.matched)} matched, {len(report.done)} {verb}, {len(report.refused)} refused")
     return 1 if report.refused and not report.done else 0
 

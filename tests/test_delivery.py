@@ -141,3 +141,35 @@ def test_previous_message_version_is_still_accepted_during_a_rolling_deploy(http
     wrong = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-ingested.v1"), timeout=30)
     assert wrong.status_code == 204  # acknowledged and dead-lettered, never retried
     assert JobStore(stack.project).get(payload["job_id"])["status"] == "completed"
+
+
+def test_purge_ends_a_parked_job_failed_with_one_event(http, stack, events, failing_analyze):
+    """What Pub/Sub does after max attempts (copy to the DLQ with CloudPubSubDeadLetter*
+    attributes), then an operator gives up: the message goes, the job ends failed."""
+    from google.cloud import pubsub_v1
+
+    payload = chaos.seed_job(stack)
+    job_id = payload["job_id"]
+    http.post(failing_analyze, json=chaos.envelope(payload, "media-ingested.v1", delivery_attempt=5), timeout=30)
+    assert JobStore(stack.project).get(job_id)["status"] == "dead-lettered"
+    publisher = pubsub_v1.PublisherClient()
+    publisher.publish(publisher.topic_path(stack.project, "analyze-media-ingested-dlq"), json.dumps(payload).encode(),
+                      job_id=job_id, schema="media-ingested.v1", CloudPubSubDeadLetterSourceDeliveryCount="5",
+                      CloudPubSubDeadLetterSourceSubscription="analyze-media-ingested").result(timeout=30)
+
+    env = {**os.environ, **stack.client_env()}
+    cli = [sys.executable, "-m", "services.cli", "dlq"]
+    unconfirmed = subprocess.run([*cli, "purge", "--job", job_id], capture_output=True, text=True, timeout=60, env=env)
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    listed = json.loads(subprocess.run([*cli, "list", "--job", job_id, "--json"], capture_output=True, text=True,
+                                       timeout=60, env=env).stdout)
+    assert [m["error_class"] for m in listed] == ["delivery-attempts-exhausted"]
+
+    purged = subprocess.run([*cli, "purge", "--job", job_id, "--yes"], capture_output=True, text=True, timeout=60, env=env)
+    assert purged.returncode == 0 and "purged, job failed" in purged.stdout, purged.stdout + purged.stderr
+    job = JobStore(stack.project).get(job_id)
+    assert job["status"] == "failed" and "purged by an operator" in job["error"]["reason"]
+    [event] = events.wait_for_jobs([job_id])[job_id]
+    assert event["status"] == "failed" and event["error"]["stage"] == "analyze"
+    assert json.loads(subprocess.run([*cli, "list", "--job", job_id, "--json"], capture_output=True, text=True,
+                                     timeout=60, env=env).stdout) == []

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from google.cloud import pubsub_v1
 
 from ..common.runtime import Runtime
 from ..common.stage import publish_final_event
-from ..common.status import DEAD_LETTERED, FINAL, utcnow
+from ..common.status import FINAL, utcnow
 
 DEAD_LETTER_ATTRIBUTES = (
     "CloudPubSubDeadLetterSourceDeliveryCount",
@@ -132,25 +133,33 @@ class DeadLetters:
 
     def _ack(self, m: DeadLetter) -> None:
         self.subscriber.acknowledge(request={"subscription": self._sub_path(m.subscription), "ack_ids": [m.ack_id]})
+        self._acked.add(m.ack_id)
+
+    @contextmanager
+    def _held(self, filters: Filters):
+        """The matching messages, oldest first, held while the block runs; every message the
+        block did not acknowledge (matching or not, even after an error) is released on exit."""
+        messages = self._pull_all(filters.stage)
+        self._acked: set[str] = set()
+        now = utcnow()
+        try:
+            yield sorted((m for m in messages if filters.match(m, now)), key=lambda m: m.publish_time)
+        finally:
+            self._release([m for m in messages if m.ack_id not in self._acked])
 
     def list(self, filters: Filters) -> list[DeadLetter]:
-        messages = self._pull_all(filters.stage)
-        self._release(messages)
-        now = utcnow()
-        return sorted((m for m in messages if filters.match(m, now)), key=lambda m: m.publish_time)
+        with self._held(filters) as matching:
+            return matching
 
     def replay(self, filters: Filters, *, dry_run: bool = False, limit: int | None = None,
                rate: float | None = None, max_replays: int = 3) -> Report:
         """Republish matching messages to their source topic with replay_count + 1; each
         dead-letter copy is acknowledged only after its publish succeeded."""
-        messages = self._pull_all(filters.stage)
-        now = utcnow()
-        report, untouched = Report(), []
-        try:
-            for m in messages:
-                if not filters.match(m, now) or (limit is not None and len(report.done) >= limit):
-                    untouched.append(m)
-                    continue
+        report = Report()
+        with self._held(filters) as matching:
+            for m in matching:
+                if limit is not None and len(report.done) >= limit:
+                    break
                 report.matched.append(m.summary())
                 job = self.rt.jobs.get(m.job_id) if m.job_id else None
                 refusal = None
@@ -160,7 +169,6 @@ class DeadLetters:
                     refusal = f"job already {job['status']}: a replay would change nothing"
                 if refusal or dry_run:
                     (report.refused if refusal else report.done).append({**m.summary(), "note": refusal or "would replay"})
-                    untouched.append(m)
                     continue
                 attributes = {k: v for k, v in m.attributes.items() if k not in DEAD_LETTER_ATTRIBUTES and k != "stage"}
                 attributes["replay_count"] = str(m.replay_count + 1)
@@ -169,30 +177,22 @@ class DeadLetters:
                 report.done.append({**m.summary(), "note": f"replayed to {m.source_topic}"})
                 if rate:
                     time.sleep(1.0 / rate)
-        finally:
-            self._release(untouched)
         return report
 
     def purge(self, filters: Filters) -> Report:
-        """Acknowledge (delete) matching messages. A job parked as dead-lettered by one of them
-        is ended as failed, with its one `failed` event: nothing is left waiting forever."""
-        messages = self._pull_all(filters.stage)
-        now = utcnow()
-        report, untouched = Report(), []
-        try:
-            for m in messages:
-                if not filters.match(m, now):
-                    untouched.append(m)
-                    continue
+        """Acknowledge (delete) matching messages. A job still waiting on one of them (parked
+        as dead-lettered, or stuck in a stage) is ended as failed, with its one `failed` event:
+        nothing is left waiting forever."""
+        report = Report()
+        with self._held(filters) as matching:
+            for m in matching:
                 report.matched.append(m.summary())
                 job = self.rt.jobs.get(m.job_id) if m.job_id else None
-                if job is not None and job["status"] not in FINAL:
+                ended = job is not None and job["status"] not in FINAL
+                if ended:
                     error = {"stage": m.stage, "error_class": m.error_class,
                              "reason": f"dead-lettered and purged by an operator: {m.reason}"}
                     publish_final_event(self.rt, m.job_id, "failed", {"error": error, f"stages.{m.stage}.state": "failed"})
                 self._ack(m)
-                ended = job is not None and job["status"] == DEAD_LETTERED
                 report.done.append({**m.summary(), "note": "purged, job failed" if ended else "purged"})
-        finally:
-            self._release(untouched)
         return report

@@ -6,6 +6,7 @@ import signal
 import time
 
 from services.client import IngestClient
+from services.tables import text_table
 
 from .samples import write_samples
 from .stack import StackConfig, down, up
@@ -30,23 +31,17 @@ def _renditions(doc: dict) -> str:
 
 
 def table(rows: list[tuple[str, dict]]) -> str:
-    header = ("file", "job id", "status", "analyze ms", "render ms", "notify ms", "total ms", "renditions")
-    lines = [header]
+    columns = ["file", "job id", "status", "analyze ms", "render ms", "notify ms", "total ms", "renditions"]
+    lines = []
     for name, doc in rows:
         st = doc.get("stages", {})
-        lines.append((
+        lines.append([
             name, doc.get("job_id", "-"), doc.get("status", "?"),
             *(_ms(st.get(s, {}).get("started_at"), st.get(s, {}).get("finished_at")) for s in ("analyze", "render", "notify")),
             _ms(doc.get("created_at"), doc.get("finished_at")),
             _renditions(doc),
-        ))
-    widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
-    out = []
-    for i, row in enumerate(lines):
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+        ])
+    return text_table(columns, lines)
 
 
 def run(once: bool = False) -> int:

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from .client import APIError, IngestClient, print_progress
+from .tables import text_table
 
 
 def _load_env_file(path: str | None) -> None:
@@ -132,13 +133,7 @@ def _rate(text: str) -> float:
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
+    return text_table(columns, [[r.get(c, "") for c in columns] for r in rows], max_width=60)
 
 
 def _runtime():

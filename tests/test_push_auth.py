@@ -88,14 +88,6 @@ def analyzed_tap(stack):
     tap.close()
 
 
-def _job_without_chain(stack) -> dict:
-    return chaos.seed_job(stack)
-
-
-def _envelope(payload: dict) -> dict:
-    return chaos.envelope(payload, "media-ingested.v1")
-
-
 @pytest.mark.parametrize(
     "case, expected",
     [("missing", 401), ("forged", 401), ("expired", 401), ("wrong-audience", 401),
@@ -103,7 +95,7 @@ def _envelope(payload: dict) -> dict:
 )
 def test_bad_push_tokens_are_refused_and_nothing_happens(http, stack, secured_analyze, analyzed_tap, signing_key,
                                                          case, expected):
-    payload = _job_without_chain(stack)
+    payload = chaos.seed_job(stack)
     tokens = {
         "missing": None,
         "forged": _token(_new_key()),  # same kid, another key
@@ -115,7 +107,7 @@ def test_bad_push_tokens_are_refused_and_nothing_happens(http, stack, secured_an
         "not-a-jwt": "definitely-not-a-token",
     }
     headers = {"Authorization": f"Bearer {tokens[case]}"} if tokens[case] else {}
-    resp = http.post(secured_analyze, json=_envelope(payload), headers=headers, timeout=30)
+    resp = http.post(secured_analyze, json=chaos.envelope(payload, "media-ingested.v1"), headers=headers, timeout=30)
     assert resp.status_code == expected, resp.text
     assert resp.headers["Content-Type"] == "application/problem+json"
     time.sleep(0.5)
@@ -126,8 +118,8 @@ def test_bad_push_tokens_are_refused_and_nothing_happens(http, stack, secured_an
 
 
 def test_valid_push_token_is_accepted_and_work_is_published(http, stack, secured_analyze, analyzed_tap, signing_key):
-    payload = _job_without_chain(stack)
-    resp = http.post(secured_analyze, json=_envelope(payload),
+    payload = chaos.seed_job(stack)
+    resp = http.post(secured_analyze, json=chaos.envelope(payload, "media-ingested.v1"),
                      headers={"Authorization": f"Bearer {_token(signing_key)}"}, timeout=30)
     assert resp.status_code == 204, resp.text
     deadline = time.monotonic() + 20

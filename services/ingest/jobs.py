@@ -49,11 +49,15 @@ def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key:
     return job, created
 
 
-def publish_ingested(rt: Runtime, job: dict) -> None:
-    payload = {
+def ingested_message(job: dict) -> dict:
+    """The media-ingested payload of a job (also what the sweep republishes to restart it)."""
+    return {
         "job_id": job["job_id"],
         "kind": job["kind"],
         "source": job["source"],
         "submitted_at": to_json({"t": job.get("created_at") or utcnow()})["t"],
     }
-    rt.bus.publish("media-ingested", payload, job_id=job["job_id"])
+
+
+def publish_ingested(rt: Runtime, job: dict) -> None:
+    rt.bus.publish("media-ingested", ingested_message(job), job_id=job["job_id"])

@@ -13,6 +13,7 @@ import logging
 from ..common.logs import log
 from ..common.runtime import Runtime
 from ..common.status import ACTIVE, STAGES, utcnow
+from ..ingest.jobs import ingested_message
 
 logger = logging.getLogger("mediarelay.sweep")
 STAGE_INPUT = {"analyze": "media-ingested", "render": "media-analyzed", "notify": "media-rendered"}
@@ -24,10 +25,7 @@ def input_message(job: dict) -> tuple[str, str, dict] | None:
         if job["stages"][stage]["state"] != "done":
             topic = STAGE_INPUT[stage]
             if stage == "analyze":
-                created = job.get("created_at")
-                submitted = created.isoformat().replace("+00:00", "Z") if isinstance(created, dt.datetime) else str(created)
-                return stage, topic, {"job_id": job["job_id"], "kind": job["kind"], "source": job["source"],
-                                      "submitted_at": submitted}
+                return stage, topic, ingested_message(job)
             handoff = job.get("handoff") or {}
             if handoff.get("topic") == topic:
                 return stage, topic, handoff["payload"]

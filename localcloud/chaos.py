@@ -182,11 +182,10 @@ def _post(url: str, body: bytes, headers: dict) -> int:
 
 def set_push_endpoints(cfg: StackConfig, url_for) -> None:
     """Point every push subscription at url_for(service) + path (the emulator's live config)."""
-    from services.common.config import REPO_ROOT
     from services.common.topology import load_topology
 
     subscriber = pubsub_v1.SubscriberClient()
-    for sub in load_topology(REPO_ROOT / "schemas" / "topology.json").push_subscriptions.values():
+    for sub in load_topology().push_subscriptions.values():
         subscriber.modify_push_config(request={
             "subscription": subscriber.subscription_path(cfg.project, sub.name),
             "push_config": {"push_endpoint": url_for(sub.service) + sub.path}})

@@ -100,7 +100,7 @@ def emulator_procs(cfg: StackConfig, firestore_import: Path | None = None) -> li
 
     env = {**os.environ, **cfg.client_env()}
     gcs_port = cfg.ports["gcs"]
-    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
+    topology = load_topology()
     # fake-gcs-server plays GCS's bucket notification for big uploads (topic gcs-uploads).
     events = []
     for topic, spec in topology.topics.items():
@@ -206,7 +206,7 @@ def _start_emulators(cfg: StackConfig, pm: ProcessManager, emus: list[Proc], sta
         _start(pm, p, started, say)
     for p in emus:
         pm.wait_healthy(p)
-    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
+    topology = load_topology()
     with _environ(cfg.client_env()):
         create_buckets(cfg.project, topology)
         create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES})

@@ -97,10 +97,9 @@ def test_unknown_job_is_dead_lettered_not_retried(http, stack):
 
 
 def _topic_schema(topic: str) -> str:
-    from services.common.config import REPO_ROOT
     from services.common.topology import load_topology
 
-    return load_topology(REPO_ROOT / "schemas" / "topology.json").schema_of_topic(topic)
+    return load_topology().schema_of_topic(topic)
 
 
 def test_sweep_redrives_a_job_stuck_in_a_stage_and_dry_run_touches_nothing(http, stack, events):

@@ -10,12 +10,11 @@ from google.cloud import pubsub_v1
 
 from localcloud.processes import Proc, ProcessManager
 from localcloud.taps import free_port
-from services.common.config import REPO_ROOT
 from services.common.topology import load_topology
 
 
 def test_emulator_topology_matches_the_topology_file(stack):
-    topology = load_topology(REPO_ROOT / "schemas" / "topology.json")
+    topology = load_topology()
     subscriber = pubsub_v1.SubscriberClient()
     publisher = pubsub_v1.PublisherClient()
     project = f"projects/{stack.project}"

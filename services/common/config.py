@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY_FILE = REPO_ROOT / "schemas" / "topology.json"
 
 
 def _env(name: str, default: str) -> str:
@@ -85,7 +86,7 @@ class Settings:
             originals_bucket=_env("ORIGINALS_BUCKET", "mediarelay-originals"),
             renditions_bucket=_env("RENDITIONS_BUCKET", "mediarelay-renditions"),
             schemas_dir=Path(_env("SCHEMAS_DIR", str(REPO_ROOT / "schemas"))),
-            topology_file=Path(_env("TOPOLOGY_FILE", str(REPO_ROOT / "schemas" / "topology.json"))),
+            topology_file=Path(_env("TOPOLOGY_FILE", str(TOPOLOGY_FILE))),
             public_base_url=_env("PUBLIC_BASE_URL", "").rstrip("/"),
             max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(32 * 1024 * 1024))),
             max_signed_upload_bytes=int(_env("MAX_SIGNED_UPLOAD_BYTES", str(256 * 1024 * 1024))),

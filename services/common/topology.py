@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .config import TOPOLOGY_FILE
+
 
 @dataclass(frozen=True)
 class PushSubscription:
@@ -62,5 +64,5 @@ def parse_topology(raw: dict) -> Topology:
 
 
 @lru_cache(maxsize=4)
-def load_topology(path: Path) -> Topology:
+def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
     return parse_topology(json.loads(Path(path).read_text()))

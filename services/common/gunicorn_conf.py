@@ -17,3 +17,6 @@ keepalive = 5
 accesslog = None  # request logs come from the app, as JSON
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Gunicorn >= 25 opens a control socket at one per-user default path: every gunicorn on a host
+# (each service, each test stack) would share it and unlink each other's. Nothing here uses it.
+control_socket_disable = True

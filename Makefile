@@ -7,14 +7,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help install run test test-infra up down bench lint clean
+.PHONY: help install run test test-unit test-infra up down bench lint clean
 
 help:
 	@echo "make run    local cloud + services, sample media through the chain, then serve (ONCE=1: exit after the table)"
 	@echo "make test   the whole test suite against the local cloud, then make test-infra"
 	@echo "make test-infra  offline infrastructure checks: terraform fmt, checkov (own venv), terraform-vs-topology test"
 	@echo "make up     start the local cloud and the services;  make down: stop them"
-	@echo "make bench  benchmarks (bench/);  make lint: ruff"
+	@echo "make test-unit  the tests that need no local cloud, Java or Terraform (seconds)"
+	@echo "make bench  benchmarks (bench/);  make lint: ruff + mypy"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ run: $(STAMP)
 
 test: $(STAMP) test-infra
 	$(BIN)/pytest
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -m "not cloud"
 
 # Offline checks of terraform/ and the Dockerfile (the google provider cannot be downloaded
 # here, so no terraform init/validate): fmt (also catches broken HCL), then checkov from its
@@ -68,6 +72,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean: down
 	rm -rf $(VENV) $(CHECKOV_VENV) .local

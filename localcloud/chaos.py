@@ -20,11 +20,11 @@ import requests
 from google.cloud import pubsub_v1, storage
 from PIL import Image
 
+from services.common.jobstate import FINAL
+
 from .processes import ProcessManager
 from .stack import SERVICES, StackConfig, restart_cloud, service_procs
 from .taps import TopicTap, free_port
-
-FINAL = ("completed", "failed")
 
 
 def small_jpeg(seed: int) -> bytes:
@@ -237,13 +237,13 @@ def seed_job(cfg: StackConfig, job_id: str | None = None, **fields) -> dict:
     return {"job_id": job_id, "kind": "image", "source": source, "submitted_at": "2026-01-01T00:00:00Z"}
 
 
-def envelope(payload: dict, schema: str, delivery_attempt: int | None = None) -> dict:
+def envelope(payload: dict, schema: str, delivery_attempt: int | None = None, **attributes) -> dict:
     """A wrapped push request as Pub/Sub sends it (production sends deliveryAttempt)."""
     import base64
     import json
 
     body = {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
-                        "attributes": {"job_id": payload["job_id"], "schema": schema},
+                        "attributes": {"job_id": payload.get("job_id", ""), "schema": schema, **attributes},
                         "messageId": uuid.uuid4().hex[:12], "publishTime": "2026-01-01T00:00:00Z"},
             "subscription": "projects/p/subscriptions/s"}
     if delivery_attempt is not None:

@@ -6,6 +6,7 @@ import signal
 import time
 
 from services.client import IngestClient
+from services.common.jobstate import STAGES
 from services.tables import text_table
 
 from .samples import write_samples
@@ -37,7 +38,7 @@ def table(rows: list[tuple[str, dict]]) -> str:
         st = doc.get("stages", {})
         lines.append([
             name, doc.get("job_id", "-"), doc.get("status", "?"),
-            *(_ms(st.get(s, {}).get("started_at"), st.get(s, {}).get("finished_at")) for s in ("analyze", "render", "notify")),
+            *(_ms(st.get(s, {}).get("started_at"), st.get(s, {}).get("finished_at")) for s in STAGES),
             _ms(doc.get("created_at"), doc.get("finished_at")),
             _renditions(doc),
         ])

@@ -54,7 +54,7 @@ def video_mp4(path: Path, seconds: float = 3.0, fps: int = 24, size=(640, 360)) 
     """A short MPEG-4 clip: two photos with a hard cut between them and a moving box."""
     w, h = size
     shots = [np.array(photo(n).convert("RGB").resize(size))[:, :, ::-1] for n in ("coffee", "chelsea")]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     total = int(seconds * fps)
     for i in range(total):
         frame = shots[0 if i < total // 2 else 1].copy()

@@ -22,7 +22,7 @@ from services.common.topology import load_topology
 from .processes import Proc, ProcessManager
 from .provision import create_buckets, create_topology
 
-SERVICES = ("ingest", "analyze", "render", "notify")
+SERVICES = tuple(load_topology().services)  # ingest, analyze, render, notify
 EMULATORS = ("pubsub", "firestore", "gcs")
 DEFAULT_PORTS = {
     "ingest": 8080, "analyze": 8081, "render": 8082, "notify": 8083,
@@ -182,7 +182,7 @@ def write_env_file(cfg: StackConfig) -> Path:
 def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
     """Start what is not running yet; return the names this call started."""
     pm = ProcessManager(cfg.state_dir)
-    started = []
+    started: list[str] = []
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     if not pm.running("gcs"):
         # A fresh local cloud starts empty: objects left by an earlier run would meet
@@ -287,7 +287,7 @@ def private_stack(state_dir: Path, project: str, service_env: dict | None = None
 class _environ:
     def __init__(self, values: dict):
         self.values = values
-        self.saved = {}
+        self.saved: dict[str, str | None] = {}
 
     def __enter__(self):
         for k, v in self.values.items():

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from .client import APIError, IngestClient, print_progress
+from .common.topology import load_topology
 from .tables import text_table
 
 
@@ -192,8 +193,20 @@ def cmd_sweep(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(_table(rows, ["job_id", "status", "updated_at", "stage", "action", "note"]))
-        print(f"\n{len(rows)} stuck for more than {older}; {'none re-driven (dry run)' if args.dry_run else 're-driven'}")
+        print(_table(rows, ["job_id", "status", "updated_at", "stage", "redrives", "action", "note"]))
+        print(f"\n{len(rows)} stuck for more than {older}; {'nothing changed (dry run)' if args.dry_run else 'acted on'}")
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from .ops.jobs import NoSuchJob, cancel
+
+    try:
+        row = cancel(_runtime(), args.job_id, args.reason)
+    except NoSuchJob:
+        print(f"mediarelay: no job {args.job_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(row) if args.json else f"{row['job_id']}: {row['action']} ({row.get('note') or row['status']})")
     return 0
 
 
@@ -235,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         a = dlq_sub.add_parser(action, help=text)
         if action == "show":
             a.add_argument("message", help="message id, as listed")
-        a.add_argument("--stage", choices=["ingest", "analyze", "render", "notify"])
+        a.add_argument("--stage", choices=list(load_topology().services))
         a.add_argument("--job", help="only this job id")
         a.add_argument("--older-than", type=_duration, help="dead-lettered at least this long ago (90s, 30m, 2h, 1d)")
         a.add_argument("--error-class", help="e.g. corrupt-media, bad-message, delivery-attempts-exhausted")
@@ -254,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true")
     sw.add_argument("--json", action="store_true")
     sw.set_defaults(fn=cmd_sweep)
+
+    jobs = sub.add_parser("jobs", help="operators' actions on one job")
+    jobs_sub = jobs.add_subparsers(dest="action", required=True)
+    c = jobs_sub.add_parser("cancel", help="end the job failed (error class cancelled), with its one event")
+    c.add_argument("job_id")
+    c.add_argument("--reason", help="recorded on the job and in the failed event")
+    c.add_argument("--json", action="store_true")
+    jobs.set_defaults(fn=cmd_jobs)
     return p
 
 

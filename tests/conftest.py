@@ -37,3 +37,11 @@ def events(stack):
 def http():
     with requests.Session() as s:
         yield s
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that uses the local cloud is marked `cloud`: `make test-unit` runs the rest,
+    with no Java, emulator or Terraform; nothing to remember when a test is added."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cloud)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from localcloud import samples
 from localcloud.taps import free_port
 
@@ -54,6 +56,7 @@ def test_cli_errors_name_the_file_and_the_problem(stack, tmp_path):
     assert unknown.returncode == 1 and "404" in unknown.stderr
 
 
+@pytest.mark.cloud  # starts a local cloud of its own
 def test_local_run_once_completes_every_sample_and_leaves_nothing_running(tmp_path):
     """`make run ONCE=1`, on its own ports and state folder, start to finish."""
     env = {f"MEDIARELAY_{n.upper()}_PORT": str(free_port())

@@ -1,5 +1,7 @@
-"""Delivery contracts the emulator cannot show by itself (it sends no deliveryAttempt), and
-idempotence of stages, checked over real HTTP against real services and the local cloud."""
+"""Delivery end to end, for what only the real servers show: the sweep's Firestore query and
+its CLI and endpoint, versioned messages and dead letters on the emulator, the operators'
+purge, an operator's cancel of a running render. Each rule on its own is pinned down
+in-process by tests/unit/test_delivery_rules.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -32,76 +34,6 @@ def failing_analyze(stack):
         yield url + "/push"
 
 
-def test_last_delivery_attempt_of_a_transient_failure_parks_the_job_and_a_replay_resumes_it(
-        http, stack, failing_analyze, events):
-    payload = chaos.seed_job(stack)
-    job_id = payload["job_id"]
-    early = http.post(failing_analyze, json=chaos.envelope(payload, "media-ingested.v1", delivery_attempt=2), timeout=30)
-    assert early.status_code == 503 and early.json()["retry"] is True
-    job = JobStore(stack.project).get(job_id)
-    assert job["status"] == "analyzing" and "injected fault" in job["stages"]["analyze"]["error"]
-
-    last = http.post(failing_analyze, json=chaos.envelope(payload, "media-ingested.v1", delivery_attempt=5), timeout=30)
-    assert last.status_code == 503  # still non-2xx: Pub/Sub moves it to the dead-letter topic
-    job = JobStore(stack.project).get(job_id)
-    assert job["status"] == "dead-lettered"
-    assert job["dead_letter"]["stage"] == "analyze" and "5 delivery attempts" in job["dead_letter"]["reason"]
-    assert job["stages"]["analyze"]["attempts"] == 2
-
-    # What `dlq replay` does after the fix: the same message, delivered to a healthy analyze.
-    replayed = http.post(f"{stack.url('analyze')}/push", json=chaos.envelope(payload, "media-ingested.v1"), timeout=30)
-    assert replayed.status_code == 204
-    done = _wait_status(http, stack, job_id, ("completed", "failed"))
-    assert done["status"] == "completed" and "dead_letter" not in done
-    assert [e["status"] for e in events.wait_for_jobs([job_id])[job_id]] == ["completed"]
-
-
-def test_redelivery_of_a_finished_stage_does_no_work_and_publishes_nothing(http, stack, events):
-    payload = chaos.seed_job(stack)
-    job_id = payload["job_id"]
-    analyzed = TopicTap(stack.project, "media-analyzed")
-    try:
-        first = http.post(f"{stack.url('analyze')}/push", json=chaos.envelope(payload, "media-ingested.v1"), timeout=30)
-        assert first.status_code == 204
-        _wait_status(http, stack, job_id, ("completed",))
-        before = JobStore(stack.project).get(job_id)
-        for _ in range(2):  # a duplicate, and a late copy after the job completed
-            again = http.post(f"{stack.url('analyze')}/push", json=chaos.envelope(payload, "media-ingested.v1"), timeout=30)
-            assert again.status_code == 204
-        after = JobStore(stack.project).get(job_id)
-        assert after["stages"]["analyze"]["attempts"] == before["stages"]["analyze"]["attempts"] == 1
-        assert after["status"] == "completed" and after["updated_at"] == before["updated_at"]
-        time.sleep(0.5)
-        analyzed.drain()
-        assert len(analyzed.for_job(job_id)) == 1
-        events.drain()
-        assert len(events.for_job(job_id)) == 1
-    finally:
-        analyzed.close()
-
-
-def test_unknown_job_is_dead_lettered_not_retried(http, stack):
-    dlq = TopicTap(stack.project, "render-media-analyzed-dlq")
-    try:
-        payload = {"job_id": "ghostjob00001", "kind": "image",
-                   "source": {"uri": "gs://b/o", "bucket": "bkt", "name": "o", "generation": "1",
-                              "content_type": "image/jpeg", "size": 1},
-                   "analysis": {"format": "jpeg", "width": 1, "height": 1}}
-        resp = http.post(f"{stack.url('render')}/push", json=chaos.envelope(payload, _topic_schema("media-analyzed")),
-                         timeout=30)
-        assert resp.status_code == 204
-        [(attrs, _)] = dlq.wait_and_get("ghostjob00001")
-        assert attrs["error_class"] == "bad-message" and "no such job" in attrs["error_reason"]
-    finally:
-        dlq.close()
-
-
-def _topic_schema(topic: str) -> str:
-    from services.common.topology import load_topology
-
-    return load_topology().schema_of_topic(topic)
-
-
 def test_sweep_redrives_a_job_stuck_in_a_stage_and_dry_run_touches_nothing(http, stack, events):
     # A job whose media-ingested was lost: created, never published, no progress for an hour.
     payload = chaos.seed_job(stack)
@@ -128,7 +60,9 @@ def test_sweep_redrives_a_job_stuck_in_a_stage_and_dry_run_touches_nothing(http,
 def test_previous_message_version_is_still_accepted_during_a_rolling_deploy(http, stack, events):
     """A media-analyzed.v1 (before analyze grew v2) still renders: versions of the expected
     type are validated against their own schema, not refused as wrong-schema."""
-    payload = chaos.seed_job(stack)
+    analyzed = {"analyze": {"state": "done", "attempts": 1}, "render": {"state": "pending", "attempts": 0},
+                "notify": {"state": "pending", "attempts": 0}}
+    payload = chaos.seed_job(stack, stages=analyzed)  # an old analyze handed this job on
     v1 = {**payload, "analysis": {"format": "jpeg", "width": 320, "height": 240, "orientation": 1,
                                   "mean_color": [120, 120, 120]}}
     v1.pop("submitted_at")
@@ -137,8 +71,15 @@ def test_previous_message_version_is_still_accepted_during_a_rolling_deploy(http
     done = _wait_status(http, stack, payload["job_id"], ("completed", "failed"))
     assert done["status"] == "completed" and done["renditions"]
     assert [e["status"] for e in events.wait_for_jobs([payload["job_id"]])[payload["job_id"]]] == ["completed"]
-    wrong = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-ingested.v1"), timeout=30)
-    assert wrong.status_code == 204  # acknowledged and dead-lettered, never retried
+    dlq = TopicTap(stack.project, "render-media-analyzed-dlq")
+    try:
+        wrong = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-ingested.v1"), timeout=30)
+        assert wrong.status_code == 204  # acknowledged, never retried: it can never be right
+        [(attrs, data)] = dlq.wait_and_get(payload["job_id"])
+        assert attrs["error_class"] == "bad-message" and "expected a media-analyzed" in attrs["error_reason"]
+        assert data == v1
+    finally:
+        dlq.close()
     assert JobStore(stack.project).get(payload["job_id"])["status"] == "completed"
 
 
@@ -172,3 +113,52 @@ def test_purge_ends_a_parked_job_failed_with_one_event(http, stack, events, fail
     assert event["status"] == "failed" and event["error"]["stage"] == "analyze"
     assert json.loads(subprocess.run([*cli, "list", "--job", job_id, "--json"], capture_output=True, text=True,
                                      timeout=60, env=env).stdout) == []
+
+
+def test_an_operator_cancels_a_running_render_and_it_writes_nothing_more(http, stack, events):
+    """`jobs cancel` mid-render: the job ends failed/cancelled with one event; render stops at
+    its next check and no rendition is written after the cancel."""
+    import io
+
+    import numpy as np
+    from google.cloud import storage
+    from PIL import Image
+
+    from services.common.config import get_settings
+    from services.common.runtime import Runtime
+    from services.ops.jobs import cancel
+
+    # A big, smooth photo-like JPEG: small to upload, seconds to render.
+    y, x = np.mgrid[0:6000, 0:8000]
+    pixels = np.dstack([(x // 31) % 256, (y // 23) % 256, ((x + y) // 47) % 256]).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=70)
+    resp = http.post(f"{stack.url('ingest')}/v1/uploads", data=buf.getvalue(), headers={"Content-Type": "image/jpeg"},
+                     timeout=60)
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job_id"]
+    _wait_status(http, stack, job_id, ("rendering",), timeout=60)
+    row = cancel(Runtime.build(get_settings()), job_id, "wrong file")
+    assert row["action"] == "cancelled" and row["stage"] == "render"
+
+    [event] = events.wait_for_jobs([job_id], timeout=30)[job_id]
+    assert event["status"] == "failed" and event["error"]["error_class"] == "cancelled"
+    assert "wrong file" in event["error"]["reason"]
+    store = JobStore(stack.project)
+    deadline = time.monotonic() + 120
+    while "stopped" not in store.get(job_id)["stages"]["render"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # render notices at its next check (before an output write)
+    job = store.get(job_id)
+    assert "cancel" in job["stages"]["render"]["stopped"] or "wrong file" in job["stages"]["render"]["stopped"]
+    assert job["status"] == "failed" and "renditions" not in job
+    written = storage.Client(project=stack.project).list_blobs("mediarelay-renditions", prefix=f"renditions/{job_id}/")
+    assert all(b.time_created <= job["finished_at"] for b in written)
+    assert len(events.wait_for_jobs([job_id])[job_id]) == 1
+
+    # The same through the command line, on a job that is not running.
+    seeded = chaos.seed_job(stack)["job_id"]
+    env = {**os.environ, **stack.client_env()}
+    out = subprocess.run([sys.executable, "-m", "services.cli", "jobs", "cancel", seeded, "--reason", "test", "--json"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0 and json.loads(out.stdout)["action"] == "cancelled", out.stderr
+    assert store.get(seeded)["error"]["error_class"] == "cancelled"

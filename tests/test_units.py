@@ -12,8 +12,8 @@ from localcloud import samples
 from services.common import logs, mediatypes
 from services.common.config import Settings
 from services.common.errors import BadMessage
+from services.common.jobstate import forward
 from services.common.schemas import validate
-from services.common.status import forward
 
 
 def _encoded(fmt: str, **kw) -> bytes:

@@ -28,7 +28,7 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    app, rt = create_service_app("analyze", settings)
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    app, rt = create_service_app("analyze", settings, runtime)
     register_stage(app, rt, "analyze", handle)
     return app

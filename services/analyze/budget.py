@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from ..common.errors import LimitExceeded
+from ..common.stage import ensure_job_active
 
 
 class Budget:
@@ -19,6 +20,7 @@ class Budget:
         return cls(float("inf"))
 
     def check(self, step: str) -> None:
+        ensure_job_active()  # a cancelled job stops here
         if time.monotonic() > self.deadline:
             raise LimitExceeded(
                 f"analysis ran past {self.setting}={self.seconds:g} s (while {step})",

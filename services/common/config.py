@@ -5,7 +5,7 @@ Every limit is a named setting here; the README's configuration table lists them
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,7 +29,7 @@ def parse_rgb(text: str) -> tuple[int, int, int]:
         rgb = ()
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
         raise ValueError(f"FLATTEN_BACKGROUND={text!r}: expected #rrggbb or r,g,b")
-    return rgb  # type: ignore[return-value]
+    return rgb[0], rgb[1], rgb[2]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Settings:
     stage_time_budget_seconds: float
     publish_timeout_seconds: float
     job_ttl_days: int
-    # Render (issue 5)
+    # Render
     render_presets_file: Path
     flatten_background: tuple[int, int, int]
     render_encode_threads: int
@@ -73,11 +73,11 @@ class Settings:
     push_certs_url: str
     # Operations
     stuck_after_seconds: int  # the sweep re-drives jobs with no progress for this long
+    sweep_max_redrives: int  # re-drives of one job by the sweep before it ends failed
     max_replays: int  # dead-letter replays of one message before `dlq replay` refuses
     scheduler_service_account: str  # the only caller the sweep endpoint accepts (when PUSH_AUDIENCE is set)
     # Logging
     log_level: str
-    service_name: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -113,14 +113,11 @@ class Settings:
             push_service_account=_env("PUSH_SERVICE_ACCOUNT", ""),
             push_certs_url=_env("PUSH_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"),
             stuck_after_seconds=int(_env("STUCK_AFTER_SECONDS", "1800")),
+            sweep_max_redrives=int(_env("SWEEP_MAX_REDRIVES", "3")),
             max_replays=int(_env("MAX_REPLAYS", "3")),
             scheduler_service_account=_env("SCHEDULER_SERVICE_ACCOUNT", ""),
             log_level=_env("LOG_LEVEL", "INFO"),
-            service_name=_env("K_SERVICE", _env("SERVICE_NAME", "mediarelay")),
         )
-
-    def describe(self) -> dict:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
 
 @lru_cache(maxsize=1)

@@ -43,6 +43,12 @@ class LimitExceeded(PermanentError):
     error_class = "limit-exceeded"
 
 
+class Cancelled(PermanentError):
+    """The job ended (an operator cancelled it) while a stage worked on it."""
+
+    error_class = "cancelled"
+
+
 class HTTPProblem(Exception):
     """A client error answered as application/problem+json."""
 

@@ -7,7 +7,7 @@ from .auth import PushTokenVerifier
 from .blobs import BlobStore
 from .bus import Bus
 from .config import Settings
-from .status import JobStore
+from .status import JobStore, JobStoreBase
 from .topology import Topology, load_topology
 
 
@@ -16,7 +16,7 @@ class Runtime:
     settings: Settings
     topology: Topology
     bus: Bus
-    jobs: JobStore
+    jobs: JobStoreBase
     blobs: BlobStore
     verifier: PushTokenVerifier | None
 

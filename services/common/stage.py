@@ -1,12 +1,14 @@
-"""The push endpoint of a pipeline stage: authenticate, parse, validate, run, classify.
+"""The push endpoint of every pipeline stage: authenticate, parse, validate, run, classify.
 
-Order inside a stage (DESIGN §5): work -> write outputs -> publish next -> mark stage done.
-A stage handler does the work and writes outputs; this module publishes and marks, so the
-order lives in one place. Answers: 204 acknowledged (done, duplicate, or permanently
+The order inside a stage lives here and only here (ARCHITECTURE.md, "Order inside a stage"):
+work (the handler) -> outputs written (the handler, create-if-absent) -> hand-off recorded on
+the job -> next message published -> stage marked done. The last stage claims and publishes
+the job's one final event instead. Answers: 204 acknowledged (done, duplicate, permanently
 failed and dead-lettered), 400 malformed push, 401/403 bad token, 503 transient (retry).
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -14,18 +16,21 @@ from dataclasses import dataclass, field
 
 from flask import Flask, Response, request
 
-from . import faults
+from . import faults, jobstate
 from .bus import encode
 from .envelope import PushMessage, parse_push
-from .errors import BadMessage, PermanentError, TransientError, problem_response
+from .errors import BadMessage, Cancelled, MediarelayError, PermanentError, TransientError, problem_response
+from .events import build_event
 from .logs import bind_fields, log
 from .retrying import RETRYABLE, reset_retries, retries_so_far
 from .runtime import Runtime
 from .schemas import validate
-from .status import to_json
+from .status import utcnow
 from .topology import PushSubscription
 
 logger = logging.getLogger("mediarelay.stage")
+# A running stage looks at its job at most this often (before output writes, at budget checks).
+ACTIVE_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -44,14 +49,18 @@ def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -
     sub = runtime.topology.subscription_for_service(stage)
     expected_schema = runtime.topology.schema_of_topic(sub.topic)
 
-    @app.post(sub.path)
+    @app.post(sub.path, endpoint=f"push_{stage}")
     def push() -> Response:
         msg = read_push(runtime)
         bind_fields(stage=stage, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt)
         try:
             _check_schema(runtime, msg, expected_schema)
         except BadMessage as exc:
-            return _reject_bad_message(runtime, stage, sub.dead_letter_topic, msg, exc)
+            # A message we cannot trust says nothing about its job: only the message goes to the
+            # dead letters; the job is left to its real message (or the sweep's bound).
+            log(logger, logging.ERROR, f"{stage}: bad message dead-lettered: {exc.reason}")
+            dead_letter(runtime, sub.dead_letter_topic, stage, msg, exc, _job_id_of(msg))
+            return Response(status=204)
         return _run(runtime, sub, handler, msg)
 
 
@@ -62,10 +71,15 @@ def read_push(runtime: Runtime) -> PushMessage:
     return parse_push(request.get_data(cache=False), request.headers)
 
 
+def _job_id_of(msg: PushMessage) -> str:
+    job_id = msg.data.get("job_id")
+    return job_id if isinstance(job_id, str) else ""
+
+
 def _check_schema(runtime: Runtime, msg: PushMessage, expected: str) -> None:
-    """Any version of the expected message type is accepted and validated against its own
-    schema: during a rolling deploy, and in replays from a dead-letter queue, messages of the
-    previous version are still about. Handlers read older versions (new fields are optional)."""
+    """Any known version of the expected message type is accepted and validated against its
+    own schema: during a rolling deploy, and in replays from a dead-letter queue, messages of
+    the previous version are still about. Handlers read older versions (new fields are optional)."""
     declared = msg.attributes.get("schema", expected)
     if declared.rpartition(".v")[0] != expected.rpartition(".v")[0]:
         raise BadMessage(f"expected a {expected} message, got {declared}", code="wrong-schema")
@@ -80,24 +94,19 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
     try:
         start = runtime.jobs.begin_stage(job_id, stage)
         if not start.proceed:
-            if not start.job:
-                dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage("no such job", code="unknown-job"), job_id)
-            elif start.job["status"] in ("completed", "failed"):
-                publish_final_event(runtime, job_id, start.job["status"], {})  # heal a lost event
-            log(logger, logging.INFO, f"{stage}: acknowledged without work ({start.reason})")
+            _without_work(runtime, sub, msg, start)
             return Response(status=204)
         faults.maybe_fail(f"stage.{stage}")
-        result = handler(runtime, start.job, msg.data)
-        fields = dict(result.job_fields)
-        for topic, payload in result.publish:
-            runtime.bus.publish(topic, payload, job_id=job_id)
-            # Kept on the job so the stuck-job sweep can re-drive the next stage exactly.
-            fields["handoff"] = {"topic": topic, "payload": payload}
-        fields[f"stages.{stage}.retried_calls"] = retries_so_far()
-        if result.final:
-            publish_final_event(runtime, job_id, result.final, fields)
-        else:
-            runtime.jobs.finish_stage(job_id, stage, fields)
+        token = _running.set(_Running(runtime, job_id, stage))
+        try:
+            result = handler(runtime, start.job, msg.data)
+        finally:
+            _running.reset(token)
+        _hand_on(runtime, stage, job_id, result)
+    except Cancelled as exc:
+        log(logger, logging.WARNING, f"{stage}: stopped, {exc.reason}")
+        runtime.jobs.note_stopped(job_id, stage, exc.reason)
+        return Response(status=204)
     except PermanentError as exc:
         fail_job(runtime, stage, sub.dead_letter_topic, msg, exc)
         return Response(status=204)
@@ -111,6 +120,38 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
     return Response(status=204)
 
 
+def _hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> None:
+    fields = {**result.job_fields, f"stages.{stage}.retried_calls": retries_so_far()}
+    if result.final:
+        fields.update(jobstate.finished(stage, utcnow()))
+        publish_final_event(runtime, job_id, result.final, fields)
+        return
+    handoff = None
+    if result.publish:
+        topic, payload = result.publish[-1]
+        handoff = {"topic": topic, "payload": payload}  # what the sweep republishes to re-drive
+    if not runtime.jobs.hand_off(job_id, stage, fields, handoff):
+        raise Cancelled(f"job ended while {stage} was running; nothing published")
+    for topic, payload in result.publish:
+        runtime.bus.publish(topic, payload, job_id=job_id)
+    runtime.jobs.finish_stage(job_id, stage)
+
+
+def _without_work(runtime: Runtime, sub: PushSubscription, msg: PushMessage, start: jobstate.StageStart) -> None:
+    stage, job_id = sub.service, msg.data["job_id"]
+    if start.outcome in ("unknown-job", "out-of-order"):
+        code = start.outcome
+        dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage(start.reason, code=code), job_id)
+    elif start.outcome == "final":
+        publish_final_event(runtime, job_id, start.job["status"], {})  # heals an event lost to a crash
+    elif start.outcome == "handed-off":
+        handoff = start.job.get("handoff") or {}
+        if handoff.get("topic") in runtime.topology.services[stage]["publishes"]:
+            runtime.bus.publish(handoff["topic"], handoff["payload"], job_id=job_id)
+        runtime.jobs.finish_stage(job_id, stage)
+    log(logger, logging.INFO, f"{stage}: acknowledged without work ({start.reason})")
+
+
 def _retry_later(runtime: Runtime, sub: PushSubscription, msg: PushMessage, job_id: str, reason: str) -> Response:
     """Non-2xx so Pub/Sub redelivers with the subscription's backoff; on the last attempt
     (Pub/Sub will dead-letter it next) the job is parked as dead-lettered, never left running."""
@@ -121,37 +162,21 @@ def _retry_later(runtime: Runtime, sub: PushSubscription, msg: PushMessage, job_
             runtime.jobs.mark_dead_lettered(job_id, stage, f"gave up after {msg.delivery_attempt} delivery attempts: {reason}")
         else:
             runtime.jobs.record_transient_error(job_id, stage, reason)
-    except Exception:  # the store may be what is failing; the 503 stands either way
+    except Exception:  # the store may be what is failing; the 503 stands either way (the sweep bounds the job)
         logger.warning("could not record the failure on job %s", job_id)
     log(logger, logging.WARNING, f"{stage}: transient failure, Pub/Sub will {'dead-letter' if last else 'redeliver'}: {reason}")
     return problem_response(503, "Transient failure", reason, retry=True)
-
-
-def _reject_bad_message(runtime: Runtime, stage: str, dlq_topic: str, msg: PushMessage, exc: BadMessage) -> Response:
-    job_id = msg.data.get("job_id") if isinstance(msg.data.get("job_id"), str) else None
-    if job_id and runtime.jobs.get(job_id) is not None:
-        fail_job(runtime, stage, dlq_topic, msg, exc)
-    else:
-        log(logger, logging.ERROR, f"{stage}: bad message for no known job, dead-lettered: {exc.reason}")
-        dead_letter(runtime, dlq_topic, stage, msg, exc, job_id or "")
-    return Response(status=204)
 
 
 def fail_job(runtime: Runtime, stage: str, dlq_topic: str, msg: PushMessage, exc: PermanentError) -> None:
     """Permanent failure: record it on the job, dead-letter the message, publish `failed`."""
     job_id = msg.data["job_id"]
     log(logger, logging.ERROR, f"{stage}: permanent failure: {exc.reason}", error_class=exc.error_class)
-    error = {"stage": stage, "error_class": exc.error_class, "reason": exc.reason}
-    fields = {
-        "error": error,
-        f"stages.{stage}.state": "failed",
-        f"stages.{stage}.error": exc.reason,
-    }
     dead_letter(runtime, dlq_topic, stage, msg, exc, job_id)
-    publish_final_event(runtime, job_id, "failed", fields)
+    publish_final_event(runtime, job_id, "failed", jobstate.failure_fields(stage, exc.error_class, exc.reason))
 
 
-def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc, job_id: str) -> None:
+def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc: MediarelayError, job_id: str) -> None:
     attrs = dict(msg.attributes)
     attrs.update(
         {
@@ -165,38 +190,39 @@ def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, 
     runtime.bus.publish_raw(dlq_topic, encode(msg.data), attrs)
 
 
-def publish_final_event(runtime: Runtime, job_id: str, outcome: str, fields: dict) -> None:
-    """Finalise the job and publish its one public event (see JobStore.claim_final)."""
+def publish_final_event(runtime: Runtime, job_id: str, outcome: str, fields: dict) -> bool:
+    """Finalise the job and publish its one public event (see jobstate.claim_final).
+    False when the event was already out (or the job does not exist)."""
     job = runtime.jobs.claim_final(job_id, outcome, fields)
     if job is None:
-        return
+        return False
     event = build_event(job)
     message_id = runtime.bus.publish("media-events", event, job_id=job_id)
     runtime.jobs.mark_final_published(job_id, message_id)
     log(logger, logging.INFO, f"job {event['status']}: event published", event_id=event["id"])
+    return True
 
 
-def build_event(job: dict) -> dict:
-    job = to_json(job)
-    final = job["final_event"]
-    event = {
-        "id": final["id"],
-        "type": f"mediarelay.job.{final['status']}",
-        "job_id": job["job_id"],
-        "status": final["status"],
-        "occurred_at": final["claimed_at"],
-        "kind": job.get("kind"),
-    }
-    src = job.get("source") or {}
-    event["source"] = {k: src.get(k) for k in ("uri", "content_type", "size", "filename")}
-    if final["status"] == "completed":
-        event["analysis"] = job.get("analysis") or {}
-        event["renditions"] = job.get("renditions") or []
-        event["skipped"] = job.get("skipped") or []
-        if job.get("storyboard"):
-            event["storyboard"] = job["storyboard"]
-    else:
-        event["error"] = job.get("error") or {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
-        if job.get("analysis"):
-            event["analysis"] = job["analysis"]
-    return {k: v for k, v in event.items() if v is not None}
+@dataclass
+class _Running:
+    runtime: Runtime
+    job_id: str
+    stage: str
+    checked_at: float = 0.0
+
+
+_running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar("running_stage", default=None)
+
+
+def ensure_job_active() -> None:
+    """Raise Cancelled if the job of the stage running in this context has ended meanwhile
+    (an operator cancelled it). Called before output writes and at budget checks, so a
+    cancelled job gets nothing more written; throttled to one read per ACTIVE_CHECK_SECONDS."""
+    running = _running.get()
+    if running is None or time.monotonic() - running.checked_at < ACTIVE_CHECK_SECONDS:
+        return
+    running.checked_at = time.monotonic()
+    job = running.runtime.jobs.get(running.job_id)
+    if job is not None and job["status"] in jobstate.FINAL:
+        reason = (job.get("error") or {}).get("reason") or f"job {job['status']}"
+        raise Cancelled(f"job ended while {running.stage} was running ({reason}); nothing more written")

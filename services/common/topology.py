@@ -28,12 +28,17 @@ class Topology:
     topics: dict  # name -> {"schema": ..., ...}
     push_subscriptions: dict  # name -> PushSubscription
     buckets: dict
+    services: dict  # name -> {"publishes": [...], ...}
 
     def subscription_for_service(self, service: str) -> PushSubscription:
         for sub in self.push_subscriptions.values():
             if sub.service == service:
                 return sub
         raise KeyError(f"no push subscription targets service {service!r}")
+
+    def input_topic(self, service: str) -> str:
+        """The topic whose messages start `service` (what the sweep republishes to re-drive it)."""
+        return self.subscription_for_service(service).topic
 
     def schema_of_topic(self, topic: str) -> str:
         return self.topics[topic]["schema"]
@@ -60,7 +65,7 @@ def parse_topology(raw: dict) -> Topology:
             dead_letter_topic=s["dead_letter_topic"],
             dead_letter_subscription=s["dead_letter_subscription"],
         )
-    return Topology(topics=raw["topics"], push_subscriptions=subs, buckets=raw["buckets"])
+    return Topology(topics=raw["topics"], push_subscriptions=subs, buckets=raw["buckets"], services=raw["services"])
 
 
 @lru_cache(maxsize=4)

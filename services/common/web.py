@@ -14,12 +14,14 @@ from .runtime import Runtime
 logger = logging.getLogger("mediarelay.web")
 
 
-def create_service_app(service: str, settings: Settings | None = None) -> tuple[Flask, Runtime]:
-    settings = settings or get_settings()
+def create_service_app(service: str, settings: Settings | None = None,
+                       runtime: Runtime | None = None) -> tuple[Flask, Runtime]:
+    """`runtime` replaces the Google clients (tests pass in-memory ones); else built from `settings`."""
+    settings = runtime.settings if runtime else settings or get_settings()
     configure_logging(settings.project, service, settings.log_level)
     app = Flask(f"mediarelay.{service}")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
-    runtime = Runtime.build(settings)
+    runtime = runtime or Runtime.build(settings)
     app.extensions["mediarelay"] = runtime
 
     @app.before_request

@@ -30,8 +30,8 @@ JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    app, rt = create_service_app("ingest", settings)
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    app, rt = create_service_app("ingest", settings, runtime)
     uploads = rt.topology.subscription_for_service("ingest")
     incoming_prefix = rt.topology.topics[uploads.topic]["gcs_notification"]["object_prefix"]
 

@@ -7,8 +7,8 @@ import os
 
 from ..common.blobs import StoredObject
 from ..common.mediatypes import MediaType
+from ..common.messages import ingested_message
 from ..common.runtime import Runtime
-from ..common.status import to_json, utcnow
 
 ORIGINALS_PREFIX = "originals/"
 
@@ -47,16 +47,6 @@ def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key:
     if job["status"] == "received":
         publish_ingested(rt, job)
     return job, created
-
-
-def ingested_message(job: dict) -> dict:
-    """The media-ingested payload of a job (also what the sweep republishes to restart it)."""
-    return {
-        "job_id": job["job_id"],
-        "kind": job["kind"],
-        "source": job["source"],
-        "submitted_at": to_json({"t": job.get("created_at") or utcnow()})["t"],
-    }
 
 
 def publish_ingested(rt: Runtime, job: dict) -> None:

@@ -6,7 +6,6 @@ from flask import Flask
 from ..common.config import Settings
 from ..common.runtime import Runtime
 from ..common.stage import StageResult, register_stage
-from ..common.status import utcnow
 from ..common.web import create_service_app
 from ..ops.http import register_ops_routes
 
@@ -18,16 +17,14 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
         "analysis": msg["analysis"],
         "renditions": msg["renditions"],
         "skipped": msg.get("skipped", []),
-        "stages.notify.state": "done",
-        "stages.notify.finished_at": utcnow(),
     }
     if msg.get("storyboard"):  # media-rendered v2, videos: sprite + WebVTT
         fields["storyboard"] = msg["storyboard"]
     return StageResult(job_fields=fields, final="completed")
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    app, rt = create_service_app("notify", settings)
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    app, rt = create_service_app("notify", settings, runtime)
     register_stage(app, rt, "notify", handle)
     register_ops_routes(app, rt)  # the scheduler's sweep endpoint lives on notify
     return app

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from google.cloud import pubsub_v1
 
+from ..common.jobstate import FINAL, failure_fields
 from ..common.runtime import Runtime
 from ..common.stage import publish_final_event
-from ..common.status import FINAL, utcnow
+from ..common.status import utcnow
 
 DEAD_LETTER_ATTRIBUTES = (
     "CloudPubSubDeadLetterSourceDeliveryCount",
@@ -190,9 +191,8 @@ class DeadLetters:
                 job = self.rt.jobs.get(m.job_id) if m.job_id else None
                 ended = job is not None and job["status"] not in FINAL
                 if ended:
-                    error = {"stage": m.stage, "error_class": m.error_class,
-                             "reason": f"dead-lettered and purged by an operator: {m.reason}"}
-                    publish_final_event(self.rt, m.job_id, "failed", {"error": error, f"stages.{m.stage}.state": "failed"})
+                    fields = failure_fields(m.stage, m.error_class, f"dead-lettered and purged by an operator: {m.reason}")
+                    publish_final_event(self.rt, m.job_id, "failed", fields)
                 self._ack(m)
                 report.done.append({**m.summary(), "note": "purged, job failed" if ended else "purged"})
         return report

@@ -1,52 +1,66 @@
-"""Re-drives jobs stuck in a stage: no progress for longer than the deadline.
+"""Re-drives jobs stuck in a stage — no progress for longer than the deadline — a bounded
+number of times, then ends them failed: no job waits forever, whatever keeps failing.
 
-A job can stall when its message was lost to a crash between steps or an outage of the bus
-(the local Pub/Sub emulator also forgets everything on restart). The sweep republishes the
-input of the first stage not yet done — rebuilt from the job for analyze, otherwise the
-`handoff` the previous stage stored — and stages, being idempotent, take it from there.
+A job stalls when its message was lost to a crash or a bus outage (the local Pub/Sub emulator
+forgets everything on restart), when a stage keeps failing (a bug, a dependency) until its
+message is dead-lettered, or when the write parking it failed. The sweep republishes the
+input of the first stage not yet done — rebuilt from the job for the first stage, otherwise
+the `handoff` the previous stage stored — and stages, being idempotent, take it from there.
+After SWEEP_MAX_REDRIVES re-drives the job ends `failed` with its one event.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
+from ..common import jobstate
 from ..common.logs import log
+from ..common.messages import ingested_message
 from ..common.runtime import Runtime
-from ..common.status import ACTIVE, STAGES, utcnow
-from ..ingest.jobs import ingested_message
+from ..common.stage import publish_final_event
+from ..common.status import utcnow
 
 logger = logging.getLogger("mediarelay.sweep")
-STAGE_INPUT = {"analyze": "media-ingested", "render": "media-analyzed", "notify": "media-rendered"}
+# Parked jobs are swept too: an operator's replay or purge is the fast way out, the bound the sure one.
+SWEPT_STATUSES = (*jobstate.ACTIVE, jobstate.DEAD_LETTERED)
 
 
-def input_message(job: dict) -> tuple[str, str, dict] | None:
-    """(stage, topic, payload) that restarts `job` where it stands, or None."""
-    for stage in STAGES:
-        if job["stages"][stage]["state"] != "done":
-            topic = STAGE_INPUT[stage]
-            if stage == "analyze":
-                return stage, topic, ingested_message(job)
-            handoff = job.get("handoff") or {}
-            if handoff.get("topic") == topic:
-                return stage, topic, handoff["payload"]
-            return None
+def input_message(rt: Runtime, job: dict, stage: str) -> tuple[str, dict] | None:
+    """(topic, payload) that restarts `job` at `stage`, or None when it cannot be rebuilt."""
+    topic = rt.topology.input_topic(stage)
+    if stage == jobstate.STAGES[0]:
+        return topic, ingested_message(job)
+    handoff = job.get("handoff") or {}
+    if handoff.get("topic") == topic:
+        return topic, handoff["payload"]
     return None
 
 
 def sweep(rt: Runtime, older_than: dt.timedelta, *, dry_run: bool = False, limit: int = 500) -> list[dict]:
     cutoff = utcnow() - older_than
+    max_redrives = rt.settings.sweep_max_redrives
     results = []
-    for job in rt.jobs.find_stuck(ACTIVE, cutoff, limit):
-        found = input_message(job)
-        row = {"job_id": job["job_id"], "status": job["status"], "updated_at": job["updated_at"].isoformat()}
-        if found is None:
-            row.update(action="none", note="no stage input can be rebuilt; inspect the job")
+    for found in rt.jobs.find_stuck(SWEPT_STATUSES, cutoff, limit):
+        job_id = found["job_id"]
+        row = {"job_id": job_id, "status": found["status"], "updated_at": found["updated_at"].isoformat()}
+        if dry_run:
+            decision, _ = jobstate.redrive(found, max_redrives, utcnow())
         else:
-            stage, topic, payload = found
-            row.update(stage=stage, topic=topic, action="would re-drive" if dry_run else "re-driven")
+            decision = rt.jobs.redrive(job_id, max_redrives)  # counted on the job, compare-and-set
+        if decision is None:
+            continue  # ended meanwhile
+        row.update(stage=decision.stage, redrives=decision.attempt)
+        if not decision.redrive:
+            row.update(action="would fail" if dry_run else "failed", note=decision.reason)
             if not dry_run:
-                rt.bus.publish(topic, payload, job_id=job["job_id"], attributes={"redriven": "sweep"})
-                rt.jobs.touch(job["job_id"])  # not picked again before the stage had its chance
+                publish_final_event(rt, job_id, "failed", jobstate.failure_fields(decision.stage, "stuck", decision.reason))
+        elif (message := input_message(rt, found, decision.stage)) is None:
+            row.update(action="none", note="no stage input can be rebuilt; the next sweep ends it failed")
+        else:
+            topic, payload = message
+            row.update(topic=topic, action="would re-drive" if dry_run else "re-driven")
+            if not dry_run:
+                rt.bus.publish(topic, payload, job_id=job_id, attributes={"redriven": "sweep"})
         log(logger, logging.INFO, f"sweep: {row['action']}", **row)
         results.append(row)
     return results

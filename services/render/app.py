@@ -12,7 +12,7 @@ from flask import Flask
 from ..common.config import Settings
 from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
-from ..common.stage import StageResult, register_stage
+from ..common.stage import StageResult, ensure_job_active, register_stage
 from ..common.web import create_service_app
 from .animated import is_animated, render_animated
 from .formats import CACHE_CONTROL, FORMATS, check_writable
@@ -32,6 +32,7 @@ def object_name(job_id: str, r: Rendition) -> str:
 
 
 def _store(rt: Runtime, name: str, data: bytes, content_type: str) -> dict:
+    ensure_job_active()  # a job cancelled meanwhile gets nothing more written
     stored = rt.blobs.put_if_absent(rt.settings.renditions_bucket, name, data, content_type, CACHE_CONTROL)
     return {"uri": stored.uri, "generation": stored.generation, "bytes": stored.size, "content_type": content_type}
 
@@ -91,7 +92,7 @@ def load_catalogue(settings: Settings) -> Catalogue:
     return catalogue
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    app, rt = create_service_app("render", settings)
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    app, rt = create_service_app("render", settings, runtime)
     register_stage(app, rt, "render", make_handler(load_catalogue(rt.settings)))
     return app

@@ -60,7 +60,7 @@ def test_malformed_envelopes_are_400_with_a_reason(body, words):
 
 @pytest.fixture(scope="module")
 def pipeline():
-    from tests.unit.test_delivery_rules import Pipeline
+    from tests.fakes import Pipeline
 
     return Pipeline()
 

@@ -8,92 +8,12 @@ import datetime as dt
 
 import pytest
 
-from localcloud.chaos import envelope
 from services.common import jobstate
 from services.common.errors import CorruptMedia, TransientError
-from services.common.stage import StageResult, ensure_job_active, register_stage
-from services.common.web import create_service_app
+from services.common.stage import ensure_job_active
 from services.ops import jobs as job_ops
 from services.ops.sweep import sweep
-from tests.fakes import memory_runtime
-
-SOURCE = {"uri": "gs://mediarelay-originals/originals/job", "bucket": "mediarelay-originals",
-          "name": "originals/job", "generation": "1", "content_type": "image/jpeg", "size": 10}
-ANALYSIS = {"format": "jpeg", "width": 4, "height": 3}
-
-
-def ingested(job_id):
-    return {"job_id": job_id, "kind": "image", "source": SOURCE, "submitted_at": "2026-01-01T00:00:00Z"}
-
-
-def analyzed(job_id):
-    return {"job_id": job_id, "kind": "image", "source": SOURCE, "analysis": ANALYSIS}
-
-
-def rendered(job_id):
-    return {**analyzed(job_id), "renditions": []}
-
-
-class Pipeline:
-    """One in-memory runtime and the three stage endpoints, with handlers the test steers."""
-
-    def __init__(self, **settings):
-        self.rt = memory_runtime(**settings)
-        self.calls = dict.fromkeys(jobstate.STAGES, 0)
-        self.before = {}  # stage -> callable run inside the handler (raise to fail)
-        self.clients = {}
-        for stage in jobstate.STAGES:
-            app, _ = create_service_app(stage, runtime=self.rt)
-            register_stage(app, self.rt, stage, self._handler(stage))
-            self.clients[stage] = app.test_client()
-
-    def _handler(self, stage):
-        def handle(rt, job, msg):
-            self.calls[stage] += 1
-            if stage in self.before:
-                self.before[stage](msg["job_id"])
-            if stage == "analyze":
-                return StageResult(publish=[("media-analyzed", analyzed(msg["job_id"]))], job_fields={"analysis": ANALYSIS})
-            if stage == "render":
-                return StageResult(publish=[("media-rendered", rendered(msg["job_id"]))], job_fields={"renditions": []})
-            return StageResult(job_fields={"analysis": ANALYSIS, "renditions": []}, final="completed")
-
-        return handle
-
-    def seed(self, job_id="job-00000001"):
-        self.rt.jobs.create(job_id, {"kind": "image", "source": SOURCE})
-        return job_id
-
-    def schema_for(self, stage):
-        return self.rt.topology.schema_of_topic(self.rt.topology.input_topic(stage))
-
-    def push(self, stage, payload, schema=None, **kw):
-        return self.clients[stage].post("/push", json=envelope(payload, schema or self.schema_for(stage), **kw))
-
-    def last(self, topic, job_id):
-        return self.rt.bus.on(topic, job_id)[-1].payload
-
-    def run(self, job_id):
-        """Pub/Sub's part: deliver each stage's input as it is published."""
-        assert self.push("analyze", ingested(job_id)).status_code == 204
-        assert self.push("render", self.last("media-analyzed", job_id)).status_code == 204
-        assert self.push("notify", self.last("media-rendered", job_id)).status_code == 204
-
-    def job(self, job_id):
-        return self.rt.jobs.get(job_id)
-
-    def events(self, job_id):
-        return [m.payload for m in self.rt.bus.on("media-events", job_id)]
-
-    def dead_letters(self, stage):
-        return self.rt.bus.on(self.rt.topology.subscription_for_service(stage).dead_letter_topic)
-
-    def age(self, job_id, seconds=3600):
-        self.rt.jobs._write(job_id, {"updated_at": jobstate_now() - dt.timedelta(seconds=seconds)})
-
-
-def jobstate_now():
-    return dt.datetime.now(dt.UTC)
+from tests.fakes import Pipeline, analyzed, ingested, jobstate_now, rendered
 
 
 @pytest.fixture

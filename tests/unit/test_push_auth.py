@@ -11,8 +11,7 @@ from localcloud.chaos import envelope
 from services.common.auth import PushTokenVerifier
 from services.notify.app import create_app as create_notify
 from tests import tokens
-from tests.fakes import memory_runtime
-from tests.unit.test_delivery_rules import Pipeline, ingested
+from tests.fakes import Pipeline, ingested, memory_runtime
 
 
 @pytest.fixture(scope="module")

@@ -149,9 +149,23 @@ def local_signing_key(state_dir: Path) -> Path:
     return path
 
 
+def local_webhook_key(state_dir: Path) -> str:
+    """The key sealing webhook secrets (Secret Manager in production): a throwaway one made at
+    run time in the git-ignored state folder."""
+    import base64
+
+    path = state_dir / "webhook-secrets-key"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.b64encode(os.urandom(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def service_procs(cfg: StackConfig) -> list[Proc]:
     procs = []
     signing_key = local_signing_key(cfg.state_dir)
+    webhook_key = local_webhook_key(cfg.state_dir)
     for name in SERVICES:
         env = {
             **os.environ,
@@ -163,6 +177,8 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "GUNICORN_THREADS": str(cfg.threads),
             "PUBLIC_BASE_URL": cfg.url("ingest"),
             "SIGNING_KEY_FILE": str(signing_key),
+            "WEBHOOK_SECRETS_KEY": webhook_key,
+            "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",  # receivers on this machine; production allows none
             **cfg.service_env,
         }
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:services.common.gunicorn_conf",

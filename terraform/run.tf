@@ -47,11 +47,12 @@ locals {
   service_secret_env = {
     for name in keys(local.services) : name => {
       for k, v in {
-        WEBHOOK_SIGNING_SECRET = {
+        # Seals (ingest, on create/rotate) and opens (notify, to sign) clients' endpoint secrets.
+        WEBHOOK_SECRETS_KEY = {
           secret  = google_secret_manager_secret.webhook_signing.secret_id
           version = var.webhook_secret_version
         }
-      } : k => v if name == var.webhook_service
+      } : k => v if contains(var.webhook_services, name)
     }
   }
 }

@@ -148,14 +148,14 @@ variable "sweep_schedule" {
   default     = "*/10 * * * *"
 }
 
-variable "webhook_service" {
-  description = "The service that signs client webhooks with the secret."
-  type        = string
-  default     = "notify"
+variable "webhook_services" {
+  description = "The services that read the key sealing clients' webhook secrets: ingest creates and rotates endpoints, notify signs deliveries."
+  type        = list(string)
+  default     = ["ingest", "notify"]
 }
 
 variable "webhook_secret_version" {
-  description = "Secret Manager version of the webhook signing key the service reads ('latest' or a number)."
+  description = "Secret Manager version of the webhook secrets key the services read ('latest' or a number)."
   type        = string
   default     = "latest"
 }

@@ -76,6 +76,11 @@ class Settings:
     sweep_max_redrives: int  # re-drives of one job by the sweep before it ends failed
     max_replays: int  # dead-letter replays of one message before `dlq replay` refuses
     scheduler_service_account: str  # the only caller the sweep endpoint accepts (when PUSH_AUDIENCE is set)
+    # Webhooks
+    webhook_secrets_key: str  # base64 AES-256 key sealing endpoint secrets (Secret Manager); empty = webhooks off
+    webhook_timeout_seconds: float  # one delivery attempt: connect + answer
+    webhook_allow_hosts: frozenset[str]  # exempt from the https-only and public-address rules (tests)
+    webhook_secret_overlap_seconds: int  # a rotated-out secret keeps signing for this long
     # Logging
     log_level: str
 
@@ -116,6 +121,10 @@ class Settings:
             sweep_max_redrives=int(_env("SWEEP_MAX_REDRIVES", "3")),
             max_replays=int(_env("MAX_REPLAYS", "3")),
             scheduler_service_account=_env("SCHEDULER_SERVICE_ACCOUNT", ""),
+            webhook_secrets_key=_env("WEBHOOK_SECRETS_KEY", ""),
+            webhook_timeout_seconds=float(_env("WEBHOOK_TIMEOUT_SECONDS", "5")),
+            webhook_allow_hosts=frozenset(h.strip().lower() for h in _env("WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()),
+            webhook_secret_overlap_seconds=int(_env("WEBHOOK_SECRET_OVERLAP_SECONDS", "86400")),
             log_level=_env("LOG_LEVEL", "INFO"),
         )
 

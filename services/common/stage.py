@@ -64,6 +64,36 @@ def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -
         return _run(runtime, sub, handler, msg)
 
 
+PushHandler = Callable[[Runtime, PushSubscription, PushMessage], None]
+
+
+def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: PushHandler) -> None:
+    """A push endpoint that is not a job stage (webhook fan-out and delivery): the same token,
+    envelope and schema rules; the handler acts; PermanentError -> dead-lettered and
+    acknowledged; transient errors and bugs -> 503, Pub/Sub redelivers."""
+    expected_schema = runtime.topology.schema_of_topic(sub.topic)
+
+    @app.post(sub.path, endpoint=f"push_{sub.name}")
+    def push() -> Response:
+        msg = read_push(runtime)
+        bind_fields(subscription=sub.name, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt,
+                    job_id=_job_id_of(msg))
+        try:
+            _check_schema(runtime, msg, expected_schema)
+            handler(runtime, sub, msg)
+        except PermanentError as exc:
+            log(logger, logging.ERROR, f"{sub.name}: dead-lettered: {exc.reason}", error_class=exc.error_class)
+            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, _job_id_of(msg))
+        except (TransientError, *RETRYABLE) as exc:
+            reason = exc.reason if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
+            log(logger, logging.WARNING, f"{sub.name}: transient failure, Pub/Sub will redeliver: {reason}")
+            return problem_response(503, "Transient failure", reason, retry=True)
+        except Exception as exc:  # a bug: redelivered, dead-lettered after max attempts
+            logger.exception("%s: unexpected error", sub.name)
+            return problem_response(503, "Transient failure", f"internal error: {type(exc).__name__}", retry=True)
+        return Response(status=204)
+
+
 def read_push(runtime: Runtime) -> PushMessage:
     """The push in the current request, after its OIDC token passed (when verification is on)."""
     if runtime.verifier is not None:
@@ -105,7 +135,7 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
         _hand_on(runtime, stage, job_id, result)
     except Cancelled as exc:
         log(logger, logging.WARNING, f"{stage}: stopped, {exc.reason}")
-        runtime.jobs.note_stopped(job_id, stage, exc.reason)
+        runtime.jobs.record(job_id, {f"stages.{stage}.stopped": exc.reason, f"stages.{stage}.stopped_at": utcnow()})
         return Response(status=204)
     except PermanentError as exc:
         fail_job(runtime, stage, sub.dead_letter_topic, msg, exc)

@@ -99,9 +99,10 @@ class JobStoreBase:
         self._write(job_id, jobstate.transient_error(stage, reason, utcnow()))
 
     @retried("firestore")
-    def note_stopped(self, job_id: str, stage: str, reason: str) -> None:
-        """A stage stopped because its job ended meanwhile: said on its record, for operators."""
-        self._write(job_id, {f"stages.{stage}.stopped": reason, f"stages.{stage}.stopped_at": utcnow()})
+    def record(self, job_id: str, fields: dict) -> None:
+        """Facts about the job that decide nothing (a stage that stopped, webhook attempts): a
+        plain write of their own fields, also on a final job."""
+        self._write(job_id, fields)
 
     @retried("firestore")
     def mark_dead_lettered(self, job_id: str, stage: str, reason: str) -> bool:

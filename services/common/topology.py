@@ -30,11 +30,14 @@ class Topology:
     buckets: dict
     services: dict  # name -> {"publishes": [...], ...}
 
-    def subscription_for_service(self, service: str) -> PushSubscription:
-        for sub in self.push_subscriptions.values():
-            if sub.service == service:
+    def subscription_for_service(self, service: str, path: str = "/push") -> PushSubscription:
+        """The subscription pushing to `service` at `path` (a stage's input is at /push; a
+        service with one subscription is found whatever its path)."""
+        mine = [s for s in self.push_subscriptions.values() if s.service == service]
+        for sub in mine:
+            if sub.path == path or len(mine) == 1:
                 return sub
-        raise KeyError(f"no push subscription targets service {service!r}")
+        raise KeyError(f"no push subscription targets {service!r} at {path!r}")
 
     def input_topic(self, service: str) -> str:
         """The topic whose messages start `service` (what the sweep republishes to re-drive it)."""

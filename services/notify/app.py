@@ -1,13 +1,16 @@
-"""notify: finalises the job and publishes its one public media-events event."""
+"""notify: finalises the job and publishes its one public media-events event; fans each
+event out to the client's webhook endpoints and delivers them (services/webhooks/)."""
 from __future__ import annotations
 
 from flask import Flask
 
 from ..common.config import Settings
 from ..common.runtime import Runtime
-from ..common.stage import StageResult, register_stage
+from ..common.stage import StageResult, register_push, register_stage
 from ..common.web import create_service_app
 from ..ops.http import register_ops_routes
+from ..webhooks import delivery
+from ..webhooks.endpoints import endpoint_store
 
 
 def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
@@ -27,4 +30,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app, rt = create_service_app("notify", settings, runtime)
     register_stage(app, rt, "notify", handle)
     register_ops_routes(app, rt)  # the scheduler's sweep endpoint lives on notify
+    endpoints = endpoint_store(rt.settings)
+    for path, handler in (("/push/events", delivery.fan_out), ("/push/webhooks", delivery.deliver)):
+        register_push(app, rt, rt.topology.subscription_for_service("notify", path),
+                      lambda r, sub, msg, handler=handler: handler(r, endpoints, sub, msg))
     return app

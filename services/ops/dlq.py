@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from google.cloud import pubsub_v1
 
-from ..common.jobstate import FINAL, failure_fields
+from ..common.jobstate import FINAL, STAGES, failure_fields
 from ..common.runtime import Runtime
 from ..common.stage import publish_final_event
 from ..common.status import utcnow
@@ -42,6 +42,9 @@ class DeadLetter:
     publish_time: dt.datetime
     attributes: dict
     data: bytes
+    # A stage's input: replaying it only makes sense while its job is active, and purging it
+    # ends an active job. (Webhook deliveries and events concern jobs that already ended.)
+    stage_input: bool = True
 
     @property
     def job_id(self) -> str:
@@ -120,7 +123,7 @@ class DeadLetters:
                         subscription=sub.dead_letter_subscription, stage=sub.service, source_topic=sub.topic,
                         message_id=r.message.message_id, ack_id=r.ack_id,
                         publish_time=r.message.publish_time, attributes=dict(r.message.attributes),
-                        data=bytes(r.message.data)))
+                        data=bytes(r.message.data), stage_input=self._feeds_a_stage(sub)))
         return found
 
     def _release(self, messages: list[DeadLetter]) -> None:
@@ -148,6 +151,9 @@ class DeadLetters:
         finally:
             self._release([m for m in messages if m.ack_id not in self._acked])
 
+    def _feeds_a_stage(self, sub) -> bool:
+        return sub.service in STAGES and self.rt.topology.input_topic(sub.service) == sub.topic
+
     def list(self, filters: Filters) -> list[DeadLetter]:
         with self._held(filters) as matching:
             return matching
@@ -166,7 +172,7 @@ class DeadLetters:
                 refusal = None
                 if m.replay_count >= max_replays:
                     refusal = f"replayed {m.replay_count} times already (limit {max_replays}); purge it or raise --max-replays"
-                elif job is not None and job["status"] in FINAL:
+                elif m.stage_input and job is not None and job["status"] in FINAL:
                     refusal = f"job already {job['status']}: a replay would change nothing"
                 if refusal or dry_run:
                     (report.refused if refusal else report.done).append({**m.summary(), "note": refusal or "would replay"})
@@ -189,7 +195,7 @@ class DeadLetters:
             for m in matching:
                 report.matched.append(m.summary())
                 job = self.rt.jobs.get(m.job_id) if m.job_id else None
-                ended = job is not None and job["status"] not in FINAL
+                ended = m.stage_input and job is not None and job["status"] not in FINAL
                 if ended:
                     fields = failure_fields(m.stage, m.error_class, f"dead-lettered and purged by an operator: {m.reason}")
                     publish_final_event(self.rt, m.job_id, "failed", fields)

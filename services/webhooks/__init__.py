@@ -1,0 +1,1 @@
+"""Webhooks: clients' endpoints, Standard Webhooks signatures, the SSRF guard, delivery."""

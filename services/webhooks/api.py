@@ -1,0 +1,66 @@
+"""`/v1/webhooks` on ingest: a client's endpoints. The signing secret is in the answer that
+creates or rotates it, once; listing never shows one."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from flask import Flask, Response, jsonify, request
+
+from ..common.errors import HTTPProblem
+from ..common.runtime import Runtime
+from . import ssrf
+from .endpoints import EVENT_TYPES, endpoint_store, public_view
+
+MAX_ENDPOINTS_PER_CLIENT = 20
+
+
+def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str]) -> None:
+    """`client_of()` is the authenticated client of the current request (ingest's auth)."""
+    endpoints = endpoint_store(rt.settings)
+
+    @app.post("/v1/webhooks")
+    def add_webhook():
+        client = client_of()
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+            raise HTTPProblem(400, "Bad request", 'send JSON {"url": "https://…", "events": ["completed", "failed"]}')
+        events = body.get("events", list(EVENT_TYPES))
+        if not isinstance(events, list) or not events or not all(e in EVENT_TYPES for e in events):
+            raise HTTPProblem(422, "Bad events", f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
+        url = body["url"].strip()
+        if len(url) > 2048:
+            raise HTTPProblem(422, "Bad URL", "the URL is longer than 2048 characters")
+        try:
+            ssrf.check(url, rt.settings.webhook_allow_hosts)  # checked again before every delivery
+        except ssrf.Refused as exc:
+            raise HTTPProblem(422, "Webhook URL refused", exc.reason) from None
+        if len(endpoints.list(client)) >= MAX_ENDPOINTS_PER_CLIENT:
+            raise HTTPProblem(409, "Too many endpoints", f"a client has at most {MAX_ENDPOINTS_PER_CLIENT} endpoints")
+        doc, secret = endpoints.create(client, url, sorted(set(events)))
+        resp = jsonify({**public_view(doc), "secret": secret})
+        resp.status_code = 201
+        return resp
+
+    @app.get("/v1/webhooks")
+    def list_webhooks():
+        return jsonify(webhooks=[public_view(d) for d in endpoints.list(client_of())])
+
+    def _owned(endpoint_id: str) -> dict:
+        doc = endpoints.owned(client_of(), endpoint_id)
+        if doc is None:
+            raise HTTPProblem(404, "Webhook not found", f"no webhook endpoint {endpoint_id!r}")
+        return doc
+
+    @app.delete("/v1/webhooks/<endpoint_id>")
+    def remove_webhook(endpoint_id: str):
+        endpoints.delete(_owned(endpoint_id)["id"])
+        return Response(status=204)
+
+    @app.post("/v1/webhooks/<endpoint_id>/rotate")
+    def rotate_webhook(endpoint_id: str):
+        doc = _owned(endpoint_id)
+        overlap = dt.timedelta(seconds=rt.settings.webhook_secret_overlap_seconds)
+        secret = endpoints.rotate(doc["id"], overlap)
+        return jsonify({**public_view(endpoints.get(doc["id"]) or doc), "secret": secret,
+                        "previous_secret_valid_for_seconds": int(overlap.total_seconds())})

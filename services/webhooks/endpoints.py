@@ -1,0 +1,112 @@
+"""Clients' webhook endpoints, `webhook_endpoints/{id}` in Firestore.
+
+A document: id, client_id, url, events (`completed`, `failed`), secrets (sealed by SecretBox,
+newest first, each with an `expires_at` once rotated out), `disabled` (why, when the
+receiver answered 410), `health` (last delivery: status, at, latency, `unhealthy` after a
+dead-lettered delivery, or the SSRF refusal). The clear secret is returned once, on create
+and rotate, and never stored or logged.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from ..common.retrying import retried
+from ..common.status import utcnow
+from . import signing
+from .secretbox import SecretBox
+
+EVENT_TYPES = ("completed", "failed")
+
+
+class EndpointStore:
+    collection = "webhook_endpoints"
+
+    def __init__(self, project: str, box: SecretBox | None):
+        self.project = project
+        self.box = box
+        self._client: firestore.Client | None = None
+
+    @property
+    def client(self) -> firestore.Client:
+        if self._client is None:  # lazily: gunicorn forks workers, clients must not cross a fork
+            self._client = firestore.Client(project=self.project)
+        return self._client
+
+    def _ref(self, endpoint_id: str):
+        return self.client.collection(self.collection).document(endpoint_id)
+
+    def _sealed(self) -> SecretBox:
+        if self.box is None:
+            raise RuntimeError("WEBHOOK_SECRETS_KEY is not set: webhook secrets cannot be sealed or opened")
+        return self.box
+
+    @retried("firestore")
+    def create(self, client_id: str, url: str, events: list[str]) -> tuple[dict, str]:
+        endpoint_id = "wh_" + os.urandom(12).hex()
+        secret = signing.new_secret()
+        doc = {"id": endpoint_id, "client_id": client_id, "url": url, "events": events, "created_at": utcnow(),
+               "secrets": [{"sealed": self._sealed().seal(secret, endpoint_id), "created_at": utcnow()}]}
+        self._ref(endpoint_id).create(doc)
+        return doc, secret
+
+    @retried("firestore")
+    def get(self, endpoint_id: str) -> dict | None:
+        snap = self._ref(endpoint_id).get()
+        return snap.to_dict() if snap.exists else None
+
+    def owned(self, client_id: str, endpoint_id: str) -> dict | None:
+        doc = self.get(endpoint_id)
+        return doc if doc is not None and doc["client_id"] == client_id else None
+
+    @retried("firestore")
+    def list(self, client_id: str) -> list[dict]:
+        query = self.client.collection(self.collection).where(filter=FieldFilter("client_id", "==", client_id))
+        return sorted((s.to_dict() for s in query.stream()), key=lambda d: d["created_at"])
+
+    @retried("firestore")
+    def delete(self, endpoint_id: str) -> None:
+        self._ref(endpoint_id).delete()
+
+    @retried("firestore")
+    def rotate(self, endpoint_id: str, overlap: dt.timedelta) -> str:
+        """A new secret; the ones before stay valid for `overlap` (both signatures are sent)."""
+        doc = self.get(endpoint_id) or {}
+        now = utcnow()
+        secret = signing.new_secret()
+        kept = [{**s, "expires_at": s.get("expires_at") or now + overlap} for s in self.live_secrets(doc, now)]
+        sealed = {"sealed": self._sealed().seal(secret, endpoint_id), "created_at": now}
+        self._ref(endpoint_id).update({"secrets": [sealed, *kept]})
+        return secret
+
+    @staticmethod
+    def live_secrets(doc: dict, now: dt.datetime) -> list[dict]:
+        return [s for s in doc.get("secrets", []) if not s.get("expires_at") or s["expires_at"] > now]
+
+    def signing_secrets(self, doc: dict) -> list[str]:
+        return [self._sealed().open(s["sealed"], doc["id"]) for s in self.live_secrets(doc, utcnow())]
+
+    @retried("firestore")
+    def matching(self, client_id: str, event_type: str) -> list[dict]:
+        return [d for d in self.list(client_id) if event_type in d["events"] and not d.get("disabled")]
+
+    @retried("firestore")
+    def update(self, endpoint_id: str, fields: dict) -> None:
+        self._ref(endpoint_id).update(fields)
+
+
+def public_view(doc: dict) -> dict:
+    """What a client sees of its endpoint: never a secret, sealed or not."""
+    from ..common.status import to_json
+
+    view = {k: doc.get(k) for k in ("id", "url", "events", "created_at", "disabled", "health")}
+    view["secrets"] = [{"created_at": s["created_at"], "expires_at": s.get("expires_at")} for s in doc.get("secrets", [])]
+    return to_json({k: v for k, v in view.items() if v is not None})
+
+
+def endpoint_store(settings) -> EndpointStore:
+    box = SecretBox(settings.webhook_secrets_key) if settings.webhook_secrets_key else None
+    return EndpointStore(settings.project, box)

@@ -1,0 +1,202 @@
+"""Webhooks end to end: a job's final event reaches its client's endpoints on 127.0.0.1,
+signed per Standard Webhooks and verified here with the `standardwebhooks` package (an
+independent implementation), retried and dead-lettered by Pub/Sub like the stages."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from standardwebhooks import Webhook
+
+from localcloud import chaos
+from localcloud.stack import local_webhook_key
+from localcloud.taps import TopicTap
+from services.common.status import JobStore
+from services.webhooks.endpoints import EndpointStore
+from services.webhooks.secretbox import SecretBox
+
+
+class Receiver:
+    """An HTTP receiver on 127.0.0.1 whose answers the test scripts: a list of statuses
+    (the last repeats), or "hang" to sleep past the sender's timeout."""
+
+    def __init__(self, answers=(204,), host="127.0.0.1"):
+        self.answers = list(answers)
+        self.requests: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                n = len(receiver.requests)
+                answer = receiver.answers[min(n, len(receiver.answers) - 1)]
+                receiver.requests.append({"at": time.time(), "headers": dict(self.headers), "body": body,
+                                          "answer": answer})
+                if answer == "hang":
+                    time.sleep(8)
+                    answer = 204
+                self.send_response(answer if isinstance(answer, int) else answer[0])
+                if isinstance(answer, tuple):  # (302, location)
+                    self.send_header("Location", answer[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://{host}:{self.server.server_port}/hook"
+
+    def wait_for(self, count: int, timeout: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.requests
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def endpoints(stack):
+    return EndpointStore(stack.project, SecretBox(local_webhook_key(stack.state_dir)))
+
+
+def _job_for(http, stack, client_id: str) -> str:
+    """A job of `client_id`, sent through the chain (analyze is pushed its first message)."""
+    payload = chaos.seed_job(stack, client_id=client_id)
+    assert http.post(f"{stack.url('analyze')}/push", json=chaos.envelope(payload, "media-ingested.v1"),
+                     timeout=60).status_code == 204
+    return payload["job_id"]
+
+
+def _verify(secret: str, request: dict):
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    return Webhook(secret).verify(request["body"], headers)
+
+
+def test_a_final_event_is_delivered_signed_once_after_the_receiver_recovers(http, stack, endpoints, events):
+    receiver = Receiver([503, 503, 204])
+    try:
+        client = "client-retry"
+        doc, secret = endpoints.create(client, receiver.url, ["completed", "failed"])
+        job_id = _job_for(http, stack, client)
+        [event] = events.wait_for_jobs([job_id])[job_id]
+        reqs = receiver.wait_for(3, timeout=90)
+        assert [r["answer"] for r in reqs] == [503, 503, 204]
+        for r in reqs:
+            assert _verify(secret, r) == event  # the signed body is exactly the media-events event
+        assert {r["headers"]["webhook-id"] for r in reqs} == {event["id"]}  # stable across retries
+        store = JobStore(stack.project)
+        deadline = time.monotonic() + 20
+        while not (store.get(job_id).get("webhooks") or {}).get(doc["id"], {}).get("delivered_at"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        record = store.get(job_id)["webhooks"][doc["id"]]
+        assert record["attempts"] == 3 and record["last_status"] == 204 and record["latency_ms"] >= 0
+        gaps = [round(b["at"] - a["at"], 1) for a, b in zip(reqs, reqs[1:], strict=False)]
+        print(f"retry schedule observed (s between attempts): {gaps}")
+        assert len(receiver.requests) == 3  # recorded delivered: no attempt after the 2xx (positive signal above)
+    finally:
+        receiver.close()
+
+
+def test_a_slow_endpoint_does_not_delay_another_and_rotation_signs_with_both_secrets(http, stack, endpoints, events):
+    slow, fast = Receiver(["hang", 204]), Receiver([204])
+    try:
+        client = "client-two"
+        endpoints.create(client, slow.url, ["completed"])
+        fast_doc, old_secret = endpoints.create(client, fast.url, ["completed"])
+        job_id = _job_for(http, stack, client)
+        [got] = fast.wait_for(1)
+        slow.wait_for(1)
+        # The fast endpoint had its event while the slow one was still hanging on its first attempt.
+        assert got["at"] < slow.requests[0]["at"] + 5
+        assert _verify(old_secret, got)["job_id"] == job_id
+
+        import datetime as dt
+
+        new_secret = endpoints.rotate(fast_doc["id"], dt.timedelta(hours=1))
+        second = _job_for(http, stack, client)
+        reqs = fast.wait_for(2)
+        assert len(reqs[1]["headers"]["webhook-signature"].split(" ")) == 2
+        assert _verify(old_secret, reqs[1])["job_id"] == second == _verify(new_secret, reqs[1])["job_id"]
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_ssrf_targets_and_redirects_are_refused_and_gone_endpoints_disabled(http, stack, endpoints):
+    inside = Receiver([204], host="127.0.0.2")  # loopback but not allow-listed: must never be called
+    redirecting = Receiver([(302, inside.url), 204])
+    gone = Receiver([410])
+    dlq = TopicTap(stack.project, "notify-webhook-deliveries-dlq")
+    try:
+        client = "client-ssrf"
+        metadata, _ = endpoints.create(client, "https://169.254.169.254/computeMetadata/v1/", ["completed"])
+        ipv6, _ = endpoints.create(client, "https://[::1]/hook", ["completed"])
+        endpoints.create(client, redirecting.url, ["completed"])
+        gone_doc, _ = endpoints.create(client, gone.url, ["completed"])
+        job_id = _job_for(http, stack, client)
+        dead = []
+        deadline = time.monotonic() + 60
+        while len(dead) < 2 and time.monotonic() < deadline:
+            dlq.drain()
+            dead = dlq.for_job(job_id)
+            time.sleep(0.2)
+        assert sorted(d["endpoint_id"] for _, d in dead) == sorted([metadata["id"], ipv6["id"]])
+        assert all(a["error_class"] == "permanent" and "address" in a["error_reason"] for a, _ in dead)
+        assert "link-local" in endpoints.get(metadata["id"])["health"]["reason"]
+        assert "loopback" in endpoints.get(ipv6["id"])["health"]["reason"]
+        redirecting.wait_for(2)  # a redirect is a failed attempt, retried, never followed
+        assert inside.requests == []
+        gone.wait_for(1)
+        deadline = time.monotonic() + 20
+        while not endpoints.get(gone_doc["id"]).get("disabled") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "410" in endpoints.get(gone_doc["id"])["disabled"]["reason"]
+    finally:
+        dlq.close()
+        for r in (inside, redirecting, gone):
+            r.close()
+
+
+def test_a_dead_lettered_delivery_is_replayed_once_the_receiver_is_fixed(http, stack, endpoints, events):
+    """What Pub/Sub does on the last attempt (deliveryAttempt = max): the endpoint is marked
+    unhealthy, the message goes to the dead letters; `dlq replay` delivers it once."""
+    receiver = Receiver([500])
+    try:
+        client = "client-dlq"
+        doc, secret = endpoints.create(client, receiver.url, ["failed"])  # this job completes: no real delivery
+        job_id = _job_for(http, stack, client)
+        [event] = events.wait_for_jobs([job_id])[job_id]
+        delivery = {"endpoint_id": doc["id"], "job_id": job_id, "event": event}
+        last = http.post(f"{stack.url('notify')}/push/webhooks",
+                         json=chaos.envelope(delivery, "webhook-delivery.v1", delivery_attempt=10), timeout=30)
+        assert last.status_code == 503
+        assert endpoints.get(doc["id"])["health"]["state"] == "unhealthy"
+        from google.cloud import pubsub_v1
+
+        publisher = pubsub_v1.PublisherClient()
+        publisher.publish(publisher.topic_path(stack.project, "notify-webhook-deliveries-dlq"),
+                          json.dumps(delivery).encode(), job_id=job_id, schema="webhook-delivery.v1",
+                          CloudPubSubDeadLetterSourceDeliveryCount="10",
+                          CloudPubSubDeadLetterSourceSubscription="notify-webhook-deliveries").result(timeout=30)
+        receiver.answers = [204]  # fixed
+        env = {**os.environ, **stack.client_env()}
+        replay = subprocess.run([sys.executable, "-m", "services.cli", "dlq", "replay", "--job", job_id],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert replay.returncode == 0 and "1 replayed" in replay.stdout, replay.stdout + replay.stderr
+        reqs = receiver.wait_for(2)
+        assert [r["answer"] for r in reqs] == [500, 204]
+        assert _verify(secret, reqs[1]) == event
+        assert JobStore(stack.project).get(job_id)["status"] == "completed"
+    finally:
+        receiver.close()

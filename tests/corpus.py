@@ -278,6 +278,11 @@ def webp_animated() -> bytes:
     return save(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=[100, 200, 100, 200, 100], loop=0)
 
 
+def avif_animated() -> bytes:
+    frames = [asymmetric().rotate(i * 30) for i in range(5)]
+    return save(frames[0], "AVIF", save_all=True, append_images=frames[1:], duration=[100, 200, 100, 200, 100], loop=0)
+
+
 def png_header_bomb() -> bytes:
     """IHDR declaring 40000x40000 pixels: refused without decoding."""
     parts = chunks(save(Image.new("RGB", (8, 8)), "PNG"))
@@ -317,6 +322,7 @@ def build() -> list[Case]:
         Case("jpeg-ascii-orientation-6.jpg", jpeg_mistyped_orientation(6, ascii=True), "completed", orientation=6),
         Case("jpeg-undefined-orientation-8.jpg", jpeg_mistyped_orientation(8, ascii=False), "completed", orientation=8),
         Case("webp-animated.webp", webp_animated(), "completed", checks={"duration_ms": 700, "frames": 5}),
+        Case("avif-animated.avif", avif_animated(), "completed", checks={"duration_ms": 700, "frames": 5}),
         Case("png-tiny-90x60.png", tiny_png(), "completed", checks={"size": (90, 60)}),
         Case("png-header-bomb.png", png_header_bomb(), "limit-exceeded", ("MAX_IMAGE_PIXELS",)),
     ]

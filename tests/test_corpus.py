@@ -161,9 +161,10 @@ def test_truncation_is_reported_by_the_analysis(outcomes):
     assert _completed(outcomes, "jpeg-600x400.jpg")["analysis"]["truncated"] is False
 
 
-def test_animated_webp_duration_comes_from_its_frames(outcomes):
-    anim = _completed(outcomes, "webp-animated.webp")["analysis"]["animation"]
-    assert anim == {"frames": 5, "duration_ms": 700}
+@pytest.mark.parametrize("name", ["webp-animated.webp", "avif-animated.avif"])
+def test_animated_webp_and_avif_durations_come_from_their_frames(outcomes, name):
+    anim = _completed(outcomes, name)["analysis"]["animation"]
+    assert anim == {"frames": CASES[name].checks["frames"], "duration_ms": CASES[name].checks["duration_ms"]}
 
 
 def test_an_image_smaller_than_every_preset_still_gets_renditions(outcomes):

@@ -32,7 +32,7 @@ _UNSUPPORTED = re.compile(r"unsupported|not supported|unknown (compression|pixel
 _CORRUPT = (
     (re.compile(r"truncated|premature end|unexpected end|ran out of data|end of (file|stream)|buffer is not large enough|"
                 r"unpack requires a buffer|missing frame data", re.I),
-     "{what} is truncated: the file ends before its image data does"),
+     "{what} is truncated: the file ends before its data does"),
     (re.compile(r"broken \w+ file|not an? \w+ file|invalid \w+ (file|header)|bad (magic|signature)", re.I),
      "{what} is not readable: its structure is damaged"),
     (re.compile(r"decompressed data too large|too much memory used in text chunks", re.I),
@@ -93,7 +93,7 @@ def classify(exc: BaseException, what: str = "the image") -> MediarelayError | N
     if isinstance(exc, UnidentifiedImageError):
         return CorruptMedia(f"{what} is not readable: its header is damaged or not an image at all", code="corrupt-image")
     if isinstance(exc, EOFError):
-        return CorruptMedia(f"{what} is truncated: the file ends before its image data does", code="corrupt-image")
+        return CorruptMedia(f"{what} is truncated: the file ends before its data does", code="corrupt-image")
     if _UNSUPPORTED.search(message) or type(exc).__name__ in ("DecoderNotFoundError", "PatchWelcomeError"):
         detail = clean(message)
         return UnsupportedMedia(f"{what} uses a variant that is not supported" + (f" ({detail})" if detail else ""),

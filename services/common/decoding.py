@@ -13,6 +13,7 @@ addresses, error codes and library constant names.
 """
 from __future__ import annotations
 
+import logging
 import re
 import struct
 import zlib
@@ -22,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import CorruptMedia, LimitExceeded, MediarelayError, UnsupportedMedia
 
+logger = logging.getLogger("mediarelay.decoding")
 DECODER_PACKAGES = ("PIL", "cv2", "av")  # exceptions raised from inside these are about the file
 _BOMB = re.compile(r"\((\d+) pixels\) exceeds limit of ([\d.]+)")
 # Decoder messages that mean "valid, but a variant we cannot read" (BMP bitfields/compressions,
@@ -120,4 +122,6 @@ class decoding(ContextDecorator):  # noqa: N801 - used like a function: `with de
         mapped = classify(exc, self.what)
         if mapped is None or mapped is exc:
             return False
+        # The decoder's own words stay in the log for whoever debugs the decoder; the job gets the reason.
+        logger.info("%s: decoder raised %s: %s", mapped.error_class, type(exc).__name__, exc)
         raise mapped from exc

@@ -159,3 +159,21 @@ def test_presets_must_give_every_format_a_full_frame_rendition():
     with pytest.raises(PresetsError, match="avif"):
         parse(bad)
     parse(doc)
+
+
+def _pyav_error(name: str, base: type) -> type:
+    """A stand-in with PyAV's module and shape (PyAV itself arrives with the video work)."""
+    return type(name, (base,), {"__module__": "av.error"})
+
+
+def test_pyav_errors_map_like_any_decoder_error():
+    invalid = _pyav_error("InvalidDataError", ValueError)
+    with pytest.raises(CorruptMedia) as err, decoding("the MP4 video"):
+        raise invalid("[Errno 1094995529] Invalid data found when processing input: '<none>'")
+    assert err.value.reason == "the MP4 video is damaged and cannot be decoded (Invalid data found when processing input)"
+    missing = _pyav_error("DecoderNotFoundError", OSError)
+    with pytest.raises(UnsupportedMedia), decoding("the MKV video"):
+        raise missing("[Errno 1128613112] Decoder not found")
+    ended = _pyav_error("EOFError", EOFError)
+    with pytest.raises(CorruptMedia, match="truncated"), decoding("the MP4 video"):
+        raise ended("[Errno 541478725] End of file")

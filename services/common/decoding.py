@@ -52,6 +52,7 @@ _NOISE = (
     re.compile(r"\[Errno -?\d+\]|\b(error|code|errno) -?\d+\b", re.I),
     re.compile(r"\b\w+(ImagePlugin|ImageFile)\.\w+\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"),  # Pillow modules and constants
     re.compile(r"OpenCV\(.*?\)\s*\S+:\d+:\s*error:\s*\(-?\d+:[^)]*\)", re.S),  # OpenCV's source-location prefix
+    re.compile(r":\s*'[^']*'\s*$"),  # FFmpeg's trailing ": '<file name>'" (a temporary path of ours)
 )
 
 
@@ -93,7 +94,7 @@ def classify(exc: BaseException, what: str = "the image") -> MediarelayError | N
         return None
     message = str(exc)
     if isinstance(exc, UnidentifiedImageError):
-        return CorruptMedia(f"{what} is not readable: its header is damaged or not an image at all", code="corrupt-image")
+        return CorruptMedia(f"{what} is not readable: its header is damaged, or it is not an image at all", code="corrupt-image")
     if isinstance(exc, EOFError):
         return CorruptMedia(f"{what} is truncated: the file ends before its data does", code="corrupt-image")
     if _UNSUPPORTED.search(message) or type(exc).__name__ in ("DecoderNotFoundError", "PatchWelcomeError"):

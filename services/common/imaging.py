@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def describe(im: Image.Image) -> str:
-    return f"the {im.format or 'image'} image" if im.format else "the image"
+    return f"the {im.format} image" if im.format else "the image"
 
 
 def jpeg_pixel_data(raw: bytes) -> str:
@@ -101,7 +101,10 @@ def _why_unidentified(raw: bytes) -> None:
     ask the one plugin that accepts these first bytes, so the reason names the real problem."""
     prefix = raw[:16]
     for factory, accept in list(Image.OPEN.values()):
-        claims = accept(prefix) if accept is not None else False
+        try:
+            claims = accept(prefix) if accept is not None else False
+        except Exception:  # noqa: BLE001 - a plugin's sniffing choking on a short prefix: not its file
+            continue
         if claims and not isinstance(claims, str):
             factory(io.BytesIO(raw), "")  # raises the plugin's SyntaxError / OSError inside the guard
             return

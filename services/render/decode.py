@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from ..common.decoding import decoding
-from ..common.errors import CorruptMedia
 from ..common.imaging import decodable, describe, load_checked, open_image
 from ..common.orientation import TRANSPOSED, orientation, upright_size
 from .colour import is_srgb, normalise
@@ -52,12 +51,6 @@ def decode(raw: bytes, max_pixels: int, need_upright: tuple[int, int]) -> Decode
         return _decode(raw, im, need_upright, max_pixels)
 
 
-def _why_not(raw: bytes, max_pixels: int, fmt: str) -> CorruptMedia:
-    """OpenCV only says "no image": let Pillow decode the same bytes to name the problem."""
-    load_checked(open_image(raw, max_pixels))
-    return CorruptMedia(f"the {fmt} image cannot be decoded: its compressed pixel data is damaged", code="corrupt-image")
-
-
 def _decode(raw: bytes, im: Image.Image, need_upright: tuple[int, int], max_pixels: int) -> Decoded:
     o = orientation(im)
     size = upright_size(im.size, o)
@@ -73,15 +66,15 @@ def _decode(raw: bytes, im: Image.Image, need_upright: tuple[int, int], max_pixe
             return Decoded(None, im, o, pending_icc, size)
         im.close()
         arr = cv2.imdecode(np.frombuffer(raw, np.uint8), _REDUCED[k] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
-        if arr is None:
-            raise _why_not(raw, max_pixels, "JPEG")
-        return Decoded(arr, None, o, pending_icc, size)
-    if im.format == "PNG" and im.mode in ("RGB", "RGBA") and not getattr(im, "is_animated", False):
+        if arr is not None:
+            return Decoded(arr, None, o, pending_icc, size)
+        im = open_image(raw, max_pixels)  # OpenCV says only "no image": Pillow decodes it, or names the problem
+    elif im.format == "PNG" and im.mode in ("RGB", "RGBA") and not getattr(im, "is_animated", False):
         im.close()
         arr = _png(raw)
-        if arr is None:
-            raise _why_not(raw, max_pixels, "PNG")
-        return Decoded(arr, None, o, pending_icc, size)
+        if arr is not None:
+            return Decoded(arr, None, o, pending_icc, size)
+        im = open_image(raw, max_pixels)  # as above
     if im.format == "JPEG":
         im.draft(im.mode, need)  # greyscale and CMYK JPEGs: still DCT-scaled
     load_checked(im)

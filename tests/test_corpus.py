@@ -163,8 +163,13 @@ def test_truncation_is_reported_by_the_analysis(outcomes):
 
 @pytest.mark.parametrize("name", ["webp-animated.webp", "avif-animated.avif"])
 def test_animated_webp_and_avif_durations_come_from_their_frames(outcomes, name):
-    anim = _completed(outcomes, name)["analysis"]["animation"]
-    assert anim == {"frames": CASES[name].checks["frames"], "duration_ms": CASES[name].checks["duration_ms"]}
+    job = _completed(outcomes, name)
+    frames = CASES[name].checks["frames"]
+    assert job["analysis"]["animation"] == {"frames": frames, "duration_ms": CASES[name].checks["duration_ms"]}
+    animated = [r for r in job["renditions"] if r.get("animated")]
+    assert animated and all(r["format"] == "webp" and r["frames"] == frames for r in animated)
+    with Image.open(io.BytesIO(read_gs(animated[0]["uri"]))) as im:
+        assert im.n_frames == frames
 
 
 def test_an_image_smaller_than_every_preset_still_gets_renditions(outcomes):

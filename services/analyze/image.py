@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..common.decoding import decoding
-from ..common.imaging import describe, frame_count, frames, is_truncated, load_checked, open_image
+from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, is_truncated, load_checked, open_image
 from ..common.orientation import upright_image, upright_size
 from .attention import attention_box
 from .budget import Budget
@@ -27,12 +27,14 @@ ANIMATION_SCAN_FRAMES = 1000  # past this, total duration is extrapolated from t
 
 
 def _animation(im: Image.Image, budget: Budget) -> dict:
-    """Frame count and total duration, from the frames themselves: every frame is decoded (WebP and
-    AVIF report a frame's duration only once it is loaded; a damaged or oversized frame fails here,
-    not later in render)."""
+    """Frame count and total duration, from the frames themselves: every frame of an animation is
+    decoded (WebP and AVIF report a frame's duration only once it is loaded; a damaged or oversized
+    frame fails here, not later in render). Pages of a TIFF are only counted."""
     count = frame_count(im)
     if count <= 1:
         return {"frames": 1, "duration_ms": 0}
+    if im.format not in ANIMATED_FORMATS:
+        return {"frames": count, "duration_ms": 0}
     total, seen = 0, 0
     for i, frame in enumerate(frames(im, ANIMATION_SCAN_FRAMES)):
         total += _duration(frame.info.get("duration"))

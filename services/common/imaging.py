@@ -21,6 +21,8 @@ from .mediatypes import sniff
 # Modes render turns into 8-bit sRGB (services/render/colour.py normalise); others are refused at open.
 SUPPORTED_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr",
                              "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# Formats whose frames are an animation (TIFF pages and MPO views are frames too, but not one).
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
 # TIFF codecs libtiff builds often leave out; each is probed once (write + read a tiny image).
 OPTIONAL_TIFF_CODECS = ("webp", "zstd", "lzma")
 JPEG_EOI = b"\xff\xd9"

@@ -1,4 +1,4 @@
-"""Animated GIF / WebP / APNG: animated WebP renditions plus static ones and a poster.
+"""Animated GIF / WebP / APNG / AVIF: animated WebP renditions plus static ones and a poster.
 
 The static pipeline (image.py) renders the first frame in every preset and format; for
 each preset that lists WebP, that WebP is replaced by an animated one when the frames fit
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..common.decoding import decoding
-from ..common.imaging import describe, frame_count, frames, open_image
+from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, open_image
 from ..common.orientation import orientation, upright_array
 from . import crop
 from .colour import SRGB_PROFILE, normalise
@@ -23,8 +23,6 @@ from .formats import encode, to_pillow
 from .image import Rendition, Step, cut, plan, render_image
 from .presets import Preset
 from .resize import premultiplied_shrink
-
-ANIMATED_FORMATS = ("GIF", "WEBP", "PNG")
 
 
 def is_animated(raw: bytes, max_pixels: int) -> bool:

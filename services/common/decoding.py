@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
-import zlib
 from contextlib import ContextDecorator
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .errors import CorruptMedia, LimitExceeded, MediarelayError, UnsupportedMedia
 
@@ -38,7 +36,8 @@ _CORRUPT = (
     (re.compile(r"broken \w+ file|not an? \w+ file|invalid \w+ (file|header)|bad (magic|signature)", re.I),
      "{what} is not readable: its structure is damaged"),
     (re.compile(r"decompressed data too large|too much memory used in text chunks", re.I),
-     "{what} has a metadata chunk (text or colour profile) that inflates past 1 MB: refused as a decompression bomb"),
+     "{what} has a metadata chunk (text or colour profile) that inflates past "
+     f"{PngImagePlugin.MAX_TEXT_CHUNK / 2**20:g} MiB: refused as a decompression bomb"),
     (re.compile(r"frame sequence|sequence error|fcTL|fdAT", re.I),
      "{what}: the animation's frames are out of sequence or missing"),
     (re.compile(r"broken data stream|decoder error|incorrect (header|data) check|invalid (code|distance|block|stored)|"
@@ -87,10 +86,7 @@ def classify(exc: BaseException, what: str = "the image") -> MediarelayError | N
         size = f" is {m.group(1)} pixels," if m else ""
         limit = int(float(m.group(2))) if m else int(2 * (Image.MAX_IMAGE_PIXELS or 0))
         return LimitExceeded(f"{what}{size} over MAX_IMAGE_PIXELS={limit}", code="too-many-pixels")
-    if not isinstance(exc, (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError,
-                            struct.error, zlib.error)) and not type(exc).__module__.startswith(("cv2", "av")):
-        return None
-    if not from_decoder(exc):
+    if isinstance(exc, MemoryError) or not from_decoder(exc):  # out of memory says nothing about the file
         return None
     message = str(exc)
     if isinstance(exc, UnidentifiedImageError):

@@ -139,6 +139,9 @@ def test_jpeg_truncation_states():
     assert jpeg_pixel_data(corpus.jpeg_partly_truncated()) == "truncated"
     assert jpeg_pixel_data(corpus.jpeg_header_only()) == "none"
     assert jpeg_pixel_data(corpus.jpeg_600x400()[:100]) == "none"
+    whole = corpus.jpeg_600x400()
+    assert jpeg_pixel_data(whole[:2] + b"\xff\xff\xff\xd0" + whole[2:]) == "complete"  # fill bytes, a stray RST
+    assert jpeg_pixel_data(b"\xff\xd8\xff\xd9" + b"\0" * 8) == "none"
     assert analyze_image(corpus.jpeg_partly_truncated(), 10**8)["truncated"] is True
 
 

@@ -26,6 +26,7 @@ ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
 # TIFF codecs libtiff builds often leave out; each is probed once (write + read a tiny image).
 OPTIONAL_TIFF_CODECS = ("webp", "zstd", "lzma")
 JPEG_EOI = b"\xff\xd9"
+_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}  # TEM, SOI, RST0-7
 # Pillow warns (it does not refuse) between MAX_IMAGE_PIXELS and twice that; set_pixel_limit puts
 # its refusal at our setting, and our own check runs first: the warning says nothing new.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -44,6 +45,11 @@ def jpeg_pixel_data(raw: bytes) -> str:
         marker = raw[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
+            continue
+        if marker == 0xD9:  # end of image before any scan
+            return "none"
+        if marker in _STANDALONE:  # markers without a length field
+            pos += 2
             continue
         length = struct.unpack(">H", raw[pos + 2:pos + 4])[0]
         if marker == 0xDA:  # start of scan: entropy-coded data follows its header

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from services.render.decode import orientation_of, upright_size
+from services.common.orientation import orientation, upright_size
 from services.render.formats import FORMATS, encode
 from services.render.image import encode_step, encode_threads, frames, plan, render_image
 from services.render.presets import load
@@ -31,7 +31,7 @@ MAX_PIXELS = 100_000_000
 
 def analysis_for(raw: bytes) -> dict:
     im = Image.open(io.BytesIO(raw))  # header only: no pixels decoded
-    w, h = upright_size(im, orientation_of(im))
+    w, h = upright_size(im.size, orientation(im))
     # A centred attention box: every method then cuts its thumbnails from the same (centre) window.
     return {"width": w, "height": h, "attention": {"x": w // 2 - 1, "y": h // 2 - 1, "width": 2, "height": 2, "source": "faces"}}
 

@@ -65,10 +65,19 @@ def video_mp4(path: Path, seconds: float = 3.0, fps: int = 24, size=(640, 360)) 
     return path.read_bytes()
 
 
-def truncated_jpeg() -> bytes:
-    """A JPEG cut off half-way: passes type sniffing, fails decoding."""
+def truncated_jpeg(tag: bytes = b"") -> bytes:
+    """A JPEG cut off where its pixel data starts: passes type sniffing, fails as corrupt-media.
+
+    `tag` goes into a comment segment, so each call can make different bytes (content-hash
+    de-duplication) without adding pixel data. A JPEG cut later, inside its pixel data, is
+    rendered as far as it goes (analysis `truncated: true`)."""
     whole = jpeg_bytes(photo("astronaut"))
-    return whole[: len(whole) // 2]
+    pos = 2
+    while whole[pos + 1] != 0xDA:  # walk the segments to the start of scan
+        pos += 2 + int.from_bytes(whole[pos + 2:pos + 4], "big")
+    sos_end = pos + 2 + int.from_bytes(whole[pos + 2:pos + 4], "big")
+    comment = b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag if tag else b""
+    return whole[:2] + comment + whole[2:sos_end]
 
 
 def write_samples(folder: Path) -> list[Path]:

@@ -64,7 +64,7 @@ def test_e_poison_message_is_dead_lettered_on_first_delivery(cloud):
     try:
         import requests
 
-        resp = requests.post(f"{cloud.url('ingest')}/v1/uploads", data=samples.truncated_jpeg() + uuid.uuid4().bytes,
+        resp = requests.post(f"{cloud.url('ingest')}/v1/uploads", data=samples.truncated_jpeg(uuid.uuid4().bytes),
                              headers={"Content-Type": "image/jpeg"}, timeout=30)
         job_id = resp.json()["job_id"]
         [event] = events.wait_for_jobs([job_id], timeout=60)[job_id]

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageOps
 from skimage.metrics import structural_similarity
 
+from services.common.orientation import upright_array as orient
 from services.render.colour import SRGB_PROFILE
-from services.render.decode import orient
 from services.render.image import plan, render_image
 from services.render.presets import Preset, load
 
@@ -161,16 +161,36 @@ def test_multipage_tiff_renders_its_first_page():
     assert np.abs(mean_rgb(r.data) - (250, 20, 20)).max() < 8
 
 
-def test_presets_larger_than_the_source_are_skipped_and_recorded():
+def test_presets_larger_than_the_source_give_its_own_size_once():
     steps, skipped = plan(1000, 600, load().image_presets)
-    assert [s.preset.name for s in steps] == ["long-750", "thumb-256", "thumb-128"]
-    assert [s["preset"] for s in skipped] == ["long-3840", "long-2048", "long-1536"]
-    assert all("never upscaled" in s["reason"] for s in skipped)
-    steps, skipped = plan(200, 1000, load().image_presets)  # 200 px wide: too narrow for a 256 square
-    assert [s.preset.name for s in steps] == ["long-750", "thumb-128"]
-    assert [s["preset"] for s in skipped] == ["long-3840", "long-2048", "long-1536", "thumb-256"]
-    # Exactly the source size is not an upscale.
-    assert [s.preset.name for s in plan(750, 500, load().image_presets)[0]][0] == "long-750"
+    made = [(s.preset.name, s.size, sorted(s.preset.formats)) for s in steps]
+    assert made == [("long-1536", (1000, 600), ["avif", "jpeg", "webp"]), ("long-750", (750, 450), ["avif", "jpeg", "webp"]),
+                    ("thumb-256", (256, 256), ["jpeg", "webp"]), ("thumb-128", (128, 128), ["jpeg", "webp"])]
+    assert [(s["preset"], s["same_as"]) for s in skipped] == [("long-3840", "long-1536"), ("long-2048", "long-1536")]
+    assert all("never upscaled" in s["reason"] and "1000x600" in s["reason"] for s in skipped)
+    # 200 px wide: too narrow for a 256 square, which becomes the largest square it holds, unscaled.
+    steps, skipped = plan(200, 1000, load().image_presets)
+    assert {s.preset.name: s.size for s in steps} == {"long-1536": (200, 1000), "long-750": (150, 750),
+                                                      "thumb-256": (200, 200), "thumb-128": (128, 128)}
+    assert all(s.scale <= 1 for s in steps)
+    # A square source smaller than every box: one full frame (the thumbnail 256 crop is that same picture).
+    steps, skipped = plan(200, 200, load().image_presets)
+    assert [(s.preset.name, s.size) for s in steps] == [("long-750", (200, 200)), ("thumb-128", (128, 128))]
+    assert {s["preset"]: s["same_as"] for s in skipped} == {
+        "long-3840": "long-750", "long-2048": "long-750", "long-1536": "long-750", "thumb-256": "long-750"}
+    # Exactly the source size is not an upscale, and nothing collapses into it from below.
+    assert [(s.preset.name, s.size) for s in plan(750, 500, load().image_presets)[0]][0] == ("long-750", (750, 500))
+
+
+def test_tiny_source_gets_a_full_frame_in_every_format_at_its_own_size():
+    raw = exif_jpeg(asymmetric((90, 60)))
+    outputs, skipped = render(raw, load().image_presets)
+    assert sorted((r.preset, r.format, r.size) for r in outputs) == [
+        ("long-750", "avif", (90, 60)), ("long-750", "jpeg", (90, 60)), ("long-750", "webp", (90, 60)),
+        ("thumb-128", "jpeg", (60, 60)), ("thumb-128", "webp", (60, 60))]
+    full = pixels(next(r.data for r in outputs if r.format == "jpeg" and r.size == (90, 60)))
+    assert np.abs(full - np.asarray(asymmetric((90, 60)), np.float32)).mean() < 8  # the picture itself, not resampled
+    assert {s["preset"] for s in skipped} == {"long-3840", "long-2048", "long-1536", "thumb-256"}
 
 
 def test_renditions_have_the_planned_sizes_largest_first_and_keep_aspect():
@@ -180,7 +200,8 @@ def test_renditions_have_the_planned_sizes_largest_first_and_keep_aspect():
     assert sizes[("long-1536", "avif")] == (1536, 1152)
     assert sizes[("long-750", "jpeg")] == (750, 562)
     assert sizes[("thumb-256", "webp")] == (256, 256)
-    assert [s["preset"] for s in skipped] == ["long-3840", "long-2048"]
+    assert sizes[("long-2048", "avif")] == (2000, 1500)  # 3840 and 2048 are larger: one rendition at the source's size
+    assert [(s["preset"], s["same_as"]) for s in skipped] == [("long-3840", "long-2048")]
     for r in outputs:
         assert Image.open(io.BytesIO(r.data)).size == r.size
 

@@ -36,7 +36,7 @@ def test_animated_gif_becomes_animated_webp_with_every_frame_and_a_static_poster
     assert is_animated(raw, 10**8)
     outputs, skipped = _animate(raw, (451, 300))
     webps = [r for r in outputs if r.format == "webp"]
-    assert {r.preset for r in webps} == {"thumb-256", "thumb-128"}
+    assert {r.preset for r in webps} == {"long-750", "thumb-256", "thumb-128"}  # long-750 at the source's 451x300
     src_frames = [np.asarray(f.convert("RGB"), np.float32) for f in ImageSequence.Iterator(Image.open(io.BytesIO(raw)))]
     for r in webps:
         im = Image.open(io.BytesIO(r.data))
@@ -56,7 +56,7 @@ def test_animated_gif_becomes_animated_webp_with_every_frame_and_a_static_poster
     got = np.asarray(Image.open(io.BytesIO(poster.data)).convert("RGB"), np.float32)
     assert got.shape[:2] == src_frames[0].shape[:2]
     assert np.abs(got - src_frames[0]).mean() < 8  # the first frame
-    assert {s["preset"] for s in skipped} == {"long-3840", "long-2048", "long-1536", "long-750"}
+    assert {s["preset"]: s["same_as"] for s in skipped} == dict.fromkeys(("long-3840", "long-2048", "long-1536"), "long-750")
 
 
 def test_animated_webp_source_and_over_budget_animation_stays_static():

@@ -5,7 +5,8 @@ import re
 
 from PIL import Image
 
-ORIENTATION = 0x0112
+from ..common.orientation import ORIENTATION_TAG, exif_of, orientation_value
+
 MAKE = 0x010F
 MODEL = 0x0110
 DATETIME = 0x0132
@@ -40,21 +41,14 @@ def _iso_datetime(value, offset) -> str | None:
     return iso + offset if offset and _OFFSET.match(offset) else iso
 
 
-def orientation_of(exif: Image.Exif) -> int:
-    try:
-        value = int(exif.get(ORIENTATION, 1) or 1)
-    except (TypeError, ValueError):
-        return 1
-    return value if 1 <= value <= 8 else 1
-
-
 def exif_subset(im: Image.Image) -> dict:
-    exif = im.getexif()
+    """Read from the header only (call inside the decoder guard: a damaged EXIF block raises there)."""
+    exif = exif_of(im)
     sub = exif.get_ifd(EXIF_IFD) if EXIF_IFD in exif else {}
     gps = exif.get_ifd(GPS_IFD) if GPS_IFD in exif else {}
     captured = sub.get(DATETIME_ORIGINAL) or sub.get(DATETIME_DIGITIZED) or exif.get(DATETIME)
     return {
-        "orientation": orientation_of(exif),
+        "orientation": orientation_value(exif.get(ORIENTATION_TAG, 1), exif.endian),
         "captured_at": _iso_datetime(captured, sub.get(OFFSET_TIME_ORIGINAL)),
         "make": _text(exif.get(MAKE)),
         "model": _text(exif.get(MODEL)),

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..common.imaging import load_checked, open_image
+from ..common.decoding import decoding
+from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, is_truncated, load_checked, open_image
+from ..common.orientation import upright_image, upright_size
 from .attention import attention_box
 from .budget import Budget
 from .exif import exif_subset
@@ -19,49 +21,49 @@ from .palette import dominant_colors
 from .phash import phash
 from .sharpness import sharpness
 
-# Orientations 5-8 are rotated by 90 or 270 degrees: width and height swap when upright.
-TRANSPOSED = (5, 6, 7, 8)
-UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 WORK_EDGE = 512  # long edge of the working copy; every step needs less (faces run at 384)
 DRAFT_EDGE = 384  # JPEG DCT scaling may stop anywhere in 384..WORK_EDGE: a 12 MP photo decodes at 1/8
 ANIMATION_SCAN_FRAMES = 1000  # past this, total duration is extrapolated from the average frame
 
 
 def _animation(im: Image.Image, budget: Budget) -> dict:
-    frames = int(getattr(im, "n_frames", 1) or 1)
-    if frames <= 1:
+    """Frame count and total duration, from the frames themselves: every frame of an animation is
+    decoded (WebP and AVIF report a frame's duration only once it is loaded; a damaged or oversized
+    frame fails here, not later in render). Pages of a TIFF are only counted."""
+    count = frame_count(im)
+    if count <= 1:
         return {"frames": 1, "duration_ms": 0}
+    if im.format not in ANIMATED_FORMATS:
+        return {"frames": count, "duration_ms": 0}
     total, seen = 0, 0
-    try:
-        for i in range(min(frames, ANIMATION_SCAN_FRAMES)):
-            im.seek(i)
-            total += int(im.info.get("duration", 0) or 0)
-            seen += 1
-            if i % 50 == 0:
-                budget.check("reading animation frames")
-    except EOFError:
-        pass
-    finally:
+    for i, frame in enumerate(frames(im, ANIMATION_SCAN_FRAMES)):
+        total += _duration(frame.info.get("duration"))
+        seen += 1
+        if i % 50 == 0:
+            budget.check("reading animation frames")
+    with decoding(describe(im)):
         im.seek(0)
-    if seen and seen < frames:
-        total = total * frames // seen
-    return {"frames": frames, "duration_ms": total}
+    if seen and seen < count:
+        total = total * count // seen
+    return {"frames": count, "duration_ms": total}
+
+
+def _duration(value) -> int:
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _working_copy(im: Image.Image, orientation: int) -> Image.Image:
     r = DRAFT_EDGE / max(im.size)  # JPEG: the decoder scales by 1/2..1/8 while the long edge stays >= DRAFT_EDGE
     im.draft("RGB", (max(1, int(im.width * r)), max(1, int(im.height * r))))
     load_checked(im)
-    if orientation in UPRIGHT:
-        im = im.transpose(UPRIGHT[orientation])
+    with decoding(describe(im)):  # mode conversions of what was decoded: still the decoder's
+        return _upright_rgb(upright_image(im, orientation))
+
+
+def _upright_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))  # as render flattens it
@@ -87,11 +89,12 @@ def _scaled(box: dict, sx: float, sy: float, width: int, height: int) -> dict:
 
 def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> dict:
     budget = budget or Budget.unlimited()
-    im = open_image(raw, max_pixels)  # pixel limit checked from the header, nothing decoded yet
+    im = open_image(raw, max_pixels)  # pixel limit, mode and codec checked from the header, nothing decoded yet
     fmt = (im.format or "unknown").lower()
-    exif = exif_subset(im)
+    with decoding(describe(im)):
+        exif = exif_subset(im)
     orientation = exif["orientation"]
-    width, height = (im.height, im.width) if orientation in TRANSPOSED else (im.width, im.height)
+    width, height = upright_size(im.size, orientation)
     color = {"mode": im.mode, "has_icc": bool(im.info.get("icc_profile"))}
     animation = _animation(im, budget)
 
@@ -114,6 +117,7 @@ def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> 
         "width": width,
         "height": height,
         "orientation": orientation,
+        "truncated": is_truncated(raw),
         "mean_color": mean,
         "exif": exif,
         "color": color,

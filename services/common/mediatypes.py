@@ -46,7 +46,7 @@ def sniff(head: bytes) -> MediaType | None:
         return WEBP
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return AVI
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # classic TIFF and BigTIFF
         return TIFF
     if head[:2] == b"BM" and len(head) >= 26 and head[14] in (12, 40, 52, 56, 64, 108, 124):
         return BMP

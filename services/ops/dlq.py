@@ -63,8 +63,11 @@ class DeadLetter:
 
     @property
     def replay_count(self) -> int:
-        value = self.attributes.get("replay_count", "0")
-        return int(value) if value.isdigit() else 0
+        """Any attribute value is survivable: str.isdigit() accepts '²', which int() refuses."""
+        try:
+            return max(0, int(self.attributes.get("replay_count", "0")))
+        except ValueError:
+            return 0
 
     def summary(self) -> dict:
         return {"message_id": self.message_id, "stage": self.stage, "job_id": self.job_id,

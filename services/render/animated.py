@@ -1,4 +1,4 @@
-"""Animated GIF / WebP / APNG: animated WebP renditions plus static ones and a poster.
+"""Animated GIF / WebP / APNG / AVIF: animated WebP renditions plus static ones and a poster.
 
 The static pipeline (image.py) renders the first frame in every preset and format; for
 each preset that lists WebP, that WebP is replaced by an animated one when the frames fit
@@ -12,23 +12,22 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageSequence
+from PIL import Image
 
-from ..common.imaging import load_checked, open_image
+from ..common.decoding import decoding
+from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, open_image
+from ..common.orientation import orientation, upright_array
 from . import crop
 from .colour import SRGB_PROFILE, normalise
-from .decode import orient, orientation_of
 from .formats import encode, to_pillow
 from .image import Rendition, Step, cut, plan, render_image
 from .presets import Preset
 from .resize import premultiplied_shrink
 
-ANIMATED_FORMATS = ("GIF", "WEBP", "PNG")
-
 
 def is_animated(raw: bytes, max_pixels: int) -> bool:
     im = open_image(raw, max_pixels)
-    return im.format in ANIMATED_FORMATS and getattr(im, "n_frames", 1) > 1
+    return im.format in ANIMATED_FORMATS and frame_count(im) > 1
 
 
 def _animated_steps(steps: list[Step], n: int, max_frames: int, max_pixels: int) -> tuple[list[Step], list[dict]]:
@@ -53,18 +52,19 @@ def render_animated(raw: bytes, analysis: dict, presets: tuple[Preset, ...], enc
     renditions, skipped = render_image(raw, analysis, presets, encoders, max_pixels, background, threads)
     steps, _ = plan(analysis["width"], analysis["height"], presets)
     im = open_image(raw, max_pixels)
-    n = im.n_frames
+    n = frame_count(im)
     anim, notes = _animated_steps(steps, n, max_frames, max_anim_pixels)
     skipped += notes
-    o = orientation_of(im)
+    with decoding(describe(im)):
+        o = orientation(im)
     upright = (analysis["width"], analysis["height"])
     out_frames: dict[str, list[Image.Image]] = {st.preset.name: [] for st in anim}
     durations, first, sal = [], None, []
     loop = im.info.get("loop", 0)
-    for frame in ImageSequence.Iterator(im):
-        load_checked(frame)
+    for i, frame in enumerate(frames(im)):
         durations.append(int(frame.info.get("duration", 100)) or 100)
-        arr = orient(np.asarray(normalise(frame.convert("RGBA"))), o)
+        with decoding(f"frame {i + 1} of {describe(im)}"):
+            arr = upright_array(np.asarray(normalise(frame.convert("RGBA"))), o)
         if arr.shape[2] == 3:
             arr = np.dstack([arr, np.full(arr.shape[:2], 255, np.uint8)])
         if first is None:

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from ..common.errors import UnsupportedMedia
+from ..common.imaging import SUPPORTED_MODES
 
 _SRGB = ImageCms.createProfile("sRGB")
 # LittleCMS's built-in sRGB, 588 bytes: the only metadata a rendition carries.
@@ -73,7 +74,7 @@ def normalise(im: Image.Image) -> Image.Image:
         im = im.convert("L")
     elif mode in ("RGBa", "La"):
         im = im.convert("RGBA")
-    elif mode not in ("RGB", "RGBA", "L", "LA", "CMYK", "YCbCr"):
+    elif mode not in SUPPORTED_MODES:  # open_image refuses these already; a frame could still differ
         raise UnsupportedMedia(f"image mode {mode} is not supported for rendering", code="unsupported-mode")
     if im.mode == "YCbCr":
         im = im.convert("RGB")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from ..common.orientation import TRANSPOSED, upright_array
 from . import crop
 from .colour import convert_profile
-from .decode import TRANSPOSED, decode, orient
+from .decode import decode
 from .formats import FORMATS, encode, to_pillow
 from .presets import Preset
 from .resize import LANCZOS_BELOW, cover_scale, fit_size, premultiplied_shrink, shrink_banded, shrink_owned
@@ -42,19 +43,44 @@ class Rendition:
 
 
 def plan(width: int, height: int, presets: tuple[Preset, ...]) -> tuple[list[Step], list[dict]]:
-    """The renditions to make, largest first, and the presets skipped: a rendition is never enlarged."""
-    steps, skipped = [], []
+    """The renditions to make, largest first, and the presets that got no rendition of their own.
+
+    Never enlarged (sharp's `withoutEnlargement`, imgproxy's default): a `contain` preset larger
+    than the source gives the source's own size; a crop preset larger than the source gives the
+    largest window of the preset's shape the source holds, at scale 1. Presets that come out as
+    the same picture (same size; a crop that is the whole frame counts as the full frame)
+    collapse into one rendition, made once in every format any of them lists and named after
+    the smallest of them; the others are listed in `skipped` with `same_as` naming it."""
+    groups: dict[tuple, list[tuple[Preset, tuple[int, int], float]]] = {}
     for p in presets:
         if p.crops:
-            s, size = cover_scale(width, height, p.box), p.box
+            s = cover_scale(width, height, p.box)
+            size = p.box
+            if s > 1:  # the source is smaller than the box on some side: the largest window of its shape, unscaled
+                k = min(width / p.box[0], height / p.box[1])
+                s, size = 1.0, (max(1, round(p.box[0] * k)), max(1, round(p.box[1] * k)))
         else:
             size, s = fit_size(width, height, p.box)
-        if s > 1 + 1e-9:
-            why = f"source {width}x{height} is smaller than {p.box[0]}x{p.box[1]}: never upscaled"
-            skipped.append({"preset": p.name, "reason": why})
-        else:
-            steps.append(Step(p, size, s))
-    steps.sort(key=lambda st: (-st.scale, st.preset.crops))
+            if s > 1:
+                size, s = (width, height), 1.0
+        full = not p.crops or fit_size(width, height, size)[0] == size
+        groups.setdefault(("full", size) if full else (p.fit, size), []).append((p, size, s))
+    steps, skipped = [], []
+    for members in groups.values():
+        # The kept name: a full-frame preset over a crop, then the smallest box (the closest to what is made).
+        keep, size, s = min(members, key=lambda m: (m[0].crops, m[0].box[0] * m[0].box[1]))
+        formats = dict(keep.formats)
+        for p, _, _ in members:
+            formats = formats | {f: q for f, q in p.formats.items() if f not in formats}
+        steps.append(Step(Preset(keep.name, keep.box, keep.fit, formats), size, s))
+        for p, _, _ in members:
+            if p is not keep:
+                skipped.append({"preset": p.name, "same_as": keep.name,
+                                "reason": f"same {size[0]}x{size[1]} rendition as {keep.name}: "
+                                          f"the source is {width}x{height} and is never upscaled"})
+    order = {p.name: i for i, p in enumerate(presets)}
+    steps.sort(key=lambda st: (-st.scale, st.preset.crops, order[st.preset.name]))
+    skipped.sort(key=lambda sk: order[sk["preset"]])
     return steps, skipped
 
 
@@ -106,7 +132,7 @@ def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np
     else:  # the full decode is the biggest thing we hold: freed as soon as it is resampled
         holder, dec.pixels = [dec.pixels], None
         frame = shrink_owned(holder, stored)
-    frame = orient(frame, dec.orientation)
+    frame = upright_array(frame, dec.orientation)
     if dec.icc:  # fast JPEG path: colour-convert the (smaller) first frame, not the full decode
         frame = np.asarray(convert_profile(Image.fromarray(frame), dec.icc))
     sal_cache: list[np.ndarray] = []

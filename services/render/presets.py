@@ -60,6 +60,12 @@ def parse(doc: object, where: str = "presets") -> Catalogue:
     names = [p.name for p in presets] + [doc["video"]["poster"]["name"], doc["video"]["still"]["name"]]
     if len(set(names)) != len(names):
         raise PresetsError(f"{where}: preset names must be unique, got {names}")
+    # Every completed image gets a full-frame rendition in each format: some `contain` preset must list it.
+    full = {f for p in presets if not p.crops for f in p.formats}
+    cropped_only = sorted({f for p in presets for f in p.formats} - full)
+    if not full or cropped_only:
+        raise PresetsError(f"{where}: image_presets need a contain preset listing every format; "
+                           f"only crops list {cropped_only or 'any format'}")
     ap = doc.get("animated_poster", {"name": "poster", "format": "jpeg", "quality": 82})
     if ap["name"] in names[: len(presets)]:
         raise PresetsError(f"{where}: animated_poster name {ap['name']!r} clashes with an image preset")

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..common.imaging import load_checked, open_image
+from ..common.precheck import facts_of
 from .attention import attention_box
 from .budget import Budget
 from .exif import exif_subset
@@ -32,28 +33,15 @@ UPRIGHT = {
 }
 WORK_EDGE = 512  # long edge of the working copy; every step needs less (faces run at 384)
 DRAFT_EDGE = 384  # JPEG DCT scaling may stop anywhere in 384..WORK_EDGE: a 12 MP photo decodes at 1/8
-ANIMATION_SCAN_FRAMES = 1000  # past this, total duration is extrapolated from the average frame
 
 
-def _animation(im: Image.Image, budget: Budget) -> dict:
-    frames = int(getattr(im, "n_frames", 1) or 1)
-    if frames <= 1:
-        return {"frames": 1, "duration_ms": 0}
-    total, seen = 0, 0
-    try:
-        for i in range(min(frames, ANIMATION_SCAN_FRAMES)):
-            im.seek(i)
-            total += int(im.info.get("duration", 0) or 0)
-            seen += 1
-            if i % 50 == 0:
-                budget.check("reading animation frames")
-    except EOFError:
-        pass
-    finally:
-        im.seek(0)
-    if seen and seen < frames:
-        total = total * frames // seen
-    return {"frames": frames, "duration_ms": total}
+def _animation(raw: bytes, im: Image.Image) -> dict:
+    """Frames and total duration from the headers (GIF, WebP, APNG): no frame is decoded, so a
+    10 000-frame file on a big canvas costs a header walk (services/common/precheck.py)."""
+    facts = facts_of(raw)
+    if facts.format in ("gif", "webp", "png"):
+        return {"frames": facts.frames, "duration_ms": facts.duration_ms}
+    return {"frames": int(getattr(im, "n_frames", 1) or 1), "duration_ms": 0}  # multi-page TIFF: pages, no timing
 
 
 def _working_copy(im: Image.Image, orientation: int) -> Image.Image:
@@ -93,7 +81,7 @@ def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> 
     orientation = exif["orientation"]
     width, height = (im.height, im.width) if orientation in TRANSPOSED else (im.width, im.height)
     color = {"mode": im.mode, "has_icc": bool(im.info.get("icc_profile"))}
-    animation = _animation(im, budget)
+    animation = _animation(raw, im)
 
     work = _working_copy(im, orientation)
     budget.check("decoding the image")

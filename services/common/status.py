@@ -204,6 +204,18 @@ class JobStore:
         self._ref(job_id).update({f"stages.{stage}.error": reason, "updated_at": utcnow()})
 
     @retried("firestore")
+    def record_crash(self, job_id: str, stage: str, reason: str) -> int:
+        """Count one crash of the stage's media child on this job; return how many so far."""
+
+        def fn(job):
+            if job is None:
+                return 0, None
+            crashes = int(job["stages"][stage].get("crashes", 0)) + 1
+            return crashes, {f"stages.{stage}.crashes": crashes, f"stages.{stage}.error": reason, "updated_at": utcnow()}
+
+        return self._run(fn, job_id)
+
+    @retried("firestore")
     def claim_final(self, job_id: str, outcome: str, fields: dict) -> dict | None:
         """Move the job to its final `outcome` and claim the right to publish its one event.
 

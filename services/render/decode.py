@@ -30,7 +30,7 @@ _REDUCED = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYS
 @dataclass
 class Decoded:
     pixels: np.ndarray | None  # H x W x 3 (RGB) or 4 (RGBA), uint8, stored orientation
-    image: Image.Image | None  # or a decoded Pillow RGB image (big JPEGs), shrunk band by band
+    image: Image.Image | None  # or a decoded Pillow RGB(A) image (big JPEGs, 16-bit PNGs), shrunk band by band
     orientation: int  # EXIF 1..8, still to apply
     icc: bytes | None  # a non-sRGB profile still to apply (fast path: applied after the first shrink)
     upright: tuple[int, int]  # full-resolution upright size (width, height)
@@ -80,6 +80,11 @@ def decode(raw: bytes, max_pixels: int, need_upright: tuple[int, int]) -> Decode
             raise CorruptMedia("cannot decode JPEG", code="corrupt-image")
         return Decoded(arr, None, o, pending_icc, size)
     if im.format == "PNG" and im.mode in ("RGB", "RGBA") and not getattr(im, "is_animated", False):
+        if raw[24:25] == b"\x10":  # IHDR bit depth 16
+            # Pillow reads 16-bit samples straight into 8 bits (4 B/px, shrunk band by band after);
+            # OpenCV would hold 8 B/px and then an 8-bit copy.
+            load_checked(im)
+            return Decoded(None, im, o, pending_icc, size)
         im.close()
         return Decoded(_png(raw), None, o, pending_icc, size)
     if im.format == "JPEG":
@@ -95,12 +100,12 @@ def _png(raw: bytes) -> np.ndarray:
     arr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if arr is None or arr.ndim != 3:
         raise CorruptMedia("cannot decode PNG", code="corrupt-image")
-    if arr.dtype == np.uint16:
+    if arr.dtype == np.uint16:  # (16-bit PNGs normally go through Pillow, see decode)
         arr = (arr >> 8).astype(np.uint8)
     if arr.shape[2] == 4:
         if arr[..., 3].min() == 255:  # opaque alpha only costs bytes
             return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
-        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA, dst=arr)  # in place: 4 B/px, not 8
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=arr)
 
 

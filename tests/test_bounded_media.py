@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import time
 
 import pytest
 from PIL import Image
 
-from services.common import precheck
+from services.common import precheck, sandbox
+from services.common.admission import Admission
 from services.common.config import Settings
+from services.common.errors import CorruptMedia, LimitExceeded, TransientError
 from services.ingest.jobs import make_job_id
 
 from . import bombs
@@ -76,3 +80,93 @@ def test_the_door_answers_413_naming_the_setting_and_makes_no_job(http, ingest_u
     body = resp.json()
     assert body["limit"] == setting and setting in body["detail"]
     assert http.get(f"{ingest_url}/v1/jobs/{make_job_id('key', key)}", timeout=10).status_code == 404
+
+
+# --- the bounded child, in-process -----------------------------------------------------------
+
+def _limits(memory=256 * 2**20, cpu=2, seconds=3.0) -> sandbox.Limits:
+    return sandbox.Limits(memory, cpu, time.monotonic() + seconds, "the test's deadline of 3 s")
+
+
+def _allocate(raw: bytes) -> int:
+    return len(bytearray(2**31))
+
+
+def _spin(raw: bytes) -> None:
+    while True:
+        pass
+
+
+def _sleep(raw: bytes) -> None:
+    time.sleep(60)
+
+
+def _segfault(raw: bytes) -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _corrupt(raw: bytes) -> None:
+    raise CorruptMedia("no pixels after the header", code="corrupt-image")
+
+
+def _bug(raw: bytes) -> None:
+    raise KeyError("width")
+
+
+def test_the_child_returns_what_the_work_returns():
+    assert sandbox.run(bytes.upper, b"abc", limits=_limits()) == b"ABC"
+
+
+@pytest.mark.parametrize("fn, setting", [(_allocate, "MEDIA_MEMORY_LIMIT_BYTES"), (_spin, "MEDIA_CPU_LIMIT_SECONDS")])
+def test_a_child_over_its_memory_or_cpu_is_stopped_naming_the_setting(fn, setting):
+    with pytest.raises(LimitExceeded) as err:
+        sandbox.run(fn, b"", limits=_limits())
+    assert setting in err.value.reason
+
+
+def test_a_child_past_its_deadline_is_killed_and_the_reason_says_which_deadline():
+    with pytest.raises(LimitExceeded) as err:
+        sandbox.run(_sleep, b"", limits=_limits(cpu=60, seconds=1.0))
+    assert "the test's deadline of 3 s" in err.value.reason and err.value.code == "deadline"
+
+
+def test_error_classes_cross_over_and_a_bug_stays_a_bug():
+    with pytest.raises(CorruptMedia, match="no pixels"):
+        sandbox.run(_corrupt, b"", limits=_limits())
+    with pytest.raises(sandbox.ChildFailed, match="KeyError"):
+        sandbox.run(_bug, b"", limits=_limits())
+
+
+class _Crashes:
+    def __init__(self):
+        self.count = 0
+
+    def record_crash(self, job_id, stage, reason):
+        self.count += 1
+        return self.count
+
+
+def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
+    jobs = _Crashes()
+    with pytest.raises(sandbox.ChildCrashed) as first:
+        sandbox.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+    assert first.value.error_class == "transient" and "SIGSEGV" in first.value.reason
+    with pytest.raises(CorruptMedia) as second:
+        sandbox.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+    assert "SIGSEGV" in second.value.reason and "MEDIA_CRASH_ATTEMPTS=2" in second.value.reason
+
+
+# --- admission ---------------------------------------------------------------------------------
+
+def test_admission_refuses_what_does_not_fit_now_and_for_good_what_never_fits():
+    used = [100]
+    adm = Admission(1000, used=lambda: used[0])
+    with adm.admit(600, "job a"):
+        with pytest.raises(TransientError, match="retried later"):  # 100 used + 600 reserved: 300 left
+            with adm.admit(400, "job b"):
+                pass
+    with adm.admit(400, "job b"):  # a's reservation is gone
+        pass
+    with pytest.raises(LimitExceeded, match="INSTANCE_MEMORY_BYTES"):
+        with adm.admit(2000, "job c"):
+            pass

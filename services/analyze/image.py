@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..common.firstframe import first_webp_frame
 from ..common.imaging import load_checked, open_image
 from ..common.precheck import facts_of
 from .attention import attention_box
@@ -48,6 +49,9 @@ def _working_copy(im: Image.Image, orientation: int) -> Image.Image:
     r = DRAFT_EDGE / max(im.size)  # JPEG: the decoder scales by 1/2..1/8 while the long edge stays >= DRAFT_EDGE
     im.draft("RGB", (max(1, int(im.width * r)), max(1, int(im.height * r))))
     load_checked(im)
+    factor = max(im.size) // (2 * WORK_EDGE)
+    if factor >= 2 and im.mode in ("RGB", "RGBA", "L", "LA", "I", "F"):
+        im = im.reduce(factor)  # box average first: a big decode is never converted or copied at full size
     if orientation in UPRIGHT:
         im = im.transpose(UPRIGHT[orientation])
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -82,6 +86,8 @@ def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> 
     width, height = (im.height, im.width) if orientation in TRANSPOSED else (im.width, im.height)
     color = {"mode": im.mode, "has_icc": bool(im.info.get("icc_profile"))}
     animation = _animation(raw, im)
+    if fmt == "webp" and animation["frames"] > 1:
+        im = first_webp_frame(raw, im.size) or im  # not through the animation decoder's two canvases
 
     work = _working_copy(im, orientation)
     budget.check("decoding the image")

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from . import faults
 from .admission import Admission
 from .budget import Budget
 from .errors import CorruptMedia, LimitExceeded, PermanentError, TransientError, UnsupportedMedia
@@ -230,6 +231,7 @@ def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadlin
     try:
         raw = conn.recv_bytes()
         args = conn.recv()
+        faults.maybe_crash(f"media-crash.{fn.__name__}")
         result = fn(raw, *args)
         del raw
         conn.send(("ok", result))

@@ -17,13 +17,14 @@ import numpy as np
 from PIL import Image
 
 from ..common.errors import CorruptMedia
+from ..common.firstframe import first_webp_frame
 from ..common.imaging import load_checked, open_image
 from .colour import is_srgb, normalise
 
 ORIENTATION_TAG = 0x0112
 TRANSPOSED = (5, 6, 7, 8)  # rotated a quarter turn: stored width is the upright height
 # Reduced-scale flags without their BGR bit, so IMREAD_COLOR_RGB can be added (no BGR->RGB pass).
-PILLOW_JPEG_ABOVE = 16_000_000  # pixels
+PILLOW_JPEG_ABOVE = 16_000_000  # pixels: above, JPEGs decoded at full size and big PNGs go through Pillow
 _REDUCED = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
 
 
@@ -80,17 +81,22 @@ def decode(raw: bytes, max_pixels: int, need_upright: tuple[int, int]) -> Decode
             raise CorruptMedia("cannot decode JPEG", code="corrupt-image")
         return Decoded(arr, None, o, pending_icc, size)
     if im.format == "PNG" and im.mode in ("RGB", "RGBA") and not getattr(im, "is_animated", False):
-        if raw[24:25] == b"\x10":  # IHDR bit depth 16
-            # Pillow reads 16-bit samples straight into 8 bits (4 B/px, shrunk band by band after);
-            # OpenCV would hold 8 B/px and then an 8-bit copy.
+        if raw[24:25] == b"\x10" or im.width * im.height > PILLOW_JPEG_ABOVE:
+            # Big or 16-bit: Pillow decodes into 4 B/px (16-bit samples straight into 8 bits), then
+            # it is shrunk band by band; OpenCV would hold a temporary and its copy (6-8 B/px
+            # for 8-bit, 16 B/px for 16-bit RGBA).
             load_checked(im)
             return Decoded(None, im, o, pending_icc, size)
         im.close()
         return Decoded(_png(raw), None, o, pending_icc, size)
     if im.format == "JPEG":
         im.draft(im.mode, need)  # greyscale and CMYK JPEGs: still DCT-scaled
+    if im.format == "WEBP" and getattr(im, "n_frames", 1) > 1:
+        im = first_webp_frame(raw, im.size) or im  # not through the animation decoder's two canvases
     load_checked(im)
     norm = normalise(im)
+    if norm.mode in ("RGB", "RGBA") and norm.width * norm.height > PILLOW_JPEG_ABOVE:
+        return Decoded(None, norm, o, None, size)  # shrunk band by band: no whole-frame array copy
     arr = np.asarray(norm)
     return Decoded(arr, None, o, None, size)
 

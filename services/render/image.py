@@ -126,11 +126,18 @@ def _chain(raw, analysis, presets, steps, max_pixels, budget: Budget) -> Iterato
             yield step, frame
 
 
+def _opaque(im: Image.Image, rows: int = 256) -> bool:
+    """Alpha all 255, read band by band (stops at the first transparent band; no whole-image copy)."""
+    for r0 in range(0, im.height, rows):
+        if np.asarray(im.crop((0, r0, im.width, min(im.height, r0 + rows))).getchannel("A")).min() < 255:
+            return False
+    return True
+
+
 def shrink_image(im: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """A decoded Pillow RGB/RGBA image shrunk band by band (resize.shrink_rows): RGBA whose alpha
     is all opaque comes out RGB."""
-    opaque = im.mode == "RGBA" and im.getextrema()[3][0] == 255
-    channels = 4 if im.mode == "RGBA" and not opaque else 3
+    channels = 4 if im.mode == "RGBA" and not _opaque(im) else 3
 
     def rows(r0: int, r1: int) -> np.ndarray:
         band = im.crop((0, r0, im.width, r1))

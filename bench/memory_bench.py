@@ -5,7 +5,8 @@
    of the 24 MP photo mosaic. Each measurement runs in a fresh process
    (`python -m bench.memory_bench worker KIND SIZE`): VmHWM after the job minus VmRSS after
    the imports and the input read. Goal: <= 0.1 GB per 100 MP (1 B/px) for stills.
-   MEMORY_BENCH_ROOT=/path/to/an/older/checkout runs the same worker on that code (before/after).
+   MEMORY_BENCH_ROOT=/path/to/an/older/checkout runs the same worker on that code (before/after);
+   MEMORY_BENCH_CASES=alpha8,mosaic runs only those; MEMORY_BENCH_TIMEOUT (300 s) per run.
 2. The bounded child's overhead per job (fork from the forkserver, bytes over the pipe,
    renditions back) against the same 12 MP render run in-process, as a ratio.
 """
@@ -87,16 +88,30 @@ def worker(path: str) -> None:
                       "seconds": time.perf_counter() - t, "renditions": len(out)}))
 
 
+TIMEOUT = int(os.environ.get("MEMORY_BENCH_TIMEOUT", "300"))  # the "before" GIF walks 10 000 canvases (~38 min)
+CAP_BYTES = 8 * 2**30  # a runaway "before" must not take the shared machine's memory with it
+
+
+def _cap_address_space() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CAP_BYTES, CAP_BYTES))
+
+
 def measure(kind: str, mp: int, root: Path) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{kind}-{mp}.bin"
     if not path.exists():
         path.write_bytes(make_input(kind, mp))
     env = {**os.environ, "PYTHONPATH": str(root)}  # `services` from `root`; this file run as a script
-    done = subprocess.run([sys.executable, __file__, "worker", str(path)],
-                          capture_output=True, text=True, env=env, cwd=root, timeout=1800, check=False)
+    try:
+        done = subprocess.run([sys.executable, __file__, "worker", str(path)], capture_output=True, text=True, env=env,
+                              cwd=root, timeout=TIMEOUT, check=False, preexec_fn=_cap_address_space)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {TIMEOUT} s"}
     if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:120]}
+        last = (done.stderr.strip().splitlines() or ["?"])[-1][:120]
+        return {"error": f"over the bench's 8 GiB address-space cap ({last})" if "Memory" in last else last}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -140,7 +155,10 @@ def main() -> None:
     print(f"load {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| input | MP | code | peak above baseline (MB) | bytes per source pixel | seconds |")
     print("|---|---|---|---|---|---|")
+    only = [c for c in os.environ.get("MEMORY_BENCH_CASES", "").split(",") if c]
     for kind, mp in CASES:
+        if only and kind not in only:
+            continue
         for label, root in roots:
             r = measure(kind, mp, root)
             if "error" in r:

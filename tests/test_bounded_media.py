@@ -298,3 +298,16 @@ def test_a_child_over_its_memory_limit_fails_the_job_naming_the_setting(stack, h
     assert job["status"] == "failed" and job["error"]["error_class"] == "limit-exceeded"
     assert "MEDIA_MEMORY_LIMIT_BYTES=268435456" in job["error"]["reason"]
     assert job["stages"]["analyze"]["attempts"] == 1
+
+
+def test_render_has_a_time_budget_checked_between_renditions():
+    from services.render.image import render_image
+    from services.render.presets import load
+
+    cat = load()
+    raw = _encode(Image.new("RGB", (1600, 1200), (90, 120, 150)), "JPEG")
+    over = sandbox.Limits(2**30, 60, time.monotonic() - 1, "render's deadline of 165 s (test)").budget("rendering")
+    with pytest.raises(LimitExceeded) as err:
+        render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, cat.encoders, 10**8, (255, 255, 255),
+                     budget=over)
+    assert "rendering ran past render's deadline of 165 s (test)" in err.value.reason

@@ -145,7 +145,11 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}  # colour type -> decoded channel
 
 
 def _png(raw: bytes) -> MediaFacts:
+    if raw[12:16] != b"IHDR":
+        raise ValueError("no IHDR chunk first: not a PNG the decoder can read")
     width, height, depth, ctype = struct.unpack(">IIBB", raw[16:26])
+    if not (0 < width < 2**31 and 0 < height < 2**31):
+        raise ValueError("IHDR dimensions out of the PNG range")
     bpp = _PNG_CHANNELS.get(ctype, 4) * (2 if depth == 16 else 1)
     if ctype == 0 and depth == 16:
         bpp = 2

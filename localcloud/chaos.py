@@ -20,6 +20,8 @@ import requests
 from google.cloud import pubsub_v1, storage
 from PIL import Image
 
+from services.client import auth_headers
+
 from .processes import ProcessManager
 from .stack import SERVICES, StackConfig, restart_cloud, service_procs
 from .taps import TopicTap, free_port
@@ -39,7 +41,7 @@ def small_jpeg(seed: int) -> bytes:
 def submit_many(ingest_url: str, n: int, workers: int = 8) -> list[str]:
     def one(i: int) -> str:
         resp = requests.post(f"{ingest_url}/v1/uploads", data=small_jpeg(i),
-                             headers={"Content-Type": "image/jpeg"}, timeout=60)
+                             headers={"Content-Type": "image/jpeg", **auth_headers()}, timeout=60)
         resp.raise_for_status()
         return resp.json()["job_id"]
 
@@ -55,7 +57,7 @@ def wait_final(ingest_url: str, job_ids: list[str], timeout: float, tick=None, e
     with requests.Session() as http:
         while pending and time.monotonic() < deadline:
             for job_id in list(pending):
-                resp = http.get(f"{ingest_url}/v1/jobs/{job_id}", timeout=30)
+                resp = http.get(f"{ingest_url}/v1/jobs/{job_id}", headers=auth_headers(), timeout=30)
                 if resp.status_code == 200:
                     docs[job_id] = resp.json()
                     if docs[job_id]["status"] in FINAL:

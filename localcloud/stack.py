@@ -43,6 +43,8 @@ class StackConfig:
     service_env: dict = field(default_factory=dict)
     workers: int = 1
     threads: int = 8
+    # The API key of the local client (an operator), made by up(); also in .local/env.
+    api_key: str = ""
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -149,6 +151,23 @@ def local_signing_key(state_dir: Path) -> Path:
     return path
 
 
+def local_client_key(cfg: StackConfig) -> str:
+    """The API key of the local upload client "local" (an operator), kept in the git-ignored
+    state folder; made again when the Firestore emulator no longer knows it (it keeps nothing
+    across restarts)."""
+    from services.ingest.clients import ClientStore
+
+    path = cfg.state_dir / "api-key"
+    with _environ(cfg.client_env()):
+        store = ClientStore(cfg.project, cache_seconds=0)
+        if path.exists() and store.by_key(path.read_text().strip()):
+            return path.read_text().strip()
+        _, key = store.create("local", operator=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
 def service_procs(cfg: StackConfig) -> list[Proc]:
     procs = []
     signing_key = local_signing_key(cfg.state_dir)
@@ -163,6 +182,9 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "GUNICORN_THREADS": str(cfg.threads),
             "PUBLIC_BASE_URL": cfg.url("ingest"),
             "SIGNING_KEY_FILE": str(signing_key),
+            # The Pub/Sub emulator sends no OIDC token: verification is off here, said so on
+            # purpose (production refuses to start without PUSH_AUDIENCE instead).
+            "PUSH_VERIFICATION": "off",
             **cfg.service_env,
         }
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:services.common.gunicorn_conf",
@@ -175,6 +197,8 @@ def write_env_file(cfg: StackConfig) -> Path:
     path = cfg.state_dir / "env"
     lines = [f"export {k}={v}" for k, v in cfg.client_env().items()]
     lines.append(f"export MEDIARELAY_URL={cfg.url('ingest')}")
+    if cfg.api_key:
+        lines.append(f"export MEDIARELAY_API_KEY={cfg.api_key}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -189,6 +213,7 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
         # job ids (and Idempotency-Keys) that the fresh Firestore has never seen.
         shutil.rmtree(cfg.state_dir / "gcs", ignore_errors=True)
     _start_emulators(cfg, pm, emulator_procs(cfg), started, say)
+    cfg.api_key = local_client_key(cfg)
     if services:
         procs = service_procs(cfg)
         for p in procs:
@@ -279,7 +304,8 @@ def private_stack(state_dir: Path, project: str, service_env: dict | None = None
     with _environ(cfg.client_env()):
         try:
             up(cfg, say=lambda *_: None)
-            yield cfg
+            with _environ({"MEDIARELAY_API_KEY": cfg.api_key, "MEDIARELAY_URL": cfg.url("ingest")}):
+                yield cfg
         finally:
             down(cfg, say=lambda *_: None)
 

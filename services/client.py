@@ -36,11 +36,23 @@ class _ProgressReader:
         self._f.close()
 
 
+def auth_headers(api_key: str | None = None) -> dict:
+    """`Authorization: Bearer <key>`, the key given or $MEDIARELAY_API_KEY (none if neither)."""
+    key = api_key or os.environ.get("MEDIARELAY_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class IngestClient:
-    def __init__(self, base_url: str | None = None, timeout: float = 60.0):
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0, api_key: str | None = None):
         self.base_url = (base_url or os.environ.get("MEDIARELAY_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        # Only ever sent to ingest: the signed storage URLs carry their own authorization.
+        self._auth = auth_headers(api_key)
+
+    def _api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {**self._auth, **kwargs.pop("headers", {})}
+        return self.session.request(method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout, **kwargs)
 
     def submit(self, path: Path, idempotency_key: str | None = None, progress=None, signed: bool | None = None) -> dict:
         """Upload `path`; through a signed URL when asked or when it is too big for a request body."""
@@ -54,7 +66,7 @@ class IngestClient:
             headers["Idempotency-Key"] = idempotency_key
         body = _ProgressReader(path, progress or (lambda sent, total: None))
         try:
-            resp = self.session.post(f"{self.base_url}/v1/uploads", data=body, headers=headers, timeout=self.timeout)
+            resp = self._api("POST", "/v1/uploads", data=body, headers=headers)
         finally:
             body.close()
         return _json_or_raise(resp)
@@ -62,8 +74,8 @@ class IngestClient:
     def submit_signed(self, path: Path, idempotency_key: str | None = None, progress=None) -> dict:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        grant = _json_or_raise(self.session.post(
-            f"{self.base_url}/v1/upload-urls", headers=headers, timeout=self.timeout,
+        grant = _json_or_raise(self._api(
+            "POST", "/v1/upload-urls", headers=headers,
             json={"content_type": content_type, "size": path.stat().st_size, "filename": path.name}))
         body = _ProgressReader(path, progress or (lambda sent, total: None))
         try:
@@ -75,7 +87,11 @@ class IngestClient:
         return {"job_id": grant["job_id"], "status": "uploaded", "status_url": grant["status_url"]}
 
     def status(self, job_id: str) -> dict:
-        return _json_or_raise(self.session.get(f"{self.base_url}/v1/jobs/{job_id}", timeout=self.timeout))
+        return _json_or_raise(self._api("GET", f"/v1/jobs/{job_id}"))
+
+    def jobs(self, status: str | None = None, limit: int = 20, cursor: str | None = None) -> dict:
+        params = {k: v for k, v in {"status": status, "limit": limit, "cursor": cursor}.items() if v}
+        return _json_or_raise(self._api("GET", "/v1/jobs", params=params))
 
     def wait(self, job_ids: list[str], timeout: float = 300.0, on_change=None) -> dict[str, dict]:
         """Poll until every job is final (or the timeout passes); return the last documents."""

@@ -76,7 +76,7 @@ def jwks_url(signing_key):
 @pytest.fixture(scope="module")
 def secured_analyze(stack, jwks_url):
     """analyze with verification on, beside the stack's own (which the emulator pushes to)."""
-    env = {"PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA, "PUSH_CERTS_URL": jwks_url}
+    env = {"PUSH_VERIFICATION": "on", "PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA, "PUSH_CERTS_URL": jwks_url}
     with chaos.extra_instance(stack, "analyze", env) as url:
         yield url + "/push"
 
@@ -132,7 +132,7 @@ def test_valid_push_token_is_accepted_and_work_is_published(http, stack, secured
 
 def test_sweep_endpoint_admits_only_the_scheduler_account(http, stack, jwks_url, signing_key):
     scheduler = "scheduler@mediarelay-test.iam.gserviceaccount.com"
-    env = {"PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA, "PUSH_CERTS_URL": jwks_url,
+    env = {"PUSH_VERIFICATION": "on", "PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA, "PUSH_CERTS_URL": jwks_url,
            "SCHEDULER_SERVICE_ACCOUNT": scheduler}
     with chaos.extra_instance(stack, "notify", env) as url:
         sweep = f"{url}/ops/sweep?dry_run=true"

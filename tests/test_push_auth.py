@@ -1,76 +1,39 @@
 """Push authentication: OIDC tokens checked when an audience is configured.
 
-A second analyze instance runs under gunicorn with PUSH_AUDIENCE set; tokens are signed by a
-test RSA key whose JWKS this test serves on 127.0.0.1, as Google serves its own.
+A second analyze instance runs under gunicorn with PUSH_VERIFICATION=on; tokens are signed by
+a test RSA key whose JWKS this test serves on 127.0.0.1, as Google serves its own.
 """
 from __future__ import annotations
 
-import base64
-import json
-import threading
+import os
+import subprocess
+import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import uuid
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from google.auth import crypt, jwt
 
 from localcloud import chaos
 from localcloud.taps import TopicTap
 from services.common.status import JobStore
 
-AUDIENCE = "mediarelay-push-test"
-PUSH_SA = "push@mediarelay-test.iam.gserviceaccount.com"
-KID = "test-key-1"
-
-
-def _new_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _jwk(key, kid: str) -> dict:
-    nums = key.public_key().public_numbers()
-
-    def b64(n: int) -> str:
-        return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
-
-    return {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": b64(nums.n), "e": b64(nums.e)}
-
-
-def _token(key, kid=KID, **overrides) -> str:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    now = int(time.time())
-    claims = {"iss": "https://accounts.google.com", "aud": AUDIENCE, "email": PUSH_SA, "email_verified": True,
-              "sub": "1234567890", "iat": now, "exp": now + 600}
-    claims.update(overrides)
-    return jwt.encode(crypt.RSASigner.from_string(pem, key_id=kid), claims).decode()
+from .tokens import AUDIENCE, PUSH_SA, jwks_server, new_key, token
 
 
 @pytest.fixture(scope="module")
 def signing_key():
-    return _new_key()
+    return new_key()
 
 
 @pytest.fixture(scope="module")
-def jwks_url(signing_key):
-    body = json.dumps({"keys": [_jwk(signing_key, KID)]}).encode()
+def jwks(signing_key):
+    with jwks_server(signing_key) as served:
+        yield served
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "public, max-age=300")
-            self.end_headers()
-            self.wfile.write(body)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/certs"
-    server.shutdown()
+@pytest.fixture(scope="module")
+def jwks_url(jwks):
+    return jwks[0]
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +61,12 @@ def test_bad_push_tokens_are_refused_and_nothing_happens(http, stack, secured_an
     payload = chaos.seed_job(stack)
     tokens = {
         "missing": None,
-        "forged": _token(_new_key()),  # same kid, another key
-        "expired": _token(signing_key, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
-        "wrong-audience": _token(signing_key, aud="https://someone-else.example"),
-        "wrong-issuer": _token(signing_key, iss="https://evil.example"),
-        "wrong-account": _token(signing_key, email="intruder@evil.iam.gserviceaccount.com"),
-        "unverified-email": _token(signing_key, email_verified=False),
+        "forged": token(new_key()),  # same kid, another key
+        "expired": token(signing_key, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
+        "wrong-audience": token(signing_key, aud="https://someone-else.example"),
+        "wrong-issuer": token(signing_key, iss="https://evil.example"),
+        "wrong-account": token(signing_key, email="intruder@evil.iam.gserviceaccount.com"),
+        "unverified-email": token(signing_key, email_verified=False),
         "not-a-jwt": "definitely-not-a-token",
     }
     headers = {"Authorization": f"Bearer {tokens[case]}"} if tokens[case] else {}
@@ -120,7 +83,7 @@ def test_bad_push_tokens_are_refused_and_nothing_happens(http, stack, secured_an
 def test_valid_push_token_is_accepted_and_work_is_published(http, stack, secured_analyze, analyzed_tap, signing_key):
     payload = chaos.seed_job(stack)
     resp = http.post(secured_analyze, json=chaos.envelope(payload, "media-ingested.v1"),
-                     headers={"Authorization": f"Bearer {_token(signing_key)}"}, timeout=30)
+                     headers={"Authorization": f"Bearer {token(signing_key)}"}, timeout=30)
     assert resp.status_code == 204, resp.text
     deadline = time.monotonic() + 20
     while not analyzed_tap.for_job(payload["job_id"]) and time.monotonic() < deadline:
@@ -137,6 +100,58 @@ def test_sweep_endpoint_admits_only_the_scheduler_account(http, stack, jwks_url,
     with chaos.extra_instance(stack, "notify", env) as url:
         sweep = f"{url}/ops/sweep?dry_run=true"
         assert http.post(sweep, timeout=30).status_code == 401
-        assert http.post(sweep, headers={"Authorization": f"Bearer {_token(signing_key)}"}, timeout=30).status_code == 403
-        ok = http.post(sweep, headers={"Authorization": f"Bearer {_token(signing_key, email=scheduler)}"}, timeout=60)
+        assert http.post(sweep, headers={"Authorization": f"Bearer {token(signing_key)}"}, timeout=30).status_code == 403
+        ok = http.post(sweep, headers={"Authorization": f"Bearer {token(signing_key, email=scheduler)}"}, timeout=60)
         assert ok.status_code == 200 and ok.json()["dry_run"] is True
+
+
+def test_unknown_key_ids_are_401_and_do_not_refetch_the_certs_per_request(http, stack, signing_key):
+    """A stream of tokens naming made-up key ids: each is refused with 401 (not a 500), and
+    together cost no fetch beyond the first: refetches for unknown ids are at most one per
+    CERTS_REFETCH_MIN_SECONDS (here an hour), not one per request."""
+    with jwks_server(signing_key) as (url, fetches):
+        env = {"PUSH_VERIFICATION": "on", "PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA,
+               "PUSH_CERTS_URL": url, "CERTS_REFETCH_MIN_SECONDS": "3600"}
+        with chaos.extra_instance(stack, "analyze", env) as base:
+            payload = chaos.seed_job(stack)
+            for _ in range(20):
+                forged = token(new_key(), kid=f"made-up-{uuid.uuid4().hex[:8]}")
+                resp = http.post(f"{base}/push", json=chaos.envelope(payload, "media-ingested.v1"),
+                                 headers={"Authorization": f"Bearer {forged}"}, timeout=30)
+                assert resp.status_code == 401, resp.text
+                assert resp.headers["Content-Type"] == "application/problem+json"
+                assert "unknown key" in resp.json()["detail"]
+            assert len(fetches) == 1
+            ok = http.post(f"{base}/push", json=chaos.envelope(payload, "media-ingested.v1"),
+                           headers={"Authorization": f"Bearer {token(signing_key)}"}, timeout=30)
+            assert ok.status_code == 204, ok.text
+
+
+START = ("import sys\nfrom services.{service}.app import create_app\n"
+         "try:\n    create_app()\nexcept Exception as exc:\n    print(exc); sys.exit(3)\nprint('started')\n")
+
+
+def _start(service: str, **env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in (
+        "PUSH_VERIFICATION", "PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNT", "SCHEDULER_SERVICE_ACCOUNT")}
+    return subprocess.run([sys.executable, "-c", START.format(service=service)], capture_output=True, text=True,
+                          env={**clean, **env}, timeout=120)
+
+
+@pytest.mark.parametrize("service, env, missing", [
+    ("analyze", {}, "PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT"),
+    ("analyze", {"PUSH_AUDIENCE": AUDIENCE}, "PUSH_SERVICE_ACCOUNT"),
+    ("ingest", {"PUSH_SERVICE_ACCOUNT": PUSH_SA}, "PUSH_AUDIENCE"),
+    ("notify", {"PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA}, "SCHEDULER_SERVICE_ACCOUNT"),
+])
+def test_a_service_refuses_to_start_with_push_verification_off_by_omission(stack, service, env, missing):
+    out = _start(service, **env)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert f"{missing} {'are' if ',' in missing else 'is'} empty" in out.stdout
+    assert "PUSH_VERIFICATION=off" in out.stdout  # ...and how to run without it on purpose
+
+
+def test_verification_off_on_purpose_starts_and_says_so(stack):
+    out = _start("analyze", PUSH_VERIFICATION="off")
+    assert out.returncode == 0 and out.stdout.strip().endswith("started"), out.stdout + out.stderr
+    assert "push verification is OFF" in out.stdout  # the start-up log (JSON lines on stdout)

@@ -6,8 +6,10 @@ GCS under incoming/, whose object-finalize notification reaches the push endpoin
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
+from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, redirect, request
 
@@ -27,6 +29,7 @@ from .public_job import find_rendition, public_job
 from .uploads import accept_upload, grant_upload
 
 logger = logging.getLogger("mediarelay.ingest")
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")  # the API contract, checked against these routes in tests
 MAX_IDEMPOTENCY_KEY = 255
 JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
@@ -48,6 +51,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             return
         g.client = auth.authenticate(request.headers.get("Authorization"))
         bind_fields(client_id=g.client.client_id)
+
+    contract = json.loads(OPENAPI_FILE.read_text())
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(contract)
 
     @app.post("/v1/uploads")
     def upload():

@@ -22,6 +22,15 @@ from ..common.errors import HTTPProblem
 CHUNK = 256 * 1024
 
 
+def abandon_body() -> None:
+    """This request's body will not be read to its end: close the connection after the answer
+    rather than let the server drain the rest (a slow client would hold the thread again).
+    gunicorn's own flag for a body that cannot be finished; other servers ignore it."""
+    stream = request.environ.get("wsgi.input")
+    if hasattr(stream, "failed"):
+        stream.failed = True
+
+
 class UploadSlots:
     def __init__(self, n: int):
         self.n = n
@@ -29,9 +38,10 @@ class UploadSlots:
 
     def __enter__(self):
         if not self._sem.acquire(blocking=False):
+            abandon_body()
             raise HTTPProblem(503, "Too many uploads in progress",
                               f"this instance is reading MAX_CONCURRENT_UPLOADS={self.n} uploads; retry shortly",
-                              headers={"Retry-After": "2", "Connection": "close"})
+                              headers={"Retry-After": "2"})
         return self
 
     def __exit__(self, *exc):
@@ -39,15 +49,14 @@ class UploadSlots:
 
 
 def too_large(limit: int, setting: str, what: str = "request body") -> HTTPProblem:
-    # Connection: close, so the server does not try to drain a body it will never use.
-    return HTTPProblem(413, "Upload too large", f"{what} exceeds the limit of {limit} bytes ({setting})",
-                       headers={"Connection": "close"})
+    return HTTPProblem(413, "Upload too large", f"{what} exceeds the limit of {limit} bytes ({setting})")
 
 
 def read_body(settings: Settings) -> bytes:
     limit = settings.max_upload_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
+        abandon_body()
         raise too_large(limit, "MAX_UPLOAD_BYTES")
     stream = request.environ["wsgi.input"]
     sock = request.environ.get("gunicorn.socket")
@@ -67,13 +76,15 @@ def read_body(settings: Settings) -> bytes:
             parts.append(chunk)
             got += len(chunk)
     except TimeoutError:
-        limit_s = settings.request_body_timeout_seconds
-        raise HTTPProblem(408, "Request timeout", f"the body did not arrive within REQUEST_BODY_TIMEOUT_SECONDS={limit_s:g}",
-                          headers={"Connection": "close"}) from None
+        abandon_body()
+        seconds = settings.request_body_timeout_seconds
+        raise HTTPProblem(408, "Request timeout",
+                          f"the body did not arrive within REQUEST_BODY_TIMEOUT_SECONDS={seconds:g}") from None
     finally:
         if sock is not None:
             sock.settimeout(None)
     if got > limit:
+        abandon_body()
         raise too_large(limit, "MAX_UPLOAD_BYTES")
     if declared is not None and got < declared:
         raise HTTPProblem(400, "Incomplete body", f"the body ended after {got} of the {declared} bytes announced")

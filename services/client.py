@@ -89,6 +89,9 @@ class IngestClient:
     def status(self, job_id: str) -> dict:
         return _json_or_raise(self._api("GET", f"/v1/jobs/{job_id}"))
 
+    def stats(self, days: int = 7, everyone: bool = False) -> dict:
+        return _json_or_raise(self._api("GET", "/v1/stats", params={"days": days, "all": str(everyone).lower()}))
+
     def jobs(self, status: str | None = None, limit: int = 20, cursor: str | None = None) -> dict:
         params = {k: v for k, v in {"status": status, "limit": limit, "cursor": cursor}.items() if v}
         return _json_or_raise(self._api("GET", "/v1/jobs", params=params))

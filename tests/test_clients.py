@@ -210,3 +210,44 @@ def test_google_id_tokens_are_accepted_for_the_configured_audience(stack, http):
     # Without configured audiences, ingest accepts no ID token at all.
     resp = _upload(requests, stack.url("ingest"), _jpeg(), Authorization=f"Bearer {token(key, aud=CLIENT_AUDIENCE)}")
     assert resp.status_code == 401 and "CLIENT_TOKEN_AUDIENCES" in resp.json()["detail"]
+
+
+def test_quota_exceeded_is_429_and_nothing_is_stored(stack, ingest_url, new_client):
+    _, c, _ = new_client("small-quota", quotas={"uploads_per_day": 2})
+    assert [_upload(c, ingest_url, _jpeg()).status_code for _ in range(2)] == [202, 202]
+    before = _originals()
+    data = _jpeg()
+    resp = _upload(c, ingest_url, data)
+    assert resp.status_code == 429, resp.text
+    assert resp.headers["Content-Type"] == "application/problem+json"
+    assert 0 < int(resp.headers["Retry-After"]) <= 86400  # until the next UTC day
+    assert "QUOTA_UPLOADS_PER_DAY" in resp.json()["detail"]
+    grant = c.post(f"{ingest_url}/v1/upload-urls", json={"content_type": "image/jpeg", "size": 10}, timeout=10)
+    assert grant.status_code == 429
+    assert _originals() == before
+    # Bytes per day, per client: another client is not affected by this one's use.
+    _, d, _ = new_client("byte-quota", quotas={"bytes_per_day": len(data) + 10})
+    assert _upload(d, ingest_url, data).status_code == 202
+    over = _upload(d, ingest_url, _jpeg())
+    assert over.status_code == 429 and "QUOTA_BYTES_PER_DAY" in over.json()["detail"]
+    assert _upload(d, ingest_url, data).status_code == 202  # a replay is never refused: nothing new is stored
+
+
+def test_stats_per_day_and_outcome_own_or_all_for_operators(stack, ingest_url, new_client, http):
+    client_id, c, _ = new_client("stats-client")
+    good = _upload(c, ingest_url, _jpeg()).json()["job_id"]
+    bad = _upload(c, ingest_url, samples.truncated_jpeg() + uuid.uuid4().bytes).json()["job_id"]
+    for job_id in (good, bad):
+        _wait(c, ingest_url, job_id)
+    body = c.get(f"{ingest_url}/v1/stats", params={"days": 1}, timeout=30).json()
+    [row] = body["days"]
+    assert row["client_id"] == client_id
+    assert (row["uploads"], row["completed"], row["failed"], row["in_progress"]) == (2, 1, 1, 0)
+    assert row["bytes"] > 0 and body["limits"]["uploads_per_day"] == 10000
+    assert c.get(f"{ingest_url}/v1/stats", params={"all": "true"}, timeout=30).status_code == 403
+    # The stack's local client is an operator: it sees every client, this one included.
+    everyone = http.get(f"{ingest_url}/v1/stats", params={"days": 1, "all": "true"}, timeout=60).json()
+    assert row in everyone["days"] and len({r["client_id"] for r in everyone["days"]}) > 1
+    out = subprocess.run([sys.executable, "-m", "services.cli", "stats", "--days", "1", "--url", ingest_url],
+                         capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert out.returncode == 0 and "uploads" in out.stdout and "your quotas per day" in out.stdout, out.stderr

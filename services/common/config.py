@@ -101,6 +101,11 @@ class Settings:
     # URLs on RENDITIONS_BASE_URL (a CDN in front of the renditions bucket).
     rendition_url_ttl_seconds: int
     renditions_base_url: str
+    # Per-client quotas per UTC day (a client's document may override them), counted in
+    # sharded counters of this many shards.
+    quota_uploads_per_day: int
+    quota_bytes_per_day: int
+    quota_counter_shards: int
     # Operations
     stuck_after_seconds: int  # the sweep re-drives jobs with no progress for this long
     max_replays: int  # dead-letter replays of one message before `dlq replay` refuses
@@ -156,6 +161,9 @@ class Settings:
             max_filename_chars=int(_env("MAX_FILENAME_CHARS", "200")),
             rendition_url_ttl_seconds=int(_env("RENDITION_URL_TTL_SECONDS", "3600")),
             renditions_base_url=_env("RENDITIONS_BASE_URL", "").rstrip("/"),
+            quota_uploads_per_day=int(_env("QUOTA_UPLOADS_PER_DAY", "10000")),
+            quota_bytes_per_day=int(_env("QUOTA_BYTES_PER_DAY", str(50 * 1024**3))),
+            quota_counter_shards=int(_env("QUOTA_COUNTER_SHARDS", "10")),
             stuck_after_seconds=int(_env("STUCK_AFTER_SECONDS", "1800")),
             max_replays=int(_env("MAX_REPLAYS", "3")),
             scheduler_service_account=_env("SCHEDULER_SERVICE_ACCOUNT", ""),

@@ -21,6 +21,7 @@ from ..common.runtime import Runtime
 from ..common.schemas import validate
 from ..common.stage import dead_letter, publish_final_event, read_push
 from ..common.web import create_service_app
+from . import quotas
 from .body import UploadSlots, read_body, split_upload
 from .clients import Authenticator
 from .jobs import ORIGINALS_PREFIX, open_job, publish_ingested, source_of
@@ -31,6 +32,7 @@ from .uploads import accept_upload, grant_upload
 logger = logging.getLogger("mediarelay.ingest")
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")  # the API contract, checked against these routes in tests
 MAX_IDEMPOTENCY_KEY = 255
+MAX_STATS_DAYS = 31
 JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
 
@@ -80,6 +82,16 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise HTTPProblem(400, "Bad limit", "limit must be a whole number")
         return jsonify(list_jobs(rt, g.client.client_id, request.args.get("status"), int(limit),
                                  request.args.get("cursor")))
+
+    @app.get("/v1/stats")
+    def usage_stats():
+        days = request.args.get("days", "7")
+        if not days.isdigit() or not 1 <= int(days) <= MAX_STATS_DAYS:
+            raise HTTPProblem(400, "Bad days", f"days must be 1 to {MAX_STATS_DAYS}")
+        everyone = request.args.get("all", "false").lower() in ("1", "true", "yes")
+        if everyone and not g.client.operator:
+            raise HTTPProblem(403, "Forbidden", "only operator clients see every client's statistics")
+        return jsonify(days=quotas.stats(rt, g.client, int(days), everyone), limits=quotas.limits(rt, g.client))
 
     @app.get("/v1/jobs/<job_id>")
     def job_status(job_id: str):

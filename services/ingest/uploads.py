@@ -10,6 +10,7 @@ from ..common.logs import bind_fields, log
 from ..common.mediatypes import ALLOWED, sniff
 from ..common.runtime import Runtime
 from ..common.status import to_json, utcnow
+from . import quotas
 from .body import safe_filename, too_large
 from .clients import Client
 from .jobs import ORIGINALS_PREFIX, claim_job_id, open_job, publish_ingested, random_job_id, source_of
@@ -41,10 +42,13 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
                           "this Idempotency-Key was first used with different content", job_id=job_id)
     job = rt.jobs.get(job_id)
     if job is None:
+        quotas.check(rt, client, len(data))  # a replay (above) is not a new upload: never refused
         name = safe_filename(filename, rt.settings.max_filename_chars)
         stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, ORIGINALS_PREFIX + job_id, data, media.content_type)
         job, created = open_job(rt, job_id, media.kind, source_of(stored, media, len(data), sha, name), key,
                                 client.client_id)
+        if created:
+            quotas.count(rt, client, len(data))
     else:
         created = False
         if job["status"] == "received":
@@ -74,6 +78,7 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     else:
         job_id = random_job_id()
     bind_fields(job_id=job_id)
+    quotas.check(rt, client, size)  # a grant counts as the upload it allows, at its announced size
     ttl = rt.settings.signed_url_ttl_seconds
     metadata = {"filename": safe_filename(body.get("filename"), rt.settings.max_filename_chars, ascii_only=True),
                 "owner": client.client_id}
@@ -86,6 +91,7 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
         raise HTTPProblem(503, "Signed uploads unavailable",
                           f"cannot sign URLs ({type(exc).__name__}); set SIGNING_KEY_FILE or grant the runtime "
                           "service account roles/iam.serviceAccountTokenCreator on itself") from None
+    quotas.count(rt, client, size)
     expires = utcnow() + dt.timedelta(seconds=ttl)
     return {"job_id": job_id, "upload_url": url, "method": "PUT", "headers": headers, "max_bytes": size,
             "expires_at": to_json({"t": expires})["t"]}

@@ -6,7 +6,10 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
+from . import heif
 from .errors import CorruptMedia, LimitExceeded
+
+heif.register()  # HEIC/HEIF for every stage that opens images through here
 
 
 def open_image(raw: bytes, max_pixels: int) -> Image.Image:
@@ -22,6 +25,7 @@ def open_image(raw: bytes, max_pixels: int) -> Image.Image:
             raise LimitExceeded(f"image too large: {exc} (MAX_IMAGE_PIXELS={max_pixels})", code="too-many-pixels") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise CorruptMedia(f"cannot read image: {exc}", code="corrupt-image") from None
+    im = heif.primary_only(im)
     if im.width * im.height > max_pixels:
         raise LimitExceeded(
             f"image has {im.width}x{im.height} = {im.width * im.height} pixels, over MAX_IMAGE_PIXELS={max_pixels}",

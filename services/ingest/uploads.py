@@ -18,6 +18,7 @@ from .jobs import ORIGINALS_PREFIX, claim_job_id, open_job, publish_ingested, ra
 logger = logging.getLogger("mediarelay.ingest")
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
 CONTENT_TYPES = {m.content_type for m in ALLOWED}
+RESUMABLE_CHUNK = 256 * 1024  # GCS: every chunk but the last is a multiple of this
 
 
 def unsupported(detail: str) -> HTTPProblem:
@@ -67,6 +68,9 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     size = body.get("size")
     if type(size) is not int or size <= 0:  # bool is an int subclass: excluded by the exact type check
         raise HTTPProblem(400, "Bad size", "size must be the file's length in bytes, a positive integer")
+    resumable = body.get("resumable", False)
+    if type(resumable) is not bool:
+        raise HTTPProblem(400, "Bad resumable", "resumable must be true or false")
     limit = rt.settings.max_signed_upload_bytes
     if size > limit:
         raise too_large(limit, "MAX_SIGNED_UPLOAD_BYTES", f"{size} bytes")
@@ -82,6 +86,13 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     ttl = rt.settings.signed_url_ttl_seconds
     metadata = {"filename": safe_filename(body.get("filename"), rt.settings.max_filename_chars, ascii_only=True),
                 "owner": client.client_id}
+    if resumable:
+        url = rt.blobs.resumable_session(rt.settings.originals_bucket, incoming_prefix + job_id, content_type, size,
+                                         metadata)
+        quotas.count(rt, client, size)
+        # A session URI is valid for a week (GCS's rule): it is the credential; no expiry of ours applies.
+        return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": True,
+                "headers": {"Content-Type": content_type}, "max_bytes": size, "chunk_multiple": RESUMABLE_CHUNK}
     try:
         # The object may be at most the size the client announced: the grant is for that file.
         url, headers = rt.blobs.signed_put_url(rt.settings.originals_bucket, incoming_prefix + job_id, content_type,
@@ -93,5 +104,5 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
                           "service account roles/iam.serviceAccountTokenCreator on itself") from None
     quotas.count(rt, client, size)
     expires = utcnow() + dt.timedelta(seconds=ttl)
-    return {"job_id": job_id, "upload_url": url, "method": "PUT", "headers": headers, "max_bytes": size,
-            "expires_at": to_json({"t": expires})["t"]}
+    return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": False, "headers": headers,
+            "max_bytes": size, "expires_at": to_json({"t": expires})["t"]}

@@ -48,7 +48,6 @@ def run(once: bool = False) -> int:
     cfg = StackConfig.from_env()
     started = up(cfg)
     try:
-        print(f"local upload client 'local': MEDIARELAY_API_KEY={cfg.api_key}  (also in {cfg.state_dir / 'env'})")
         client = IngestClient(cfg.url("ingest"), api_key=cfg.api_key)
         paths = write_samples(cfg.state_dir / "samples")
         submitted = []

@@ -221,7 +221,8 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
         for p in procs:
             pm.wait_healthy(p)
     path = write_env_file(cfg)
-    say(f"local cloud up; variables for your shell: source {path}")
+    say(f"upload client 'local' (an operator): MEDIARELAY_API_KEY={cfg.api_key}")
+    say(f"local cloud up; variables for your shell (the key included): source {path}")
     return started
 
 

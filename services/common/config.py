@@ -94,6 +94,7 @@ class Settings:
     # Uploads reading their body at once per process; more get 503 at once, so other requests
     # (and /healthz) always find a thread. 0 = GUNICORN_THREADS - 2 (at least 1).
     max_concurrent_uploads: int
+    upload_slot_wait_seconds: float  # a burst of fast uploads waits this long for a slot before 503
     max_form_parts: int
     max_form_memory_bytes: int  # the non-file fields of a multipart upload
     max_filename_chars: int
@@ -156,6 +157,7 @@ class Settings:
             request_body_timeout_seconds=float(_env("REQUEST_BODY_TIMEOUT_SECONDS", "60")),
             max_concurrent_uploads=int(_env("MAX_CONCURRENT_UPLOADS", "0"))
             or max(1, int(_env("GUNICORN_THREADS", "4")) - 2),
+            upload_slot_wait_seconds=float(_env("UPLOAD_SLOT_WAIT_SECONDS", "2")),
             max_form_parts=int(_env("MAX_FORM_PARTS", "8")),
             max_form_memory_bytes=int(_env("MAX_FORM_MEMORY_BYTES", str(64 * 1024))),
             max_filename_chars=int(_env("MAX_FILENAME_CHARS", "200")),

@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     uploads = rt.topology.subscription_for_service("ingest")
     incoming_prefix = rt.topology.topics[uploads.topic]["gcs_notification"]["object_prefix"]
     auth = Authenticator(rt.settings)
-    slots = UploadSlots(rt.settings.max_concurrent_uploads)
+    slots = UploadSlots(rt.settings.max_concurrent_uploads, rt.settings.upload_slot_wait_seconds)
     # Everything but these is for upload clients, who must authenticate; the push endpoint
     # has its own (OIDC) check.
     public_paths = {"/healthz", uploads.path}

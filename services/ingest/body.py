@@ -32,12 +32,15 @@ def abandon_body() -> None:
 
 
 class UploadSlots:
-    def __init__(self, n: int):
-        self.n = n
+    """At most `n` bodies read at once; a request waits up to `wait` seconds for a slot (a
+    burst of fast uploads gets through), then is told to retry."""
+
+    def __init__(self, n: int, wait: float):
+        self.n, self.wait = n, wait
         self._sem = threading.BoundedSemaphore(n)
 
     def __enter__(self):
-        if not self._sem.acquire(blocking=False):
+        if not self._sem.acquire(timeout=self.wait):
             abandon_body()
             raise HTTPProblem(503, "Too many uploads in progress",
                               f"this instance is reading MAX_CONCURRENT_UPLOADS={self.n} uploads; retry shortly",

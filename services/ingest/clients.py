@@ -47,6 +47,12 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def client_id_of(key: str) -> str | None:
+    """The client an API key belongs to (not a check: by_key() checks)."""
+    parsed = _parse_key(key)
+    return parsed[0] if parsed else None
+
+
 def _parse_key(key: str) -> tuple[str, str] | None:
     if not key.startswith(KEY_PREFIX):
         return None

@@ -1,8 +1,11 @@
 """ingest: accepts uploads, stores the original, creates the job, publishes media-ingested.
 
 Two ways in: `POST /v1/uploads` (body up to MAX_UPLOAD_BYTES, Cloud Run stops HTTP/1 bodies
-at 32 MiB) and, for bigger files, `POST /v1/upload-urls` -> a V4 signed PUT URL straight to
-GCS under incoming/, whose object-finalize notification reaches the push endpoint below.
+at 32 MiB) and, for bigger files, `POST /v1/upload-urls` -> a V4 signed PUT URL (or a GCS
+resumable session) straight to GCS under incoming/, whose object-finalize notification reaches
+the push endpoint below. Every client route authenticates the caller (clients.py) and sees
+only the caller's jobs. Routes stay thin: the work is in uploads.py, listing.py,
+public_job.py, quotas.py; the contract is openapi.json.
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def test_schemathesis_finds_no_5xx_and_no_response_that_breaks_the_document(stac
          "--checks", SCHEMATHESIS_CHECKS, "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "25",
          "--workers", "1", "--seed", "13", "--generation-database", "none", "--request-timeout", "30",
          "--report", "json", "--report-json-path", str(report)],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its .schemathesis/ cache goes there
     summary = out.stdout[-3000:]
     print(summary)  # the run's summary, for the record (pytest -s)
     assert out.returncode == 0, summary + out.stderr[-2000:]

@@ -75,3 +75,15 @@ def test_cli_submit_signed_waits_for_the_job(stack, tmp_path):
                           "--url", stack.url("ingest")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "\tcompleted\t" in out.stdout
+
+
+def test_an_idempotency_key_that_already_made_a_job_is_409_with_its_status_url(http, stack):
+    key = {"Idempotency-Key": f"signed-{uuid.uuid4()}"}
+    data = samples.jpeg_bytes(samples.photo("rocket")) + uuid.uuid4().bytes
+    g = _grant(http, stack, size=len(data), **key).json()
+    again = _grant(http, stack, size=len(data), **key).json()
+    assert again["job_id"] == g["job_id"]  # no job yet: the same upload, granted again
+    assert http.put(g["upload_url"], data=data, headers=g["headers"], timeout=30).status_code == 200
+    assert _wait_final(http, g["status_url"])["status"] == "completed"
+    done = _grant(http, stack, size=len(data), **key)
+    assert done.status_code == 409 and done.json()["status_url"] == g["status_url"]

@@ -73,7 +73,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.post("/v1/upload-urls")
     def upload_url():
-        grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix)
+        try:
+            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix)
+        except HTTPProblem as exc:
+            if exc.status == 409:  # already uploaded: say where the job is
+                exc.extra["status_url"] = _status_url(rt, exc.extra["job_id"])
+            raise
         resp = jsonify({**grant, "status_url": _status_url(rt, grant["job_id"])})
         resp.status_code = 201
         return resp

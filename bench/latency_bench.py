@@ -17,13 +17,15 @@ import requests
 from localcloud import chaos, samples
 from localcloud.stack import StackConfig, private_stack
 from localcloud.taps import TopicTap
+from services.client import auth_headers
 
 RUNS = int(os.environ.get("LATENCY_RUNS", "10"))
 
 
 def _one(cfg: StackConfig, events: TopicTap, data: bytes) -> float:
     started = time.monotonic()
-    resp = requests.post(f"{cfg.url('ingest')}/v1/uploads", data=data, headers={"Content-Type": "image/jpeg"}, timeout=60)
+    resp = requests.post(f"{cfg.url('ingest')}/v1/uploads", data=data,
+                         headers={"Content-Type": "image/jpeg", **auth_headers(cfg.api_key)}, timeout=60)
     job_id = resp.json()["job_id"]
     while not events.for_job(job_id):
         events.drain()

@@ -20,6 +20,7 @@ import requests
 from google.cloud import pubsub_v1, storage
 from PIL import Image
 
+from services.client import auth_headers
 from services.common.jobstate import FINAL
 
 from .processes import ProcessManager
@@ -39,7 +40,7 @@ def small_jpeg(seed: int) -> bytes:
 def submit_many(ingest_url: str, n: int, workers: int = 8) -> list[str]:
     def one(i: int) -> str:
         resp = requests.post(f"{ingest_url}/v1/uploads", data=small_jpeg(i),
-                             headers={"Content-Type": "image/jpeg"}, timeout=60)
+                             headers={"Content-Type": "image/jpeg", **auth_headers()}, timeout=60)
         resp.raise_for_status()
         return resp.json()["job_id"]
 
@@ -55,7 +56,7 @@ def wait_final(ingest_url: str, job_ids: list[str], timeout: float, tick=None, e
     with requests.Session() as http:
         while pending and time.monotonic() < deadline:
             for job_id in list(pending):
-                resp = http.get(f"{ingest_url}/v1/jobs/{job_id}", timeout=30)
+                resp = http.get(f"{ingest_url}/v1/jobs/{job_id}", headers=auth_headers(), timeout=30)
                 if resp.status_code == 200:
                     docs[job_id] = resp.json()
                     if docs[job_id]["status"] in FINAL:
@@ -127,7 +128,12 @@ def run_jobs(cfg: StackConfig, n: int, timeout: float, during=None, tick=None) -
         job_ids = submit_many(cfg.url("ingest"), n)
         if during:
             during(events)
-        docs = wait_final(cfg.url("ingest"), job_ids, timeout, tick=tick)
+        wait_final(cfg.url("ingest"), job_ids, timeout, tick=tick)
+        # The audit reads what operators see (the whole document), not the clients' view.
+        from services.common.status import JobStore
+
+        store = JobStore(cfg.project)
+        docs = {job_id: store.get(job_id) or {} for job_id in job_ids}
         return audit(docs, job_ids, events, time.monotonic() - started)
     finally:
         events.close()
@@ -227,13 +233,16 @@ def seed_job(cfg: StackConfig, job_id: str | None = None, **fields) -> dict:
     what a test pushes moves it. Returns its media-ingested payload."""
     from services.common.blobs import BlobStore
     from services.common.status import JobStore
+    from services.ingest.clients import client_id_of
 
     job_id = job_id or f"seed-{uuid.uuid4().hex[:12]}"
     raw = small_jpeg(hash(job_id) % 100_000)
     obj = BlobStore(cfg.project).put_if_absent("mediarelay-originals", f"originals/{job_id}", raw, "image/jpeg")
     source = {"uri": obj.uri, "bucket": obj.bucket, "name": obj.name, "generation": obj.generation,
               "content_type": "image/jpeg", "size": len(raw)}
-    JobStore(cfg.project).create(job_id, {"kind": "image", "source": source, **fields})
+    # Owned by the stack's local client, so tests read it through ingest as that client.
+    owner = client_id_of(cfg.api_key) if cfg.api_key else None
+    JobStore(cfg.project).create(job_id, {"kind": "image", "source": source, "owner": owner, **fields})
     return {"job_id": job_id, "kind": "image", "source": source, "submitted_at": "2026-01-01T00:00:00Z"}
 
 

@@ -49,7 +49,7 @@ def run(once: bool = False) -> int:
     cfg = StackConfig.from_env()
     started = up(cfg)
     try:
-        client = IngestClient(cfg.url("ingest"))
+        client = IngestClient(cfg.url("ingest"), api_key=cfg.api_key)
         paths = write_samples(cfg.state_dir / "samples")
         submitted = []
         for path in paths:
@@ -62,7 +62,8 @@ def run(once: bool = False) -> int:
         ok = all(docs.get(job, {}).get("status") == "completed" for _, job in submitted)
         if once:
             return 0 if ok else 1
-        print(f"\ningest is serving on {cfg.url('ingest')}  (try: mediarelay submit FILE --wait); Ctrl-C stops")
+        print(f"\ningest is serving on {cfg.url('ingest')}  (try: source {cfg.state_dir / 'env'}; "
+              "mediarelay submit FILE --wait); Ctrl-C stops")
         signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
         while True:
             time.sleep(3600)

@@ -98,3 +98,33 @@ def write_samples(folder: Path) -> list[Path]:
     video_mp4(video)
     paths.append(video)
     return paths
+
+
+# The stored pixels for each orientation: the upright image put through the inverse transform.
+_STORED = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+           4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+           7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+
+
+def heic_bytes(upright: Image.Image, orientation: int = 1, quality: int = 90) -> bytes:
+    """A HEIC as a phone writes it: pixels stored sideways/mirrored, the display transform in
+    the container (pillow-heif turns the EXIF orientation into `irot`/`imir` boxes)."""
+    from services.common import heif
+
+    heif.register()
+    stored = upright if _STORED[orientation] is None else upright.transpose(_STORED[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, format="HEIF", exif=exif.tobytes(), quality=quality)
+    return buf.getvalue()
+
+
+def heic_burst(images: list[Image.Image], primary: int) -> bytes:
+    """Several images in one HEIF file (a burst), `primary` the one to show."""
+    from services.common import heif
+
+    heif.register()
+    buf = io.BytesIO()
+    images[0].save(buf, format="HEIF", save_all=True, append_images=images[1:], primary_index=primary, quality=90)
+    return buf.getvalue()

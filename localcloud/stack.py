@@ -43,6 +43,8 @@ class StackConfig:
     service_env: dict = field(default_factory=dict)
     workers: int = 1
     threads: int = 8
+    # The API key of the local client (an operator), made by up(); also in .local/env.
+    api_key: str = ""
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -160,6 +162,21 @@ def local_webhook_key(state_dir: Path) -> str:
         path.write_text(base64.b64encode(os.urandom(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
+def local_client_key(cfg: StackConfig) -> str:
+    """The API key of the local upload client "local" (an operator), kept in the git-ignored
+    state folder; made again when the Firestore emulator no longer knows it (it keeps nothing
+    across restarts)."""
+    from services.ingest.clients import ClientStore
+
+    path = cfg.state_dir / "api-key"
+    with _environ(cfg.client_env()):
+        store = ClientStore(cfg.project, cache_seconds=0)
+        if path.exists() and store.by_key(path.read_text().strip()):
+            return path.read_text().strip()
+        _, key = store.create("local", operator=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
 
 
 def service_procs(cfg: StackConfig) -> list[Proc]:
@@ -179,6 +196,9 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "SIGNING_KEY_FILE": str(signing_key),
             "WEBHOOK_SECRETS_KEY": webhook_key,
             "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",  # receivers on this machine; production allows none
+            # The Pub/Sub emulator sends no OIDC token: verification is off here, said so on
+            # purpose (production refuses to start without PUSH_AUDIENCE instead).
+            "PUSH_VERIFICATION": "off",
             **cfg.service_env,
         }
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:services.common.gunicorn_conf",
@@ -191,6 +211,8 @@ def write_env_file(cfg: StackConfig) -> Path:
     path = cfg.state_dir / "env"
     lines = [f"export {k}={v}" for k, v in cfg.client_env().items()]
     lines.append(f"export MEDIARELAY_URL={cfg.url('ingest')}")
+    if cfg.api_key:
+        lines.append(f"export MEDIARELAY_API_KEY={cfg.api_key}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -205,6 +227,7 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
         # job ids (and Idempotency-Keys) that the fresh Firestore has never seen.
         shutil.rmtree(cfg.state_dir / "gcs", ignore_errors=True)
     _start_emulators(cfg, pm, emulator_procs(cfg), started, say)
+    cfg.api_key = local_client_key(cfg)
     if services:
         procs = service_procs(cfg)
         for p in procs:
@@ -212,7 +235,8 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
         for p in procs:
             pm.wait_healthy(p)
     path = write_env_file(cfg)
-    say(f"local cloud up; variables for your shell: source {path}")
+    say(f"upload client 'local' (an operator): MEDIARELAY_API_KEY={cfg.api_key}")
+    say(f"local cloud up; variables for your shell (the key included): source {path}")
     return started
 
 
@@ -295,7 +319,8 @@ def private_stack(state_dir: Path, project: str, service_env: dict | None = None
     with _environ(cfg.client_env()):
         try:
             up(cfg, say=lambda *_: None)
-            yield cfg
+            with _environ({"MEDIARELAY_API_KEY": cfg.api_key, "MEDIARELAY_URL": cfg.url("ingest")}):
+                yield cfg
         finally:
             down(cfg, say=lambda *_: None)
 

@@ -112,6 +112,50 @@ def cmd_events(args) -> int:
     return 0
 
 
+def cmd_stats(args) -> int:
+    try:
+        body = IngestClient(args.url).stats(args.days, args.all)
+    except APIError as exc:
+        print(f"mediarelay: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(_table(body["days"], ["day", "client_id", "uploads", "bytes", "completed", "failed", "in_progress"]))
+    lim = body["limits"]
+    print(f"\nyour quotas per day: {lim['uploads_per_day']} uploads, {lim['bytes_per_day']} bytes")
+    return 0
+
+
+def cmd_clients(args) -> int:
+    """Upload clients in Firestore clients/{id} (operator credentials, like `dlq`)."""
+    from .common.config import get_settings
+    from .ingest.clients import ClientStore
+
+    store = ClientStore(get_settings().project, cache_seconds=0)
+    if args.action == "create":
+        quotas = {k: v for k, v in (("uploads_per_day", args.uploads_per_day), ("bytes_per_day", args.bytes_per_day))
+                  if v is not None}
+        doc, key = store.create(args.name, operator=args.operator, quotas=quotas)
+        print(f"client {doc['client_id']} ({doc['name']}) created. Its API key, shown only this once:\n{key}")
+        print("use it as 'Authorization: Bearer <key>', or export MEDIARELAY_API_KEY=<key> for this CLI", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        if not store.revoke(args.client_id):
+            print(f"mediarelay: no client {args.client_id}", file=sys.stderr)
+            return 1
+        print(f"client {args.client_id} revoked (its key stops working within API_KEY_CACHE_SECONDS)")
+        return 0
+    rows = [{"client_id": d["client_id"], "name": d["name"], "operator": "yes" if d.get("operator") else "",
+             "created_at": str(d["created_at"])[:19], "revoked_at": str(d.get("revoked_at") or "")[:19]}
+            for d in store.list()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_table(rows, ["client_id", "name", "operator", "created_at", "revoked_at"]))
+    return 0
+
+
 def _duration(text: str):
     import datetime as dt
 
@@ -221,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--once", action="store_true", help="run: exit after the table (0 if all completed)")
     local.set_defaults(fn=cmd_local)
 
-    url_help = "ingest base URL (default $MEDIARELAY_URL or http://127.0.0.1:8080)"
+    url_help = "ingest base URL (default $MEDIARELAY_URL or http://127.0.0.1:8080); the API key is $MEDIARELAY_API_KEY"
     s = sub.add_parser("submit", help="upload files; --wait follows them to the end")
     s.add_argument("files", nargs="+")
     s.add_argument("--wait", action="store_true")
@@ -261,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "purge":
             a.add_argument("--yes", action="store_true", help="confirm")
     dlq.set_defaults(fn=cmd_dlq)
+
+    stt = sub.add_parser("stats", help="uploads, bytes and outcomes per day (your own; --all: every client, operators)")
+    stt.add_argument("--days", type=int, default=7)
+    stt.add_argument("--all", action="store_true", help="every client (operator keys only)")
+    stt.add_argument("--json", action="store_true")
+    stt.add_argument("--url", help=url_help)
+    stt.set_defaults(fn=cmd_stats)
+
+    cl = sub.add_parser("clients", help="upload clients and their API keys: create, list, revoke")
+    cl_sub = cl.add_subparsers(dest="action", required=True)
+    create = cl_sub.add_parser("create", help="a new client; prints its API key once")
+    create.add_argument("name")
+    create.add_argument("--operator", action="store_true", help="may read every client's stats")
+    create.add_argument("--uploads-per-day", type=int, help="override QUOTA_UPLOADS_PER_DAY for this client")
+    create.add_argument("--bytes-per-day", type=int, help="override QUOTA_BYTES_PER_DAY for this client")
+    cl_sub.add_parser("list", help="every client (never a key)").add_argument("--json", action="store_true")
+    cl_sub.add_parser("revoke", help="stop a client's key from working").add_argument("client_id")
+    cl.set_defaults(fn=cmd_clients)
 
     sw = sub.add_parser("sweep", help="re-drive jobs stuck in a stage past the deadline")
     sw.add_argument("--older-than", type=_duration, help="no progress for this long (default STUCK_AFTER_SECONDS)")

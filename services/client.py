@@ -12,6 +12,8 @@ import requests
 FINAL = ("completed", "failed")
 # Cloud Run stops HTTP/1 request bodies at 32 MiB: anything bigger goes through a signed URL.
 DIRECT_UPLOAD_LIMIT = 32 * 1024 * 1024
+RESUMABLE_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of GCS's 256 KiB
+RESUME_ATTEMPTS = 5
 
 
 class _ProgressReader:
@@ -36,35 +38,56 @@ class _ProgressReader:
         self._f.close()
 
 
+def auth_headers(api_key: str | None = None) -> dict:
+    """`Authorization: Bearer <key>`, the key given or $MEDIARELAY_API_KEY (none if neither)."""
+    key = api_key or os.environ.get("MEDIARELAY_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class IngestClient:
-    def __init__(self, base_url: str | None = None, timeout: float = 60.0):
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0, api_key: str | None = None,
+                 chunk_bytes: int = RESUMABLE_CHUNK_BYTES):
+        self.chunk_bytes = chunk_bytes
         self.base_url = (base_url or os.environ.get("MEDIARELAY_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        # Only ever sent to ingest: the signed storage URLs carry their own authorization.
+        self._auth = auth_headers(api_key)
+
+    def _api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {**self._auth, **kwargs.pop("headers", {})}
+        return self.session.request(method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout, **kwargs)
 
     def submit(self, path: Path, idempotency_key: str | None = None, progress=None, signed: bool | None = None) -> dict:
         """Upload `path`; through a signed URL when asked or when it is too big for a request body."""
         if signed or (signed is None and path.stat().st_size > DIRECT_UPLOAD_LIMIT):
             return self.submit_signed(path, idempotency_key, progress)
         headers = {
-            "Content-Type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            "Content-Type": _content_type(path),
             "X-Filename": path.name,
         }
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         body = _ProgressReader(path, progress or (lambda sent, total: None))
         try:
-            resp = self.session.post(f"{self.base_url}/v1/uploads", data=body, headers=headers, timeout=self.timeout)
+            resp = self._api("POST", "/v1/uploads", data=body, headers=headers)
         finally:
             body.close()
         return _json_or_raise(resp)
 
-    def submit_signed(self, path: Path, idempotency_key: str | None = None, progress=None) -> dict:
+    def submit_signed(self, path: Path, idempotency_key: str | None = None, progress=None,
+                      resumable: bool = True) -> dict:
+        """Straight to GCS: a resumable session (resumed after a dropped connection) or one
+        signed PUT."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        grant = _json_or_raise(self.session.post(
-            f"{self.base_url}/v1/upload-urls", headers=headers, timeout=self.timeout,
-            json={"content_type": content_type, "size": path.stat().st_size, "filename": path.name}))
+        content_type = _content_type(path)
+        grant = _json_or_raise(self._api(
+            "POST", "/v1/upload-urls", headers=headers,
+            json={"content_type": content_type, "size": path.stat().st_size, "filename": path.name,
+                  "resumable": resumable}))
+        if grant.get("resumable"):
+            self.upload_resumable(grant["upload_url"], path, grant["headers"], progress)
+            return {"job_id": grant["job_id"], "status": "uploaded", "status_url": grant["status_url"]}
         body = _ProgressReader(path, progress or (lambda sent, total: None))
         try:
             resp = self.session.put(grant["upload_url"], data=body, headers=grant["headers"], timeout=self.timeout)
@@ -74,8 +97,64 @@ class IngestClient:
             raise APIError(resp.status_code, {"title": "upload to storage failed", "detail": resp.text[:300]})
         return {"job_id": grant["job_id"], "status": "uploaded", "status_url": grant["status_url"]}
 
+    def upload_resumable(self, session_url: str, path: Path, headers: dict, progress=None) -> None:
+        """PUT `path` to a GCS resumable session in chunks. After a dropped connection or a 5xx,
+        ask the session how much it has (`Content-Range: bytes */TOTAL` -> 308 + Range) and go
+        on from there, up to RESUME_ATTEMPTS times in a row, with backoff."""
+        total = path.stat().st_size
+        report = progress or (lambda sent, total: None)
+        offset, failures = 0, 0
+        with open(path, "rb") as f:
+            while True:
+                resp = None
+                try:
+                    if failures:
+                        time.sleep(min(8.0, 0.25 * 2 ** failures))
+                        offset = self._persisted(session_url, total)
+                        if offset is None:
+                            report(total, total)
+                            return  # the session already holds the whole object
+                    f.seek(offset)
+                    chunk = f.read(self.chunk_bytes)
+                    end = offset + len(chunk) - 1
+                    resp = self.session.put(session_url, data=chunk, timeout=self.timeout, headers={
+                        **headers, "Content-Range": f"bytes {offset}-{end}/{total}"})
+                except requests.RequestException:
+                    pass
+                if resp is not None and resp.status_code in (200, 201):
+                    report(total, total)
+                    return
+                if resp is not None and resp.status_code == 308:
+                    offset, failures = _range_end(resp) + 1, 0
+                    report(offset, total)
+                    continue
+                if resp is not None and resp.status_code < 500 and resp.status_code != 429:
+                    raise APIError(resp.status_code, {"title": "upload to storage failed", "detail": resp.text[:300]})
+                failures += 1
+                if failures > RESUME_ATTEMPTS:
+                    raise APIError(503, {"title": "upload to storage failed",
+                                         "detail": f"no progress after {RESUME_ATTEMPTS} attempts to resume"})
+
+    def _persisted(self, session_url: str, total: int) -> int | None:
+        """Bytes the session holds (None: it is complete), by GCS's status query."""
+        resp = self.session.put(session_url, headers={"Content-Range": f"bytes */{total}"}, timeout=self.timeout)
+        if resp.status_code in (200, 201):
+            return None
+        if resp.status_code == 308:
+            return _range_end(resp) + 1
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise requests.ConnectionError(f"status query answered {resp.status_code}")
+        raise APIError(resp.status_code, {"title": "resumable session lost", "detail": resp.text[:300]})
+
     def status(self, job_id: str) -> dict:
-        return _json_or_raise(self.session.get(f"{self.base_url}/v1/jobs/{job_id}", timeout=self.timeout))
+        return _json_or_raise(self._api("GET", f"/v1/jobs/{job_id}"))
+
+    def stats(self, days: int = 7, everyone: bool = False) -> dict:
+        return _json_or_raise(self._api("GET", "/v1/stats", params={"days": days, "all": str(everyone).lower()}))
+
+    def jobs(self, status: str | None = None, limit: int = 20, cursor: str | None = None) -> dict:
+        params = {k: v for k, v in {"status": status, "limit": limit, "cursor": cursor}.items() if v}
+        return _json_or_raise(self._api("GET", "/v1/jobs", params=params))
 
     def wait(self, job_ids: list[str], timeout: float = 300.0, on_change=None) -> dict[str, dict]:
         """Poll until every job is final (or the timeout passes); return the last documents."""
@@ -98,6 +177,18 @@ class IngestClient:
             if pending:
                 time.sleep(0.2)
         return docs
+
+
+def _range_end(resp: requests.Response) -> int:
+    """Last byte GCS holds, from `Range: bytes=0-N` of a 308 (none yet: -1)."""
+    value = resp.headers.get("Range", "")
+    return int(value.rpartition("-")[2]) if value.startswith("bytes=") else -1
+
+
+def _content_type(path: Path) -> str:
+    ext = path.suffix.lower()
+    return {".heic": "image/heic", ".heif": "image/heif"}.get(ext) or mimetypes.guess_type(path.name)[0] \
+        or "application/octet-stream"
 
 
 class APIError(RuntimeError):

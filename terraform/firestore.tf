@@ -46,3 +46,55 @@ resource "google_firestore_index" "jobs_status_updated_at" {
     order      = "ASCENDING"
   }
 }
+
+# GET /v1/jobs (services/ingest/listing.py): a client's jobs, newest first, optionally by status.
+resource "google_firestore_index" "jobs_owner_created_at" {
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = var.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+resource "google_firestore_index" "jobs_owner_status_created_at" {
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = var.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+# Idempotency-Key / content-hash records (services/ingest/jobs.py) live as long as their job.
+resource "google_firestore_field" "job_key_expiry" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "job_keys"
+  field      = "expires_at"
+
+  ttl_config {}
+
+  index_config {}
+}

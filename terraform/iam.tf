@@ -40,6 +40,8 @@ locals {
     "analyze/originals" = { service = "analyze", bucket = "originals", role = "roles/storage.objectViewer" }
     "render/originals"  = { service = "render", bucket = "originals", role = "roles/storage.objectViewer" }
     "render/renditions" = { service = "render", bucket = "renditions", role = "roles/storage.objectUser" }
+    # ingest signs GET URLs of renditions for upload clients: the signer must be able to read them.
+    "ingest/renditions" = { service = "ingest", bucket = "renditions", role = "roles/storage.objectViewer" }
   }
 }
 

@@ -41,6 +41,15 @@ locals {
       # The sweep endpoint verifies the Cloud Scheduler token's email against this account.
       # (A filtering for-expression, not `cond ? {...} : {}`: object types must match.)
       { for k, v in { SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email } : k => v if name == var.sweep_service },
+      # Upload clients' ID tokens and rendition URLs: ingest's settings, set only when given.
+      {
+        for k, v in {
+          CLIENT_TOKEN_AUDIENCES = join(",", var.client_token_audiences)
+          CLIENT_TOKEN_ISSUERS   = join(",", var.client_token_issuers)
+          CLIENT_TOKEN_CERTS_URL = var.client_token_certs_url
+          RENDITIONS_BASE_URL    = var.renditions_base_url
+        } : k => v if name == "ingest" && v != ""
+      },
     )
   }
 

@@ -213,3 +213,27 @@ variable "apis" {
     "storage.googleapis.com",
   ]
 }
+
+variable "client_token_audiences" {
+  description = "Audiences of the Google-signed ID tokens ingest accepts from upload clients (e.g. ingest's URL for service accounts, the Firebase project id for Firebase Auth). Empty: API keys only."
+  type        = list(string)
+  default     = []
+}
+
+variable "client_token_issuers" {
+  description = "Issuers of those ID tokens. Empty: Google's (accounts.google.com). Firebase Auth: [\"https://securetoken.google.com/<project>\"]."
+  type        = list(string)
+  default     = []
+}
+
+variable "client_token_certs_url" {
+  description = "Where the ID tokens' signing keys are published. Empty: Google's. Firebase Auth: https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com."
+  type        = string
+  default     = ""
+}
+
+variable "renditions_base_url" {
+  description = "A CDN in front of the renditions bucket: rendition URLs are built on it. Empty: short-lived signed URLs."
+  type        = string
+  default     = ""
+}

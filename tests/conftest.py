@@ -33,9 +33,24 @@ def events(stack):
     tap.close()
 
 
+class IngestKey(requests.auth.AuthBase):
+    """Adds the client's API key to requests for ingest (only; other services and the signed
+    storage URLs get none), unless the request sets its own Authorization."""
+
+    def __init__(self, ingest_url: str, key: str):
+        self.ingest_url, self.key = ingest_url, key
+
+    def __call__(self, r):
+        if r.url.startswith(self.ingest_url + "/") and "Authorization" not in r.headers:
+            r.headers["Authorization"] = f"Bearer {self.key}"
+        return r
+
+
 @pytest.fixture(scope="session")
-def http():
+def http(stack):
+    """A session authenticated as the stack's local client, for every test that talks to ingest."""
     with requests.Session() as s:
+        s.auth = IngestKey(stack.url("ingest"), stack.api_key)
         yield s
 
 
@@ -45,3 +60,21 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cloud)
+@pytest.fixture(scope="session")
+def new_client(stack):
+    """new_client(name) -> (client id, a requests session authenticated as that new client)."""
+    from services.ingest.clients import ClientStore
+
+    store = ClientStore(stack.project, cache_seconds=0)
+    sessions = []
+
+    def make(name: str = "test-client", **fields):
+        doc, key = store.create(name, **fields)
+        s = requests.Session()
+        s.auth = IngestKey(stack.url("ingest"), key)
+        sessions.append(s)
+        return doc["client_id"], s, key
+
+    yield make
+    for s in sessions:
+        s.close()

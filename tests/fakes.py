@@ -112,7 +112,7 @@ class MemoryBlobs(BlobStore):
 def memory_runtime(**settings) -> Runtime:
     """A Runtime whose store, bus and blobs are in memory; `settings` override Settings fields."""
     base = Settings.from_env()
-    base = dataclasses.replace(base, push_audience="", **settings)
+    base = dataclasses.replace(base, push_audience="", push_verification="off", **settings)
     topology = load_topology(base.topology_file)
     return Runtime(settings=base, topology=topology, bus=MemoryBus(topology, base.schemas_dir),
                    jobs=MemoryJobStore(base.job_ttl_days), blobs=MemoryBlobs(), verifier=None)

@@ -16,9 +16,9 @@ from services.common import precheck, sandbox
 from services.common.admission import Admission
 from services.common.config import Settings
 from services.common.errors import CorruptMedia, LimitExceeded, TransientError
-from services.ingest.jobs import make_job_id
 
 from . import bombs
+from .test_chain import _originals
 
 
 def _settings(**over) -> Settings:
@@ -75,14 +75,15 @@ def test_unreadable_headers_are_left_to_the_decoder():
     "raw, setting",
     [(bombs.header_bomb_png(40000, 40000), "MAX_IMAGE_PIXELS"), (bombs.scan_bomb(500), "JPEG_MAX_SCANS")],
 )
-def test_the_door_answers_413_naming_the_setting_and_makes_no_job(http, ingest_url, raw, setting):
+def test_the_door_answers_413_naming_the_setting_and_makes_no_job(http, ingest_url, stack, raw, setting):
     key = f"door-{setting}-{time.time()}"
+    before = _originals(stack)
     resp = http.post(f"{ingest_url}/v1/uploads", data=raw, headers={"Idempotency-Key": key}, timeout=30)
     assert resp.status_code == 413, resp.text
     assert resp.headers["Content-Type"] == "application/problem+json"
     body = resp.json()
     assert body["limit"] == setting and setting in body["detail"]
-    assert http.get(f"{ingest_url}/v1/jobs/{make_job_id('key', key)}", timeout=10).status_code == 404
+    assert _originals(stack) == before  # nothing stored, so no job
 
 
 # --- the bounded child, in-process -----------------------------------------------------------

@@ -70,6 +70,7 @@ def test_local_run_once_completes_every_sample_and_leaves_nothing_running(tmp_pa
             and not line.startswith("submitted")]
     assert len(rows) == 5 and all(" completed " in row for row in rows), out.stdout
     assert "local cloud down" in out.stdout
+    assert "MEDIARELAY_API_KEY=mr_" in out.stdout  # the local client's key, printed for the user
     assert not list((tmp_path / "state" / "pids").glob("*.json"))
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "state")], capture_output=True, text=True).stdout
     ports = [env[k] for k in env if k.endswith("_PORT")]

@@ -10,6 +10,7 @@ import pytest
 from google.cloud import storage
 
 from localcloud import samples
+from services.common.status import JobStore
 
 
 def _wait_final(http, status_url, timeout=60.0) -> dict:
@@ -37,7 +38,8 @@ def test_signed_upload_becomes_a_completed_job(http, stack, events):
     assert http.put(g["upload_url"], data=data, headers=g["headers"], timeout=30).status_code == 200
     job = _wait_final(http, g["status_url"])
     assert job["status"] == "completed" and job["job_id"] == g["job_id"]
-    assert job["source"]["name"] == f"originals/{g['job_id']}" and job["source"]["size"] == len(data)
+    assert job["source"]["size"] == len(data) and "name" not in job["source"]  # no object names in public
+    assert JobStore(stack.project).get(g["job_id"])["source"]["name"] == f"originals/{g['job_id']}"
     assert job["source"]["filename"] == "big photo.jpg"  # no path from the client survives
     assert storage.Client().bucket("mediarelay-originals").get_blob(f"incoming/{g['job_id']}") is None
     found = events.wait_for_jobs([g["job_id"]], timeout=30)
@@ -73,3 +75,15 @@ def test_cli_submit_signed_waits_for_the_job(stack, tmp_path):
                           "--url", stack.url("ingest")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "\tcompleted\t" in out.stdout
+
+
+def test_an_idempotency_key_that_already_made_a_job_is_409_with_its_status_url(http, stack):
+    key = {"Idempotency-Key": f"signed-{uuid.uuid4()}"}
+    data = samples.jpeg_bytes(samples.photo("rocket")) + uuid.uuid4().bytes
+    g = _grant(http, stack, size=len(data), **key).json()
+    again = _grant(http, stack, size=len(data), **key).json()
+    assert again["job_id"] == g["job_id"]  # no job yet: the same upload, granted again
+    assert http.put(g["upload_url"], data=data, headers=g["headers"], timeout=30).status_code == 200
+    assert _wait_final(http, g["status_url"])["status"] == "completed"
+    done = _grant(http, stack, size=len(data), **key)
+    assert done.status_code == 409 and done.json()["status_url"] == g["status_url"]

@@ -270,6 +270,26 @@ def test_firestore_ttl_and_sweep_index(root):
     assert [(f["field_path"], f["order"]) for f in index["fields"]] == [("status", "ASCENDING"), ("updated_at", "ASCENDING")]
 
 
+def test_firestore_indexes_of_the_jobs_listing_and_key_ttl(root):
+    """GET /v1/jobs (services/ingest/listing.py) filters on owner [and status], newest first."""
+    by_owner = instances(root, "google_firestore_index", "jobs_owner_created_at")[None]
+    assert [(f["field_path"], f["order"]) for f in by_owner["fields"]] == [("owner", "ASCENDING"), ("created_at", "DESCENDING")]
+    by_status = instances(root, "google_firestore_index", "jobs_owner_status_created_at")[None]
+    assert [(f["field_path"], f["order"]) for f in by_status["fields"]] == [
+        ("owner", "ASCENDING"), ("status", "ASCENDING"), ("created_at", "DESCENDING")]
+    assert by_owner["collection"] == by_status["collection"] == root.var("jobs_collection")
+    from services.ingest.jobs import JOB_KEYS
+
+    keys = instances(root, "google_firestore_field", "job_key_expiry")[None]
+    assert (keys["collection"], keys["field"], keys["ttl_config"]) == (JOB_KEYS, "expires_at", [{}])
+
+
+def test_push_verification_is_never_turned_off_by_terraform(root):
+    for name, svc in module_instances(root, "service").items():
+        assert "PUSH_VERIFICATION" not in svc["env"], name  # default on: the services refuse to start without PUSH_*
+        assert svc["env"]["PUSH_AUDIENCE"] and svc["env"]["PUSH_SERVICE_ACCOUNT"], name
+
+
 def test_sweep_job_calls_the_sweep_endpoint_with_oidc(root):
     job = instances(root, "google_cloud_scheduler_job", "sweep")[None]
     target = one(job["http_target"])

@@ -49,7 +49,10 @@ def test_sniff_recognises_video_containers(head, content_type):
     assert mediatypes.sniff(head).content_type == content_type
 
 
-@pytest.mark.parametrize("head", [b"%PDF-1.7", b"PK\x03\x04zipfile", b"<svg xmlns=", b"\x00\x00\x00\x18ftypheic" + b"\0" * 20])
+CR3_RAW = b"\x00\x00\x00\x18ftypcrx " + b"\0" * 20  # ISO-BMFF, but not a type we take
+
+
+@pytest.mark.parametrize("head", [b"%PDF-1.7", b"PK\x03\x04zipfile", b"<svg xmlns=", CR3_RAW])
 def test_sniff_rejects_what_is_not_on_the_allow_list(head):
     assert mediatypes.sniff(head + b"\0" * 64) is None
 

@@ -71,7 +71,7 @@ def endpoints(stack):
 
 def _job_for(http, stack, client_id: str) -> str:
     """A job of `client_id`, sent through the chain (analyze is pushed its first message)."""
-    payload = chaos.seed_job(stack, client_id=client_id)
+    payload = chaos.seed_job(stack, owner=client_id)
     assert http.post(f"{stack.url('analyze')}/push", json=chaos.envelope(payload, "media-ingested.v1"),
                      timeout=60).status_code == 204
     return payload["job_id"]

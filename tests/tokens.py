@@ -1,5 +1,5 @@
-"""Google-style OIDC tokens for tests: an RSA key of the test's, tokens signed with it, and
-its JWKS served on 127.0.0.1 as Google serves its own certs."""
+"""Google-style ID tokens for tests: an RSA key of our own, its JWKS served on 127.0.0.1 as
+Google serves its certs (counting fetches), and tokens signed with it."""
 from __future__ import annotations
 
 import base64
@@ -32,7 +32,7 @@ def jwk(key, kid: str = KID) -> dict:
     return {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": b64(nums.n), "e": b64(nums.e)}
 
 
-def token(key, kid: str = KID, **overrides) -> str:
+def token(key, kid=KID, **overrides) -> str:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     now = int(time.time())
     claims = {"iss": "https://accounts.google.com", "aud": AUDIENCE, "email": PUSH_SA, "email_verified": True,
@@ -42,14 +42,14 @@ def token(key, kid: str = KID, **overrides) -> str:
 
 
 @contextmanager
-def jwks_server(key):
-    """The JWKS URL of `key`; `.requests` on the yielded object counts the fetches."""
-    body = json.dumps({"keys": [jwk(key)]}).encode()
-    fetches = []
+def jwks_server(key, kid: str = KID):
+    """Yields (certs URL, fetch counter: a list whose length is the number of fetches)."""
+    body = json.dumps({"keys": [jwk(key, kid)]}).encode()
+    fetches: list[float] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            fetches.append(self.path)
+            fetches.append(time.monotonic())
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Cache-Control", "public, max-age=300")
@@ -62,13 +62,6 @@ def jwks_server(key):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield JWKS(f"http://127.0.0.1:{server.server_port}/certs", fetches)
+        yield f"http://127.0.0.1:{server.server_port}/certs", fetches
     finally:
         server.shutdown()
-
-
-class JWKS(str):
-    def __new__(cls, url: str, fetches: list):
-        obj = super().__new__(cls, url)
-        obj.fetches = fetches
-        return obj

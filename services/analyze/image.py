@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..common import heif
 from ..common.decoding import decoding
 from ..common.firstframe import first_webp_frame
 from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, is_truncated, load_checked, open_image
@@ -122,7 +123,9 @@ def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> 
     budget.check("finding faces")
     attention = attention_box(gray, faces)
     face_boxes = [_scaled({"x": x, "y": y, "width": w, "height": h}, sx, sy, width, height) for x, y, w, h in faces]
+    images = int(im.info.get(heif.IMAGES_KEY, 1))  # a HEIF burst/collection: its primary image was analysed
     return {
+        **({"images": {"count": images, "analysed": "primary"}} if images > 1 else {}),
         "format": fmt,
         "width": width,
         "height": height,

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 from google.auth import exceptions as gauth_exceptions
 from google.auth import jwt
 
-from .errors import HTTPProblem
+from .errors import HTTPProblem, TransientError
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 _DEFAULT_CERT_TTL = 3600.0
@@ -40,24 +40,46 @@ def _jwks_to_pem(jwks: dict) -> dict[str, str]:
 
 
 class CertCache:
-    """Fetches signing certs once per their Cache-Control max-age, not once per request."""
+    """Fetches signing certs once per their Cache-Control max-age, not once per request.
 
-    def __init__(self, url: str, timeout: float = 5.0):
+    A token naming an unknown key id may force a refetch (Google rotates keys), but at most
+    once per `refetch_min_seconds`: a stream of forged key ids costs one fetch, not one per
+    request. Readers never wait for a fetch while the cached certs are fresh.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, refetch_min_seconds: float = 30.0):
         self.url = url
         self.timeout = timeout
+        self.refetch_min_seconds = refetch_min_seconds
         self._certs: dict[str, str] = {}
         self._expires = 0.0
+        self._fetched = float("-inf")
         self._lock = threading.Lock()
 
     def get(self, *, refresh: bool = False) -> dict[str, str]:
-        with self._lock:
-            if refresh or time.monotonic() >= self._expires:
-                resp = requests.get(self.url, timeout=self.timeout)
-                resp.raise_for_status()
-                doc = resp.json()
-                self._certs = _jwks_to_pem(doc) if "keys" in doc else dict(doc)
-                self._expires = time.monotonic() + _max_age(resp.headers.get("Cache-Control", ""))
+        now = time.monotonic()
+        if now < self._expires and not (refresh and now - self._fetched >= self.refetch_min_seconds):
             return self._certs
+        with self._lock:
+            now = time.monotonic()  # another thread may have fetched while this one waited
+            stale = now >= self._expires
+            if stale or (refresh and now - self._fetched >= self.refetch_min_seconds):
+                self._fetch()
+            return self._certs
+
+    def _fetch(self) -> None:
+        try:
+            resp = requests.get(self.url, timeout=self.timeout)
+            resp.raise_for_status()
+            doc = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            if self._certs:  # keep verifying with the keys we have; try again a little later
+                self._expires = time.monotonic() + self.refetch_min_seconds
+                return
+            raise TransientError(f"cannot fetch token signing keys from {self.url}: {type(exc).__name__}") from None
+        self._certs = _jwks_to_pem(doc) if "keys" in doc else dict(doc)
+        self._fetched = time.monotonic()
+        self._expires = self._fetched + _max_age(resp.headers.get("Cache-Control", ""))
 
 
 def _max_age(cache_control: str) -> float:
@@ -68,47 +90,104 @@ def _max_age(cache_control: str) -> float:
     return _DEFAULT_CERT_TTL
 
 
+class ConfigurationError(RuntimeError):
+    """A setting that makes the service unsafe or unusable: it refuses to start."""
+
+
+def unauthorized(detail: str, error: str = "invalid_token") -> HTTPProblem:
+    """401 with the challenge RFC 6750 asks for."""
+    return HTTPProblem(401, "Unauthorized", detail,
+                       headers={"WWW-Authenticate": f'Bearer realm="mediarelay", error="{error}"'})
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization or not authorization[:7].lower() == "bearer ":
+        return None
+    return authorization[7:].strip() or None
+
+
+class TokenVerifier:
+    """Google-signed JWTs (RS256) checked against cached certs, audience(s) and issuers."""
+
+    def __init__(self, audience: str | tuple[str, ...], issuers: tuple[str, ...], certs_url: str,
+                 refetch_min_seconds: float = 30.0):
+        self.audience = list(audience) if isinstance(audience, tuple) else audience
+        self.issuers = issuers
+        self.certs = CertCache(certs_url, refetch_min_seconds=refetch_min_seconds)
+
+    def claims(self, token: str) -> dict:
+        """The verified claims of `token`; raise a 401 HTTPProblem when it is not good."""
+        try:
+            header = jwt.decode_header(token)
+        except Exception:
+            raise unauthorized("bearer token is not a JWT") from None
+        kid = header.get("kid")
+        certs = self.certs.get()
+        if kid and kid not in certs:
+            certs = self.certs.get(refresh=True)  # Google rotates keys: look once more (rate-limited)
+            if kid not in certs:
+                raise unauthorized("token is signed by an unknown key")
+        try:
+            claims = jwt.decode(token, certs=certs, audience=self.audience)
+        except (ValueError, gauth_exceptions.GoogleAuthError) as exc:
+            raise unauthorized(f"invalid token: {_reason(exc)}") from None
+        if claims.get("iss") not in self.issuers:
+            raise unauthorized("token issuer is not one this service accepts")
+        return claims
+
+
+def _reason(exc: Exception) -> str:
+    """google-auth's messages carry token contents (claims, times); keep the first clause."""
+    text = str(exc).split(":")[0].split(". ")[0]
+    return text[:120] or type(exc).__name__
+
+
 class PushTokenVerifier:
-    def __init__(self, audience: str, service_account: str, certs_url: str):
-        self.audience = audience
+    def __init__(self, audience: str, service_account: str, certs_url: str, refetch_min_seconds: float = 30.0):
         self.service_account = service_account
-        self.certs = CertCache(certs_url)
+        self.tokens = TokenVerifier(audience, GOOGLE_ISSUERS, certs_url, refetch_min_seconds)
+
+    @property
+    def certs(self) -> CertCache:
+        return self.tokens.certs
 
     def verify(self, authorization: str | None, account: str | None = None) -> dict:
         """Return the token's claims; raise HTTPProblem 401 (bad token) or 403 (wrong caller).
 
         `account` is the service account the token must belong to (default: the push one)."""
         expected = self.service_account if account is None else account
-        if not authorization or not authorization.startswith("Bearer "):
-            raise HTTPProblem(401, "Unauthorized", "push request carries no bearer token")
-        token = authorization[len("Bearer "):].strip()
-        claims = self._decode(token)
-        if claims.get("iss") not in GOOGLE_ISSUERS:
-            raise HTTPProblem(401, "Unauthorized", "token issuer is not Google")
-        if expected and (claims.get("email") != expected or not claims.get("email_verified")):
-            raise HTTPProblem(403, "Forbidden", f"token is not from {expected}")
+        token = bearer_token(authorization)
+        if token is None:
+            raise unauthorized("push request carries no bearer token", "invalid_request")
+        claims = self.tokens.claims(token)
+        if not expected or claims.get("email") != expected or not claims.get("email_verified"):
+            raise HTTPProblem(403, "Forbidden", f"token is not from {expected or 'the expected account'}")
         return claims
 
-    def _decode(self, token: str) -> dict:
-        try:
-            return self._decode_with(self.certs.get(), token)
-        except _UnknownKey:
-            # Google rotates keys: one refetch before calling the token forged.
-            return self._decode_with(self.certs.get(refresh=True), token)
 
-    def _decode_with(self, certs: dict, token: str) -> dict:
-        try:
-            header = jwt.decode_header(token)
-        except Exception:
-            raise HTTPProblem(401, "Unauthorized", "bearer token is not a JWT") from None
-        if header.get("kid") and header["kid"] not in certs:
-            raise _UnknownKey()
-        try:
-            return jwt.decode(token, certs=certs, audience=self.audience)
-        except (ValueError, gauth_exceptions.GoogleAuthError) as exc:
-            raise HTTPProblem(401, "Unauthorized", f"invalid push token: {exc}") from None
+def push_verifier(settings) -> PushTokenVerifier | None:
+    """The verifier of push (and scheduler) tokens, or None when PUSH_VERIFICATION=off."""
+    if settings.push_verification == "off" or not settings.push_audience:
+        return None
+    return PushTokenVerifier(settings.push_audience, settings.push_service_account, settings.push_certs_url,
+                             settings.certs_refetch_min_seconds)
 
 
-class _UnknownKey(Exception):
-    pass
+def check_push_settings(settings, *, scheduler: bool = False) -> str:
+    """At service start-up: refuse to run with push verification off by omission.
 
+    Returns "on" or "off" (for /healthz and the start-up log)."""
+    if settings.push_verification == "off":
+        return "off"
+    if settings.push_verification != "on":
+        raise ConfigurationError(f"PUSH_VERIFICATION={settings.push_verification!r}: expected on or off")
+    required = {"PUSH_AUDIENCE": settings.push_audience, "PUSH_SERVICE_ACCOUNT": settings.push_service_account}
+    if scheduler:
+        required["SCHEDULER_SERVICE_ACCOUNT"] = settings.scheduler_service_account
+    missing = [name for name, value in required.items() if not value]
+    if missing:
+        raise ConfigurationError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty, so push requests could not be "
+            "verified: set them, or set PUSH_VERIFICATION=off to run without verification on purpose "
+            "(the local cloud does: its Pub/Sub emulator sends no token)")
+    return "on"

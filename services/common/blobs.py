@@ -1,6 +1,11 @@
 """GCS access: create-if-absent writes (generation precondition 0) and generation-pinned reads."""
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
+import threading
+import time
 from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
@@ -24,10 +29,17 @@ class StoredObject:
         return f"gs://{self.bucket}/{self.name}"
 
 
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
 class BlobStore:
     def __init__(self, project: str):
         self.project = project
         self._client: storage.Client | None = None
+        self._signer = None  # (credentials or None for IAM, lock)
+        self._signer_lock = threading.Lock()
+        self._signed_gets: dict[tuple, tuple[float, str]] = {}
 
     @property
     def client(self) -> storage.Client:
@@ -40,16 +52,28 @@ class BlobStore:
     def put_if_absent(
         self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str | None = None
     ) -> StoredObject:
+        """Write `data` unless the object already holds exactly these bytes (then adopt it).
+
+        An object with other bytes under the name (left by an expired job whose id came back,
+        or an older encoder) is never adopted: it is replaced, guarded by its generation.
+        """
         blob = self.client.bucket(bucket).blob(name)
         blob.cache_control = cache_control
-        try:
-            blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
-            created = True
-        except gexc.PreconditionFailed:
-            # Deterministic names: whatever is there was written for this same input.
-            blob.reload()
-            created = False
-        return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, created)
+        match = 0
+        for _ in range(3):
+            try:
+                blob.upload_from_string(data, content_type=content_type, if_generation_match=match)
+                return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, True)
+            except gexc.PreconditionFailed:
+                existing = self.client.bucket(bucket).get_blob(name)
+                if existing is None:
+                    match = 0
+                    continue
+                if existing.md5_hash == _md5(data):
+                    return StoredObject(bucket, name, str(existing.generation), int(existing.size),
+                                        existing.content_type, False)
+                match = existing.generation
+        raise gexc.ServiceUnavailable(f"gs://{bucket}/{name}: kept changing while being written")
 
     @retried("storage")
     def get_bytes(self, bucket: str, name: str, generation: str | None = None) -> bytes:
@@ -86,6 +110,12 @@ class BlobStore:
             created = True
         except gexc.PreconditionFailed:
             copied, created = src_bucket.get_blob(new_name), False
+            source = src_bucket.get_blob(name, generation=int(generation))
+            if copied is not None and source is not None and copied.md5_hash != source.md5_hash:
+                # Not what an earlier attempt copied: an old object under this name. Replace it.
+                copied = src_bucket.copy_blob(src, src_bucket, new_name, source_generation=int(generation),
+                                              if_generation_match=copied.generation)
+                created = True
         except gexc.NotFound:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
         if created and copied.content_type != content_type:
@@ -100,29 +130,73 @@ class BlobStore:
         except (gexc.NotFound, gexc.PreconditionFailed):
             pass  # already gone, or replaced by a newer upload that is not ours to delete
 
-    def signed_put_url(self, bucket: str, name: str, content_type: str, ttl_seconds: int, max_bytes: int,
-                       key_file: str = "", filename: str | None = None) -> tuple[str, dict]:
-        """A V4 signed PUT URL and the headers the client must send with it.
-
-        Signs with `key_file` when given, else through IAM signBlob as the runtime service
-        account (Cloud Run has no key file; the account needs TokenCreator on itself).
-        """
-        import datetime as dt
-
+    def _signing_kwargs(self, key_file: str) -> dict:
+        """How to sign V4 URLs: with `key_file`, else through IAM signBlob as the runtime
+        service account (Cloud Run has no key file; the account needs TokenCreator on itself).
+        Credentials are kept and refreshed only when their token expires."""
         import google.auth
         from google.auth.transport.requests import Request
         from google.oauth2 import service_account
 
+        with self._signer_lock:
+            if self._signer is None or self._signer[0] != key_file:
+                creds = (service_account.Credentials.from_service_account_file(key_file) if key_file
+                         else google.auth.default()[0])
+                self._signer = (key_file, creds)
+            creds = self._signer[1]
+            if key_file:
+                return {"credentials": creds}
+            if not creds.valid:
+                creds.refresh(Request())
+            return {"service_account_email": creds.service_account_email, "access_token": creds.token}
+
+    def signed_put_url(self, bucket: str, name: str, content_type: str, ttl_seconds: int, max_bytes: int,
+                       key_file: str = "", metadata: dict | None = None) -> tuple[str, dict]:
+        """A V4 signed PUT URL and the headers the client must send with it.
+
+        `metadata` becomes x-goog-meta-* headers; they are signed, so the client cannot change them.
+        """
         headers = {"Content-Type": content_type, "x-goog-content-length-range": f"0,{max_bytes}"}
-        if filename:
-            headers["x-goog-meta-filename"] = filename
+        for key, value in (metadata or {}).items():
+            if value:
+                headers[f"x-goog-meta-{key}"] = value
         blob = self.client.bucket(bucket).blob(name)
         # generate_signed_url adds Host to the dict it is given: hand it a copy.
-        kwargs = {"version": "v4", "method": "PUT", "expiration": dt.timedelta(seconds=ttl_seconds), "headers": dict(headers)}
-        if key_file:
-            kwargs["credentials"] = service_account.Credentials.from_service_account_file(key_file)
-        else:
-            creds, _ = google.auth.default()
-            creds.refresh(Request())
-            kwargs.update(service_account_email=creds.service_account_email, access_token=creds.token)
-        return blob.generate_signed_url(**kwargs), headers
+        url = blob.generate_signed_url(version="v4", method="PUT", expiration=dt.timedelta(seconds=ttl_seconds),
+                                       headers=dict(headers), **self._signing_kwargs(key_file))
+        return url, headers
+
+    def signed_get_url(self, bucket: str, name: str, generation: str | None, ttl_seconds: int,
+                       key_file: str = "") -> tuple[str, float]:
+        """A V4 signed GET URL of one object and when it expires (epoch seconds).
+
+        One URL is handed out again while more than half its life is left: a status poll does
+        not cost a signBlob call per rendition."""
+        key = (bucket, name, generation, ttl_seconds)
+        now = time.time()
+        hit = self._signed_gets.get(key)
+        if hit and hit[0] - now > ttl_seconds / 2:
+            return hit[1], hit[0]
+        blob = self.client.bucket(bucket).blob(name)
+        url = blob.generate_signed_url(version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds),
+                                       **self._signing_kwargs(key_file))
+        if len(self._signed_gets) > 50_000:
+            self._signed_gets.clear()
+        self._signed_gets[key] = (now + ttl_seconds, url)
+        return url, now + ttl_seconds
+
+    @retried("storage")
+    def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict) -> str:
+        """A GCS resumable upload session for one object of exactly `size` bytes and this type,
+        created here with ingest's credentials: the session URI is all the client gets, and
+        GCS refuses any other total size (X-Upload-Content-Length)."""
+        blob = self.client.bucket(bucket).blob(name)
+        blob.metadata = {k: v for k, v in metadata.items() if v}
+        return blob.create_resumable_upload_session(content_type=content_type, size=size)
+
+    @retried("storage")
+    def delete(self, bucket: str, name: str) -> None:
+        try:
+            self.client.bucket(bucket).blob(name).delete()
+        except gexc.NotFound:
+            pass

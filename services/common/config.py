@@ -13,8 +13,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY_FILE = REPO_ROOT / "schemas" / "topology.json"
 
 
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def parse_rgb(text: str) -> tuple[int, int, int]:
@@ -75,10 +82,39 @@ class Settings:
     storyboard_interval_seconds: float
     storyboard_max_tiles: int
     video_max_stills: int
-    # Push authentication (empty audience = verification off, as with the local emulator)
+    # Push authentication. PUSH_VERIFICATION=off is the only way to run without it (the local
+    # cloud: the emulator sends no token); when on, empty PUSH_AUDIENCE / PUSH_SERVICE_ACCOUNT
+    # stop the service at start-up instead of silently admitting anyone.
+    push_verification: str
     push_audience: str
     push_service_account: str
     push_certs_url: str
+    # Signing keys are refetched for an unknown key id at most this often (a forged kid must not
+    # cost a certificate fetch per request).
+    certs_refetch_min_seconds: float
+    # Upload clients (ingest): API keys in Firestore clients/{id}, and Google-signed ID tokens.
+    api_key_cache_seconds: float  # a revoked key stops working within this
+    client_token_audiences: tuple[str, ...]  # empty = ID tokens are not accepted
+    client_token_issuers: tuple[str, ...]
+    client_token_certs_url: str
+    # The request body of an upload must arrive within this (a slow client cannot hold a thread).
+    request_body_timeout_seconds: float
+    # Uploads reading their body at once per process; more get 503 at once, so other requests
+    # (and /healthz) always find a thread. 0 = GUNICORN_THREADS - 2 (at least 1).
+    max_concurrent_uploads: int
+    upload_slot_wait_seconds: float  # a burst of fast uploads waits this long for a slot before 503
+    max_form_parts: int
+    max_form_memory_bytes: int  # the non-file fields of a multipart upload
+    max_filename_chars: int
+    # Renditions as upload clients fetch them: V4 signed GET URLs for this long, or plain
+    # URLs on RENDITIONS_BASE_URL (a CDN in front of the renditions bucket).
+    rendition_url_ttl_seconds: int
+    renditions_base_url: str
+    # Per-client quotas per UTC day (a client's document may override them), counted in
+    # sharded counters of this many shards.
+    quota_uploads_per_day: int
+    quota_bytes_per_day: int
+    quota_counter_shards: int
     # Operations
     stuck_after_seconds: int  # the sweep re-drives jobs with no progress for this long
     sweep_max_redrives: int  # re-drives of one job by the sweep before it ends failed
@@ -129,9 +165,27 @@ class Settings:
             storyboard_interval_seconds=float(_env("STORYBOARD_INTERVAL_SECONDS", "2")),
             storyboard_max_tiles=int(_env("STORYBOARD_MAX_TILES", "100")),
             video_max_stills=int(_env("VIDEO_MAX_STILLS", "50")),
+            push_verification=_env("PUSH_VERIFICATION", "on").strip().lower(),
             push_audience=_env("PUSH_AUDIENCE", ""),
             push_service_account=_env("PUSH_SERVICE_ACCOUNT", ""),
-            push_certs_url=_env("PUSH_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"),
+            push_certs_url=_env("PUSH_CERTS_URL", GOOGLE_CERTS_URL),
+            certs_refetch_min_seconds=float(_env("CERTS_REFETCH_MIN_SECONDS", "30")),
+            api_key_cache_seconds=float(_env("API_KEY_CACHE_SECONDS", "30")),
+            client_token_audiences=_list(_env("CLIENT_TOKEN_AUDIENCES", "")),
+            client_token_issuers=_list(_env("CLIENT_TOKEN_ISSUERS", "https://accounts.google.com,accounts.google.com")),
+            client_token_certs_url=_env("CLIENT_TOKEN_CERTS_URL", GOOGLE_CERTS_URL),
+            request_body_timeout_seconds=float(_env("REQUEST_BODY_TIMEOUT_SECONDS", "60")),
+            max_concurrent_uploads=int(_env("MAX_CONCURRENT_UPLOADS", "0"))
+            or max(1, int(_env("GUNICORN_THREADS", "4")) - 2),
+            upload_slot_wait_seconds=float(_env("UPLOAD_SLOT_WAIT_SECONDS", "2")),
+            max_form_parts=int(_env("MAX_FORM_PARTS", "8")),
+            max_form_memory_bytes=int(_env("MAX_FORM_MEMORY_BYTES", str(64 * 1024))),
+            max_filename_chars=int(_env("MAX_FILENAME_CHARS", "200")),
+            rendition_url_ttl_seconds=int(_env("RENDITION_URL_TTL_SECONDS", "3600")),
+            renditions_base_url=_env("RENDITIONS_BASE_URL", "").rstrip("/"),
+            quota_uploads_per_day=int(_env("QUOTA_UPLOADS_PER_DAY", "10000")),
+            quota_bytes_per_day=int(_env("QUOTA_BYTES_PER_DAY", str(50 * 1024**3))),
+            quota_counter_shards=int(_env("QUOTA_COUNTER_SHARDS", "10")),
             stuck_after_seconds=int(_env("STUCK_AFTER_SECONDS", "1800")),
             sweep_max_redrives=int(_env("SWEEP_MAX_REDRIVES", "3")),
             max_replays=int(_env("MAX_REPLAYS", "3")),

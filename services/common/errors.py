@@ -52,11 +52,12 @@ class Cancelled(PermanentError):
 class HTTPProblem(Exception):
     """A client error answered as application/problem+json."""
 
-    def __init__(self, status: int, title: str, detail: str = "", **extra):
+    def __init__(self, status: int, title: str, detail: str = "", *, headers: dict | None = None, **extra):
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
+        self.headers = headers or {}  # e.g. WWW-Authenticate, Retry-After
         self.extra = extra
 
 

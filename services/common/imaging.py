@@ -14,9 +14,12 @@ from functools import cache
 
 from PIL import Image, UnidentifiedImageError
 
+from . import heif
 from .decoding import decoding, set_pixel_limit
 from .errors import CorruptMedia, LimitExceeded, UnsupportedMedia
 from .mediatypes import sniff
+
+heif.register()  # HEIC/HEIF for every stage that opens images through here
 
 # Modes render turns into 8-bit sRGB (services/render/colour.py normalise); others are refused at open.
 SUPPORTED_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr",
@@ -78,6 +81,7 @@ def is_truncated(raw: bytes) -> bool:
     return raw.startswith(b"\xff\xd8\xff") and jpeg_pixel_data(raw) == "truncated"
 
 
+
 def open_image(raw: bytes, max_pixels: int) -> Image.Image:
     """Open lazily and check the pixel count, mode and codec from the header, before anything is decoded."""
     set_pixel_limit(max_pixels)
@@ -89,6 +93,7 @@ def open_image(raw: bytes, max_pixels: int) -> Image.Image:
         except UnidentifiedImageError:
             _why_unidentified(raw)  # raises the format plugin's own complaint, when one claims the file
             raise
+        im = heif.primary_only(im)
     if im.width * im.height > max_pixels:
         raise LimitExceeded(
             f"{describe(im)} is {im.width}x{im.height} = {im.width * im.height} pixels, over MAX_IMAGE_PIXELS={max_pixels}",

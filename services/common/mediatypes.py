@@ -18,16 +18,20 @@ WEBP = MediaType("image/webp", "image", "webp")
 TIFF = MediaType("image/tiff", "image", "tiff")
 BMP = MediaType("image/bmp", "image", "bmp")
 AVIF = MediaType("image/avif", "image", "avif")
+HEIC = MediaType("image/heic", "image", "heic")  # HEVC-coded HEIF: what phones take
+HEIF = MediaType("image/heif", "image", "heif")  # HEIF with another (or an unnamed) codec
 MP4 = MediaType("video/mp4", "video", "mp4")
 MOV = MediaType("video/quicktime", "video", "mov")
 WEBM = MediaType("video/webm", "video", "webm")
 MKV = MediaType("video/x-matroska", "video", "mkv")
 AVI = MediaType("video/x-msvideo", "video", "avi")
 
-ALLOWED = (JPEG, PNG, GIF, WEBP, TIFF, BMP, AVIF, MP4, MOV, WEBM, MKV, AVI)
+ALLOWED = (JPEG, PNG, GIF, WEBP, TIFF, BMP, AVIF, HEIC, HEIF, MP4, MOV, WEBM, MKV, AVI)
 
 _ISO_BMFF_BRANDS = {
     b"avif": AVIF, b"avis": AVIF,
+    b"heic": HEIC, b"heix": HEIC, b"heim": HEIC, b"heis": HEIC,
+    b"hevc": HEIC, b"hevx": HEIC, b"hevm": HEIC, b"hevs": HEIC,
     b"qt  ": MOV,
     b"isom": MP4, b"iso2": MP4, b"iso4": MP4, b"iso5": MP4, b"iso6": MP4,
     b"mp41": MP4, b"mp42": MP4, b"avc1": MP4, b"M4V ": MP4, b"dash": MP4, b"MSNV": MP4,
@@ -64,10 +68,13 @@ def _iso_bmff(head: bytes) -> MediaType | None:
         return _ISO_BMFF_BRANDS[major]
     # Otherwise look through the compatible brands listed in the ftyp box.
     end = min(box_size, len(head))
-    for i in range(16, end - 3, 4):
-        brand = head[i:i + 4]
+    brands = [head[i:i + 4] for i in range(16, end - 3, 4)]
+    for brand in brands:
         if brand in _ISO_BMFF_BRANDS:
             return _ISO_BMFF_BRANDS[brand]
+    # Generic HEIF (image items / image sequence) naming no codec we know by brand.
+    if major in (b"mif1", b"msf1") or b"mif1" in brands or b"msf1" in brands:
+        return HEIF
     return None
 
 

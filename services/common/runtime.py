@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .auth import PushTokenVerifier
+from .auth import PushTokenVerifier, push_verifier
 from .blobs import BlobStore
 from .bus import Bus
 from .config import Settings
@@ -23,11 +23,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         topology = load_topology(settings.topology_file)
-        verifier = None
-        if settings.push_audience:
-            verifier = PushTokenVerifier(
-                settings.push_audience, settings.push_service_account, settings.push_certs_url
-            )
+        verifier = push_verifier(settings)
         return cls(
             settings=settings,
             topology=topology,

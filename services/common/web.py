@@ -6,6 +6,7 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .auth import check_push_settings
 from .config import Settings, get_settings
 from .errors import HTTPProblem, TransientError, problem_response
 from .logs import bind_fields, bind_trace, clear_context, configure_logging, parse_trace
@@ -22,6 +23,9 @@ def create_service_app(service: str, settings: Settings | None = None,
     app = Flask(f"mediarelay.{service}")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     runtime = runtime or Runtime.build(settings)
+    push_verification = check_push_settings(settings)  # refuses to start when off by omission
+    if push_verification == "off":
+        logger.warning("push verification is OFF (PUSH_VERIFICATION=off): push endpoints accept unauthenticated requests")
     app.extensions["mediarelay"] = runtime
 
     @app.before_request
@@ -32,11 +36,16 @@ def create_service_app(service: str, settings: Settings | None = None,
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok", service=service)
+        body = {"status": "ok", "service": service}
+        if push_verification == "off":
+            body["push_verification"] = "off"
+        return jsonify(body)
 
     @app.errorhandler(HTTPProblem)
     def _problem(exc: HTTPProblem):
-        return problem_response(exc.status, exc.title, exc.detail, **exc.extra)
+        resp = problem_response(exc.status, exc.title, exc.detail, **exc.extra)
+        resp.headers.update(exc.headers)
+        return resp
 
     @app.errorhandler(TransientError)
     def _transient(exc: TransientError):

@@ -1,33 +1,40 @@
 """ingest: accepts uploads, stores the original, creates the job, publishes media-ingested.
 
 Two ways in: `POST /v1/uploads` (body up to MAX_UPLOAD_BYTES, Cloud Run stops HTTP/1 bodies
-at 32 MiB) and, for bigger files, `POST /v1/upload-urls` -> a V4 signed PUT URL straight to
-GCS under incoming/, whose object-finalize notification reaches the push endpoint below.
+at 32 MiB) and, for bigger files, `POST /v1/upload-urls` -> a V4 signed PUT URL (or a GCS
+resumable session) straight to GCS under incoming/, whose object-finalize notification reaches
+the push endpoint below. Every client route authenticates the caller (clients.py) and sees
+only the caller's jobs. Routes stay thin: the work is in uploads.py, listing.py,
+public_job.py, quotas.py; the contract is openapi.json.
 """
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
+import json
 import logging
-import re
+from pathlib import Path
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, redirect, request
 
-from ..common import precheck
 from ..common.config import Settings
-from ..common.errors import BadMessage, HTTPProblem, LimitExceeded, PermanentError, UnsupportedMedia
-from ..common.logs import bind_fields, log
-from ..common.mediatypes import ALLOWED, sniff
+from ..common.errors import HTTPProblem
+from ..common.logs import bind_fields
+from ..common.mediatypes import ALLOWED
 from ..common.runtime import Runtime
-from ..common.schemas import validate
-from ..common.stage import dead_letter, publish_final_event, read_push
-from ..common.status import to_json, utcnow
+from ..common.stage import register_push
 from ..common.web import create_service_app
-from .jobs import ORIGINALS_PREFIX, make_job_id, open_job, publish_ingested, random_job_id, source_of
+from ..webhooks.api import register_webhook_routes
+from . import quotas
+from .body import UploadSlots, read_body, split_upload
+from .clients import Authenticator
+from .finalized import JOB_ID, accept_finalized
+from .listing import list_jobs
+from .public_job import find_rendition, public_job
+from .uploads import accept_upload, grant_upload
 
 logger = logging.getLogger("mediarelay.ingest")
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")  # the API contract, checked against these routes in tests
 MAX_IDEMPOTENCY_KEY = 255
-JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
+MAX_STATS_DAYS = 31
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
 
 
@@ -35,144 +42,77 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app, rt = create_service_app("ingest", settings, runtime)
     uploads = rt.topology.subscription_for_service("ingest")
     incoming_prefix = rt.topology.topics[uploads.topic]["gcs_notification"]["object_prefix"]
+    auth = Authenticator(rt.settings)
+    slots = UploadSlots(rt.settings.max_concurrent_uploads, rt.settings.upload_slot_wait_seconds)
+    # Everything but these is for upload clients, who must authenticate; the push endpoint
+    # has its own (OIDC) check.
+    public_paths = {"/healthz", uploads.path}
+
+    @app.before_request
+    def _authenticate():
+        if request.path in public_paths:
+            return
+        g.client = auth.authenticate(request.headers.get("Authorization"))
+        bind_fields(client_id=g.client.client_id)
+
+    contract = json.loads(OPENAPI_FILE.read_text())
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(contract)
 
     @app.post("/v1/uploads")
     def upload():
-        data, filename = _read_upload()
-        media = sniff(data[:64])
-        if media is None:
-            raise HTTPProblem(415, "Unsupported media type",
-                              f"the file's first bytes match no supported type; supported: {ALLOWED_TYPES}")
-        precheck.at_the_door(data, media.kind, rt.settings)  # over a limit from its headers: 413, nothing stored
-        sha = hashlib.sha256(data).hexdigest()
-        key = _idempotency_key()
-        job_id = make_job_id("key", key) if key else make_job_id("sha256", sha)
-        bind_fields(job_id=job_id)
-        job = rt.jobs.get(job_id)
-        if job is None:
-            stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, ORIGINALS_PREFIX + job_id, data, media.content_type)
-            job, created = open_job(rt, job_id, media.kind, source_of(stored, media, len(data), sha, filename), key)
-        else:
-            created = False
-            if job["status"] == "received":
-                publish_ingested(rt, job)
-        if job["source"].get("sha256") != sha:
-            raise HTTPProblem(422, "Idempotency-Key reused",
-                              "this Idempotency-Key was first used with different content", job_id=job_id)
-        log(logger, logging.INFO, "upload accepted", replayed=not created, kind=job["kind"], bytes=len(data))
-        return _accepted(rt, job, replayed=not created)
+        with slots:
+            body = read_body(rt.settings)
+        data, filename = split_upload(rt.settings, body)
+        job, replayed = accept_upload(rt, g.client, data, filename, _idempotency_key())
+        return _accepted(rt, job, replayed)
 
     @app.post("/v1/upload-urls")
     def upload_url():
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("content_type"), str):
-            raise HTTPProblem(400, "Bad request", 'send JSON {"content_type": "video/mp4", "size": 123, "filename": "a.mp4"}')
-        content_type = body["content_type"].split(";")[0].strip().lower()
-        if content_type not in {m.content_type for m in ALLOWED}:
-            raise HTTPProblem(415, "Unsupported media type", f"{content_type!r} is not accepted; supported: {ALLOWED_TYPES}")
-        size = body.get("size")
-        limit = rt.settings.max_signed_upload_bytes
-        if isinstance(size, int) and size > limit:
-            raise HTTPProblem(413, "Upload too large", f"{size} bytes is over MAX_SIGNED_UPLOAD_BYTES={limit}")
-        key = _idempotency_key()
-        job_id = make_job_id("key", key) if key else random_job_id()
-        if rt.jobs.get(job_id) is not None:
-            raise HTTPProblem(409, "Already uploaded", "an upload with this Idempotency-Key already made a job",
-                              job_id=job_id, status_url=_status_url(rt, job_id))
-        bucket = rt.settings.originals_bucket
         try:
-            url, headers = rt.blobs.signed_put_url(bucket, incoming_prefix + job_id, content_type,
-                                                   rt.settings.signed_url_ttl_seconds, limit, rt.settings.signing_key_file,
-                                                   _safe_filename(body.get("filename")))
-        except Exception as exc:  # no signing credentials is a deployment problem, not a client one
-            logger.exception("cannot sign upload URL")
-            raise HTTPProblem(503, "Signed uploads unavailable",
-                              f"cannot sign URLs ({type(exc).__name__}); set SIGNING_KEY_FILE or grant the runtime "
-                              "service account roles/iam.serviceAccountTokenCreator on itself") from None
-        expires = utcnow() + dt.timedelta(seconds=rt.settings.signed_url_ttl_seconds)
-        resp = jsonify(job_id=job_id, upload_url=url, method="PUT", headers=headers, max_bytes=limit,
-                       expires_at=to_json({"t": expires})["t"], status_url=_status_url(rt, job_id))
+            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix)
+        except HTTPProblem as exc:
+            if exc.status == 409:  # already uploaded: say where the job is
+                exc.extra["status_url"] = _status_url(rt, exc.extra["job_id"])
+            raise
+        resp = jsonify({**grant, "status_url": _status_url(rt, grant["job_id"])})
         resp.status_code = 201
         return resp
 
-    @app.post(uploads.path)
-    def upload_finalized():
-        """GCS object-finalize notification for incoming/<job_id>: the big-upload path."""
-        msg = read_push(rt)
-        try:
-            validate(rt.settings.schemas_dir, rt.topology.schema_of_topic(uploads.topic), msg.data)
-        except BadMessage as exc:
-            dead_letter(rt, uploads.dead_letter_topic, "ingest", msg, exc, "")
-            return Response(status=204)
-        name = msg.data["name"]
-        job_id = name[len(incoming_prefix):] if name.startswith(incoming_prefix) else ""
-        if msg.attributes.get("eventType", "OBJECT_FINALIZE") != "OBJECT_FINALIZE" or not JOB_ID.match(job_id):
-            log(logger, logging.INFO, "notification ignored: not an upload we issued", object=name)
-            return Response(status=204)
-        bind_fields(job_id=job_id)
-        _accept_finalized(rt, msg.data, job_id, incoming_prefix)
-        return Response(status=204)
+    @app.get("/v1/jobs")
+    def jobs():
+        limit = request.args.get("limit", "20")
+        if not limit.isdigit():
+            raise HTTPProblem(400, "Bad limit", "limit must be a whole number")
+        return jsonify(list_jobs(rt, g.client.client_id, request.args.get("status"), int(limit),
+                                 request.args.get("cursor")))
+
+    @app.get("/v1/stats")
+    def usage_stats():
+        days = request.args.get("days", "7")
+        if not days.isdigit() or not 1 <= int(days) <= MAX_STATS_DAYS:
+            raise HTTPProblem(400, "Bad days", f"days must be 1 to {MAX_STATS_DAYS}")
+        everyone = request.args.get("all", "false").lower() in ("1", "true", "yes")
+        if everyone and not g.client.operator:
+            raise HTTPProblem(403, "Forbidden", "only operator clients see every client's statistics")
+        return jsonify(days=quotas.stats(rt, g.client, int(days), everyone), limits=quotas.limits(rt, g.client))
 
     @app.get("/v1/jobs/<job_id>")
     def job_status(job_id: str):
-        job = rt.jobs.get(job_id) if JOB_ID.match(job_id) else None
-        if job is None:
-            raise HTTPProblem(404, "Job not found", f"no job with id {job_id!r} (a signed-URL upload becomes a job "
-                                                    "once GCS reports the object finalized)")
-        return jsonify(public_job(job))
+        return jsonify(public_job(rt, _own_job(rt, job_id)))
+
+    @app.get("/v1/jobs/<job_id>/renditions/<name>")
+    def rendition(job_id: str, name: str):
+        resp = redirect(find_rendition(rt, _own_job(rt, job_id), name), code=302)
+        resp.headers["Cache-Control"] = "private, no-store"  # the target is a short-lived URL
+        return resp
+
+    register_push(app, rt, uploads, accept_finalized)  # GCS finalize notifications: the big-upload path
+    register_webhook_routes(app, rt, lambda: g.client.client_id)
 
     return app
-
-
-def _accept_finalized(rt: Runtime, obj: dict, job_id: str, prefix: str) -> None:
-    bucket, name, generation, size = obj["bucket"], obj["name"], str(obj["generation"]), int(obj["size"])
-    job = rt.jobs.get(job_id)
-    if job is not None:  # a redelivered notification
-        if job["status"] == "received":
-            publish_ingested(rt, job)
-        return
-    try:
-        if size > rt.settings.max_signed_upload_bytes:
-            raise LimitExceeded(f"upload is {size} bytes, over MAX_SIGNED_UPLOAD_BYTES={rt.settings.max_signed_upload_bytes}")
-        media = sniff(rt.blobs.read_head(bucket, name, generation)) if size else None
-        if media is None:
-            raise UnsupportedMedia(f"the file's first bytes match no supported type; supported: {ALLOWED_TYPES}")
-    except PermanentError as exc:
-        # The client is already gone: the job records why it failed, and the failed event says so.
-        source = {"uri": f"gs://{bucket}/{name}", "bucket": bucket, "name": name, "generation": generation,
-                  "content_type": obj.get("contentType") or "application/octet-stream", "size": size}
-        rt.jobs.create(job_id, {"kind": None, "source": source})
-        error = {"stage": "ingest", "error_class": exc.error_class, "reason": exc.reason}
-        publish_final_event(rt, job_id, "failed", {"error": error})
-        log(logger, logging.WARNING, f"signed upload refused: {exc.reason}")
-        return
-    stored = rt.blobs.copy_if_absent(bucket, name, generation, ORIGINALS_PREFIX + job_id, media.content_type)
-    filename = (obj.get("metadata") or {}).get("filename")
-    open_job(rt, job_id, media.kind, source_of(stored, media, size, None, filename), None)
-    rt.blobs.delete_generation(bucket, name, generation)
-    log(logger, logging.INFO, "signed upload accepted", kind=media.kind, bytes=size)
-
-
-def _read_upload() -> tuple[bytes, str | None]:
-    if (request.mimetype or "") == "multipart/form-data":
-        part = request.files.get("file")
-        if part is None:
-            raise HTTPProblem(400, "No file", "multipart upload has no field named 'file'")
-        data, filename = part.read(), part.filename or None
-    else:
-        data = request.get_data(cache=False)
-        filename = request.headers.get("X-Filename")
-    if not data:
-        raise HTTPProblem(400, "Empty upload", "the uploaded file has no bytes")
-    return data, filename
-
-
-def _safe_filename(name) -> str | None:
-    """A display name only (it never becomes an object name): printable ASCII, no paths."""
-    if not isinstance(name, str):
-        return None
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(c for c in base if c.isascii() and c.isprintable())[:200] or None
 
 
 def _idempotency_key() -> str | None:
@@ -197,8 +137,10 @@ def _status_url(rt: Runtime, job_id: str) -> str:
     return f"{base}/v1/jobs/{job_id}"
 
 
-def public_job(job: dict) -> dict:
-    """The job document as upload clients see it."""
-    doc = to_json(job)
-    doc.pop("idempotency_key", None)
-    return doc
+def _own_job(rt: Runtime, job_id: str) -> dict:
+    """The caller's job; another client's job is as unknown to it as a job that never was."""
+    job = rt.jobs.get(job_id) if JOB_ID.match(job_id) else None
+    if job is None or job.get("owner") != g.client.client_id:
+        raise HTTPProblem(404, "Job not found", f"no job with id {job_id[:64]!r} (a signed-URL upload becomes a job "
+                                                "once GCS reports the object finalized)")
+    return job

@@ -5,22 +5,43 @@ import base64
 import hashlib
 import os
 
+from google.api_core import exceptions as gexc
+
 from ..common.blobs import StoredObject
 from ..common.mediatypes import MediaType
 from ..common.messages import ingested_message
+from ..common.retrying import retried
 from ..common.runtime import Runtime
+from ..common.status import utcnow
 
 ORIGINALS_PREFIX = "originals/"
 
 
-def make_job_id(namespace: str, value: str) -> str:
-    """Deterministic id: the same Idempotency-Key (or the same bytes) gives the same job."""
-    digest = hashlib.sha256(f"{namespace}\0{value}".encode()).digest()
-    return _b32(digest)
+JOB_KEYS = "job_keys"  # Firestore: (client, Idempotency-Key or content hash) -> job id
 
 
 def random_job_id() -> str:
+    """128 random bits: a job id says nothing about the file and cannot be guessed."""
     return _b32(os.urandom(16))
+
+
+@retried("firestore")
+def claim_job_id(rt: Runtime, owner: str, namespace: str, value: str, sha256: str | None) -> tuple[str, str | None, bool]:
+    """The job id for (owner, Idempotency-Key or content hash): a fresh random one the first
+    time, the same one afterwards. Returns (job_id, sha256 first recorded, first time).
+
+    Per client: one client's key or bytes never lead to another client's job. The first
+    create wins a race; the loser reads the winner's id.
+    """
+    digest = hashlib.sha256(f"{owner}\0{namespace}\0{value}".encode()).hexdigest()
+    ref = rt.jobs.client.collection(JOB_KEYS).document(digest)
+    job_id = random_job_id()
+    try:
+        ref.create({"job_id": job_id, "owner": owner, "sha256": sha256, "expires_at": utcnow() + rt.jobs.ttl})
+        return job_id, sha256, True
+    except gexc.AlreadyExists:
+        doc = ref.get().to_dict()
+        return doc["job_id"], doc.get("sha256"), False
 
 
 def _b32(raw: bytes) -> str:
@@ -37,13 +58,15 @@ def source_of(stored: StoredObject, media: MediaType, size: int, sha256: str | N
     return source
 
 
-def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key: str | None) -> tuple[dict, bool]:
+def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key: str | None,
+             owner: str | None = None) -> tuple[dict, bool]:
     """Create the job (if absent) and hand it to analyze; return (job, created).
 
     A job still `received` is (re)published: that heals a crash between creating the job and
     publishing, and stages are idempotent, so a second media-ingested costs nothing.
     """
-    job, created = rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key})
+    job, created = rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key,
+                                           "owner": owner})
     if job["status"] == "received":
         publish_ingested(rt, job)
     return job, created

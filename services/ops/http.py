@@ -5,12 +5,14 @@ import datetime as dt
 
 from flask import Flask, jsonify, request
 
+from ..common.auth import check_push_settings
 from ..common.errors import HTTPProblem
 from ..common.runtime import Runtime
 from .sweep import sweep
 
 
 def register_ops_routes(app: Flask, rt: Runtime) -> None:
+    check_push_settings(rt.settings, scheduler=True)  # an empty SCHEDULER_SERVICE_ACCOUNT stops start-up
     @app.post("/ops/sweep")
     def run_sweep():
         if rt.verifier is not None:

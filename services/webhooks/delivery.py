@@ -29,7 +29,7 @@ TOPIC = "webhook-deliveries"
 
 def owner_of(job: dict | None) -> str | None:
     """The client a job belongs to (its webhooks receive its events)."""
-    return (job or {}).get("client_id")
+    return (job or {}).get("owner")
 
 
 def fan_out(rt: Runtime, endpoints: EndpointStore, sub: PushSubscription, msg: PushMessage) -> None:

@@ -456,6 +456,7 @@ class Module:
         "flatten": lambda self, lst: _flatten(lst),
         "merge": lambda self, *m: _merge(*m),
         "concat": lambda self, *lists: [x for part in lists for x in part],
+        "join": lambda self, sep, lst: _to_str(sep).join(_to_str(x) for x in lst),
         "setproduct": lambda self, *lists: _setproduct(*lists),
         "toset": lambda self, lst: sorted(_distinct(lst), key=str),
         "tostring": lambda self, v: _to_str(v),

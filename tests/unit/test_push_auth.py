@@ -21,7 +21,7 @@ def signing_key():
 
 @pytest.fixture(scope="module")
 def jwks_url(signing_key):
-    with tokens.jwks_server(signing_key) as url:
+    with tokens.jwks_server(signing_key) as (url, _fetches):
         yield url
 
 

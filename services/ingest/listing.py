@@ -1,0 +1,41 @@
+"""`GET /v1/jobs`: the caller's jobs, newest first, a page at a time.
+
+Served by the composite indexes terraform/firestore.tf declares (owner, created_at DESC) and
+(owner, status, created_at DESC). The cursor is the last job id of a page: the next page
+starts after that document.
+"""
+from __future__ import annotations
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from ..common.errors import HTTPProblem
+from ..common.jobstate import DEAD_LETTERED, STATUS_RANK
+from ..common.retrying import retried
+from ..common.runtime import Runtime
+from .public_job import public_job
+
+STATUSES = (*STATUS_RANK, DEAD_LETTERED)
+MAX_PAGE = 100
+
+
+@retried("firestore")
+def list_jobs(rt: Runtime, owner: str, status: str | None, limit: int, cursor: str | None) -> dict:
+    if status is not None and status not in STATUSES:
+        raise HTTPProblem(400, "Bad status", f"status must be one of: {', '.join(STATUSES)}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise HTTPProblem(400, "Bad limit", f"limit must be 1 to {MAX_PAGE}")
+    jobs = rt.jobs.client.collection(rt.jobs.collection)
+    query = jobs.where(filter=FieldFilter("owner", "==", owner))
+    if status:
+        query = query.where(filter=FieldFilter("status", "==", status))
+    query = query.order_by("created_at", direction="DESCENDING")
+    if cursor:
+        after = jobs.document(cursor).get() if cursor.isalnum() and len(cursor) <= 64 else None
+        if after is None or not after.exists or (after.to_dict() or {}).get("owner") != owner:
+            raise HTTPProblem(400, "Bad cursor", "cursor is not one this listing handed out")
+        query = query.start_after(after)
+    found = [snap.to_dict() for snap in query.limit(limit + 1).stream()]
+    page = found[:limit]
+    body = {"jobs": [public_job(rt, job, with_urls=False) for job in page]}
+    body["next_cursor"] = page[-1]["job_id"] if len(found) > limit else None
+    return body

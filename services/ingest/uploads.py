@@ -1,0 +1,109 @@
+"""The two ways in: a direct upload, and a grant to upload straight to GCS (signed URL)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+
+from ..common import precheck
+from ..common.errors import HTTPProblem
+from ..common.logs import bind_fields, log
+from ..common.mediatypes import ALLOWED, sniff
+from ..common.runtime import Runtime
+from ..common.status import to_json, utcnow
+from . import quotas
+from .body import safe_filename, too_large
+from .clients import Client
+from .jobs import ORIGINALS_PREFIX, claim_job_id, open_job, publish_ingested, random_job_id, source_of
+
+logger = logging.getLogger("mediarelay.ingest")
+ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
+CONTENT_TYPES = {m.content_type for m in ALLOWED}
+RESUMABLE_CHUNK = 256 * 1024  # GCS: every chunk but the last is a multiple of this
+
+
+def unsupported(detail: str) -> HTTPProblem:
+    return HTTPProblem(415, "Unsupported media type", f"{detail}; supported: {ALLOWED_TYPES}")
+
+
+def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None,
+                  key: str | None) -> tuple[dict, bool]:
+    """Store the original and open its job, or find the job these bytes (or this
+    Idempotency-Key) already made for this client. Returns (job, replayed)."""
+    if not data:
+        raise HTTPProblem(400, "Empty upload", "the uploaded file has no bytes")
+    media = sniff(data[:64])
+    if media is None:
+        raise unsupported("the file's first bytes match no supported type")
+    precheck.at_the_door(data, media.kind, rt.settings)  # over a limit from its headers: 413, nothing stored
+    sha = hashlib.sha256(data).hexdigest()
+    job_id, first_sha, _ = claim_job_id(rt, client.client_id, "key" if key else "sha256", key or sha, sha)
+    bind_fields(job_id=job_id)
+    if first_sha != sha:
+        raise HTTPProblem(422, "Idempotency-Key reused",
+                          "this Idempotency-Key was first used with different content", job_id=job_id)
+    job = rt.jobs.get(job_id)
+    if job is None:
+        quotas.check(rt, client, len(data))  # a replay (above) is not a new upload: never refused
+        name = safe_filename(filename, rt.settings.max_filename_chars)
+        stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, ORIGINALS_PREFIX + job_id, data, media.content_type)
+        job, created = open_job(rt, job_id, media.kind, source_of(stored, media, len(data), sha, name), key,
+                                client.client_id)
+        if created:
+            quotas.count(rt, client, len(data))
+    else:
+        created = False
+        if job["status"] == "received":
+            publish_ingested(rt, job)
+    log(logger, logging.INFO, "upload accepted", replayed=not created, kind=job["kind"], bytes=len(data))
+    return job, not created
+
+
+def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_prefix: str) -> dict:
+    """A V4 signed PUT URL for incoming/<job_id>; the job appears when GCS reports the object."""
+    if not isinstance(body, dict) or not isinstance(body.get("content_type"), str):
+        raise HTTPProblem(400, "Bad request", 'send JSON {"content_type": "video/mp4", "size": 123, "filename": "a.mp4"}')
+    content_type = body["content_type"].split(";")[0].strip().lower()
+    if content_type not in CONTENT_TYPES:
+        raise unsupported(f"{content_type[:100]!r} is not accepted")
+    size = body.get("size")
+    if type(size) is not int or size <= 0:  # bool is an int subclass: excluded by the exact type check
+        raise HTTPProblem(400, "Bad size", "size must be the file's length in bytes, a positive integer")
+    resumable = body.get("resumable", False)
+    if type(resumable) is not bool:
+        raise HTTPProblem(400, "Bad resumable", "resumable must be true or false")
+    limit = rt.settings.max_signed_upload_bytes
+    if size > limit:
+        raise too_large(limit, "MAX_SIGNED_UPLOAD_BYTES", f"{size} bytes")
+    if key:
+        job_id, _, first = claim_job_id(rt, client.client_id, "key", key, None)
+        if not first and rt.jobs.get(job_id) is not None:
+            raise HTTPProblem(409, "Already uploaded", "an upload with this Idempotency-Key already made a job",
+                              job_id=job_id)
+    else:
+        job_id = random_job_id()
+    bind_fields(job_id=job_id)
+    quotas.check(rt, client, size)  # a grant counts as the upload it allows, at its announced size
+    ttl = rt.settings.signed_url_ttl_seconds
+    metadata = {"filename": safe_filename(body.get("filename"), rt.settings.max_filename_chars, ascii_only=True),
+                "owner": client.client_id}
+    if resumable:
+        url = rt.blobs.resumable_session(rt.settings.originals_bucket, incoming_prefix + job_id, content_type, size,
+                                         metadata)
+        quotas.count(rt, client, size)
+        # A session URI is valid for a week (GCS's rule): it is the credential; no expiry of ours applies.
+        return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": True,
+                "headers": {"Content-Type": content_type}, "max_bytes": size, "chunk_multiple": RESUMABLE_CHUNK}
+    try:
+        # The object may be at most the size the client announced: the grant is for that file.
+        url, headers = rt.blobs.signed_put_url(rt.settings.originals_bucket, incoming_prefix + job_id, content_type,
+                                               ttl, size, rt.settings.signing_key_file, metadata)
+    except Exception as exc:  # no signing credentials is a deployment problem, not a client one
+        logger.exception("cannot sign upload URL")
+        raise HTTPProblem(503, "Signed uploads unavailable",
+                          f"cannot sign URLs ({type(exc).__name__}); set SIGNING_KEY_FILE or grant the runtime "
+                          "service account roles/iam.serviceAccountTokenCreator on itself") from None
+    quotas.count(rt, client, size)
+    expires = utcnow() + dt.timedelta(seconds=ttl)
+    return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": False, "headers": headers,
+            "max_bytes": size, "expires_at": to_json({"t": expires})["t"]}

@@ -27,6 +27,7 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     src = msg["source"]
     raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
     facts = precheck.check(raw, msg["kind"], s)
+    work: tuple
     if msg["kind"] == "image":
         work = (analyze_image, raw, s.max_image_pixels, budget)
     else:

@@ -7,6 +7,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
@@ -37,7 +38,7 @@ class BlobStore:
     def __init__(self, project: str):
         self.project = project
         self._client: storage.Client | None = None
-        self._signer = None  # (credentials or None for IAM, lock)
+        self._signer: tuple[str, Any] | None = None  # (key file, credentials)
         self._signer_lock = threading.Lock()
         self._signed_gets: dict[tuple, tuple[float, str]] = {}
 

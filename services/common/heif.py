@@ -50,6 +50,6 @@ def primary_only(im: Image.Image) -> Image.Image:
     if isinstance(im, HeifImageFile) and not isinstance(im, PrimaryHeifImageFile):
         images = im.n_frames
         im.__class__ = PrimaryHeifImageFile
-        im._images = images
+        im._images = images  # type: ignore[attr-defined]  # what PrimaryHeifImageFile reads
         im.info[IMAGES_KEY] = images
     return im

@@ -124,7 +124,7 @@ def run(fn: Callable, raw: bytes, *args, limits: Limits, on_start: Callable[[Run
     killed = False
     try:
         if on_start:
-            on_start(Running(proc.pid))
+            on_start(Running(proc.pid or 0))
         try:
             parent.send_bytes(raw)
             parent.send(args)

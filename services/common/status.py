@@ -187,6 +187,14 @@ class JobStore(JobStoreBase):
         return found
 
 
+def firestore_of(jobs: JobStoreBase) -> firestore.Client:
+    """The Firestore client behind the job store, for queries that are Firestore's own (listing
+    a client's jobs, counters): those paths run against Firestore (or its emulator) only."""
+    if not isinstance(jobs, JobStore):
+        raise TypeError("this operation needs the Firestore job store")
+    return jobs.client
+
+
 def _firestore(updates: dict) -> dict:
     return {k: (firestore.DELETE_FIELD if v is jobstate.DELETE else v) for k, v in updates.items()}
 

@@ -27,7 +27,7 @@ def abandon_body() -> None:
     rather than let the server drain the rest (a slow client would hold the thread again).
     gunicorn's own flag for a body that cannot be finished; other servers ignore it."""
     stream = request.environ.get("wsgi.input")
-    if hasattr(stream, "failed"):
+    if stream is not None and hasattr(stream, "failed"):
         stream.failed = True
 
 

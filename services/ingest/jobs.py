@@ -12,7 +12,7 @@ from ..common.mediatypes import MediaType
 from ..common.messages import ingested_message
 from ..common.retrying import retried
 from ..common.runtime import Runtime
-from ..common.status import utcnow
+from ..common.status import firestore_of, utcnow
 
 ORIGINALS_PREFIX = "originals/"
 
@@ -34,7 +34,7 @@ def claim_job_id(rt: Runtime, owner: str, namespace: str, value: str, sha256: st
     create wins a race; the loser reads the winner's id.
     """
     digest = hashlib.sha256(f"{owner}\0{namespace}\0{value}".encode()).hexdigest()
-    ref = rt.jobs.client.collection(JOB_KEYS).document(digest)
+    ref = firestore_of(rt.jobs).collection(JOB_KEYS).document(digest)
     job_id = random_job_id()
     try:
         ref.create({"job_id": job_id, "owner": owner, "sha256": sha256, "expires_at": utcnow() + rt.jobs.ttl})

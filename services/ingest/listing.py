@@ -12,6 +12,7 @@ from ..common.errors import HTTPProblem
 from ..common.jobstate import DEAD_LETTERED, STATUS_RANK
 from ..common.retrying import retried
 from ..common.runtime import Runtime
+from ..common.status import JobStore, firestore_of
 from .public_job import public_job
 
 STATUSES = (*STATUS_RANK, DEAD_LETTERED)
@@ -24,7 +25,7 @@ def list_jobs(rt: Runtime, owner: str, status: str | None, limit: int, cursor: s
         raise HTTPProblem(400, "Bad status", f"status must be one of: {', '.join(STATUSES)}")
     if not 1 <= limit <= MAX_PAGE:
         raise HTTPProblem(400, "Bad limit", f"limit must be 1 to {MAX_PAGE}")
-    jobs = rt.jobs.client.collection(rt.jobs.collection)
+    jobs = firestore_of(rt.jobs).collection(JobStore.collection)
     query = jobs.where(filter=FieldFilter("owner", "==", owner))
     if status:
         query = query.where(filter=FieldFilter("status", "==", status))
@@ -34,8 +35,8 @@ def list_jobs(rt: Runtime, owner: str, status: str | None, limit: int, cursor: s
         if after is None or not after.exists or (after.to_dict() or {}).get("owner") != owner:
             raise HTTPProblem(400, "Bad cursor", "cursor is not one this listing handed out")
         query = query.start_after(after)
-    found = [snap.to_dict() for snap in query.limit(limit + 1).stream()]
+    found = [snap.to_dict() or {} for snap in query.limit(limit + 1).stream()]
     page = found[:limit]
-    body = {"jobs": [public_job(rt, job, with_urls=False) for job in page]}
+    body: dict = {"jobs": [public_job(rt, job, with_urls=False) for job in page]}
     body["next_cursor"] = page[-1]["job_id"] if len(found) > limit else None
     return body

@@ -16,7 +16,7 @@ from ..common.errors import HTTPProblem
 from ..common.jobstate import ACTIVE, DEAD_LETTERED
 from ..common.retrying import retried
 from ..common.runtime import Runtime
-from ..common.status import utcnow
+from ..common.status import JobStore, firestore_of, utcnow
 from .clients import Client
 
 USAGE = "usage"
@@ -28,7 +28,7 @@ def _day(now: dt.datetime | None = None) -> str:
 
 
 def _counters(rt: Runtime) -> ShardedCounters:
-    return ShardedCounters(rt.jobs.client, USAGE, rt.settings.quota_counter_shards)
+    return ShardedCounters(firestore_of(rt.jobs), USAGE, rt.settings.quota_counter_shards)
 
 
 def limits(rt: Runtime, client: Client) -> dict:
@@ -63,7 +63,7 @@ def count(rt: Runtime, client: Client, size: int) -> None:
 def _outcomes(rt: Runtime, client_id: str, day: str) -> dict:
     """Jobs created that day by status group, by count() aggregations over the listing index."""
     start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
-    jobs = rt.jobs.client.collection(rt.jobs.collection)
+    jobs = firestore_of(rt.jobs).collection(JobStore.collection)
     out = {}
     for name, statuses in (("completed", ["completed"]), ("failed", ["failed"]),
                            ("in_progress", [*ACTIVE, DEAD_LETTERED])):

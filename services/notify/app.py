@@ -2,6 +2,8 @@
 event out to the client's webhook endpoints and delivers them (services/webhooks/)."""
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask
 
 from ..common.config import Settings
@@ -26,12 +28,15 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     return StageResult(job_fields=fields, final="completed")
 
 
+def _with(handler, endpoints, rt, sub, msg) -> None:
+    handler(rt, endpoints, sub, msg)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     app, rt = create_service_app("notify", settings, runtime)
     register_stage(app, rt, "notify", handle)
     register_ops_routes(app, rt)  # the scheduler's sweep endpoint lives on notify
     endpoints = endpoint_store(rt.settings)
     for path, handler in (("/push/events", delivery.fan_out), ("/push/webhooks", delivery.deliver)):
-        register_push(app, rt, rt.topology.subscription_for_service("notify", path),
-                      lambda r, sub, msg, handler=handler: handler(r, endpoints, sub, msg))
+        register_push(app, rt, rt.topology.subscription_for_service("notify", path), partial(_with, handler, endpoints))
     return app

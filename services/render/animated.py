@@ -102,6 +102,7 @@ def render_animated(raw: bytes, analysis: dict, presets: tuple[Preset, ...], enc
     if largest is None and first is None:  # no full-frame rendition (a source smaller than every preset)
         first = _first_frame(raw, max_pixels)
     px = largest if largest is not None else first
+    assert px is not None  # _first_frame always gives one
     size = (px.shape[1], px.shape[0])
     renditions.append(Rendition(name, fmt, size, encode(to_pillow(px, fmt, background), fmt, quality, encoders.get(fmt, {})),
                                 {"poster": True}))

@@ -100,7 +100,7 @@ def _png(raw: bytes) -> np.ndarray | None:
     if arr is None or arr.ndim != 3:
         return None
     if arr.dtype == np.uint16:  # (16-bit PNGs normally go through Pillow, see decode)
-        arr = (arr >> 8).astype(np.uint8)
+        arr = np.right_shift(arr, 8).astype(np.uint8)
     if arr.shape[2] == 4:
         if arr[..., 3].min() == 255:  # opaque alpha only costs bytes
             return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)

@@ -35,7 +35,7 @@ def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str
             ssrf.check(url, rt.settings.webhook_allow_hosts)  # checked again before every delivery
         except ssrf.Refused as exc:
             raise HTTPProblem(422, "Webhook URL refused", exc.reason) from None
-        if len(endpoints.list(client)) >= MAX_ENDPOINTS_PER_CLIENT:
+        if len(endpoints.for_client(client)) >= MAX_ENDPOINTS_PER_CLIENT:
             raise HTTPProblem(409, "Too many endpoints", f"a client has at most {MAX_ENDPOINTS_PER_CLIENT} endpoints")
         doc, secret = endpoints.create(client, url, sorted(set(events)))
         resp = jsonify({**public_view(doc), "secret": secret})
@@ -44,7 +44,7 @@ def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str
 
     @app.get("/v1/webhooks")
     def list_webhooks():
-        return jsonify(webhooks=[public_view(d) for d in endpoints.list(client_of())])
+        return jsonify(webhooks=[public_view(d) for d in endpoints.for_client(client_of())])
 
     def _owned(endpoint_id: str) -> dict:
         doc = endpoints.owned(client_of(), endpoint_id)

@@ -63,8 +63,9 @@ def deliver(rt: Runtime, endpoints: EndpointStore, sub: PushSubscription, msg: P
         raise PermanentError(f"webhook to {endpoint['url']} refused: {exc.reason}", code="ssrf-refused") from None
     body = encode(event)  # byte for byte the media-events message
     headers = signing.headers(endpoints.signing_secrets(endpoint), event["id"], int(time.time()), body)
+    answer: ssrf.Answer | None
     try:
-        answer: ssrf.Answer | None = ssrf.post(target, body, headers, s.webhook_timeout_seconds)
+        answer = ssrf.post(target, body, headers, s.webhook_timeout_seconds)
         outcome = f"HTTP {answer.status}"
     except OSError as exc:
         answer, outcome = None, f"no answer within WEBHOOK_TIMEOUT_SECONDS={s.webhook_timeout_seconds:g}: {exc}"
@@ -79,7 +80,7 @@ def deliver(rt: Runtime, endpoints: EndpointStore, sub: PushSubscription, msg: P
     if ok:
         fields[f"{prefix}.delivered_at"] = now
     rt.jobs.record(job_id, fields)
-    if ok:
+    if answer is not None and ok:
         endpoints.update(endpoint_id, {"health": {"state": "ok", "last_status": answer.status, "at": now}})
         log(logger, logging.INFO, "webhook delivered", endpoint_id=endpoint_id, latency_ms=answer.elapsed_ms)
         return

@@ -63,7 +63,7 @@ class EndpointStore:
         return doc if doc is not None and doc["client_id"] == client_id else None
 
     @retried("firestore")
-    def list(self, client_id: str) -> list[dict]:
+    def for_client(self, client_id: str) -> list[dict]:
         query = self.client.collection(self.collection).where(filter=FieldFilter("client_id", "==", client_id))
         return sorted((s.to_dict() for s in query.stream()), key=lambda d: d["created_at"])
 
@@ -91,7 +91,7 @@ class EndpointStore:
 
     @retried("firestore")
     def matching(self, client_id: str, event_type: str) -> list[dict]:
-        return [d for d in self.list(client_id) if event_type in d["events"] and not d.get("disabled")]
+        return [d for d in self.for_client(client_id) if event_type in d["events"] and not d.get("disabled")]
 
     @retried("firestore")
     def update(self, endpoint_id: str, fields: dict) -> None:

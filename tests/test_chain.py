@@ -29,12 +29,6 @@ def upload(http, url, data: bytes, filename: str, headers=None):
     return http.post(f"{url}/v1/uploads", files=files, headers=headers or {}, timeout=30)
 
 
-def read_gs(uri: str) -> bytes:
-    """An object by its gs:// URI, as the services store it (internal job documents)."""
-    bucket, _, name = uri.removeprefix("gs://").partition("/")
-    return storage.Client().bucket(bucket).blob(name).download_as_bytes()
-
-
 def fetch(http, url: str) -> bytes:
     """A rendition as a browser gets it: plain HTTP GET of the URL the job hands out."""
     resp = http.get(url, timeout=30)
@@ -103,7 +97,7 @@ def test_mixed_uploads_all_complete_with_renditions_in_gcs(http, ingest_url, eve
         (p, f) for p in DEVICE_PRESETS[1:] for f in ("jpeg", "webp", "avif")
     } | {(p, f) for p in ("long-3840", "thumb-256", "thumb-128") for f in ("jpeg", "webp")}
     assert {(r["width"], r["height"]) for r in big["renditions"] if r["preset"] == "long-3840"} == {(3000, 2000)}
-    assert big["skipped"] == []
+    assert big.get("skipped", []) == []  # the public view leaves out an empty list
     small = http.get(f"{ingest_url}/v1/jobs/{jobs['photo.jpg']}", timeout=10).json()
     assert {s["preset"]: s["same_as"] for s in small["skipped"]} == dict.fromkeys(DEVICE_PRESETS[:3], "long-750")
     video = http.get(f"{ingest_url}/v1/jobs/{jobs['clip.mp4']}", timeout=10).json()

@@ -166,7 +166,7 @@ def test_public_job_is_the_documented_view_not_the_internal_document(stack, inge
 def test_listing_filters_by_status_newest_first_a_page_at_a_time(stack, ingest_url, new_client):
     _, c, _ = new_client("lister")
     made = [_upload(c, ingest_url, _jpeg()).json()["job_id"] for _ in range(5)]
-    bad = _upload(c, ingest_url, samples.truncated_jpeg() + uuid.uuid4().bytes).json()["job_id"]
+    bad = _upload(c, ingest_url, samples.truncated_jpeg(uuid.uuid4().bytes)).json()["job_id"]
     for job_id in [*made, bad]:
         _wait(c, ingest_url, job_id)
     seen, cursor = [], None
@@ -236,7 +236,7 @@ def test_quota_exceeded_is_429_and_nothing_is_stored(stack, ingest_url, new_clie
 def test_stats_per_day_and_outcome_own_or_all_for_operators(stack, ingest_url, new_client, http):
     client_id, c, _ = new_client("stats-client")
     good = _upload(c, ingest_url, _jpeg()).json()["job_id"]
-    bad = _upload(c, ingest_url, samples.truncated_jpeg() + uuid.uuid4().bytes).json()["job_id"]
+    bad = _upload(c, ingest_url, samples.truncated_jpeg(uuid.uuid4().bytes)).json()["job_id"]
     for job_id in (good, bad):
         _wait(c, ingest_url, job_id)
     body = c.get(f"{ingest_url}/v1/stats", params={"days": 1}, timeout=30).json()

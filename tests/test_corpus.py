@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
 from services.render.presets import load as load_presets
 
 from . import corpus
-from .test_chain import read_gs, upload
+from .test_chain import upload
 
 FINAL_WITHIN = 60.0  # seconds: a bound on "final", far above what any of these files needs
 CASES = {c.name: c for c in corpus.build()}
@@ -107,8 +108,15 @@ def _completed(outcomes, name) -> dict:
     return o["job"]
 
 
-def _pixels(uri: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(read_gs(uri))).convert("RGB"), np.float32)
+def _download(rendition: dict) -> bytes:
+    """A rendition through the URL the public job view gives a client (signed, short-lived)."""
+    resp = requests.get(rendition["url"], timeout=30)
+    resp.raise_for_status()
+    return resp.content
+
+
+def _pixels(rendition: dict) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(_download(rendition))).convert("RGB"), np.float32)
 
 
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.orientation])
@@ -120,7 +128,7 @@ def test_renditions_are_turned_as_the_analysis_says(outcomes, name):
     full = [r for r in job["renditions"] if not r["preset"].startswith("thumb")]
     assert full
     for r in full:
-        got = _pixels(r["uri"])
+        got = _pixels(r)
         assert got.shape[1::-1] == upright.size, (r["preset"], r["format"])
         want = np.asarray(upright, np.float32)
         assert np.abs(got - want).mean() < 12, (r["preset"], r["format"])
@@ -150,7 +158,7 @@ def test_a_600x400_photo_gets_every_format_at_its_own_size_and_collapsed_presets
     bigger = [p.name for p in presets if not p.crops and p.name != kept]
     assert {s["preset"]: s.get("same_as") for s in job["skipped"]} == {n: kept for n in bigger}
     for r in at_source:
-        im = Image.open(io.BytesIO(read_gs(r["uri"])))
+        im = Image.open(io.BytesIO(_download(r)))
         assert im.size == (600, 400) and im.format.lower() == r["format"]
     thumbs = {(r["preset"], r["width"], r["height"]) for r in job["renditions"] if r["preset"].startswith("thumb")}
     assert thumbs == {("thumb-256", 256, 256), ("thumb-128", 128, 128)}
@@ -168,7 +176,7 @@ def test_animated_webp_and_avif_durations_come_from_their_frames(outcomes, name)
     assert job["analysis"]["animation"] == {"frames": frames, "duration_ms": CASES[name].checks["duration_ms"]}
     animated = [r for r in job["renditions"] if r.get("animated")]
     assert animated and all(r["format"] == "webp" and r["frames"] == frames for r in animated)
-    with Image.open(io.BytesIO(read_gs(animated[0]["uri"]))) as im:
+    with Image.open(io.BytesIO(_download(animated[0]))) as im:
         assert im.n_frames == frames
 
 

@@ -242,10 +242,10 @@ def envelope(payload: dict, schema: str, delivery_attempt: int | None = None, **
     import base64
     import json
 
-    body = {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
-                        "attributes": {"job_id": payload.get("job_id", ""), "schema": schema, **attributes},
-                        "messageId": uuid.uuid4().hex[:12], "publishTime": "2026-01-01T00:00:00Z"},
-            "subscription": "projects/p/subscriptions/s"}
+    message = {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
+               "attributes": {"job_id": payload.get("job_id", ""), "schema": schema, **attributes},
+               "messageId": uuid.uuid4().hex[:12], "publishTime": "2026-01-01T00:00:00Z"}
+    body: dict[str, object] = {"message": message, "subscription": "projects/p/subscriptions/s"}
     if delivery_attempt is not None:
         body["deliveryAttempt"] = delivery_attempt
     return body

@@ -43,6 +43,11 @@ class StackConfig:
     service_env: dict = field(default_factory=dict)
     workers: int = 1
     threads: int = 8
+    # (minimum, maximum) seconds between Pub/Sub's redeliveries on every push subscription;
+    # None = the topology's. Test stacks shorten it (the emulator honours it): their tests
+    # wait on retries and dead letters, and the topology's 5 s minimum makes five attempts
+    # take half a minute. What the topology declares is what `make run` and Terraform use.
+    retry_backoff: tuple[int, int] | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -225,7 +230,7 @@ def _start_emulators(cfg: StackConfig, pm: ProcessManager, emus: list[Proc], sta
     topology = load_topology()
     with _environ(cfg.client_env()):
         create_buckets(cfg.project, topology)
-        create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES})
+        create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES}, cfg.retry_backoff)
         if after_provision:
             after_provision()
     say("buckets and topology ready")
@@ -284,14 +289,15 @@ def down(cfg: StackConfig, say=print, only: list[str] | None = None) -> None:
 
 
 @contextmanager
-def private_stack(state_dir: Path, project: str, service_env: dict | None = None):
+def private_stack(state_dir: Path, project: str, service_env: dict | None = None,
+                  retry_backoff: tuple[int, int] | None = None):
     """A whole local cloud on free ports in `state_dir`, this process's client variables
     pointed at it, stopped (and the variables restored) on exit. Tests and benches use it so
     they never touch a `make up` stack."""
     from .taps import free_port
 
     cfg = StackConfig(state_dir=state_dir, project=project, ports={name: free_port() for name in DEFAULT_PORTS},
-                      service_env=dict(service_env or {}))
+                      service_env=dict(service_env or {}), retry_backoff=retry_backoff)
     with _environ(cfg.client_env()):
         try:
             up(cfg, say=lambda *_: None)

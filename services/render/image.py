@@ -126,6 +126,8 @@ def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np
     elif dec.image is not None:  # more than 2x past the largest DCT scale: a plain array shrink
         holder, dec.image = [np.asarray(dec.image)], None
         frame = shrink_owned(holder, stored)
+    elif dec.pixels is None:
+        raise AssertionError("decode returned neither an image nor pixels")
     elif dec.pixels.shape[2] == 4 and dec.pixels.shape[0] * dec.pixels.shape[1] > LANCZOS_BELOW:
         frame = premultiplied_shrink(dec.pixels, stored)
         dec.pixels = None

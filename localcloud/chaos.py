@@ -196,8 +196,8 @@ def restart_services(cfg: StackConfig, names=SERVICES, extra_env: dict | None = 
     """Stop (with `sig`; SIGKILL is a crash) and start services, optionally with other settings."""
     pm = ProcessManager(cfg.state_dir)
     procs = [p for p in service_procs(cfg) if p.name in names]
+    pm.stop_many([p.name for p in procs], sig=sig)
     for p in procs:
-        pm.stop(p.name, sig=sig)
         p.env = {**p.env, **(extra_env or {})}
         pm.start(p)
     for p in procs:

@@ -261,8 +261,7 @@ def restart_cloud(cfg: StackConfig, say=print, before_stop=None, after_provision
         [metadata] = export_root.glob("*/*.overall_export_metadata")
         if before_stop:
             before_stop()
-        for name in EMULATORS:
-            pm.stop(name)
+        pm.stop_many(list(EMULATORS))
         _start_emulators(cfg, pm, emulator_procs(cfg, firestore_import=metadata), [], say, after_provision)
     finally:
         for name in services:
@@ -280,10 +279,9 @@ def _start(pm: ProcessManager, proc: Proc, started: list, say) -> None:
 def down(cfg: StackConfig, say=print, only: list[str] | None = None) -> None:
     pm = ProcessManager(cfg.state_dir)
     names = [n for n in pm.names() if only is None or n in only]
-    # Services first, so nothing is mid-request against a vanished emulator.
-    order = [n for n in SERVICES if n in names] + [n for n in names if n not in SERVICES]
-    for name in order:
-        if pm.stop(name):
+    # Services first, so nothing is mid-request against a vanished emulator; each group at once.
+    for group in ([n for n in SERVICES if n in names], [n for n in names if n not in SERVICES]):
+        for name in pm.stop_many(group):
             say(f"stopped: {name}")
     say("local cloud down")
 

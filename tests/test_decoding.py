@@ -37,12 +37,20 @@ def _render(raw: bytes, size=(300, 200)):
     return render_image(*args)
 
 
+# Analyze reads an animation's frames from its headers and decodes only the first (a many-frame
+# file costs a header walk); the frames after it are decoded by render, which finds these.
+LATER_FRAMES = {"apng-sequence-broken.png", "apng-cut-in-later-frame.png", "gif-later-frame-bomb.gif"}
+
+
 @pytest.mark.parametrize("case", FAILING, ids=lambda c: c.name)
 def test_both_stages_classify_a_bad_file_the_same_way(case):
-    with pytest.raises(MediarelayError) as analyzed:
-        analyze_image(case.data, 10**8)
-    assert analyzed.value.error_class == case.outcome, analyzed.value.reason
-    check_reason(analyzed.value.reason, case.words)
+    if case.name in LATER_FRAMES:
+        assert analyze_image(case.data, 10**8)["animation"]["frames"] > 1
+    else:
+        with pytest.raises(MediarelayError) as analyzed:
+            analyze_image(case.data, 10**8)
+        assert analyzed.value.error_class == case.outcome, analyzed.value.reason
+        check_reason(analyzed.value.reason, case.words)
     if case.name in RENDER_READS_PAGE_ONE:
         assert _render(case.data)[0]
         return

@@ -13,11 +13,13 @@ from localcloud import samples
 from services.common.blobs import StoredObject
 from services.common.config import REPO_ROOT, Settings, parse_rgb
 from services.common.schemas import validate
+from services.common.topology import load_topology
 from services.render import formats
 from services.render.app import load_catalogue, make_handler, object_name
 from services.render.formats import CACHE_CONTROL, FormatUnavailable, check_writable
 from services.render.image import Rendition
 from services.render.presets import DEFAULT_FILE, PresetsError, load, parse
+from services.render.work import RenderOptions
 
 from .test_render_support import asymmetric, exif_jpeg
 
@@ -106,8 +108,8 @@ def _message(kind: str, content_type: str, analysis: dict) -> dict:
 
 
 def _run(raw: bytes, msg: dict):
-    rt = SimpleNamespace(settings=Settings.from_env(), blobs=FakeBlobs(raw))
-    handle = make_handler(load())
+    rt = SimpleNamespace(settings=Settings.from_env(), blobs=FakeBlobs(raw), topology=load_topology(), jobs=None)
+    handle = make_handler(RenderOptions.build(rt.settings, load()))
     return rt, handle(rt, {}, msg)
 
 
@@ -126,7 +128,7 @@ def test_image_stage_output_validates_as_media_rendered_v2_and_is_stored_with_he
         assert ctype == r["content_type"] == formats.FORMATS[r["format"]].content_type and cache == CACHE_CONTROL
         assert Image.open(io.BytesIO(data)).size == (r["width"], r["height"]) and r["bytes"] == len(data)
     # A redelivery writes nothing new and reports the same objects.
-    again = make_handler(load())(rt, {}, msg).publish[0][1]
+    again = make_handler(RenderOptions.build(rt.settings, load()))(rt, {}, msg).publish[0][1]
     assert [r["uri"] for r in again["renditions"]] == [r["uri"] for r in payload["renditions"]]
 
 

@@ -11,8 +11,10 @@ import numpy as np
 from PIL import Image
 
 from ..common.decoding import decoding
+from ..common.firstframe import first_webp_frame
 from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, is_truncated, load_checked, open_image
 from ..common.orientation import upright_image, upright_size
+from ..common.precheck import facts_of
 from .attention import attention_box
 from .budget import Budget
 from .exif import exif_subset
@@ -21,20 +23,23 @@ from .palette import dominant_colors
 from .phash import phash
 from .sharpness import sharpness
 
+ANIMATION_SCAN_FRAMES = 1000  # past this, total duration is extrapolated from the average frame
 WORK_EDGE = 512  # long edge of the working copy; every step needs less (faces run at 384)
 DRAFT_EDGE = 384  # JPEG DCT scaling may stop anywhere in 384..WORK_EDGE: a 12 MP photo decodes at 1/8
-ANIMATION_SCAN_FRAMES = 1000  # past this, total duration is extrapolated from the average frame
 
 
-def _animation(im: Image.Image, budget: Budget) -> dict:
-    """Frame count and total duration, from the frames themselves: every frame of an animation is
-    decoded (WebP and AVIF report a frame's duration only once it is loaded; a damaged or oversized
-    frame fails here, not later in render). Pages of a TIFF are only counted."""
+def _animation(raw: bytes, im: Image.Image, budget: Budget) -> dict:
+    """Frame count and total duration. GIF, WebP and APNG from their headers: no frame is
+    decoded, so a 10 000-frame file on a big canvas costs a header walk (precheck.py); a
+    damaged later frame is found by render, which decodes frames only for animated output
+    under its caps. Other animations (AVIF) from their frames, which carry the durations;
+    TIFF pages are only counted."""
+    facts = facts_of(raw)
+    if facts.format in ("gif", "webp", "png"):
+        return {"frames": facts.frames, "duration_ms": facts.duration_ms}
     count = frame_count(im)
-    if count <= 1:
-        return {"frames": 1, "duration_ms": 0}
-    if im.format not in ANIMATED_FORMATS:
-        return {"frames": count, "duration_ms": 0}
+    if count <= 1 or im.format not in ANIMATED_FORMATS:
+        return {"frames": max(count, 1), "duration_ms": 0}
     total, seen = 0, 0
     for i, frame in enumerate(frames(im, ANIMATION_SCAN_FRAMES)):
         total += _duration(frame.info.get("duration"))
@@ -59,7 +64,10 @@ def _working_copy(im: Image.Image, orientation: int) -> Image.Image:
     r = DRAFT_EDGE / max(im.size)  # JPEG: the decoder scales by 1/2..1/8 while the long edge stays >= DRAFT_EDGE
     im.draft("RGB", (max(1, int(im.width * r)), max(1, int(im.height * r))))
     load_checked(im)
+    factor = max(im.size) // (2 * WORK_EDGE)
     with decoding(describe(im)):  # mode conversions of what was decoded: still the decoder's
+        if factor >= 2 and im.mode in ("RGB", "RGBA", "L", "LA", "I", "F"):
+            im = im.reduce(factor)  # box average first: a big decode is never converted or copied at full size
         return _upright_rgb(upright_image(im, orientation))
 
 
@@ -96,7 +104,9 @@ def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> 
     orientation = exif["orientation"]
     width, height = upright_size(im.size, orientation)
     color = {"mode": im.mode, "has_icc": bool(im.info.get("icc_profile"))}
-    animation = _animation(im, budget)
+    animation = _animation(raw, im, budget)
+    if fmt == "webp" and animation["frames"] > 1:
+        im = first_webp_frame(raw, im.size) or im  # not through the animation decoder's two canvases
 
     work = _working_copy(im, orientation)
     budget.check("decoding the image")

@@ -54,6 +54,14 @@ class Settings:
     # Width x height of one video frame, from the header: a 16K stream would need ~400 MB per decoded frame.
     max_video_frame_pixels: int
     stage_time_budget_seconds: float
+    # Bounded media work (issue 10): every decode/analysis/render runs in a child process.
+    jpeg_max_scans: int  # progressive JPEGs have ~10 scans; each is another pass over the image
+    media_memory_limit_bytes: int  # the child's memory limit (above its start-up size)
+    media_cpu_limit_seconds: int  # the child's CPU time (RLIMIT_CPU)
+    stage_deadline_margin_seconds: float  # the child's wall-clock deadline: ack deadline minus this
+    media_crash_attempts: int  # a decoder crash (signal) seen this often on one job -> corrupt-media
+    instance_memory_bytes: int  # admission: 0 = cgroup memory.max, else /proc/meminfo
+    animation_max_decode_pixels: int  # frames x canvas decoded for an animated rendition
     publish_timeout_seconds: float
     job_ttl_days: int
     # Render
@@ -102,6 +110,13 @@ class Settings:
             max_video_frames=int(_env("MAX_VIDEO_FRAMES", "36000")),
             max_video_frame_pixels=int(_env("MAX_VIDEO_FRAME_PIXELS", str(7680 * 4320))),
             stage_time_budget_seconds=float(_env("STAGE_TIME_BUDGET_SECONDS", "90")),
+            jpeg_max_scans=int(_env("JPEG_MAX_SCANS", "100")),
+            media_memory_limit_bytes=int(_env("MEDIA_MEMORY_LIMIT_BYTES", str(1536 * 2**20))),
+            media_cpu_limit_seconds=int(_env("MEDIA_CPU_LIMIT_SECONDS", "300")),
+            stage_deadline_margin_seconds=float(_env("STAGE_DEADLINE_MARGIN_SECONDS", "15")),
+            media_crash_attempts=int(_env("MEDIA_CRASH_ATTEMPTS", "2")),
+            instance_memory_bytes=int(_env("INSTANCE_MEMORY_BYTES", "0")),
+            animation_max_decode_pixels=int(_env("ANIMATION_MAX_DECODE_PIXELS", str(2_000_000_000))),
             publish_timeout_seconds=float(_env("PUBLISH_TIMEOUT_SECONDS", "30")),
             job_ttl_days=int(_env("JOB_TTL_DAYS", "30")),
             render_presets_file=Path(_env("RENDER_PRESETS_FILE", str(REPO_ROOT / "services" / "render" / "presets.json"))),

@@ -140,6 +140,15 @@ def park(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[b
     }
 
 
+def count_crash(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[int, dict | None]:
+    """A media child died by a signal on this job: counted, so a crash that reproduces on the
+    same input ends as corrupt-media after a bounded number (services/common/sandbox.py)."""
+    if job is None:
+        return 0, None
+    crashes = int(job["stages"][stage].get("crashes", 0)) + 1
+    return crashes, {f"stages.{stage}.crashes": crashes, f"stages.{stage}.error": reason, "updated_at": now}
+
+
 class EventBeingPublished(Exception):
     """Another delivery holds a fresh claim on the final event: retry this one later."""
 

@@ -121,6 +121,11 @@ class JobStoreBase:
         self._write(job_id, jobstate.final_published(message_id, utcnow()))
 
     @retried("firestore")
+    def record_crash(self, job_id: str, stage: str, reason: str) -> int:
+        """Count one crash of the stage's media child on this job; return how many so far."""
+        return self._decide(job_id, lambda job: jobstate.count_crash(job, stage, reason, utcnow()))
+
+    @retried("firestore")
     def redrive(self, job_id: str, max_redrives: int) -> jobstate.Redrive | None:
         return self._decide(job_id, lambda job: jobstate.redrive(job, max_redrives, utcnow()))
 

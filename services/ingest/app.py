@@ -13,6 +13,7 @@ import re
 
 from flask import Flask, Response, jsonify, request
 
+from ..common import precheck
 from ..common.config import Settings
 from ..common.errors import BadMessage, HTTPProblem, LimitExceeded, PermanentError, UnsupportedMedia
 from ..common.logs import bind_fields, log
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if media is None:
             raise HTTPProblem(415, "Unsupported media type",
                               f"the file's first bytes match no supported type; supported: {ALLOWED_TYPES}")
+        precheck.at_the_door(data, media.kind, rt.settings)  # over a limit from its headers: 413, nothing stored
         sha = hashlib.sha256(data).hexdigest()
         key = _idempotency_key()
         job_id = make_job_id("key", key) if key else make_job_id("sha256", sha)

@@ -2,6 +2,8 @@
 
 Start-up loads and validates the presets file and encodes a probe image in every
 configured format, so a bad file or a Pillow without AVIF stops the service at boot.
+The media work runs in a bounded child (services/common/sandbox.py, services/render/work.py):
+headers checked first, the declared memory admitted, a deadline from the ack deadline.
 """
 from __future__ import annotations
 
@@ -9,16 +11,17 @@ import logging
 
 from flask import Flask
 
+from ..common import precheck, sandbox
 from ..common.config import Settings
 from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
 from ..common.stage import StageResult, ensure_job_active, register_stage
 from ..common.web import create_service_app
-from .animated import is_animated, render_animated
 from .formats import CACHE_CONTROL, FORMATS, check_writable
-from .image import Rendition, render_image
+from .image import Rendition
 from .presets import Catalogue, load
-from .video import SPRITE_NAME, render_video
+from .video import SPRITE_NAME, Storyboard
+from .work import RenderOptions, render_media
 
 logger = logging.getLogger("mediarelay.render")
 VTT_NAME = "storyboard.vtt"
@@ -42,46 +45,39 @@ def _store_rendition(rt: Runtime, job_id: str, r: Rendition) -> dict:
     return {"preset": r.preset, "format": r.format, "width": r.size[0], "height": r.size[1], **ref, **r.extra}
 
 
-def make_handler(catalogue: Catalogue):
+def make_handler(opts: RenderOptions):
     def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
-        src, analysis, job_id, s = msg["source"], msg["analysis"], msg["job_id"], rt.settings
-        raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
-        storyboard = None
-        if msg["kind"] == "image":
-            args = (raw, analysis, catalogue.image_presets, catalogue.encoders, s.max_image_pixels, s.flatten_background)
-            if is_animated(raw, s.max_image_pixels):
-                outputs, skipped = render_animated(*args, catalogue.animated_poster, s.animation_max_frames,
-                                                   s.animation_max_pixels, s.render_encode_threads)
-            else:
-                outputs, skipped = render_image(*args, s.render_encode_threads)
-        else:
-            outputs, board = render_video(
-                raw, suffix_for(src["content_type"]), analysis, catalogue.poster, catalogue.still, catalogue.encoders,
-                s.storyboard_tile_width, s.storyboard_columns, s.storyboard_interval_seconds, s.storyboard_max_tiles,
-                s.video_max_stills, catalogue.storyboard_quality,
-            )
-            skipped = []
-            prefix = f"renditions/{job_id}/"
-            sprite = _store(rt, prefix + SPRITE_NAME, board.sprite, FORMATS["jpeg"].content_type)
-            vtt = _store(rt, prefix + VTT_NAME, board.vtt.encode(), VTT_TYPE)
-            storyboard = {
-                "sprite": {"format": "jpeg", "width": board.size[0], "height": board.size[1], **sprite},
-                "vtt": vtt,
-                "tile_width": board.tile[0], "tile_height": board.tile[1],
-                "columns": board.columns, "rows": board.rows, "tiles": board.tiles,
-                "interval_s": round(board.interval_s, 3),
-            }
-        renditions = [_store_rendition(rt, job_id, r) for r in outputs]
-        payload = {
-            "job_id": job_id, "kind": msg["kind"], "source": src, "analysis": analysis,
-            "renditions": renditions, "skipped": skipped,
-        }
-        fields = {"renditions": renditions, "skipped": skipped}
-        if storyboard:
-            payload["storyboard"] = fields["storyboard"] = storyboard
-        return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
+        return render_job(rt, opts, msg)
 
     return handle
+
+
+def render_job(rt: Runtime, opts: RenderOptions, msg: dict) -> StageResult:
+    """Download, check the headers, render in the bounded child, store, hand over."""
+    src, analysis, job_id = msg["source"], msg["analysis"], msg["job_id"]
+    limits = sandbox.stage_limits(rt, "render")  # before the download: the whole job fits the ack deadline
+    raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
+    facts = precheck.check(raw, msg["kind"], rt.settings)
+    out = sandbox.media_work(rt, "render", job_id, limits, facts.need_bytes, render_media, raw, msg["kind"],
+                             suffix_for(src["content_type"]), analysis, opts, limits.budget("rendering"))
+    fields = {"renditions": [_store_rendition(rt, job_id, r) for r in out.renditions], "skipped": out.skipped}
+    if out.storyboard:
+        fields["storyboard"] = _store_storyboard(rt, job_id, out.storyboard)
+    payload = {"job_id": job_id, "kind": msg["kind"], "source": src, "analysis": analysis, **fields}
+    return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
+
+
+def _store_storyboard(rt: Runtime, job_id: str, board: Storyboard) -> dict:
+    prefix = f"renditions/{job_id}/"
+    sprite = _store(rt, prefix + SPRITE_NAME, board.sprite, FORMATS["jpeg"].content_type)
+    vtt = _store(rt, prefix + VTT_NAME, board.vtt.encode(), VTT_TYPE)
+    return {
+        "sprite": {"format": "jpeg", "width": board.size[0], "height": board.size[1], **sprite},
+        "vtt": vtt,
+        "tile_width": board.tile[0], "tile_height": board.tile[1],
+        "columns": board.columns, "rows": board.rows, "tiles": board.tiles,
+        "interval_s": round(board.interval_s, 3),
+    }
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
@@ -94,5 +90,7 @@ def load_catalogue(settings: Settings) -> Catalogue:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     app, rt = create_service_app("render", settings, runtime)
-    register_stage(app, rt, "render", make_handler(load_catalogue(rt.settings)))
+    register_stage(app, rt, "render", make_handler(RenderOptions.build(rt.settings, load_catalogue(rt.settings))))
+    sandbox.preload(["services.render.work"])
+    sandbox.warm_up()
     return app

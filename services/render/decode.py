@@ -17,19 +17,20 @@ import numpy as np
 from PIL import Image
 
 from ..common.decoding import decoding
+from ..common.firstframe import first_webp_frame
 from ..common.imaging import decodable, describe, load_checked, open_image
 from ..common.orientation import TRANSPOSED, orientation, upright_size
 from .colour import is_srgb, normalise
 
 # Reduced-scale flags without their BGR bit, so IMREAD_COLOR_RGB can be added (no BGR->RGB pass).
-PILLOW_JPEG_ABOVE = 16_000_000  # pixels
+PILLOW_JPEG_ABOVE = 16_000_000  # pixels: above, JPEGs decoded at full size and big PNGs go through Pillow
 _REDUCED = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
 
 
 @dataclass
 class Decoded:
     pixels: np.ndarray | None  # H x W x 3 (RGB) or 4 (RGBA), uint8, stored orientation
-    image: Image.Image | None  # or a decoded Pillow RGB image (big JPEGs), shrunk band by band
+    image: Image.Image | None  # or a decoded Pillow RGB(A) image (big JPEGs, 16-bit PNGs), shrunk band by band
     orientation: int  # EXIF 1..8, still to apply
     icc: bytes | None  # a non-sRGB profile still to apply (fast path: applied after the first shrink)
     upright: tuple[int, int]  # full-resolution upright size (width, height)
@@ -70,6 +71,12 @@ def _decode(raw: bytes, im: Image.Image, need_upright: tuple[int, int], max_pixe
             return Decoded(arr, None, o, pending_icc, size)
         im = open_image(raw, max_pixels)  # OpenCV says only "no image": Pillow decodes it, or names the problem
     elif im.format == "PNG" and im.mode in ("RGB", "RGBA") and not getattr(im, "is_animated", False):
+        if raw[24:25] == b"\x10" or im.width * im.height > PILLOW_JPEG_ABOVE:
+            # Big or 16-bit: Pillow decodes into 4 B/px (16-bit samples straight into 8 bits), then
+            # it is shrunk band by band; OpenCV would hold a temporary and its copy (6-8 B/px
+            # for 8-bit, 16 B/px for 16-bit RGBA).
+            load_checked(im)
+            return Decoded(None, im, o, pending_icc, size)
         im.close()
         arr = _png(raw)
         if arr is not None:
@@ -77,8 +84,12 @@ def _decode(raw: bytes, im: Image.Image, need_upright: tuple[int, int], max_pixe
         im = open_image(raw, max_pixels)  # as above
     if im.format == "JPEG":
         im.draft(im.mode, need)  # greyscale and CMYK JPEGs: still DCT-scaled
+    if im.format == "WEBP" and getattr(im, "n_frames", 1) > 1:
+        im = first_webp_frame(raw, im.size) or im  # not through the animation decoder's two canvases
     load_checked(im)
     norm = normalise(im)
+    if norm.mode in ("RGB", "RGBA") and norm.width * norm.height > PILLOW_JPEG_ABOVE:
+        return Decoded(None, norm, o, None, size)  # shrunk band by band: no whole-frame array copy
     arr = np.asarray(norm)
     return Decoded(arr, None, o, None, size)
 
@@ -88,10 +99,10 @@ def _png(raw: bytes) -> np.ndarray | None:
     arr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if arr is None or arr.ndim != 3:
         return None
-    if arr.dtype == np.uint16:
+    if arr.dtype == np.uint16:  # (16-bit PNGs normally go through Pillow, see decode)
         arr = (arr >> 8).astype(np.uint8)
     if arr.shape[2] == 4:
         if arr[..., 3].min() == 255:  # opaque alpha only costs bytes
             return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
-        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA, dst=arr)  # in place: 4 B/px, not 8
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=arr)

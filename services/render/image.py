@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from ..common.budget import Budget
 from ..common.orientation import TRANSPOSED, upright_array
 from . import crop
 from .colour import convert_profile
 from .decode import decode
 from .formats import FORMATS, encode, to_pillow
 from .presets import Preset
-from .resize import LANCZOS_BELOW, cover_scale, fit_size, premultiplied_shrink, shrink_banded, shrink_owned
+from .resize import LANCZOS_BELOW, cover_scale, fit_size, premultiplied_shrink, shrink_banded, shrink_owned, shrink_rows
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,14 @@ def cut(frame: np.ndarray, step: Step, upright: tuple[int, int], analysis: dict,
 Chain = Iterator[tuple[Step, np.ndarray]]
 
 
-def frames(raw: bytes, analysis: dict, presets: tuple[Preset, ...], max_pixels: int) -> tuple[Chain, list[dict]]:
+def frames(raw: bytes, analysis: dict, presets: tuple[Preset, ...], max_pixels: int,
+           budget: Budget | None = None) -> tuple[Chain, list[dict]]:
     """Pixels of every rendition (largest first) and the skipped presets. Nothing is encoded here."""
     steps, skipped = plan(analysis["width"], analysis["height"], presets)
-    return _chain(raw, analysis, presets, steps, max_pixels), skipped
+    return _chain(raw, analysis, presets, steps, max_pixels, budget or Budget.unlimited()), skipped
 
 
-def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np.ndarray]]:
+def _chain(raw, analysis, presets, steps, max_pixels, budget: Budget) -> Iterator[tuple[Step, np.ndarray]]:
     if not steps:
         return
     W, H = analysis["width"], analysis["height"]
@@ -121,11 +123,10 @@ def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np
             return
         first = (max(1, round(W * steps[0].scale)), max(1, round(H * steps[0].scale)))
     stored = (first[1], first[0]) if dec.orientation in TRANSPOSED else first
-    if dec.image is not None and min(stored[0] / dec.image.width, stored[1] / dec.image.height) > 0.5:
+    if dec.image is not None and dec.image.mode == "RGB" and min(stored[0] / dec.image.width, stored[1] / dec.image.height) > 0.5:
         frame, dec.image = shrink_banded(dec.image, stored), None
-    elif dec.image is not None:  # more than 2x past the largest DCT scale: a plain array shrink
-        holder, dec.image = [np.asarray(dec.image)], None
-        frame = shrink_owned(holder, stored)
+    elif dec.image is not None:  # past 2x, or RGBA: box-averaged band by band, never copied whole
+        frame, dec.image = shrink_image(dec.image, stored), None
     elif dec.pixels is None:
         raise AssertionError("decode returned neither an image nor pixels")
     elif dec.pixels.shape[2] == 4 and dec.pixels.shape[0] * dec.pixels.shape[1] > LANCZOS_BELOW:
@@ -145,11 +146,32 @@ def _chain(raw, analysis, presets, steps, max_pixels) -> Iterator[tuple[Step, np
         return sal_cache[0]
 
     for step in steps:
+        budget.check(f"making rendition {step.preset.name}")
         if step.preset.crops:
             yield step, cut(frame, step, (W, H), analysis, saliency)
         else:
             frame = premultiplied_shrink(frame, step.size)
             yield step, frame
+
+
+def _opaque(im: Image.Image, rows: int = 256) -> bool:
+    """Alpha all 255, read band by band (stops at the first transparent band; no whole-image copy)."""
+    for r0 in range(0, im.height, rows):
+        if np.asarray(im.crop((0, r0, im.width, min(im.height, r0 + rows))).getchannel("A")).min() < 255:
+            return False
+    return True
+
+
+def shrink_image(im: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """A decoded Pillow RGB/RGBA image shrunk band by band (resize.shrink_rows): RGBA whose alpha
+    is all opaque comes out RGB."""
+    channels = 4 if im.mode == "RGBA" and not _opaque(im) else 3
+
+    def rows(r0: int, r1: int) -> np.ndarray:
+        band = im.crop((0, r0, im.width, r1))
+        return np.asarray(band.convert("RGB") if band.mode != "RGB" and channels == 3 else band)
+
+    return shrink_rows(rows, im.width, im.height, channels, size)
 
 
 def encode_step(step: Step, pixels: list[np.ndarray], encoders: dict, background: tuple[int, int, int]) -> list[Rendition]:
@@ -174,8 +196,9 @@ def encode_step(step: Step, pixels: list[np.ndarray], encoders: dict, background
 
 
 def render_image(raw: bytes, analysis: dict, presets: tuple[Preset, ...], encoders: dict, max_pixels: int,
-                 background: tuple[int, int, int], threads: int = 0) -> tuple[list[Rendition], list[dict]]:
-    chain, skipped = frames(raw, analysis, presets, max_pixels)
+                 background: tuple[int, int, int], threads: int = 0,
+                 budget: Budget | None = None) -> tuple[list[Rendition], list[dict]]:
+    chain, skipped = frames(raw, analysis, presets, max_pixels, budget)
     with ThreadPoolExecutor(encode_threads(threads), thread_name_prefix="encode") as pool:
         futures = [pool.submit(encode_step, step, [arr], encoders, background) for step, arr in chain]
         renditions = [r for f in futures for r in f.result()]

@@ -1,0 +1,62 @@
+"""One render job's media work, as it runs in the bounded child (services/common/sandbox.py).
+
+RenderOptions is built from Settings and the presets catalogue once per service; the child
+gets it with the bytes and returns renditions (and a storyboard) for the stage to store.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..common.budget import Budget
+from .animated import is_animated, render_animated
+from .image import Rendition, render_image
+from .presets import Catalogue
+from .video import Storyboard, render_video
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    catalogue: Catalogue
+    max_image_pixels: int
+    flatten_background: tuple[int, int, int]
+    encode_threads: int
+    animation_max_frames: int
+    animation_max_pixels: int
+    animation_max_decode_pixels: int
+    storyboard_tile_width: int
+    storyboard_columns: int
+    storyboard_interval_seconds: float
+    storyboard_max_tiles: int
+    video_max_stills: int
+
+    @classmethod
+    def build(cls, settings, catalogue: Catalogue) -> RenderOptions:
+        s = settings
+        return cls(catalogue, s.max_image_pixels, s.flatten_background, s.render_encode_threads, s.animation_max_frames,
+                   s.animation_max_pixels, s.animation_max_decode_pixels, s.storyboard_tile_width, s.storyboard_columns,
+                   s.storyboard_interval_seconds, s.storyboard_max_tiles, s.video_max_stills)
+
+
+@dataclass
+class RenderOutput:
+    renditions: list[Rendition]
+    skipped: list[dict] = field(default_factory=list)
+    storyboard: Storyboard | None = None
+
+
+def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget) -> RenderOutput:
+    cat = opts.catalogue
+    if kind == "image":
+        args = (raw, analysis, cat.image_presets, cat.encoders, opts.max_image_pixels, opts.flatten_background)
+        if is_animated(raw, opts.max_image_pixels):
+            outputs, skipped = render_animated(*args, cat.animated_poster, opts.animation_max_frames, opts.animation_max_pixels,
+                                               opts.encode_threads, max_decode_pixels=opts.animation_max_decode_pixels,
+                                               budget=budget)
+        else:
+            outputs, skipped = render_image(*args, opts.encode_threads, budget=budget)
+        return RenderOutput(outputs, skipped)
+    outputs, board = render_video(
+        raw, suffix, analysis, cat.poster, cat.still, cat.encoders, opts.storyboard_tile_width, opts.storyboard_columns,
+        opts.storyboard_interval_seconds, opts.storyboard_max_tiles, opts.video_max_stills, cat.storyboard_quality,
+    )
+    return RenderOutput(outputs, [], board)

@@ -1,0 +1,315 @@
+"""Bounded media work (issue 10): pre-checks from the bytes, at the door and in the stages."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import time
+import uuid
+
+import pytest
+from PIL import Image
+
+from localcloud import chaos
+from services.common import precheck, sandbox
+from services.common.admission import Admission
+from services.common.config import Settings
+from services.common.errors import CorruptMedia, LimitExceeded, TransientError
+from services.ingest.jobs import make_job_id
+
+from . import bombs
+
+
+def _settings(**over) -> Settings:
+    return Settings.from_env().__class__(**{**Settings.from_env().__dict__, **over})
+
+
+def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+FRAMES = [Image.new("RGB", (120, 90), (i * 40, 0, 0)) for i in range(5)]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_frames_canvas_and_duration_come_from_the_headers(fmt):
+    raw = _encode(FRAMES[0], fmt, save_all=True, append_images=FRAMES[1:], duration=[100, 150, 200, 50, 100], loop=0)
+    f = precheck.facts_of(raw)
+    assert (f.width, f.height, f.frames, f.duration_ms) == (120, 90, 5, 600)
+
+
+def test_the_bombs_declare_their_work_in_a_few_milliseconds():
+    assert precheck.facts_of(bombs.scan_bomb(2000)).scans == 2000
+    g = precheck.facts_of(bombs.many_frame_gif(10_000, (4000, 4000)))
+    assert (g.frames, g.width, g.height) == (10_000, 4000, 4000)
+    w = precheck.facts_of(bombs.big_canvas_webp(1000, (10000, 9999)))
+    assert (w.frames, w.pixels, w.bytes_per_pixel) == (1000, 99_990_000, 4)
+    p = precheck.facts_of(bombs.big_png(2000, 1000, depth=16))
+    assert (p.pixels, p.bytes_per_pixel) == (2_000_000, 6)
+    assert precheck.facts_of(bombs.big_png(100, 100, alpha=True)).bytes_per_pixel == 4
+
+
+@pytest.mark.parametrize(
+    "raw, setting",
+    [(bombs.header_bomb_png(40000, 40000), "MAX_IMAGE_PIXELS"),
+     (bombs.scan_bomb(500), "JPEG_MAX_SCANS"),
+     (bombs.big_png(4000, 3000, depth=16), "MEDIA_MEMORY_LIMIT_BYTES")],
+)
+def test_over_a_limit_is_refused_naming_the_setting(raw, setting):
+    s = _settings(media_memory_limit_bytes=64 * 2**20)
+    with pytest.raises(precheck.OverLimit) as err:
+        precheck.check(raw, "image", s)
+    assert err.value.setting == setting and setting in err.value.reason
+    assert err.value.error_class == "limit-exceeded"
+
+
+def test_unreadable_headers_are_left_to_the_decoder():
+    assert precheck.check(b"\xff\xd8\xff\xe0 not really", "image", _settings()).format == ""
+    assert precheck.check(b"\x89PNG\r\n\x1a\n\x00", "image", _settings()).format == ""
+
+
+@pytest.mark.parametrize(
+    "raw, setting",
+    [(bombs.header_bomb_png(40000, 40000), "MAX_IMAGE_PIXELS"), (bombs.scan_bomb(500), "JPEG_MAX_SCANS")],
+)
+def test_the_door_answers_413_naming_the_setting_and_makes_no_job(http, ingest_url, raw, setting):
+    key = f"door-{setting}-{time.time()}"
+    resp = http.post(f"{ingest_url}/v1/uploads", data=raw, headers={"Idempotency-Key": key}, timeout=30)
+    assert resp.status_code == 413, resp.text
+    assert resp.headers["Content-Type"] == "application/problem+json"
+    body = resp.json()
+    assert body["limit"] == setting and setting in body["detail"]
+    assert http.get(f"{ingest_url}/v1/jobs/{make_job_id('key', key)}", timeout=10).status_code == 404
+
+
+# --- the bounded child, in-process -----------------------------------------------------------
+
+def _limits(memory=256 * 2**20, cpu=2, seconds=60.0) -> sandbox.Limits:
+    # A deadline far above the CPU limit: on a loaded machine a CPU-bound child gets a share of
+    # a core, and the memory and CPU cases must be stopped by their own limit, not the clock.
+    return sandbox.Limits(memory, cpu, time.monotonic() + seconds, f"the test's deadline of {seconds:g} s")
+
+
+def _allocate(raw: bytes) -> int:
+    return len(bytearray(2**31))
+
+
+def _spin(raw: bytes) -> None:
+    while True:
+        pass
+
+
+def _sleep(raw: bytes) -> None:
+    time.sleep(60)
+
+
+def _segfault(raw: bytes) -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _corrupt(raw: bytes) -> None:
+    raise CorruptMedia("no pixels after the header", code="corrupt-image")
+
+
+def _bug(raw: bytes) -> None:
+    raise KeyError("width")
+
+
+def test_the_child_returns_what_the_work_returns():
+    assert sandbox.run(bytes.upper, b"abc", limits=_limits()) == b"ABC"
+
+
+@pytest.mark.parametrize("fn, setting", [(_allocate, "MEDIA_MEMORY_LIMIT_BYTES"), (_spin, "MEDIA_CPU_LIMIT_SECONDS")])
+def test_a_child_over_its_memory_or_cpu_is_stopped_naming_the_setting(fn, setting):
+    with pytest.raises(LimitExceeded) as err:
+        sandbox.run(fn, b"", limits=_limits())
+    assert setting in err.value.reason
+
+
+def test_a_child_past_its_deadline_is_killed_and_the_reason_says_which_deadline():
+    with pytest.raises(LimitExceeded) as err:
+        sandbox.run(_sleep, b"", limits=_limits(cpu=60, seconds=1.0))
+    assert "the test's deadline of 1 s" in err.value.reason and err.value.code == "deadline"
+
+
+def test_error_classes_cross_over_and_a_bug_stays_a_bug():
+    with pytest.raises(CorruptMedia, match="no pixels"):
+        sandbox.run(_corrupt, b"", limits=_limits())
+    with pytest.raises(sandbox.ChildFailed, match="KeyError"):
+        sandbox.run(_bug, b"", limits=_limits())
+
+
+class _Crashes:
+    def __init__(self):
+        self.count = 0
+
+    def record_crash(self, job_id, stage, reason):
+        self.count += 1
+        return self.count
+
+
+def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
+    jobs = _Crashes()
+    with pytest.raises(sandbox.ChildCrashed) as first:
+        sandbox.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+    assert first.value.error_class == "transient" and "SIGSEGV" in first.value.reason
+    with pytest.raises(CorruptMedia) as second:
+        sandbox.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+    assert "SIGSEGV" in second.value.reason and "MEDIA_CRASH_ATTEMPTS=2" in second.value.reason
+
+
+# --- admission ---------------------------------------------------------------------------------
+
+def test_admission_refuses_what_does_not_fit_now_and_for_good_what_never_fits():
+    used = [100]
+    adm = Admission(1000, used=lambda: used[0])
+    with adm.admit(600, "job a"):
+        with pytest.raises(TransientError, match="retried later"):  # 100 used + 600 reserved: 300 left
+            with adm.admit(400, "job b"):
+                pass
+    with adm.admit(400, "job b"):  # a's reservation is gone
+        pass
+    with pytest.raises(LimitExceeded, match="INSTANCE_MEMORY_BYTES"):
+        with adm.admit(2000, "job c"):
+            pass
+
+
+# --- through the running stack ----------------------------------------------------------------
+
+CHAIN_INPUTS = {
+    "gif-10000-frames-4000x4000": lambda: bombs.many_frame_gif(10_000, (4000, 4000)),
+    "png-100mp-alpha": lambda: bombs.big_png(10000, 10000, alpha=True, seed=3),
+    "png-100mp-16bit": lambda: bombs.big_png(10000, 10000, depth=16, seed=4),
+    "webp-1000-frames-10000x9999": lambda: bombs.big_canvas_webp(1000, (10000, 9999)),
+}
+FINAL = ("completed", "failed")
+
+
+@pytest.fixture(scope="module")
+def chain_jobs(stack, http, ingest_url):
+    """The inputs uploaded at once (plus a scan bomb through a signed URL, past the door), waited
+    for while both media stages' /healthz is polled; returns (jobs by name, health answers)."""
+    ids = {}
+    for name, make in CHAIN_INPUTS.items():
+        resp = http.post(f"{ingest_url}/v1/uploads", data=make(), headers={"Idempotency-Key": f"{name}-{uuid.uuid4()}"},
+                         timeout=60)
+        assert resp.status_code == 202, resp.text
+        ids[name] = resp.json()["job_id"]
+    bomb = bombs.scan_bomb(3000)
+    grant = http.post(f"{ingest_url}/v1/upload-urls", json={"content_type": "image/jpeg", "size": len(bomb)}, timeout=10)
+    g = grant.json()
+    assert http.put(g["upload_url"], data=bomb, headers=g["headers"], timeout=60).ok
+    ids["jpeg-3000-scans-signed-url"] = g["job_id"]
+    health, docs = [], {}
+    deadline = time.monotonic() + 280
+    while len(docs) < len(ids) and time.monotonic() < deadline:
+        for service in ("analyze", "render"):
+            health.append(http.get(f"{stack.url(service)}/healthz", timeout=5).status_code)
+        for name, job_id in ids.items():
+            resp = http.get(f"{ingest_url}/v1/jobs/{job_id}", timeout=10)
+            if resp.status_code == 200 and resp.json()["status"] in FINAL:
+                docs[name] = resp.json()
+        time.sleep(0.5)
+    return docs, health, ids
+
+
+@pytest.mark.parametrize("name", [*CHAIN_INPUTS, "jpeg-3000-scans-signed-url"])
+def test_each_bomb_ends_completed_or_failed_naming_the_limit_with_one_attempt_doing_the_work(chain_jobs, events, name):
+    docs, _, ids = chain_jobs
+    assert name in docs, f"{name} did not reach a final state"
+    job = docs[name]
+    if job["status"] == "failed":
+        assert job["error"]["error_class"] == "limit-exceeded", job["error"]
+        assert re.search(r"\b[A-Z][A-Z_]+=\d", job["error"]["reason"]), job["error"]["reason"]  # SETTING=value
+    for stage in ("analyze", "render"):
+        assert job["stages"][stage]["attempts"] <= 1, (stage, job["stages"][stage])
+    assert [e["status"] for e in events.wait_for_jobs([ids[name]], timeout=30)[ids[name]]] == [job["status"]]
+
+
+def test_the_expected_outcomes_of_the_bombs(chain_jobs):
+    docs, _, _ = chain_jobs
+    gif = docs["gif-10000-frames-4000x4000"]
+    assert gif["status"] == "completed"
+    assert gif["analysis"]["animation"] == {"frames": 10_000, "duration_ms": 100_000}  # from the headers
+    assert any("ANIMATION_MAX_FRAMES=" in s["reason"] for s in gif["skipped"])  # static webp, poster only
+    assert not any(r.get("animated") for r in gif["renditions"]) and any(r.get("poster") for r in gif["renditions"])
+    webp = docs["webp-1000-frames-10000x9999"]
+    assert webp["status"] == "completed" and webp["analysis"]["animation"]["frames"] == 1000
+    for name in ("png-100mp-alpha", "png-100mp-16bit"):
+        assert docs[name]["status"] == "completed", docs[name].get("error")
+        assert {r["format"] for r in docs[name]["renditions"]} >= {"jpeg", "webp"}
+    bomb = docs["jpeg-3000-scans-signed-url"]
+    assert bomb["status"] == "failed" and bomb["error"]["stage"] == "analyze"
+    assert "JPEG_MAX_SCANS=100" in bomb["error"]["reason"]
+
+
+def test_the_media_stages_answer_healthz_throughout(chain_jobs):
+    _, health, _ = chain_jobs
+    assert len(health) > 10 and set(health) == {200}
+
+
+def _seed(stack, raw: bytes, content_type: str) -> dict:
+    """An original and its job document, nothing published: only what the test pushes moves it."""
+    from services.common.blobs import BlobStore
+    from services.common.status import JobStore
+
+    job_id = f"seed-{uuid.uuid4().hex[:12]}"
+    obj = BlobStore(stack.project).put_if_absent("mediarelay-originals", f"originals/{job_id}", raw, content_type)
+    source = {"uri": obj.uri, "bucket": obj.bucket, "name": obj.name, "generation": obj.generation,
+              "content_type": content_type, "size": len(raw)}
+    JobStore(stack.project).create(job_id, {"kind": "image", "source": source})
+    return {"job_id": job_id, "kind": "image", "source": source, "submitted_at": "2026-01-01T00:00:00Z"}
+
+
+def _job(stack, job_id: str) -> dict:
+    from services.common.status import JobStore
+
+    return JobStore(stack.project).get(job_id)
+
+
+def test_a_decoder_crash_is_retried_then_ends_the_job_corrupt_media(stack, http, events):
+    payload = _seed(stack, bombs.big_png(64, 64), "image/png")
+    body = chaos.envelope(payload, "media-ingested.v1")
+    with chaos.extra_instance(stack, "analyze", {"FAULT_INJECTION": "media-crash.analyze_image=1",
+                                                 "MEDIA_CRASH_ATTEMPTS": "2"}) as url:
+        first = http.post(f"{url}/push", json=body, timeout=60)
+        assert first.status_code == 503  # redelivered by Pub/Sub: one crash may be the machine
+        assert http.get(f"{url}/healthz", timeout=5).status_code == 200  # the worker survived its child
+        second = http.post(f"{url}/push", json=body, timeout=60)
+        assert second.status_code == 204
+    job = _job(stack, payload["job_id"])
+    assert job["status"] == "failed" and job["error"]["error_class"] == "corrupt-media"
+    assert "SIGSEGV" in job["error"]["reason"] and "MEDIA_CRASH_ATTEMPTS=2" in job["error"]["reason"]
+    assert job["stages"]["analyze"]["crashes"] == 2
+    [event] = events.wait_for_jobs([payload["job_id"]], timeout=30)[payload["job_id"]]
+    assert event["status"] == "failed" and event["error"]["error_class"] == "corrupt-media"
+
+
+def test_a_child_over_its_memory_limit_fails_the_job_naming_the_setting(stack, http, events):
+    # 60 MP RGBA: one decoded frame (240 MB) passes the header check at 256 MiB; the work does not fit.
+    payload = _seed(stack, bombs.big_png(7746, 7746, alpha=True), "image/png")
+    body = chaos.envelope(payload, "media-ingested.v1")
+    with chaos.extra_instance(stack, "analyze", {"MEDIA_MEMORY_LIMIT_BYTES": str(256 * 2**20)}) as url:
+        resp = http.post(f"{url}/push", json=body, timeout=120)
+        assert resp.status_code == 204
+        assert http.get(f"{url}/healthz", timeout=5).status_code == 200
+    job = _job(stack, payload["job_id"])
+    assert job["status"] == "failed" and job["error"]["error_class"] == "limit-exceeded"
+    assert "MEDIA_MEMORY_LIMIT_BYTES=268435456" in job["error"]["reason"]
+    assert job["stages"]["analyze"]["attempts"] == 1
+
+
+def test_render_has_a_time_budget_checked_between_renditions():
+    from services.render.image import render_image
+    from services.render.presets import load
+
+    cat = load()
+    raw = _encode(Image.new("RGB", (1600, 1200), (90, 120, 150)), "JPEG")
+    over = sandbox.Limits(2**30, 60, time.monotonic() - 1, "render's deadline of 165 s (test)").budget("rendering")
+    with pytest.raises(LimitExceeded) as err:
+        render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, cat.encoders, 10**8, (255, 255, 255),
+                     budget=over)
+    assert "rendering ran past render's deadline of 165 s (test)" in err.value.reason

@@ -47,7 +47,7 @@ _CORRUPT = (
 _NOISE = (
     re.compile(r"<[^>]*>"),  # reprs such as <_io.BytesIO object at 0x7f...>
     re.compile(r"\bb'[^']*'|\bb\"[^\"]*\""),  # bytes reprs
-    re.compile(r"0x[0-9a-fA-F]+"),
+    re.compile(r"\b0x[0-9a-fA-F]+\b"),  # an address (not the "0x4000" inside "40000x40000")
     re.compile(r"\[Errno -?\d+\]|\b(error|code|errno) -?\d+\b", re.I),
     re.compile(r"\b\w+(ImagePlugin|ImageFile)\.\w+\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"),  # Pillow modules and constants
     re.compile(r"OpenCV\(.*?\)\s*\S+:\d+:\s*error:\s*\(-?\d+:[^)]*\)", re.S),  # OpenCV's source-location prefix

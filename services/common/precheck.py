@@ -145,6 +145,8 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}  # colour type -> decoded channel
 
 
 def _png(raw: bytes) -> MediaFacts:
+    if raw[12:16] != b"IHDR":  # no header chunk where PNG puts it: nothing declared to trust
+        return MediaFacts("")
     width, height, depth, ctype = struct.unpack(">IIBB", raw[16:26])
     bpp = _PNG_CHANNELS.get(ctype, 4) * (2 if depth == 16 else 1)
     if ctype == 0 and depth == 16:

@@ -202,8 +202,8 @@ def restart_services(cfg: StackConfig, names=SERVICES, extra_env: dict | None = 
     """Stop (with `sig`; SIGKILL is a crash) and start services, optionally with other settings."""
     pm = ProcessManager(cfg.state_dir)
     procs = [p for p in service_procs(cfg) if p.name in names]
+    pm.stop_many([p.name for p in procs], sig=sig)
     for p in procs:
-        pm.stop(p.name, sig=sig)
         p.env = {**p.env, **(extra_env or {})}
         pm.start(p)
     for p in procs:
@@ -251,10 +251,10 @@ def envelope(payload: dict, schema: str, delivery_attempt: int | None = None, **
     import base64
     import json
 
-    body = {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
-                        "attributes": {"job_id": payload.get("job_id", ""), "schema": schema, **attributes},
-                        "messageId": uuid.uuid4().hex[:12], "publishTime": "2026-01-01T00:00:00Z"},
-            "subscription": "projects/p/subscriptions/s"}
+    message = {"data": base64.b64encode(json.dumps(payload).encode()).decode(),
+               "attributes": {"job_id": payload.get("job_id", ""), "schema": schema, **attributes},
+               "messageId": uuid.uuid4().hex[:12], "publishTime": "2026-01-01T00:00:00Z"}
+    body: dict[str, object] = {"message": message, "subscription": "projects/p/subscriptions/s"}
     if delivery_attempt is not None:
         body["deliveryAttempt"] = delivery_attempt
     return body

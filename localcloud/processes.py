@@ -82,19 +82,27 @@ class ProcessManager:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
-        info = self.running(name)
-        if info is None:
-            return False
-        pid = info["pid"]
-        _killpg(pid, sig)
+        return bool(self.stop_many([name], sig, timeout))
+
+    def stop_many(self, names: list[str], sig: int = signal.SIGTERM, timeout: float = 15.0) -> list[str]:
+        """Signal every one, then wait for all (a stop is mostly waiting: together, the
+        slowest sets the time, not the sum); SIGKILL what outlives `timeout`. Returns the
+        names that were running."""
+        pids = {}
+        for name in names:
+            info = self.running(name)
+            if info is not None:
+                pids[name] = info["pid"]
+                _killpg(info["pid"], sig)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _group_alive(pid):
+        while time.monotonic() < deadline and any(_group_alive(pid) for pid in pids.values()):
             time.sleep(0.1)
-        if _group_alive(pid):
-            _killpg(pid, signal.SIGKILL)
-            time.sleep(0.2)
-        self.pidfile(name).unlink(missing_ok=True)
-        return True
+        for name, pid in pids.items():
+            if _group_alive(pid):
+                _killpg(pid, signal.SIGKILL)
+                time.sleep(0.2)
+            self.pidfile(name).unlink(missing_ok=True)
+        return list(pids)
 
     def signal(self, name: str, sig: int) -> None:
         """Send `sig` to the whole process group (SIGSTOP/SIGCONT freeze and thaw a service)."""

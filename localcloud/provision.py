@@ -10,7 +10,7 @@ from google.cloud import pubsub_v1, storage
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1.types import DeadLetterPolicy, ExpirationPolicy, PushConfig, RetryPolicy, Subscription
 
-from services.common.topology import Topology
+from services.common.topology import PushSubscription, Topology
 
 
 def _seconds(n: int) -> duration_pb2.Duration:
@@ -26,7 +26,27 @@ def create_buckets(project: str, topology: Topology) -> None:
             pass
 
 
-def create_topology(project: str, topology: Topology, service_urls: dict) -> None:
+def push_subscription(project: str, sub: PushSubscription, endpoint: str,
+                      retry_backoff: tuple[int, int] | None = None) -> Subscription:
+    """The emulator's subscription for `sub`: the topology's policies, except the retry
+    backoff when a test stack asks for a shorter one (the emulator honours it)."""
+    minimum, maximum = retry_backoff or (sub.minimum_backoff_seconds, sub.maximum_backoff_seconds)
+    return Subscription(
+        name=pubsub_v1.SubscriberClient.subscription_path(project, sub.name),
+        topic=pubsub_v1.PublisherClient.topic_path(project, sub.topic),
+        push_config=PushConfig(push_endpoint=endpoint),
+        ack_deadline_seconds=sub.ack_deadline_seconds,
+        retry_policy=RetryPolicy(minimum_backoff=_seconds(minimum), maximum_backoff=_seconds(maximum)),
+        dead_letter_policy=DeadLetterPolicy(
+            dead_letter_topic=pubsub_v1.PublisherClient.topic_path(project, sub.dead_letter_topic),
+            max_delivery_attempts=sub.max_delivery_attempts,
+        ),
+        expiration_policy=ExpirationPolicy(ttl=None),
+    )
+
+
+def create_topology(project: str, topology: Topology, service_urls: dict,
+                    retry_backoff: tuple[int, int] | None = None) -> None:
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     topic_path = lambda t: publisher.topic_path(project, t)  # noqa: E731
@@ -40,21 +60,7 @@ def create_topology(project: str, topology: Topology, service_urls: dict) -> Non
             pass
 
     for sub in topology.push_subscriptions.values():
-        desired = Subscription(
-            name=sub_path(sub.name),
-            topic=topic_path(sub.topic),
-            push_config=PushConfig(push_endpoint=service_urls[sub.service] + sub.path),
-            ack_deadline_seconds=sub.ack_deadline_seconds,
-            retry_policy=RetryPolicy(
-                minimum_backoff=_seconds(sub.minimum_backoff_seconds),
-                maximum_backoff=_seconds(sub.maximum_backoff_seconds),
-            ),
-            dead_letter_policy=DeadLetterPolicy(
-                dead_letter_topic=topic_path(sub.dead_letter_topic),
-                max_delivery_attempts=sub.max_delivery_attempts,
-            ),
-            expiration_policy=ExpirationPolicy(ttl=None),
-        )
+        desired = push_subscription(project, sub, service_urls[sub.service] + sub.path, retry_backoff)
         try:
             subscriber.create_subscription(request=desired)
         except gexc.AlreadyExists:

@@ -45,6 +45,11 @@ class StackConfig:
     threads: int = 8
     # The API key of the local client (an operator), made by up(); also in .local/env.
     api_key: str = ""
+    # (minimum, maximum) seconds between Pub/Sub's redeliveries on every push subscription;
+    # None = the topology's. Test stacks shorten it (the emulator honours it): their tests
+    # wait on retries and dead letters, and the topology's 5 s minimum makes five attempts
+    # take half a minute. What the topology declares is what `make run` and Terraform use.
+    retry_backoff: tuple[int, int] | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -249,7 +254,7 @@ def _start_emulators(cfg: StackConfig, pm: ProcessManager, emus: list[Proc], sta
     topology = load_topology()
     with _environ(cfg.client_env()):
         create_buckets(cfg.project, topology)
-        create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES})
+        create_topology(cfg.project, topology, {name: cfg.url(name) for name in SERVICES}, cfg.retry_backoff)
         if after_provision:
             after_provision()
     say("buckets and topology ready")
@@ -280,8 +285,7 @@ def restart_cloud(cfg: StackConfig, say=print, before_stop=None, after_provision
         [metadata] = export_root.glob("*/*.overall_export_metadata")
         if before_stop:
             before_stop()
-        for name in EMULATORS:
-            pm.stop(name)
+        pm.stop_many(list(EMULATORS))
         _start_emulators(cfg, pm, emulator_procs(cfg, firestore_import=metadata), [], say, after_provision)
     finally:
         for name in services:
@@ -299,23 +303,23 @@ def _start(pm: ProcessManager, proc: Proc, started: list, say) -> None:
 def down(cfg: StackConfig, say=print, only: list[str] | None = None) -> None:
     pm = ProcessManager(cfg.state_dir)
     names = [n for n in pm.names() if only is None or n in only]
-    # Services first, so nothing is mid-request against a vanished emulator.
-    order = [n for n in SERVICES if n in names] + [n for n in names if n not in SERVICES]
-    for name in order:
-        if pm.stop(name):
+    # Services first, so nothing is mid-request against a vanished emulator; each group at once.
+    for group in ([n for n in SERVICES if n in names], [n for n in names if n not in SERVICES]):
+        for name in pm.stop_many(group):
             say(f"stopped: {name}")
     say("local cloud down")
 
 
 @contextmanager
-def private_stack(state_dir: Path, project: str, service_env: dict | None = None):
+def private_stack(state_dir: Path, project: str, service_env: dict | None = None,
+                  retry_backoff: tuple[int, int] | None = None):
     """A whole local cloud on free ports in `state_dir`, this process's client variables
     pointed at it, stopped (and the variables restored) on exit. Tests and benches use it so
     they never touch a `make up` stack."""
     from .taps import free_port
 
     cfg = StackConfig(state_dir=state_dir, project=project, ports={name: free_port() for name in DEFAULT_PORTS},
-                      service_env=dict(service_env or {}))
+                      service_env=dict(service_env or {}), retry_backoff=retry_backoff)
     with _environ(cfg.client_env()):
         try:
             up(cfg, say=lambda *_: None)

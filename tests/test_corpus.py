@@ -27,7 +27,8 @@ FINAL_WITHIN = 60.0  # seconds: a bound on "final", far above what any of these 
 CASES = {c.name: c for c in corpus.build()}
 SETTINGS = set(re.findall(r'_env\("([A-Z0-9_]+)"', (Path(__file__).parents[1] / "services/common/config.py").read_text()))
 # What a reason must never carry: an object repr, a memory address, a library's code or constant, a traceback.
-NOT_FOR_PEOPLE = re.compile(r"<[^>]*object at|\b0x[0-9a-fA-F]+|decoder error|error -?\d+|Errno|Traceback|\w+Error\b|\w+Plugin\b")
+NOT_FOR_PEOPLE = re.compile(r"<[^>]*object at|\b0x[0-9a-fA-F]+\b|decoder error|error -?\d+|Errno|Traceback"
+                            r"|\w+Error\b|\w+Plugin\b")
 
 
 def check_reason(reason: str, words: tuple[str, ...]) -> None:

@@ -128,9 +128,11 @@ def test_an_operator_cancels_a_running_render_and_it_writes_nothing_more(http, s
     from services.common.runtime import Runtime
     from services.ops.jobs import cancel
 
-    # A big, smooth photo-like JPEG: small to upload, seconds to render.
-    y, x = np.mgrid[0:6000, 0:8000]
-    pixels = np.dstack([(x // 31) % 256, (y // 23) % 256, ((x + y) // 47) % 256]).astype(np.uint8)
+    # A big, smooth photo-like JPEG: small to upload, seconds to render. Made channel by
+    # channel from broadcast ramps (a full int64 grid of 48 Mpx is gigabytes and seconds).
+    y, x = np.arange(6000, dtype=np.int32)[:, None], np.arange(8000, dtype=np.int32)[None, :]
+    pixels = np.empty((6000, 8000, 3), np.uint8)
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = (x // 31) % 256, (y // 23) % 256, ((x + y) // 47) % 256
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "JPEG", quality=70)
     resp = http.post(f"{stack.url('ingest')}/v1/uploads", data=buf.getvalue(), headers={"Content-Type": "image/jpeg"},

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -20,6 +19,8 @@ from localcloud.taps import TopicTap
 from services.client import auth_headers
 from services.common.status import JobStore
 
+from .conftest import TEST_RETRY_BACKOFF
+
 JOBS = int(os.environ.get("FAULT_JOBS", "8"))
 
 
@@ -27,7 +28,7 @@ JOBS = int(os.environ.get("FAULT_JOBS", "8"))
 def cloud(tmp_path_factory, stack):
     """Its own ports and state (it restarts things); the client variables point at it for the
     duration of the module and back at the session stack afterwards."""
-    with private_stack(tmp_path_factory.mktemp("faults"), "mediarelay-faults") as cfg:
+    with private_stack(tmp_path_factory.mktemp("faults"), "mediarelay-faults", retry_backoff=TEST_RETRY_BACKOFF) as cfg:
         yield cfg
 
 
@@ -92,23 +93,21 @@ def test_f_exhausted_retries_dead_letter_then_replay_completes(cloud):
     import requests
 
     chaos.restart_services(cloud, ["render"], extra_env={"FAULT_INJECTION": "stage.render=1"})
+    dlq = TopicTap(cloud.project, "render-media-analyzed-dlq")  # a copy of what the operators' subscription gets
     try:
         resp = requests.post(f"{cloud.url('ingest')}/v1/uploads", data=chaos.small_jpeg(10_000),
                              headers={"Content-Type": "image/jpeg", **auth_headers(cloud.api_key)}, timeout=30)
         job_id = resp.json()["job_id"]
-        # The emulator dead-letters after max_delivery_attempts (5) with its own short backoff.
-        deadline = time.monotonic() + 90
-        listed = []
-        while time.monotonic() < deadline and not listed:
-            out = _cli(cloud, "dlq", "list", "--job", job_id, "--json")
-            listed = json.loads(out.stdout or "[]")
-            time.sleep(2)
+        # The emulator dead-letters after max_delivery_attempts (5), with the stack's backoff.
+        assert dlq.wait_and_get(job_id, timeout=120), "never dead-lettered"
+        listed = json.loads(_cli(cloud, "dlq", "list", "--job", job_id, "--json").stdout or "[]")
         [entry] = listed
         assert entry["stage"] == "render" and entry["error_class"] == "delivery-attempts-exhausted"
         job = JobStore(cloud.project).get(job_id)  # the operator's view: transient errors are not public
         assert job["status"] == "rendering" and job["stages"]["render"]["attempts"] >= 5
         assert "injected fault" in job["stages"]["render"]["error"]
     finally:
+        dlq.close()
         chaos.restart_services(cloud, ["render"])  # the fix is deployed
 
     dry = _cli(cloud, "dlq", "replay", "--job", job_id, "--dry-run")

@@ -9,6 +9,7 @@ import time
 from google.cloud import pubsub_v1
 
 from localcloud.processes import Proc, ProcessManager
+from localcloud.provision import push_subscription
 from localcloud.taps import free_port
 from services.common.topology import load_topology
 
@@ -30,10 +31,23 @@ def test_emulator_topology_matches_the_topology_file(stack):
         assert sub.ack_deadline_seconds == spec.ack_deadline_seconds
         assert sub.dead_letter_policy.dead_letter_topic.endswith(f"/topics/{spec.dead_letter_topic}")
         assert sub.dead_letter_policy.max_delivery_attempts == spec.max_delivery_attempts
-        assert sub.retry_policy.minimum_backoff.total_seconds() == spec.minimum_backoff_seconds
-        assert sub.retry_policy.maximum_backoff.total_seconds() == spec.maximum_backoff_seconds
+        # The test stack shortens the backoff (conftest); push_subscription's test below
+        # pins that every other stack gets the topology's.
+        assert stack.retry_backoff is not None
+        assert sub.retry_policy.minimum_backoff.total_seconds() == stack.retry_backoff[0]
+        assert sub.retry_policy.maximum_backoff.total_seconds() == stack.retry_backoff[1]
         dlq_sub = subs[spec.dead_letter_subscription]
         assert dlq_sub.topic.endswith(f"/topics/{spec.dead_letter_topic}") and not dlq_sub.push_config.push_endpoint
+
+
+def test_subscriptions_get_the_topology_backoff_unless_a_stack_shortens_it():
+    for spec in load_topology().push_subscriptions.values():
+        policy = push_subscription("p", spec, "http://127.0.0.1:1/push").retry_policy
+        assert policy.minimum_backoff.total_seconds() == spec.minimum_backoff_seconds
+        assert policy.maximum_backoff.total_seconds() == spec.maximum_backoff_seconds
+        short = push_subscription("p", spec, "http://127.0.0.1:1/push", retry_backoff=(1, 10))
+        assert (short.retry_policy.minimum_backoff.total_seconds(), short.retry_policy.maximum_backoff.total_seconds()) == (1, 10)
+        assert short.dead_letter_policy == push_subscription("p", spec, "http://127.0.0.1:1/push").dead_letter_policy
 
 
 def test_stop_ends_the_whole_process_group_including_forked_children(tmp_path):

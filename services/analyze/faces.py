@@ -38,5 +38,6 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     found = _cascade().detectMultiScale(
         cv2.equalizeHist(small), scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(MIN_FACE_PX, MIN_FACE_PX)
     )
-    boxes = [tuple(int(round(v / scale)) for v in b) for b in (found if len(found) else [])]
+    boxes = [(round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
+             for x, y, bw, bh in (found if len(found) else [])]
     return sorted(boxes, key=lambda b: -b[2] * b[3])

@@ -14,14 +14,14 @@ MIN_WEIGHT = 0.005
 def _kmeans(points: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     """Plain Lloyd's with k-means++ seeding from a fixed generator: deterministic for the same input."""
     rng = np.random.default_rng(seed)
-    centers = [points[len(points) // 2]]
-    d2 = ((points - centers[0]) ** 2).sum(1)
+    seeds = [points[len(points) // 2]]
+    d2 = ((points - seeds[0]) ** 2).sum(1)
     for _ in range(1, k):
         if d2.sum() <= 0:
             break
-        centers.append(points[rng.choice(len(points), p=d2 / d2.sum())])
-        d2 = np.minimum(d2, ((points - centers[-1]) ** 2).sum(1))
-    centers = np.array(centers, np.float32)
+        seeds.append(points[rng.choice(len(points), p=d2 / d2.sum())])
+        d2 = np.minimum(d2, ((points - seeds[-1]) ** 2).sum(1))
+    centers = np.array(seeds, np.float32)
     for _ in range(ITERATIONS):
         labels = _nearest(points, centers)
         sums = np.zeros_like(centers)

@@ -47,7 +47,7 @@ _CORRUPT = (
 _NOISE = (
     re.compile(r"<[^>]*>"),  # reprs such as <_io.BytesIO object at 0x7f...>
     re.compile(r"\bb'[^']*'|\bb\"[^\"]*\""),  # bytes reprs
-    re.compile(r"0x[0-9a-fA-F]+"),
+    re.compile(r"\b0x[0-9a-fA-F]+\b"),  # an address (not the "0x4000" inside "40000x40000")
     re.compile(r"\[Errno -?\d+\]|\b(error|code|errno) -?\d+\b", re.I),
     re.compile(r"\b\w+(ImagePlugin|ImageFile)\.\w+\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"),  # Pillow modules and constants
     re.compile(r"OpenCV\(.*?\)\s*\S+:\d+:\s*error:\s*\(-?\d+:[^)]*\)", re.S),  # OpenCV's source-location prefix
@@ -56,9 +56,11 @@ _NOISE = (
 
 
 def set_pixel_limit(max_pixels: int) -> None:
-    """Pillow refuses at twice MAX_IMAGE_PIXELS (below that it only warns): halve it so its
-    refusal, on any frame of any file, falls exactly at our setting."""
-    Image.MAX_IMAGE_PIXELS = max_pixels / 2
+    """Pillow refuses above twice its MAX_IMAGE_PIXELS (above once it only warns): half the
+    setting puts its refusal, on any frame of any file, at our setting. Pillow declares an int:
+    an odd setting rounds up, one pixel of slack for Pillow (open_image checks the setting
+    itself, exactly)."""
+    Image.MAX_IMAGE_PIXELS = -(-max_pixels // 2)
 
 
 def clean(message: str) -> str:
@@ -84,7 +86,7 @@ def classify(exc: BaseException, what: str = "the image") -> MediarelayError | N
     if isinstance(exc, Image.DecompressionBombError):
         m = _BOMB.search(str(exc))
         size = f" is {m.group(1)} pixels," if m else ""
-        limit = int(float(m.group(2))) if m else int(2 * (Image.MAX_IMAGE_PIXELS or 0))
+        limit = int(float(m.group(2))) if m else 2 * (Image.MAX_IMAGE_PIXELS or 0)
         return LimitExceeded(f"{what}{size} over MAX_IMAGE_PIXELS={limit}", code="too-many-pixels")
     if isinstance(exc, MemoryError) or not from_decoder(exc):  # out of memory says nothing about the file
         return None
@@ -113,12 +115,12 @@ class decoding(ContextDecorator):  # noqa: N801 - used like a function: `with de
     def __enter__(self) -> decoding:
         return self
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(self, kind, exc, tb) -> None:
         if exc is None or not isinstance(exc, Exception):
-            return False
+            return
         mapped = classify(exc, self.what)
         if mapped is None or mapped is exc:
-            return False
+            return
         # The decoder's own words stay in the log for whoever debugs the decoder; the job gets the reason.
         logger.info("%s: decoder raised %s: %s", mapped.error_class, type(exc).__name__, exc)
         raise mapped from exc

@@ -39,8 +39,8 @@ def convert_profile(im: Image.Image, icc: bytes) -> Image.Image:
     base = im.convert({"RGBA": "RGB", "LA": "L"}.get(im.mode, im.mode))
     try:
         t = _transform(hashlib.sha1(icc).hexdigest(), icc, base.mode)
-        out = ImageCms.applyTransform(base, t)
-    except (OSError, ImageCms.PyCMSError, ValueError):
+        out = t.apply(base)
+    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):  # what applyTransform turned into PyCMSError
         out = base.convert("RGB")  # a profile LittleCMS rejects: fall back to a plain conversion
     if alpha is not None:
         out.putalpha(alpha)

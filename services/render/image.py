@@ -127,6 +127,8 @@ def _chain(raw, analysis, presets, steps, max_pixels, budget: Budget) -> Iterato
         frame, dec.image = shrink_banded(dec.image, stored), None
     elif dec.image is not None:  # past 2x, or RGBA: box-averaged band by band, never copied whole
         frame, dec.image = shrink_image(dec.image, stored), None
+    elif dec.pixels is None:
+        raise AssertionError("decode returned neither an image nor pixels")
     elif dec.pixels.shape[2] == 4 and dec.pixels.shape[0] * dec.pixels.shape[1] > LANCZOS_BELOW:
         frame = premultiplied_shrink(dec.pixels, stored)
         dec.pixels = None

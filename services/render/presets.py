@@ -56,6 +56,7 @@ def parse(doc: object, where: str = "presets") -> Catalogue:
         e = errors[0]
         path = "/".join(str(p) for p in e.absolute_path) or "(root)"
         raise PresetsError(f"{where}: {path}: {e.message}")
+    assert isinstance(doc, dict)  # the schema's root is an object: validated above
     presets = tuple(_preset(p) for p in doc["image_presets"])
     names = [p.name for p in presets] + [doc["video"]["poster"]["name"], doc["video"]["still"]["name"]]
     if len(set(names)) != len(names):

@@ -15,11 +15,19 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import hcl2
 from lark import Token, Tree
+
+
+@cache
+def _parse(text: str) -> Tree:
+    """One parse per distinct file text (the evaluator only reads trees): the mutation test
+    re-parses only the file it changed."""
+    return hcl2.parses_to_tree(text)
 
 
 class Unsupported(Exception):
@@ -175,7 +183,7 @@ class Module:
         for path in sorted(mod.directory.glob("*.tf")):
             text = path.read_text()
             mod.comments += [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
-            body = _trees(hcl2.parses_to_tree(text))[0]
+            body = _trees(_parse(text))[0]
             for block in _trees(body):
                 if block.data != "block":
                     continue

@@ -39,16 +39,16 @@ def secured(jwks_url):
 )
 def test_bad_push_tokens_are_refused_and_nothing_happens(secured, signing_key, case, expected):
     now = int(time.time())
-    bad = {
-        "missing": None,
-        "forged": tokens.token(tokens.new_key()),  # same kid, another key
-        "expired": tokens.token(signing_key, iat=now - 7200, exp=now - 3600),
-        "wrong-audience": tokens.token(signing_key, aud="https://someone-else.example"),
-        "wrong-issuer": tokens.token(signing_key, iss="https://evil.example"),
-        "wrong-account": tokens.token(signing_key, email="intruder@evil.iam.gserviceaccount.com"),
-        "unverified-email": tokens.token(signing_key, email_verified=False),
-        "not-a-jwt": "definitely-not-a-token",
-    }[case]
+    bad = {  # only this case's token is made (a new key takes a while)
+        "missing": lambda: None,
+        "forged": lambda: tokens.token(tokens.new_key()),  # same kid, another key
+        "expired": lambda: tokens.token(signing_key, iat=now - 7200, exp=now - 3600),
+        "wrong-audience": lambda: tokens.token(signing_key, aud="https://someone-else.example"),
+        "wrong-issuer": lambda: tokens.token(signing_key, iss="https://evil.example"),
+        "wrong-account": lambda: tokens.token(signing_key, email="intruder@evil.iam.gserviceaccount.com"),
+        "unverified-email": lambda: tokens.token(signing_key, email_verified=False),
+        "not-a-jwt": lambda: "definitely-not-a-token",
+    }[case]()
     job_id = secured.seed()
     headers = {"Authorization": f"Bearer {bad}"} if bad else {}
     resp = secured.clients["analyze"].post("/push", json=envelope(ingested(job_id), "media-ingested.v1"), headers=headers)

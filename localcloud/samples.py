@@ -112,7 +112,8 @@ def heic_bytes(upright: Image.Image, orientation: int = 1, quality: int = 90) ->
     from services.common import heif
 
     heif.register()
-    stored = upright if _STORED[orientation] is None else upright.transpose(_STORED[orientation])
+    turn = _STORED[orientation]
+    stored = upright if turn is None else upright.transpose(turn)
     exif = Image.Exif()
     exif[0x0112] = orientation
     buf = io.BytesIO()

@@ -110,10 +110,11 @@ class IngestClient:
                 try:
                     if failures:
                         time.sleep(min(8.0, 0.25 * 2 ** failures))
-                        offset = self._persisted(session_url, total)
-                        if offset is None:
+                        persisted = self._persisted(session_url, total)
+                        if persisted is None:
                             report(total, total)
                             return  # the session already holds the whole object
+                        offset = persisted
                     f.seek(offset)
                     chunk = f.read(self.chunk_bytes)
                     end = offset + len(chunk) - 1

@@ -89,7 +89,7 @@ def open_image(raw: bytes, max_pixels: int) -> Image.Image:
     sniffed = sniff(raw[:64])
     with decoding(f"the {sniffed.content_type.split('/')[1].upper()} image" if sniffed else "the image"):
         try:
-            im = Image.open(io.BytesIO(raw))
+            im: Image.Image = Image.open(io.BytesIO(raw))
         except UnidentifiedImageError:
             _why_unidentified(raw)  # raises the format plugin's own complaint, when one claims the file
             raise

@@ -13,6 +13,7 @@ from ..common.config import Settings
 from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
 from ..common.stage import StageResult, register_stage
+from ..common.video import Limits, downloaded
 from ..common.web import create_service_app
 from .animated import is_animated, render_animated
 from .formats import CACHE_CONTROL, FORMATS, check_writable
@@ -44,9 +45,9 @@ def _store_rendition(rt: Runtime, job_id: str, r: Rendition) -> dict:
 def make_handler(catalogue: Catalogue):
     def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
         src, analysis, job_id, s = msg["source"], msg["analysis"], msg["job_id"], rt.settings
-        raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
         storyboard = None
         if msg["kind"] == "image":
+            raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
             args = (raw, analysis, catalogue.image_presets, catalogue.encoders, s.max_image_pixels, s.flatten_background)
             if is_animated(raw, s.max_image_pixels):
                 outputs, skipped = render_animated(*args, catalogue.animated_poster, s.animation_max_frames,
@@ -54,11 +55,14 @@ def make_handler(catalogue: Catalogue):
             else:
                 outputs, skipped = render_image(*args, s.render_encode_threads)
         else:
-            outputs, board = render_video(
-                raw, suffix_for(src["content_type"]), analysis, catalogue.poster, catalogue.still, catalogue.encoders,
-                s.storyboard_tile_width, s.storyboard_columns, s.storyboard_interval_seconds, s.storyboard_max_tiles,
-                s.video_max_stills, catalogue.storyboard_quality,
-            )
+            suffix = suffix_for(src["content_type"])
+            with downloaded(rt.blobs, src, suffix) as path:
+                outputs, board = render_video(
+                    path, suffix, analysis, catalogue.poster, catalogue.still, catalogue.encoders,
+                    s.storyboard_tile_width, s.storyboard_columns, s.storyboard_interval_seconds, s.storyboard_max_tiles,
+                    s.video_max_stills, catalogue.storyboard_quality,
+                    Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels),
+                )
             skipped = []
             prefix = f"renditions/{job_id}/"
             sprite = _store(rt, prefix + SPRITE_NAME, board.sprite, FORMATS["jpeg"].content_type)

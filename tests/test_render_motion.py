@@ -10,9 +10,9 @@ import pytest
 from PIL import Image, ImageSequence
 
 from localcloud import samples
+from services.common.video import VideoFile, display_rgb
 from services.render.animated import is_animated, render_animated
 from services.render.presets import load
-from services.common.video import VideoFile, display_rgb
 from services.render.video import plan_storyboard, render_video
 
 from .test_render_support import animated_gif, encode

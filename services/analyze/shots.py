@@ -32,20 +32,21 @@ class Tuning:
     cut_min: float = 0.5  # distance (units of contrast) a hard cut must reach
     cut_over_baseline: float = 0.3  # ... above the median of the busier side (unrelated frames score ~1.13)
     cut_ratio: float = 2.0  # ... and this many times the median of the calmer side
+    busy_ratio: float = 1.35  # ... or, beside a whip pan, this many times the busier side's median
     window: int = 12  # neighbourhood, frames each side
     interrupt_frames: int = 6  # a flash or occlusion shorter than this is not a cut
     interrupt_ratio: float = 0.5  # "comes back": a before/after pair closer than this share of the spike
     chroma_unit: float = 24.0  # mean |dU|+|dV| (0-255 levels) that counts as 1, like unrelated luma
     flat_std: float = 2.5  # luma std (0-255) of the thumbnail below which a frame has no structure
-    card_share: float = 0.85  # ... or this share of it within card_tolerance of its median, on a dark or bright card
-    card_tolerance: int = 10
+    card_share: float = 0.9  # ... or this share of it within card_tolerance of its median, on a dark or bright card
+    card_tolerance: int = 6  # (a star field has ~0.8 of its thumbnail so near its median, a card with a logo ~0.99)
     card_dark: int = 48
     card_bright: int = 208
     fade_min: float = 0.5  # contents on both sides of a blank run must differ this much
     ramp_step: float = 0.4  # a fade ramp moves at least this many levels per frame towards/away from the card
     min_shot_frames: int = 6
     dissolve_seconds: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # half-widths tested
-    dissolve_content: float = 0.8  # the two ends must differ this much (normalised distance)
+    dissolve_content: float = 0.8  # the two ends must differ this much (normalised luma distance)
     dissolve_linearity: float = 0.2  # residual from the linear mix, as a share of the ends' raw distance
     dissolve_raw_min: float = 8.0  # ... and the ends must differ by this many levels (raw)
     sharp_every: int = 8  # sharpness sampled on every n-th frame (it only feeds the shot score)
@@ -78,7 +79,7 @@ class _Run:
     in_end: int = -1
     before: np.ndarray | None = None  # features of the last structured frame before the run
     after: np.ndarray | None = None
-    last_dist: float = -1.0
+    in_dists: list[float] = field(default_factory=list)  # distances to the card along the ramp in
     via: str = "black"
 
 
@@ -202,34 +203,37 @@ class CutDetector:
             if run.end < 0:  # first structured frame after the run: the ramp in starts here
                 run.end = run.in_end = t
                 run.after = np.concatenate([feat, self.ring_chroma[slot]])
-                run.last_dist = self._card_dist(slot, run.card)
+                run.in_dists = [0.0, self._card_dist(slot, run.card)]
             else:
                 d = self._card_dist(slot, run.card)
-                if d > run.last_dist + self.t.ramp_step and t - run.end < 2 * self.fps:
-                    run.in_end, run.last_dist = t, d
+                if d > run.in_dists[-1] + self.t.ramp_step and t - run.end < 2 * self.fps:
+                    run.in_end = t
+                    run.in_dists.append(d)
                 else:
                     self._close_run(run, t)
         self._before = np.concatenate([feat, self.ring_chroma[slot]])
 
     def _ramp_out(self, t: int) -> int:
-        """First frame of the fade out before a blank run starting at t (walking back in the ring)."""
+        """First frame of the fade out before a blank run starting at t (walking back in the ring): frames
+        moving steadily towards the card. A first step that already covers most of the way is a cut into the card."""
         size = len(self.ring_flat)
         card = self.ring_raw[t % size, :self.ring_norm.shape[1]]
-        i, last = t, 0.0
+        i, dists = t, [0.0]
         while i - 1 >= 0 and t - (i - 1) < size - 1 and not self.ring_flat[(i - 1) % size]:
             d = self._card_dist((i - 1) % size, card)
-            if d <= last + self.t.ramp_step:
+            if d <= dists[-1] + self.t.ramp_step:
                 break
-            i, last = i - 1, d
-        return i
+            i = i - 1
+            dists.append(d)
+        return i if _is_ramp(dists) else t
 
     def _close_run(self, run: _Run, t: int) -> None:
         if self._run is run:
             self._run = None
         if run.end < 0:
             run.end = t
-        if run.in_end < run.end:
-            run.in_end = run.end
+        if run.in_end < run.end or not _is_ramp(run.in_dists):
+            run.in_end = run.end - 1  # no ramp: the content comes back with a cut
         self.fades.append(run)
 
     def _check_interruption(self, c: int, last: int) -> None:
@@ -249,11 +253,15 @@ class CutDetector:
         best = None
         for k in self.ks:
             a, b = (c - k) % size, (c + k) % size
-            if self.ring_flat[a] or self.ring_flat[b] or self._dist(a, b) < tune.dissolve_content:
+            if self.ring_flat[a] or self.ring_flat[b]:
                 break
+            n = self.ring_norm.shape[1]
+            # Luma only, normalised: a lighting ramp is a perfect linear mix too, but of the same picture.
+            if float(cv2.norm(self.ring_norm[a], self.ring_norm[b], cv2.NORM_L1)) / n < tune.dissolve_content:
+                continue  # a long dissolve changes little over a short window: try a wider one
             ends = float(cv2.norm(raw[a], raw[b], cv2.NORM_L1)) / raw.shape[1]
             if ends < tune.dissolve_raw_min:
-                break
+                continue
             worst = 0.0
             for offset, w in ((0, 0.5), (-(k // 2), 0.25), (k // 2, 0.75)):
                 mix = cv2.addWeighted(raw[a], 1 - w, raw[b], w, 0)
@@ -290,15 +298,20 @@ class CutDetector:
             w = tune.window
             left, right = diff[max(0, c - w):c - 1], diff[c + 2:c + w + 1]  # skip direct neighbours
             sides = [float(np.median(side)) for side in (left, right) if len(side)] or [0.0]
-            if diff[c] >= max(sides) + tune.cut_over_baseline and diff[c] >= tune.cut_ratio * min(sides):
+            busy = min(max(sides) + tune.cut_over_baseline, tune.busy_ratio * max(sides))
+            if diff[c] >= busy and diff[c] >= tune.cut_ratio * min(sides):
                 found.append((c, float(diff[c]), Transition("cut", c, c)))
         spans: list[tuple[int, int]] = []
         for run in self.fades:
             if run.end - run.start >= self.flat_shot_frames:  # a card: a shot of its own
                 if run.start > 0:
-                    found.append((run.start, 9.0, Transition("fade", run.out_start, run.start, run.via)))
+                    into = Transition("fade", run.out_start, run.start, run.via) if run.out_start < run.start else \
+                        Transition("cut", run.start, run.start)
+                    found.append((run.start, 9.0, into))
                 if run.end < n:
-                    found.append((run.end, 9.0, Transition("fade", run.end, run.in_end + 1, run.via)))
+                    out_of = Transition("fade", run.end, run.in_end + 1, run.via) if run.in_end >= run.end else \
+                        Transition("cut", run.end, run.end)
+                    found.append((run.end, 9.0, out_of))
             elif run.before is not None and run.after is not None:
                 change = max(float(np.abs(run.before[:len(run.before) // 3] - run.after[:len(run.after) // 3]).mean()),
                              float(np.abs(run.before[len(run.before) // 3:] - run.after[len(run.after) // 3:]).mean())
@@ -346,6 +359,11 @@ class CutDetector:
             score = 0.45 * float(np.median(sharp_score)) + 0.35 * float(np.mean(expo[sampled])) + 0.2 * float(np.median(still))
             out.append(Shot(start, end, key, round(min(1.0, max(0.0, score)), 3), tr))
         return out
+
+
+def _is_ramp(dists: list[float]) -> bool:
+    """Distances to the card from the card outwards: a fade takes several frames to cover the way, a cut one."""
+    return len(dists) >= 3 and dists[1] < 0.6 * dists[-1]
 
 
 def _groups(dissolves):

@@ -15,7 +15,9 @@ from PIL import Image
 from bench.videoset import ClipSpec, ShotSpec, frames, write_clip
 from services.analyze.video import analyze_video
 from services.common.config import REPO_ROOT
+from services.common.errors import CorruptMedia, LimitExceeded
 from services.common.schemas import validate
+from services.common.video import Limits
 from services.render.presets import load
 from services.render.video import render_video
 
@@ -46,7 +48,8 @@ def test_vfr_shot_and_keyframe_times_are_the_frames_pts(tmp_path):
     a = analyze_video(encode(tmp_path, clip), ".mp4", 600, 36000)
     pts = [ms(t) for t in clip.pts_seconds()]
     assert a["frame_count"] == clip.frames and a["video"]["variable_frame_rate"] is True
-    assert [s["start_ms"] for s in a["shots"]] == [pts[0], pts[30], pts[57]]  # frame index / average fps would be off by up to 21 ms
+    # Frame index / average rate would be off by up to 21 ms here.
+    assert [s["start_ms"] for s in a["shots"]] == [pts[0], pts[30], pts[57]]
     assert all(s["keyframe_ms"] in pts for s in a["shots"])
     validate(REPO_ROOT / "schemas", "media-analyzed.v3", {
         "job_id": "job-00000001", "kind": "video", "analysis": a,
@@ -130,3 +133,23 @@ def test_fade_through_a_card_with_a_logo_and_a_dissolve_are_found_with_their_spa
     assert kind == "dissolve" and abs(start - dissolve.start) <= 3 and abs(end - dissolve.end) <= 3, (start, end, dissolve)
     # An ordinary cut, then one that changes only the colours (same photo, same framing, same luma).
     assert [_span(s, pts) for s in found[2:]] == [("cut", 166, 165), ("cut", 196, 195)]
+
+
+def test_render_enforces_the_video_limits_while_decoding(tmp_path):
+    raw = encode(tmp_path, ClipSpec("short", [ShotSpec("coffee", 30)], SIZE))
+    cat = load()
+    analysis = {"format": "mp4", "width": 320, "height": 180}
+    args = (raw, ".mp4", analysis, cat.poster, cat.still, cat.encoders, 160, 10, 1.0, 100, 50, 75)
+    with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAMES=10"):
+        render_video(*args, Limits(max_frames=10))
+    with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAME_PIXELS=1000"):
+        render_video(*args, Limits(max_frame_pixels=1000))
+
+
+def test_a_cut_off_video_is_corrupt_media_with_a_reason_for_a_person(tmp_path):
+    raw = encode(tmp_path, ClipSpec("whole", [ShotSpec("coffee", 30)], SIZE))
+    with pytest.raises(CorruptMedia) as err:
+        analyze_video(raw[: len(raw) // 3], ".mp4", 600, 36000)
+    assert "0x" not in err.value.reason and "<" not in err.value.reason and "Error" not in err.value.reason
+    with pytest.raises(CorruptMedia, match="cannot open the video container: invalid data"):
+        analyze_video(b"this is not a video at all " * 40, ".mp4", 600, 36000)

@@ -313,10 +313,13 @@ def video_bench() -> dict:
                     a["cpu"], a["wall"] = min(a["cpu"], b["cpu"]), min(a["wall"], b["wall"])
     with_filter = _run("video", "1", "ours-loop-filter", str(manifest_path))
     same_cuts = all(a["cuts"] == b["cuts"] for a, b in zip(runs[("ours", 1)], with_filter, strict=True))
+    keys = [(x["keyframe_ms"] == y["keyframe_ms"]) for a, b in zip(runs[("ours", 1)], with_filter, strict=True)
+            for x, y in zip(a["shots"], b["shots"], strict=False)]
 
     f1 = _accuracy(manifest, runs)
     print(f"transition kind right (cut/fade/dissolve) on the matched ones: {_kinds(manifest, runs)}")
-    print(f"skip_loop_filter=all leaves every clip's cuts unchanged: {'yes' if same_cuts else 'NO'}")
+    print(f"skip_loop_filter=all leaves every clip's cuts unchanged: {'yes' if same_cuts else 'NO'}; "
+          f"shots whose keyframe (sharpest still frame) is the same frame with the loop filter: {sum(keys)}/{len(keys)}")
     rows, times_ok = _times(manifest, runs)
     print("\nReported times against the written PTS (ms); 'index/avg fps' is what frame index / average rate gives")
     print(table(rows, ["clip", "start_s", "worst |time - PTS|", "worst cut error", "half a frame", "index/avg fps error"]))

@@ -77,7 +77,7 @@ class _Run:
     card: np.ndarray | None = None
     out_start: int = -1
     in_end: int = -1
-    before: np.ndarray | None = None  # features of the last structured frame before the run
+    before: np.ndarray | None = None  # features of the content before the fade out, and after the fade in
     after: np.ndarray | None = None
     in_dists: list[float] = field(default_factory=list)  # distances to the card along the ramp in
     via: str = "black"
@@ -114,7 +114,6 @@ class CutDetector:
         self.interrupted: set[int] = set()
         self.fades: list[_Run] = []
         self.dissolves: list[tuple[int, int, float, int, int]] = []  # (centre, k, linearity, start, end)
-        self._before: np.ndarray | None = None
         self._run: _Run | None = None  # blank run in progress, or its ramp-in being tracked
 
     # -- per frame -------------------------------------------------------------------------------
@@ -195,15 +194,16 @@ class CutDetector:
             if run is None or run.end >= 0:
                 if run is not None:
                     self._close_run(run, t)
-                run = self._run = _Run(t, before=self._before, via="black" if mean < 128 else "white")
+                run = self._run = _Run(t, via="black" if mean < 128 else "white")
                 run.out_start = self._ramp_out(t)
+                # The content before the fade: the frame before the ramp (on the ramp, a logo on the card shows through).
+                if run.out_start > 0 and not self.ring_flat[(run.out_start - 1) % size]:
+                    run.before = self._features((run.out_start - 1) % size)
             run.card = self.ring_raw[slot, :self.ring_norm.shape[1]].copy()
             return
-        feat = self.ring_norm[slot]
         if run is not None:
             if run.end < 0:  # first structured frame after the run: the ramp in starts here
                 run.end = run.in_end = t
-                run.after = np.concatenate([feat, self.ring_chroma[slot]])
                 run.in_dists = [0.0, self._card_dist(slot, run.card)]
             else:
                 d = self._card_dist(slot, run.card)
@@ -211,8 +211,8 @@ class CutDetector:
                     run.in_end = t
                     run.in_dists.append(d)
                 else:
+                    run.after = self._features(slot)  # the content after the fade: past the ramp
                     self._close_run(run, t)
-        self._before = np.concatenate([feat, self.ring_chroma[slot]])
 
     def _ramp_out(self, t: int) -> int:
         """First frame of the fade out before a blank run starting at t (walking back in the ring): frames
@@ -228,11 +228,16 @@ class CutDetector:
             dists.append(d)
         return i if _is_ramp(dists) else t
 
+    def _features(self, slot: int) -> np.ndarray:
+        return np.concatenate([self.ring_norm[slot], self.ring_chroma[slot]])
+
     def _close_run(self, run: _Run, t: int) -> None:
         if self._run is run:
             self._run = None
         if run.end < 0:
             run.end = t
+        if run.after is None and run.in_end >= run.end:  # ended by the video or by another blank run
+            run.after = self._features(run.in_end % len(self.ring_flat))
         if run.in_end < run.end or not _is_ramp(run.in_dists):
             run.in_end = run.end - 1  # no ramp: the content comes back with a cut
         self.fades.append(run)

@@ -56,7 +56,8 @@ def _video_worker(tool: str, manifest_path: str) -> list[dict]:
         elif tool in ("ours", "ours-loop-filter"):
             from services.analyze import video
 
-            video.SKIP_LOOP_FILTER = tool == "ours"
+            if tool == "ours-loop-filter":
+                video.SKIP_LOOP_FILTER = frozenset()
             a = video.analyze_video(path, ".mp4", 1e9, 10**9)
             pts = [round(t * 1000) for t in clip["pts"]]
             cuts = [_nearest(pts, s["start_ms"]) for s in a["shots"][1:]]

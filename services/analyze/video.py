@@ -6,14 +6,15 @@ Every time is the frame's PTS on the player's clock (an edit-list start delay in
 """
 from __future__ import annotations
 
-from ..common.video import Limits, VideoFile, yuv_planes
+from ..common.video import VFR_TOLERANCE, Limits, VideoFile, yuv_planes
 from .budget import Budget
 from .shots import CutDetector
 
 DEFAULT_MAX_FRAME_PIXELS = 7680 * 4320
-# Deblocking skipped while analysing: the bench (bench/analyze_bench.py) finds the same cuts with
-# and without it on every clip of its set, for ~15 % less decoding CPU.
-SKIP_LOOP_FILTER = True
+# Deblocking skipped while analysing, for the codecs where the bench (bench/analyze_bench.py, all
+# H.264) found the same cuts with and without it: ~11 % less decoding CPU. The keyframe (sharpest
+# still frame) may then move to a near-identical frame of the same shot.
+SKIP_LOOP_FILTER = frozenset({"h264"})
 
 
 def ms(seconds: float) -> int:
@@ -44,7 +45,7 @@ def analyze_video(source, suffix: str, max_seconds: float, max_frames: int, budg
     transitions = detector.finish()
     shots = detector.shots(transitions)
     intervals = [b - a for a, b in zip(times, times[1:], strict=False)]
-    vfr = bool(intervals) and (max(intervals) - min(intervals)) > 0.02 * min(intervals)
+    vfr = bool(intervals) and (max(intervals) - min(intervals)) > VFR_TOLERANCE * min(intervals)
     v = facts["video"]
     v["variable_frame_rate"] = vfr
     start = times[0]

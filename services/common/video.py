@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -78,7 +78,7 @@ class VideoFile:
     """An open video. Use as a context manager; `frames()` may be called once."""
 
     def __init__(self, source: str | Path | bytes | io.IOBase, *, threads: int = 0,
-                 skip_loop_filter: bool = False):
+                 skip_loop_filter: Collection[str] = ()):
         if isinstance(source, bytes):
             source = io.BytesIO(source)  # shares the bytes object's buffer until written to: no copy
         try:
@@ -98,9 +98,9 @@ class VideoFile:
         # Frame and slice threads, sized by FFmpeg from the CPUs this process may run on.
         cc.thread_type = "AUTO"
         cc.thread_count = threads
-        if skip_loop_filter:
-            # Deblocking skipped: ~15 % of an H.264 decode; only for analysis, where the bench
-            # showed the same cuts with and without it (bench/analyze_bench.py).
+        if cc.name in skip_loop_filter:
+            # Deblocking skipped (~11 % of an H.264 decode): only for the codecs the caller names,
+            # those where the bench measured the same cuts with and without it.
             cc.options = {"skip_loop_filter": "all"}
         self._first: av.VideoFrame | None = None
         self._decoder: Iterator[av.VideoFrame] | None = None

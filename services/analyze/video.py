@@ -11,10 +11,10 @@ from .budget import Budget
 from .shots import CutDetector
 
 DEFAULT_MAX_FRAME_PIXELS = 7680 * 4320
-# Deblocking skipped while analysing, for the codecs where the bench (bench/analyze_bench.py, all
-# H.264) found the same cuts with and without it: ~11 % less decoding CPU. The keyframe (sharpest
-# still frame) may then move to a near-identical frame of the same shot.
-SKIP_LOOP_FILTER = frozenset({"h264"})
+# FFmpeg's skip_loop_filter per codec, used only where the bench (bench/analyze_bench.py) finds the same
+# cuts with and without it. Measured on H.264: "all" saves ~11 % of the decode but moved a cut on one
+# clip of the set, "noref" saves nothing; so none is used.
+SKIP_LOOP_FILTER: dict[str, str] = {}
 
 
 def ms(seconds: float) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import math
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -78,7 +78,7 @@ class VideoFile:
     """An open video. Use as a context manager; `frames()` may be called once."""
 
     def __init__(self, source: str | Path | bytes | io.IOBase, *, threads: int = 0,
-                 skip_loop_filter: Collection[str] = ()):
+                 skip_loop_filter: Mapping[str, str] | None = None):
         if isinstance(source, bytes):
             source = io.BytesIO(source)  # shares the bytes object's buffer until written to: no copy
         try:
@@ -98,10 +98,10 @@ class VideoFile:
         # Frame and slice threads, sized by FFmpeg from the CPUs this process may run on.
         cc.thread_type = "AUTO"
         cc.thread_count = threads
-        if cc.name in skip_loop_filter:
-            # Deblocking skipped (~11 % of an H.264 decode): only for the codecs the caller names,
-            # those where the bench measured the same cuts with and without it.
-            cc.options = {"skip_loop_filter": "all"}
+        if skip_loop_filter and cc.name in skip_loop_filter:
+            # Deblocking skipped on the frames FFmpeg's AVDiscard value names ("noref", "all"): only
+            # for the codecs the caller names, where the bench measured the same cuts with and without.
+            cc.options = {"skip_loop_filter": skip_loop_filter[cc.name]}
         self._first: av.VideoFrame | None = None
         self._decoder: Iterator[av.VideoFrame] | None = None
 
@@ -129,6 +129,9 @@ class VideoFile:
     def _decode(self) -> Iterator[av.VideoFrame]:
         try:
             yield from self.container.decode(self.stream)
+        except (av.error.DecoderNotFoundError, av.error.PatchWelcomeError) as exc:
+            raise UnsupportedMedia(f"the video stream uses a codec feature we cannot decode: {_reason(exc)}",
+                                   code="unsupported-video") from None
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"the video stream cannot be decoded: {_reason(exc)}", code="corrupt-video") from None
 

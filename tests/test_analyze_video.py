@@ -86,12 +86,13 @@ def test_shots_tile_the_video_with_a_keyframe_inside_each(clip_mp4):
 def test_header_facts_and_schema(clip_mp4):
     a = analyze_video(clip_mp4, ".mp4", 600, 36000)
     assert (a["width"], a["height"], a["rotation"]) == (320, 180, 0)
-    assert a["codec"] in ("mp4v", "fmp4")  # MPEG-4 Part 2, as the container tags it
+    assert a["codec"] == "mpeg4"  # MPEG-4 Part 2, FFmpeg's codec name (not the container's tag)
+    assert a["video"]["profile"] == "Simple Profile" and a["video"]["sar"] == [1, 1] and a["audio"] == []
     assert a["fps"] == pytest.approx(FPS) and a["frame_count"] == CLIP.frames
     assert a["duration_s"] == pytest.approx(CLIP.frames / FPS, abs=0.01)
     msg = {"job_id": "job-00000001", "kind": "video", "analysis": a,
            "source": {"uri": "gs://b/o", "bucket": "bkt", "name": "o", "generation": "1", "content_type": "video/mp4", "size": 1}}
-    validate(REPO_ROOT / "schemas", "media-analyzed.v2", msg)
+    validate(REPO_ROOT / "schemas", "media-analyzed.v3", msg)
 
 
 def test_soft_dark_shot_scores_below_a_crisp_well_exposed_one(tmp_path):

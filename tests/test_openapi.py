@@ -13,9 +13,10 @@ CONTRACT = json.loads((REPO_ROOT / "services" / "ingest" / "openapi.json").read_
 
 
 def _flask_routes() -> set[tuple[str, str]]:
+    from services.common.config import Settings
     from services.ingest.app import create_app
 
-    app = create_app()
+    app = create_app(Settings.from_env())  # not the process's cached settings: the test sets the environment
     routes = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.rule.startswith("/push/"):

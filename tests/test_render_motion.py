@@ -10,9 +10,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 from localcloud import samples
+from services.common.video import VideoFile, display_rgb
 from services.render.animated import is_animated, render_animated
 from services.render.presets import load
-from services.render.video import Frames, render_video, storyboard
+from services.render.video import plan_storyboard, render_video
 
 from .test_render_support import animated_gif, encode
 
@@ -86,39 +87,43 @@ def _cues(vtt: str):
     return out
 
 
+def frame_at(raw: bytes, seconds: float) -> np.ndarray:
+    """What a player shows at `seconds`: the last frame whose PTS is not after it (decoded independently)."""
+    with VideoFile(raw) as v:
+        shown = None
+        for f in v.frames():
+            if f.time > seconds + 1e-6:
+                break
+            shown = f
+        return display_rgb(shown.frame, v.sar, v.rotation)
+
+
 def test_storyboard_tiles_and_vtt_agree(clip):
-    frames = Frames(clip, ".mp4", 24.0, 72)
-    try:
-        board = storyboard(frames, 3.0, 640, 360, tile_width=160, columns=4, interval_s=0.5, max_tiles=100, quality=90)
-        sheet = np.asarray(Image.open(io.BytesIO(board.sprite)).convert("RGB"), np.float32)
-        cues = _cues(board.vtt)
-        assert board.vtt.startswith("WEBVTT\n\n")
-        assert len(cues) == board.tiles == 6 and (board.columns, board.rows) == (4, 2)
-        assert sheet.shape[:2] == (board.rows * board.tile[1], board.columns * board.tile[0]) == (180, 640)
-        assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(3.0)
-        for (s0, e0, *_), (s1, *_rest) in zip(cues, cues[1:], strict=False):
-            assert e0 == pytest.approx(s1) and e0 > s0  # contiguous, ordered
-        seen = set()
-        for start, end, name, (x, y, w, h) in cues:
-            assert name == "storyboard.jpg" and (w, h) == board.tile
-            assert x + w <= sheet.shape[1] and y + h <= sheet.shape[0] and (x, y) not in seen
-            seen.add((x, y))
-            tile = sheet[y:y + h, x:x + w]
-            want = frames.at_ms((start + end) / 2 * 1000)
-            want = cv2.resize(want, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
-            assert np.abs(tile - want).mean() < 10, (start, end)  # the tile shows its cue's moment
-    finally:
-        frames.close()
+    cat = load()
+    _, board = render_video(clip, ".mp4", CLIP, cat.poster, cat.still, cat.encoders, tile_width=160, columns=4,
+                            interval_s=0.5, max_tiles=100, max_stills=50, storyboard_quality=90)
+    sheet = np.asarray(Image.open(io.BytesIO(board.sprite)).convert("RGB"), np.float32)
+    cues = _cues(board.vtt)
+    assert board.vtt.startswith("WEBVTT\n\n")
+    assert len(cues) == board.tiles == 6 and (board.columns, board.rows) == (4, 2)
+    assert sheet.shape[:2] == (board.rows * board.tile[1], board.columns * board.tile[0]) == (180, 640)
+    assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(3.0)
+    for (s0, e0, *_), (s1, *_rest) in zip(cues, cues[1:], strict=False):
+        assert e0 == pytest.approx(s1) and e0 > s0  # contiguous, ordered
+    seen = set()
+    for start, end, name, (x, y, w, h) in cues:
+        assert name == "storyboard.jpg" and (w, h) == board.tile
+        assert x + w <= sheet.shape[1] and y + h <= sheet.shape[0] and (x, y) not in seen
+        seen.add((x, y))
+        tile = sheet[y:y + h, x:x + w]
+        want = cv2.resize(frame_at(clip, (start + end) / 2), (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+        assert np.abs(tile - want).mean() < 10, (start, end)  # the tile shows its cue's moment
 
 
-def test_storyboard_interval_widens_to_respect_the_tile_limit(clip):
-    frames = Frames(clip, ".mp4", 24.0, 72)
-    try:
-        board = storyboard(frames, 3.0, 640, 360, tile_width=100, columns=10, interval_s=0.1, max_tiles=5, quality=80)
-    finally:
-        frames.close()
-    assert board.tiles == 5 and board.interval_s == pytest.approx(0.6)
-    assert len(_cues(board.vtt)) == 5
+def test_storyboard_interval_widens_to_respect_the_tile_limit():
+    plan = plan_storyboard(0.0, 3.0, 640, 360, tile_width=100, columns=10, interval_s=0.1, max_tiles=5)
+    assert plan.tiles == 5 and plan.interval_s == pytest.approx(0.6)
+    assert plan.cues[-1] == (pytest.approx(2.4), pytest.approx(3.0))
 
 
 def test_video_v1_analysis_poster_from_first_tenth_and_one_still(clip):

@@ -93,6 +93,10 @@ class FakeBlobs:
     def get_bytes(self, bucket, name, generation=None):
         return self.source
 
+    def download_to(self, bucket, name, generation, fileobj):
+        fileobj.write(self.source)
+        fileobj.flush()
+
     def put_if_absent(self, bucket, name, data, content_type, cache_control=None):
         created = name not in self.objects
         if created:

@@ -13,10 +13,16 @@ from ..common.config import Settings
 from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
 from ..common.stage import StageResult, register_stage
+from ..common.video import downloaded
 from ..common.web import create_service_app
 from .budget import Budget
 from .image import analyze_image
 from .video import analyze_video
+
+
+def _video_file(_raw: bytes, path: str, *args) -> dict:
+    """analyze_video in the bounded child, on the downloaded file."""
+    return analyze_video(path, *args)
 
 
 def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
@@ -25,15 +31,16 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     limits = sandbox.stage_limits(rt, "analyze")
     budget = Budget(s.stage_time_budget_seconds).sooner(limits.budget("analysis"))
     src = msg["source"]
-    raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
-    facts = precheck.check(raw, msg["kind"], s)
-    work: tuple
     if msg["kind"] == "image":
-        work = (analyze_image, raw, s.max_image_pixels, budget)
+        raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
+        facts = precheck.check(raw, "image", s)
+        analysis = sandbox.media_work(rt, "analyze", msg["job_id"], limits, facts.need_bytes,
+                                      analyze_image, raw, s.max_image_pixels, budget)
     else:
-        work = (analyze_video, raw, suffix_for(src["content_type"]), s.max_video_seconds, s.max_video_frames, budget,
-                s.max_video_frame_pixels)
-    analysis = sandbox.media_work(rt, "analyze", msg["job_id"], limits, facts.need_bytes, *work)
+        suffix = suffix_for(src["content_type"])
+        with downloaded(rt.blobs, src, suffix) as path:  # FFmpeg reads the file; the bytes never cross the pipe
+            analysis = sandbox.media_work(rt, "analyze", msg["job_id"], limits, 0, _video_file, b"", path, suffix,
+                                          s.max_video_seconds, s.max_video_frames, budget, s.max_video_frame_pixels)
     payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": src, "analysis": analysis}
     return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})
 

@@ -1,20 +1,26 @@
-"""Scene cuts from luma thumbnails, one pass, a few microseconds per frame on top of decoding.
+"""Shots and the transitions between them, from tiny thumbnails, one pass, microseconds per frame.
 
-Each frame becomes a 32-px-wide luma thumbnail, normalised to zero mean and unit contrast, so
-flashes, fades and slow lighting changes do not move it while a change of content does.
-- Hard cut at t: the thumbnail distance d(t-1, t) is high, stands out from its neighbourhood
-  (pans and zooms raise the whole neighbourhood, a cut is a lone spike: it must clear the busier
-  side by a margin and be several times the calmer side, so a cut next to a whip pan still counts),
-  and no frame shortly before resembles a frame shortly after (a flash or a passing occluder comes
-  back; a cut does not).
-- Fade: frames with no structure (nearly uniform: black, or a white-out) between two different
-  contents; the cut is placed in the middle of that run. A run longer than a second is a shot of
-  its own (a black or blank card): cuts at both of its ends.
+Each frame becomes a 32-px-wide luma thumbnail (normalised to zero mean and unit contrast, so
+flashes, fades and lighting changes do not move it) and two chroma thumbnails (raw, so a change
+of colour alone shows). The distance of two frames is the larger of their luma and chroma
+distances, both in units where unrelated pictures score ~1.
+- Hard cut at t: d(t-1, t) is high, stands out from its neighbourhood (pans and zooms raise the
+  whole neighbourhood, a cut is a lone spike: it must clear the busier side by a margin and be
+  several times the calmer side, so a cut next to a whip pan still counts), and no frame shortly
+  before resembles a frame shortly after (a flash or a passing occluder comes back; a cut does not).
+- Fade: a run of blank frames (no structure, or a uniform black/white card carrying at most a
+  small logo, caption or noise) between two different contents; the shot starts in the middle of
+  the run, and the transition spans the ramps on both sides (frames moving monotonically towards
+  the card, then away from it). A run longer than a second is a shot of its own (a card): it
+  begins with the fade out, the next shot with the fade in.
+- Dissolve: a frame that is, on the raw thumbnails, the linear mix of frames k before and k
+  after (also at the quarter points) while those two differ in content: a pan, a zoom or shake is
+  no such mix, a lighting ramp has no change of content. Tested for half-widths of 1/4 to 1 s.
 """
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -23,17 +29,35 @@ import numpy as np
 @dataclass(frozen=True)
 class Tuning:
     thumb_width: int = 32
-    cut_min: float = 0.5  # mean |diff| of normalised thumbnails (units of contrast) a hard cut must reach
+    cut_min: float = 0.5  # distance (units of contrast) a hard cut must reach
     cut_over_baseline: float = 0.3  # ... above the median of the busier side (unrelated frames score ~1.13)
     cut_ratio: float = 2.0  # ... and this many times the median of the calmer side
+    busy_ratio: float = 1.35  # ... or, beside a whip pan, this many times the busier side's median
     window: int = 12  # neighbourhood, frames each side
     interrupt_frames: int = 6  # a flash or occlusion shorter than this is not a cut
     interrupt_ratio: float = 0.5  # "comes back": a before/after pair closer than this share of the spike
-    flat_std: float = 2.5  # luma std (0-255) of the thumbnail below which a frame has no structure (black, white-out)
-    fade_min: float = 0.5  # contents on both sides of a flat run must differ this much
-    flat_shot_frames: int = 24  # a flat run at least this long is a shot, not a transition
+    chroma_unit: float = 24.0  # mean |dU|+|dV| (0-255 levels) that counts as 1, like unrelated luma
+    flat_std: float = 2.5  # luma std (0-255) of the thumbnail below which a frame has no structure
+    card_share: float = 0.9  # ... or this share of it within card_tolerance of its median, on a dark or bright card
+    card_tolerance: int = 6  # (a star field has ~0.8 of its thumbnail so near its median, a card with a logo ~0.99)
+    card_dark: int = 48
+    card_bright: int = 208
+    fade_min: float = 0.5  # contents on both sides of a blank run must differ this much
+    ramp_step: float = 0.4  # a fade ramp moves at least this many levels per frame towards/away from the card
     min_shot_frames: int = 6
-    sharp_every: int = 8  # sharpness sampled on every n-th frame (~0.25 ms at 720p; it only feeds the shot score)
+    dissolve_seconds: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # half-widths tested
+    dissolve_content: float = 0.8  # the two ends must differ this much (normalised luma distance)
+    dissolve_linearity: float = 0.2  # residual from the linear mix, as a share of the ends' raw distance
+    dissolve_raw_min: float = 8.0  # ... and the ends must differ by this many levels (raw)
+    sharp_every: int = 8  # sharpness sampled on every n-th frame (it only feeds the shot score)
+
+
+@dataclass(frozen=True)
+class Transition:
+    kind: str  # cut | fade | dissolve
+    start: int  # first frame of the transition
+    end: int  # first frame after it (== start for a cut)
+    via: str | None = None  # fade: black | white
 
 
 @dataclass
@@ -42,56 +66,88 @@ class Shot:
     end: int  # one past the last frame
     keyframe: int
     visual_score: float
+    transition: Transition = field(default_factory=lambda: Transition("cut", 0, 0))
+
+
+@dataclass
+class _Run:
+    """A run of blank frames, then the ramp into the next content (tracked as frames arrive)."""
+    start: int
+    end: int = -1
+    card: np.ndarray | None = None
+    out_start: int = -1
+    in_end: int = -1
+    before: np.ndarray | None = None  # features of the content before the fade out, and after the fade in
+    after: np.ndarray | None = None
+    in_dists: list[float] = field(default_factory=list)  # distances to the card along the ramp in
+    via: str = "black"
 
 
 class CutDetector:
-    """Feed luma frames (2-D uint8, any size) in order with `push`; `finish` returns the cut frames."""
+    """Feed frames' Y (and U, V) planes in order with `push`; `finish` returns the transitions."""
 
-    def __init__(self, width: int, height: int, tuning: Tuning = Tuning()):
+    def __init__(self, width: int, height: int, tuning: Tuning = Tuning(), fps: float = 24.0):
         self.t = tuning
-        # Stride into the frame first (a view, free), then one integer-factor area resize: ~30 us at 720p.
-        self.step = max(1, min(width, height) // 180)
+        self.fps = fps
+        # Stride into the frame first (a view: only every step-th row is read), then one integer-factor area
+        # resize: ~25 samples per thumbnail cell, ~30 us per plane at 720p (every 4th row: ~150 us).
+        self.step = max(1, min(width, height) // 90)
         sw, sh = width // self.step, height // self.step
         self.block = max(1, sw // tuning.thumb_width)
         self.tw, self.th = max(1, sw // self.block), max(1, sh // self.block)
         self.crop = (self.th * self.block * self.step, self.tw * self.block * self.step)
         self.sharp_step = max(1, min(width, height) // 360)
-        k = tuning.interrupt_frames
-        self.ring = np.zeros((2 * k + 2, self.th, self.tw), np.float32)
-        self.ring_flat = [True] * (2 * k + 2)
+        self.ks = sorted({max(2, round(fps * s)) for s in tuning.dissolve_seconds})
+        self.kmax = self.ks[-1]
+        self.flat_shot_frames = max(12, round(fps))
+        size = max(2 * tuning.interrupt_frames + 2, 2 * self.kmax + 2)
+        n = self.tw * self.th
+        self.ring_norm = np.zeros((size, n), np.float32)
+        self.ring_chroma = np.zeros((size, 2 * n), np.float32)
+        self.ring_raw = np.zeros((size, 3 * n), np.float32)  # luma and chroma levels, for mixes
+        self.ring_flat = [True] * size
         self.n = 0
         self.diff = array("f")  # d(t-1, t), 0 where either frame is flat
         self.flat = array("b")
         self.exposure = array("f")
         self.sharp = array("f")  # -1 where not sampled
         self.interrupted: set[int] = set()
-        self.fades: list[int] = []
-        self._before_flat: np.ndarray | None = None  # last structured thumbnail before a flat run
-        self._flat_start = -1
+        self.fades: list[_Run] = []
+        self.dissolves: list[tuple[int, int, float, int, int]] = []  # (centre, k, linearity, start, end)
+        self._run: _Run | None = None  # blank run in progress, or its ramp-in being tracked
 
     # -- per frame -------------------------------------------------------------------------------
-    def push(self, luma: np.ndarray) -> None:
+    def _thumb(self, plane: np.ndarray, step: int, crop: tuple[int, int]) -> np.ndarray:
+        small = plane[:crop[0]:step, :crop[1]:step]
+        want = (self.th * self.block, self.tw * self.block)
+        if small.shape != want:  # chroma subsampling, or a frame size change mid-stream
+            small = cv2.resize(plane, (want[1], want[0]), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(small, (self.tw, self.th), interpolation=cv2.INTER_AREA)
+
+    def push(self, luma: np.ndarray, u: np.ndarray | None = None, v: np.ndarray | None = None) -> None:
         t, tune = self.n, self.t
-        ch, cw = self.crop
-        small = luma[:ch:self.step, :cw:self.step]
-        if small.shape != (self.th * self.block, self.tw * self.block):  # frame size changed mid-stream
-            small = cv2.resize(luma, (self.tw * self.block, self.th * self.block), interpolation=cv2.INTER_NEAREST)
-        thumb = cv2.resize(small, (self.tw, self.th), interpolation=cv2.INTER_AREA)
+        thumb = self._thumb(luma, self.step, self.crop)
         mean, std = cv2.meanStdDev(thumb)
         mean, std = float(mean[0, 0]), float(std[0, 0])
-        feat = thumb.astype(np.float32)
+        flat = bool(std < tune.flat_std or self._is_card(thumb, mean))
+        feat = thumb.astype(np.float32).ravel()
+        raw_luma = feat.copy()
         feat -= mean
         feat *= 1.0 / (std + 2.0)
-        flat = std < tune.flat_std
-        slot = t % len(self.ring)
-        prev = (t - 1) % len(self.ring)
-        self.ring[slot] = feat
-        self.ring_flat[slot] = flat
-        if t == 0 or flat or self.ring_flat[prev]:
-            d = 0.0
+        if u is not None and v is not None:
+            cs = max(1, self.step * u.shape[1] // luma.shape[1])  # chroma planes may be subsampled
+            chroma = np.concatenate([cv2.resize(p[::cs, ::cs], (self.tw, self.th), interpolation=cv2.INTER_AREA).ravel()
+                                     for p in (u, v)]).astype(np.float32) - 128.0
         else:
-            d = float(cv2.norm(feat, self.ring[prev], cv2.NORM_L1)) / feat.size
-        self.diff.append(d)
+            chroma = np.zeros(2 * feat.size, np.float32)
+        size = len(self.ring_flat)
+        slot, prev = t % size, (t - 1) % size
+        self.ring_norm[slot] = feat
+        self.ring_chroma[slot] = chroma
+        self.ring_raw[slot, :feat.size] = raw_luma
+        self.ring_raw[slot, feat.size:] = chroma
+        self.ring_flat[slot] = flat
+        self.diff.append(0.0 if t == 0 or flat or self.ring_flat[prev] else self._dist(slot, prev))
         self.flat.append(flat)
         # Exposure: mid-grey mean and real contrast score 1; black, blown-out or flat frames score 0.
         self.exposure.append(max(0.0, 1.0 - abs(mean - 120.0) / 120.0) * min(1.0, std / 40.0))
@@ -100,50 +156,147 @@ class CutDetector:
             self.sharp.append(float(cv2.meanStdDev(lap)[1][0, 0]))
         else:
             self.sharp.append(-1.0)
-        self._track_flat_run(t, flat, feat)
         self.n += 1
+        self._track_blank(t, flat, mean)
         c = t - tune.interrupt_frames
         if c >= 1 and self.diff[c] >= tune.cut_min:
             self._check_interruption(c, t)
+        if t >= 2 * self.kmax:
+            self._check_dissolve(t - self.kmax)
 
-    def _track_flat_run(self, t: int, flat: bool, feat: np.ndarray) -> None:
+    def _is_card(self, thumb: np.ndarray, mean: float) -> bool:
+        """A dark or bright card with at most a small logo, caption or noise on it."""
+        tune = self.t
+        if tune.card_dark + 40 < mean < tune.card_bright - 40:  # a card with a small logo keeps the card's mean
+            return False
+        med = float(np.median(thumb))
+        if tune.card_dark < med < tune.card_bright:
+            return False
+        near = np.count_nonzero(np.abs(thumb.astype(np.int16) - int(med)) <= tune.card_tolerance)
+        return near >= tune.card_share * thumb.size
+
+    def _dist(self, i: int, j: int) -> float:
+        """Distance of two ring slots: the larger of the luma (normalised) and chroma distances."""
+        n = self.ring_norm.shape[1]
+        luma = float(cv2.norm(self.ring_norm[i], self.ring_norm[j], cv2.NORM_L1)) / n
+        chroma = float(cv2.norm(self.ring_chroma[i], self.ring_chroma[j], cv2.NORM_L1)) / n / self.t.chroma_unit
+        return max(luma, chroma)
+
+    def _card_dist(self, slot: int, card: np.ndarray) -> float:
+        n = self.ring_norm.shape[1]
+        return float(cv2.norm(self.ring_raw[slot, :n], card, cv2.NORM_L1)) / n
+
+    def _track_blank(self, t: int, flat: bool, mean: float) -> None:
+        size = len(self.ring_flat)
+        slot = t % size
+        run = self._run
         if flat:
-            if self._flat_start < 0:
-                self._flat_start = t
+            if run is None or run.end >= 0:
+                if run is not None:
+                    self._close_run(run, t)
+                run = self._run = _Run(t, via="black" if mean < 128 else "white")
+                run.out_start = self._ramp_out(t)
+                # The content before the fade: the frame before the ramp (on the ramp, a logo on the card shows through).
+                if run.out_start > 0 and not self.ring_flat[(run.out_start - 1) % size]:
+                    run.before = self._features((run.out_start - 1) % size)
+            run.card = self.ring_raw[slot, :self.ring_norm.shape[1]].copy()
             return
-        if self._flat_start >= 0:
-            if t - self._flat_start >= self.t.flat_shot_frames:
-                self.fades += [self._flat_start, t]
-            elif self._before_flat is not None:
-                change = float(cv2.norm(feat, self._before_flat, cv2.NORM_L1)) / feat.size
-                if change >= self.t.fade_min:
-                    self.fades.append((self._flat_start + t) // 2)
-        self._flat_start = -1
-        self._before_flat = feat.copy()
+        if run is not None:
+            if run.end < 0:  # first structured frame after the run: the ramp in starts here
+                run.end = run.in_end = t
+                run.in_dists = [0.0, self._card_dist(slot, run.card)]
+            else:
+                d = self._card_dist(slot, run.card)
+                if d > run.in_dists[-1] + self.t.ramp_step and t - run.end < 2 * self.fps:
+                    run.in_end = t
+                    run.in_dists.append(d)
+                else:
+                    run.after = self._features(slot)  # the content after the fade: past the ramp
+                    self._close_run(run, t)
+
+    def _ramp_out(self, t: int) -> int:
+        """First frame of the fade out before a blank run starting at t (walking back in the ring): frames
+        moving steadily towards the card. A first step that already covers most of the way is a cut into the card."""
+        size = len(self.ring_flat)
+        card = self.ring_raw[t % size, :self.ring_norm.shape[1]]
+        i, dists = t, [0.0]
+        while i - 1 >= 0 and t - (i - 1) < size - 1 and not self.ring_flat[(i - 1) % size]:
+            d = self._card_dist((i - 1) % size, card)
+            if d <= dists[-1] + self.t.ramp_step:
+                break
+            i = i - 1
+            dists.append(d)
+        return i if _is_ramp(dists) else t
+
+    def _features(self, slot: int) -> np.ndarray:
+        return np.concatenate([self.ring_norm[slot], self.ring_chroma[slot]])
+
+    def _close_run(self, run: _Run, t: int) -> None:
+        if self._run is run:
+            self._run = None
+        if run.end < 0:
+            run.end = t
+        if run.after is None and run.in_end >= run.end:  # ended by the video or by another blank run
+            run.after = self._features(run.in_end % len(self.ring_flat))
+        if run.in_end < run.end or not _is_ramp(run.in_dists):
+            run.in_end = run.end - 1  # no ramp: the content comes back with a cut
+        self.fades.append(run)
 
     def _check_interruption(self, c: int, last: int) -> None:
         """Does any frame in [c-K, c-1] look like any frame in [c, last]? Then c starts a flash, not a shot."""
-        k, size = self.t.interrupt_frames, len(self.ring)
+        k, size = self.t.interrupt_frames, len(self.ring_flat)
         before = [i for i in range(max(0, c - k), c) if not self.ring_flat[i % size] and last - i < size]
         after = [i for i in range(c, last + 1) if not self.ring_flat[i % size]]
         if not before or not after:
             return
-        b = self.ring[[i % size for i in before]].reshape(len(before), 1, -1)
-        a = self.ring[[i % size for i in after]].reshape(1, len(after), -1)
-        closest = float(np.abs(b - a).mean(axis=2).min())
+        closest = min(self._dist(b % size, a % size) for b in before for a in after)
         if closest < self.t.interrupt_ratio * self.diff[c]:
             self.interrupted.add(c)
 
+    def _check_dissolve(self, c: int) -> None:
+        size, tune = len(self.ring_flat), self.t
+        raw = self.ring_raw
+        best = None
+        for k in self.ks:
+            a, b = (c - k) % size, (c + k) % size
+            if self.ring_flat[a] or self.ring_flat[b]:
+                break
+            n = self.ring_norm.shape[1]
+            # Luma only, normalised: a lighting ramp is a perfect linear mix too, but of the same picture.
+            if float(cv2.norm(self.ring_norm[a], self.ring_norm[b], cv2.NORM_L1)) / n < tune.dissolve_content:
+                continue  # a long dissolve changes little over a short window: try a wider one
+            ends = float(cv2.norm(raw[a], raw[b], cv2.NORM_L1)) / raw.shape[1]
+            if ends < tune.dissolve_raw_min:
+                continue
+            worst = 0.0
+            for offset, w in ((0, 0.5), (-(k // 2), 0.25), (k // 2, 0.75)):
+                mix = cv2.addWeighted(raw[a], 1 - w, raw[b], w, 0)
+                worst = max(worst, float(cv2.norm(raw[(c + offset) % size], mix, cv2.NORM_L1)) / raw.shape[1] / ends)
+            if worst >= tune.dissolve_linearity:
+                break
+            best = (k, worst, a, b)
+        if best is None:
+            return
+        k, worst, a, b = best
+        # The span: where the mix coefficient (projection on the line from one end to the other) leaves 0 and reaches 1.
+        line = raw[b] - raw[a]
+        norm2 = float(line @ line) or 1.0
+        alpha = [float((raw[(c + i) % size] - raw[a]) @ line) / norm2 for i in range(-k, k + 1)]
+        start = next(i for i in range(k, -1, -1) if i == 0 or alpha[i - 1] <= 0.05) - k + c
+        end = next(i for i in range(k, 2 * k + 1) if i == 2 * k or alpha[i] >= 0.95) - k + c + 1
+        self.dissolves.append((c, k, worst, start, end))
+
     # -- after the last frame ---------------------------------------------------------------------
-    def finish(self) -> list[int]:
+    def finish(self) -> list[tuple[int, Transition]]:
+        """(first frame of the new shot, how it begins), in order."""
         tune, n = self.t, self.n
         for c in range(max(1, n - tune.interrupt_frames), n):  # the tail never got its full look-ahead
             if self.diff[c] >= tune.cut_min:
                 self._check_interruption(c, n - 1)
-        if self._flat_start >= 0 and n - self._flat_start >= tune.flat_shot_frames:
-            self.fades.append(self._flat_start)  # a long blank tail is a shot of its own
+        if self._run is not None:
+            self._close_run(self._run, n)
         diff = np.frombuffer(self.diff, np.float32) if n else np.zeros(0, np.float32)
-        cuts: list[tuple[int, float]] = []
+        found: list[tuple[int, float, Transition]] = []
         for c in np.flatnonzero(diff >= tune.cut_min):
             c = int(c)
             if c == 0 or c in self.interrupted:
@@ -151,30 +304,55 @@ class CutDetector:
             w = tune.window
             left, right = diff[max(0, c - w):c - 1], diff[c + 2:c + w + 1]  # skip direct neighbours
             sides = [float(np.median(side)) for side in (left, right) if len(side)] or [0.0]
-            if diff[c] >= max(sides) + tune.cut_over_baseline and diff[c] >= tune.cut_ratio * min(sides):
-                cuts.append((c, float(diff[c])))
-        cuts += [(f, tune.fade_min) for f in self.fades]
-        kept: list[tuple[int, float]] = []
-        for c, strength in sorted(cuts):  # at most one cut per min_shot_frames: the stronger wins
-            if kept and c - kept[-1][0] < tune.min_shot_frames:
-                if strength > kept[-1][1]:
-                    kept[-1] = (c, strength)
+            busy = min(max(sides) + tune.cut_over_baseline, tune.busy_ratio * max(sides))
+            if diff[c] >= busy and diff[c] >= tune.cut_ratio * min(sides):
+                found.append((c, float(diff[c]), Transition("cut", c, c)))
+        spans: list[tuple[int, int]] = []
+        for run in self.fades:
+            if run.end - run.start >= self.flat_shot_frames:  # a card: a shot of its own
+                if run.start > 0:
+                    into = Transition("fade", run.out_start, run.start, run.via) if run.out_start < run.start else \
+                        Transition("cut", run.start, run.start)
+                    found.append((run.start, 9.0, into))
+                if run.end < n:
+                    out_of = Transition("fade", run.end, run.in_end + 1, run.via) if run.in_end >= run.end else \
+                        Transition("cut", run.end, run.end)
+                    found.append((run.end, 9.0, out_of))
+            elif run.before is not None and run.after is not None:
+                change = max(float(np.abs(run.before[:len(run.before) // 3] - run.after[:len(run.after) // 3]).mean()),
+                             float(np.abs(run.before[len(run.before) // 3:] - run.after[len(run.after) // 3:]).mean())
+                             / tune.chroma_unit)
+                if change >= tune.fade_min:
+                    found.append(((run.start + run.end) // 2, 9.0, Transition("fade", run.out_start, run.in_end + 1, run.via)))
+            spans.append((run.out_start, run.in_end + 1))
+        for group in _groups(self.dissolves):
+            c, k, worst, start, end = max(group, key=lambda d: (d[1], -d[2]))
+            if any(s - 1 <= c <= e for s, e in spans):
+                continue  # a fade, already counted
+            found.append((c, 5.0, Transition("dissolve", start, end)))
+        kept: list[tuple[int, float, Transition]] = []
+        for item in sorted(found, key=lambda f: f[0]):  # at most one per min_shot_frames: the stronger wins
+            if kept and item[0] - kept[-1][0] < tune.min_shot_frames:
+                if item[1] > kept[-1][1]:
+                    kept[-1] = item
                 continue
-            kept.append((c, strength))
-        return [c for c, _ in kept if 0 < c < n]
+            kept.append(item)
+        return [(c, tr) for c, _, tr in kept if 0 < c < n]
 
-    def shots(self, cuts: list[int]) -> list[Shot]:
-        """Shots between cuts, each with its best frame and a score from sharpness, exposure and stillness."""
-        bounds = [0, *cuts, self.n]
+    def shots(self, transitions: list[tuple[int, Transition]]) -> list[Shot]:
+        """Shots between transitions, each with its best frame and a score from sharpness, exposure and stillness."""
+        bounds = [0, *[c for c, _ in transitions], self.n]
+        begins = [Transition("cut", 0, 0), *[tr for _, tr in transitions]]
         diff = np.frombuffer(self.diff, np.float32)
         sharp = np.frombuffer(self.sharp, np.float32)
         expo = np.frombuffer(self.exposure, np.float32)
         out = []
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end, tr in zip(bounds, bounds[1:], begins, strict=False):
             if end <= start:
                 continue
-            margin = (end - start) // 10  # stay clear of the transitions
-            idx = np.arange(start + margin, max(start + margin + 1, end - margin))
+            # Stay clear of the transitions: their blends are never a shot's best frame.
+            lo = max(start + (end - start) // 10, min(tr.end, end - 1))
+            idx = np.arange(lo, max(lo + 1, end - (end - start) // 10))
             sampled = idx[sharp[idx] >= 0]
             if len(sampled) == 0:
                 sampled = idx
@@ -185,5 +363,22 @@ class CutDetector:
             frame_quality = sharp_score * (0.25 + expo[sampled]) * (0.5 + still)
             key = int(sampled[int(np.argmax(frame_quality))])
             score = 0.45 * float(np.median(sharp_score)) + 0.35 * float(np.mean(expo[sampled])) + 0.2 * float(np.median(still))
-            out.append(Shot(start, end, key, round(min(1.0, max(0.0, score)), 3)))
+            out.append(Shot(start, end, key, round(min(1.0, max(0.0, score)), 3), tr))
         return out
+
+
+def _is_ramp(dists: list[float]) -> bool:
+    """Distances to the card from the card outwards: a fade takes several frames to cover the way, a cut one."""
+    return len(dists) >= 3 and dists[1] < 0.6 * dists[-1]
+
+
+def _groups(dissolves):
+    """Consecutive dissolve centres (one dissolve passes the test at several centres)."""
+    group: list = []
+    for d in dissolves:
+        if group and d[0] - group[-1][0] > 2:
+            yield group
+            group = []
+        group.append(d)
+    if group:
+        yield group

@@ -85,6 +85,18 @@ class BlobStore:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
 
     @retried("storage")
+    def download_to(self, bucket: str, name: str, generation: str | None, fileobj) -> None:
+        """Stream the object into an open binary file (emptied first, so a retried call starts over)."""
+        fileobj.seek(0)
+        fileobj.truncate()
+        blob = self.client.bucket(bucket).blob(name, generation=int(generation) if generation else None)
+        try:
+            blob.download_to_file(fileobj)
+        except gexc.NotFound:
+            raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
+        fileobj.flush()
+
+    @retried("storage")
     def stat(self, bucket: str, name: str) -> StoredObject | None:
         blob = self.client.bucket(bucket).get_blob(name)
         if blob is None:

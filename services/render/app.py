@@ -16,6 +16,7 @@ from ..common.config import Settings
 from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
 from ..common.stage import StageResult, ensure_job_active, register_stage
+from ..common.video import downloaded
 from ..common.web import create_service_app
 from .formats import CACHE_CONTROL, FORMATS, check_writable
 from .image import Rendition
@@ -56,10 +57,16 @@ def render_job(rt: Runtime, opts: RenderOptions, msg: dict) -> StageResult:
     """Download, check the headers, render in the bounded child, store, hand over."""
     src, analysis, job_id = msg["source"], msg["analysis"], msg["job_id"]
     limits = sandbox.stage_limits(rt, "render")  # before the download: the whole job fits the ack deadline
-    raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
-    facts = precheck.check(raw, msg["kind"], rt.settings)
-    out = sandbox.media_work(rt, "render", job_id, limits, facts.need_bytes, render_media, raw, msg["kind"],
-                             suffix_for(src["content_type"]), analysis, opts, limits.budget("rendering"))
+    suffix = suffix_for(src["content_type"])
+    if msg["kind"] == "image":
+        raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
+        facts = precheck.check(raw, "image", rt.settings)
+        out = sandbox.media_work(rt, "render", job_id, limits, facts.need_bytes, render_media, raw, msg["kind"],
+                                 suffix, analysis, opts, limits.budget("rendering"))
+    else:
+        with downloaded(rt.blobs, src, suffix) as path:  # FFmpeg reads the file; the bytes never cross the pipe
+            out = sandbox.media_work(rt, "render", job_id, limits, 0, render_media, b"", msg["kind"], suffix, analysis,
+                                     opts, limits.budget("rendering"), path)
     fields = {"renditions": [_store_rendition(rt, job_id, r) for r in out.renditions], "skipped": out.skipped}
     if out.storyboard:
         fields["storyboard"] = _store_storyboard(rt, job_id, out.storyboard)

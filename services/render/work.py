@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..common.budget import Budget
+from ..common.video import Limits
 from .animated import is_animated, render_animated
 from .image import Rendition, render_image
 from .presets import Catalogue
@@ -28,13 +29,15 @@ class RenderOptions:
     storyboard_interval_seconds: float
     storyboard_max_tiles: int
     video_max_stills: int
+    video_limits: Limits
 
     @classmethod
     def build(cls, settings, catalogue: Catalogue) -> RenderOptions:
         s = settings
         return cls(catalogue, s.max_image_pixels, s.flatten_background, s.render_encode_threads, s.animation_max_frames,
                    s.animation_max_pixels, s.animation_max_decode_pixels, s.storyboard_tile_width, s.storyboard_columns,
-                   s.storyboard_interval_seconds, s.storyboard_max_tiles, s.video_max_stills)
+                   s.storyboard_interval_seconds, s.storyboard_max_tiles, s.video_max_stills,
+                   Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels))
 
 
 @dataclass
@@ -44,7 +47,9 @@ class RenderOutput:
     storyboard: Storyboard | None = None
 
 
-def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget) -> RenderOutput:
+def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget,
+                 video_path: str = "") -> RenderOutput:
+    """Images from `raw`; videos from the downloaded file at `video_path`."""
     cat = opts.catalogue
     if kind == "image":
         args = (raw, analysis, cat.image_presets, cat.encoders, opts.max_image_pixels, opts.flatten_background)
@@ -56,7 +61,8 @@ def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: Rende
             outputs, skipped = render_image(*args, opts.encode_threads, budget=budget)
         return RenderOutput(outputs, skipped)
     outputs, board = render_video(
-        raw, suffix, analysis, cat.poster, cat.still, cat.encoders, opts.storyboard_tile_width, opts.storyboard_columns,
+        video_path, suffix, analysis, cat.poster, cat.still, cat.encoders, opts.storyboard_tile_width, opts.storyboard_columns,
         opts.storyboard_interval_seconds, opts.storyboard_max_tiles, opts.video_max_stills, cat.storyboard_quality,
+        opts.video_limits,
     )
     return RenderOutput(outputs, [], board)

@@ -153,3 +153,33 @@ def test_a_cut_off_video_is_corrupt_media_with_a_reason_for_a_person(tmp_path):
     assert "0x" not in err.value.reason and "<" not in err.value.reason and "Error" not in err.value.reason
     with pytest.raises(CorruptMedia, match="cannot open the video container: invalid data"):
         analyze_video(b"this is not a video at all " * 40, ".mp4", 600, 36000)
+
+
+def test_a_video_over_a_limit_is_refused_from_its_header_naming_the_setting():
+    """What the door (and nothing later) answers with 413: the container's header alone."""
+    import dataclasses
+    import io
+
+    import av
+    import numpy as np
+
+    from services.common import precheck
+    from services.common.config import Settings
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(72):  # 3 s
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 3, np.uint8), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    raw = buf.getvalue()
+    settings = Settings.from_env()
+    assert precheck.check(raw, "video", settings).format == ""  # within the limits: nothing to say
+    for field, setting in (("max_video_seconds", "MAX_VIDEO_SECONDS"), ("max_video_frame_pixels", "MAX_VIDEO_FRAME_PIXELS")):
+        with pytest.raises(precheck.OverLimit) as refused:
+            precheck.check(raw, "video", dataclasses.replace(settings, **{field: 1}))
+        assert refused.value.setting == setting and setting in refused.value.reason
+    assert precheck.check(b"\x00\x00\x00\x18ftypmp42 not a video", "video", settings).format == ""  # left to analyze

@@ -96,10 +96,20 @@ def check(raw: bytes, kind: str, settings) -> MediaFacts:
 
 
 def check_video(raw: bytes, settings) -> MediaFacts:
-    """Hook for the video probe: duration and frame size from the container header (PyAV,
-    services/analyze/video.py after the PyAV move), checked against MAX_VIDEO_SECONDS and
-    MAX_VIDEO_FRAME_PIXELS here, so the door refuses them too. Until then videos are checked
-    by analyze while it opens them."""
+    """Duration, frame count and frame size from the container header (services/common/video.py),
+    against MAX_VIDEO_SECONDS, MAX_VIDEO_FRAMES and MAX_VIDEO_FRAME_PIXELS: the door refuses
+    them too. A container that cannot be opened is left to analyze, which says why."""
+    from .errors import MediarelayError
+    from .video import Limits, VideoFile
+
+    s = settings
+    try:
+        with VideoFile(raw) as video:
+            video.check_header(Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels))
+    except OverLimit:
+        raise
+    except MediarelayError:
+        pass
     return MediaFacts("")
 
 

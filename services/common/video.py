@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import CorruptMedia, LimitExceeded, UnsupportedMedia
+from .precheck import OverLimit
 
 # FFmpeg's AVColorTransferCharacteristic values that mean HDR (the others are SDR curves).
 HDR_TRANSFERS = {16: "pq", 18: "hlg"}
@@ -153,14 +154,15 @@ class VideoFile:
         if cc.width <= 0 or cc.height <= 0:
             raise CorruptMedia("the video stream declares no frame size", code="corrupt-video")
         if cc.width * cc.height > limits.max_frame_pixels:
-            raise LimitExceeded(f"video frames are {cc.width}x{cc.height}, over MAX_VIDEO_FRAME_PIXELS={limits.max_frame_pixels}",
-                                code="too-many-pixels")
+            raise OverLimit(f"video frames are {cc.width}x{cc.height}, over MAX_VIDEO_FRAME_PIXELS={limits.max_frame_pixels}",
+                            "MAX_VIDEO_FRAME_PIXELS", "too-many-pixels")
         duration = self.duration_s()
         if duration is not None and duration > limits.max_seconds:
-            raise LimitExceeded(f"video lasts {duration:.1f} s, over MAX_VIDEO_SECONDS={limits.max_seconds:g}", code="too-long")
+            raise OverLimit(f"video lasts {duration:.1f} s, over MAX_VIDEO_SECONDS={limits.max_seconds:g}",
+                            "MAX_VIDEO_SECONDS", "too-long")
         if self.stream.frames and self.stream.frames > limits.max_frames:
-            raise LimitExceeded(f"video has {self.stream.frames} frames, over MAX_VIDEO_FRAMES={limits.max_frames}",
-                                code="too-many-frames")
+            raise OverLimit(f"video has {self.stream.frames} frames, over MAX_VIDEO_FRAMES={limits.max_frames}",
+                            "MAX_VIDEO_FRAMES", "too-many-frames")
 
     def duration_s(self) -> float | None:
         d = _seconds(self.stream.duration, self.stream.time_base)

@@ -92,7 +92,10 @@ def decode(raw: bytes, max_pixels: int, need_upright: tuple[int, int]) -> Decode
     if im.format == "JPEG":
         im.draft(im.mode, need)  # greyscale and CMYK JPEGs: still DCT-scaled
     if im.format == "WEBP" and getattr(im, "n_frames", 1) > 1:
-        im = first_webp_frame(raw, im.size) or im  # not through the animation decoder's two canvases
+        first = first_webp_frame(raw, im.size)  # not through the animation decoder's two canvases
+        if first is not None:
+            first.info["icc_profile"] = icc
+            im = first
     load_checked(im)
     norm = normalise(im)
     if norm.mode in ("RGB", "RGBA") and norm.width * norm.height > PILLOW_JPEG_ABOVE:

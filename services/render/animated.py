@@ -23,7 +23,7 @@ from . import crop
 from .colour import SRGB_PROFILE, normalise
 from .decode import orient, orientation_of
 from .formats import encode, to_pillow
-from .image import Rendition, Step, cut, encode_step, encode_threads, frames, plan
+from .image import EncodeGate, Rendition, Step, cut, encode_step, encode_threads, frames, plan
 from .presets import Preset
 from .resize import premultiplied_shrink
 
@@ -62,11 +62,11 @@ def _static(raw, analysis, presets, encoders, max_pixels, background, threads, b
     chain, skipped = frames(raw, analysis, presets, max_pixels, budget)
     largest = None
     with ThreadPoolExecutor(encode_threads(threads), thread_name_prefix="encode") as pool:
-        futures = []
+        futures, gate = [], EncodeGate()
         for step, arr in chain:
             if largest is None and not step.preset.crops:
                 largest = arr
-            futures.append(pool.submit(encode_step, step, [arr], encoders, background))
+            futures.append(pool.submit(encode_step, step, [arr], encoders, background, gate))
         renditions = [r for f in futures for r in f.result()]
     return renditions, skipped, largest
 

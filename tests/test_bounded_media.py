@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -311,3 +312,17 @@ def test_render_has_a_time_budget_checked_between_renditions():
         render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, cat.encoders, 10**8, (255, 255, 255),
                      budget=over)
     assert "rendering ran past render's deadline of 165 s (test)" in err.value.reason
+
+
+@pytest.mark.parametrize("lossless", [False, True])
+def test_an_animated_webps_first_frame_read_alone_matches_the_animation_decoders(lossless):
+    from services.common.firstframe import first_webp_frame
+
+    frames = [Image.new("RGBA", (90, 60), (0, 0, 0, 0)) for _ in range(3)]
+    for i, f in enumerate(frames):
+        f.paste((200, 40 * i, 10, 255), (10 + 20 * i, 5, 40 + 20 * i, 50))
+    raw = _encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=80, lossless=lossless, quality=90)
+    with Image.open(io.BytesIO(raw)) as im:
+        want = np.asarray(im.convert("RGBA"), np.int16)
+    got = np.asarray(first_webp_frame(raw, (90, 60)), np.int16)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 2

@@ -326,3 +326,15 @@ def test_an_animated_webps_first_frame_read_alone_matches_the_animation_decoders
         want = np.asarray(im.convert("RGBA"), np.int16)
     got = np.asarray(first_webp_frame(raw, (90, 60)), np.int16)
     assert got.shape == want.shape and np.abs(got - want).max() <= 2
+
+
+def test_work_that_does_not_fit_the_instance_now_is_answered_503_and_left_for_redelivery(stack, http):
+    # 100 MP RGBA declares 400 MB x 1.5; the instance has 650 MB, of which the worker itself uses some.
+    payload = _seed(stack, bombs.big_png(10000, 10000, alpha=True, seed=9), "image/png")
+    body = chaos.envelope(payload, "media-ingested.v1")
+    with chaos.extra_instance(stack, "analyze", {"INSTANCE_MEMORY_BYTES": str(650 * 2**20)}) as url:
+        resp = http.post(f"{url}/push", json=body, timeout=60)
+        assert resp.status_code == 503 and "retried later" in resp.json()["detail"]
+        assert http.get(f"{url}/healthz", timeout=5).status_code == 200
+    job = _job(stack, payload["job_id"])
+    assert job["status"] == "analyzing" and "error" not in job  # not failed: another instance may take it

@@ -1,6 +1,6 @@
 """Memory and child-process bench (issue 10): `python -m bench memory`.
 
-1. Peak RSS above the process baseline, per megapixel, of one render job on opaque 8-bit,
+1. Peak RSS above the process baseline, per megapixel, of one analysis and one render job on opaque 8-bit,
    alpha, 16-bit and animated inputs (tests/bombs.py makes them, deflated row by row), and
    of the 24 MP photo mosaic. Each measurement runs in a fresh process
    (`python -m bench.memory_bench worker KIND SIZE`): VmHWM after the job minus VmRSS after
@@ -62,6 +62,18 @@ def _status(key: str) -> int:
     return 0
 
 
+def worker_analyze(path: str) -> None:
+    """In a fresh process: one analysis, in-process."""
+    raw = Path(path).read_bytes()
+    from services.analyze.image import analyze_image
+
+    base = _status("VmRSS")
+    t = time.perf_counter()
+    a = analyze_image(raw, 10**8)
+    print(json.dumps({"peak_above_base": _status("VmHWM") - base, "base": base, "pixels": a["width"] * a["height"],
+                      "seconds": time.perf_counter() - t}))
+
+
 def worker(path: str) -> None:
     """In a fresh process, on whatever code is first on sys.path: one render, in-process."""
     raw = Path(path).read_bytes()
@@ -98,14 +110,15 @@ def _cap_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (CAP_BYTES, CAP_BYTES))
 
 
-def measure(kind: str, mp: int, root: Path) -> dict:
+def measure(kind: str, mp: int, root: Path, stage: str = "render") -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{kind}-{mp}.bin"
     if not path.exists():
         path.write_bytes(make_input(kind, mp))
     env = {**os.environ, "PYTHONPATH": str(root)}  # `services` from `root`; this file run as a script
     try:
-        done = subprocess.run([sys.executable, __file__, "worker", str(path)], capture_output=True, text=True, env=env,
+        mode = "worker" if stage == "render" else "worker-analyze"
+        done = subprocess.run([sys.executable, __file__, mode, str(path)], capture_output=True, text=True, env=env,
                               cwd=root, timeout=TIMEOUT, check=False, preexec_fn=_cap_address_space)
     except subprocess.TimeoutExpired:
         return {"error": f"did not finish in {TIMEOUT} s"}
@@ -153,19 +166,20 @@ def main() -> None:
     before = os.environ.get("MEMORY_BENCH_ROOT")
     roots = [("after", ROOT)] + ([("before", Path(before))] if before else [])
     print(f"load {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("| input | MP | code | peak above baseline (MB) | bytes per source pixel | seconds |")
-    print("|---|---|---|---|---|---|")
+    print("| input | MP | stage | code | peak above baseline (MB) | bytes per source pixel | seconds |")
+    print("|---|---|---|---|---|---|---|")
     only = [c for c in os.environ.get("MEMORY_BENCH_CASES", "").split(",") if c]
     for kind, mp in CASES:
         if only and kind not in only:
             continue
-        for label, root in roots:
-            r = measure(kind, mp, root)
-            if "error" in r:
-                print(f"| {kind} | {mp} | {label} | failed: {r['error']} | | |", flush=True)
-                continue
-            print(f"| {kind} | {mp} | {label} | {r['peak_above_base'] / 2**20:.0f} | "
-                  f"{r['peak_above_base'] / r['pixels']:.2f} | {r['seconds']:.1f} |", flush=True)
+        for stage in ("analyze", "render"):
+            for label, root in roots:
+                r = measure(kind, mp, root, stage)
+                if "error" in r:
+                    print(f"| {kind} | {mp} | {stage} | {label} | failed: {r['error']} | | |", flush=True)
+                    continue
+                print(f"| {kind} | {mp} | {stage} | {label} | {r['peak_above_base'] / 2**20:.0f} | "
+                      f"{r['peak_above_base'] / r['pixels']:.2f} | {r['seconds']:.1f} |", flush=True)
     c = child_overhead()
     print(f"\nbounded child, 12 MP render (median of 5): in-process {c['in_process_s']:.3f} s, in the child "
           f"{c['in_child_s']:.3f} s: overhead {c['overhead_ratio']:+.1%}; spawn + handoff alone "
@@ -175,5 +189,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["worker"]:
         worker(sys.argv[2])
+    elif sys.argv[1:2] == ["worker-analyze"]:
+        worker_analyze(sys.argv[2])
     else:
         main()

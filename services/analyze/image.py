@@ -61,6 +61,20 @@ def _duration(value) -> int:
         return 0
 
 
+def _reduced(im: Image.Image, factor: int, rows: int = 64) -> Image.Image:
+    """im.reduce(factor), but alpha band by band: Pillow premultiplies RGBA into a full-size
+    RGBa copy before reducing; here only a band at a time is (whole boxes only: the last
+    factor-1 rows and columns at most are left out)."""
+    if im.mode not in ("RGBA", "LA"):
+        return im.reduce(factor)
+    out = Image.new(im.mode, (im.width // factor, im.height // factor))
+    step = factor * rows
+    for r0 in range(0, out.height * factor, step):
+        band = im.crop((0, r0, out.width * factor, min(r0 + step, out.height * factor)))
+        out.paste(band.reduce(factor), (0, r0 // factor))
+    return out
+
+
 def _working_copy(im: Image.Image, orientation: int) -> Image.Image:
     r = DRAFT_EDGE / max(im.size)  # JPEG: the decoder scales by 1/2..1/8 while the long edge stays >= DRAFT_EDGE
     im.draft("RGB", (max(1, int(im.width * r)), max(1, int(im.height * r))))
@@ -68,7 +82,7 @@ def _working_copy(im: Image.Image, orientation: int) -> Image.Image:
     factor = max(im.size) // (2 * WORK_EDGE)
     with decoding(describe(im)):  # mode conversions of what was decoded: still the decoder's
         if factor >= 2 and im.mode in ("RGB", "RGBA", "L", "LA", "I", "F"):
-            im = im.reduce(factor)  # box average first: a big decode is never converted or copied at full size
+            im = _reduced(im, factor)  # box average first: a big decode is never converted or copied at full size
         return _upright_rgb(upright_image(im, orientation))
 
 

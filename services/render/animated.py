@@ -24,7 +24,7 @@ from ..common.precheck import facts_of
 from . import crop
 from .colour import SRGB_PROFILE, normalise
 from .formats import encode, to_pillow
-from .image import Rendition, Step, cut, encode_step, encode_threads, plan
+from .image import EncodeGate, Rendition, Step, cut, encode_step, encode_threads, plan
 from .image import frames as rendition_pixels
 from .presets import Preset
 from .resize import premultiplied_shrink
@@ -76,11 +76,11 @@ def _static(raw, analysis, presets, encoders, max_pixels, background, threads, b
     chain, skipped = rendition_pixels(raw, analysis, presets, max_pixels, budget)
     largest = None
     with ThreadPoolExecutor(encode_threads(threads), thread_name_prefix="encode") as pool:
-        futures = []
+        futures, gate = [], EncodeGate()
         for step, arr in chain:
             if largest is None and not step.preset.crops:
                 largest = arr
-            futures.append(pool.submit(encode_step, step, [arr], encoders, background))
+            futures.append(pool.submit(encode_step, step, [arr], encoders, background, gate))
         renditions = [r for f in futures for r in f.result()]
     return renditions, skipped, largest
 

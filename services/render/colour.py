@@ -82,4 +82,5 @@ def normalise(im: Image.Image) -> Image.Image:
         im = convert_profile(im, icc)
     if im.mode in ("LA", "RGBA") and im.getchannel("A").getextrema()[0] == 255:
         im = im.convert("RGB")
-    return im.convert("RGBA" if im.mode in ("LA", "RGBA") else "RGB")
+    mode = "RGBA" if im.mode in ("LA", "RGBA") else "RGB"
+    return im if im.mode == mode else im.convert(mode)  # no whole-image copy when nothing changes

@@ -127,8 +127,8 @@ class CutDetector:
     def push(self, luma: np.ndarray, u: np.ndarray | None = None, v: np.ndarray | None = None) -> None:
         t, tune = self.n, self.t
         thumb = self._thumb(luma, self.step, self.crop)
-        mean, std = cv2.meanStdDev(thumb)
-        mean, std = float(mean[0, 0]), float(std[0, 0])
+        means, stds = cv2.meanStdDev(thumb)
+        mean, std = float(means[0, 0]), float(stds[0, 0])
         flat = bool(std < tune.flat_std or self._is_card(thumb, mean))
         feat = thumb.astype(np.float32).ravel()
         raw_luma = feat.copy()
@@ -173,7 +173,7 @@ class CutDetector:
         if tune.card_dark < med < tune.card_bright:
             return False
         near = np.count_nonzero(np.abs(thumb.astype(np.int16) - int(med)) <= tune.card_tolerance)
-        return near >= tune.card_share * thumb.size
+        return bool(near >= tune.card_share * thumb.size)
 
     def _dist(self, i: int, j: int) -> float:
         """Distance of two ring slots: the larger of the luma (normalised) and chroma distances."""
@@ -204,8 +204,10 @@ class CutDetector:
         if run is not None:
             if run.end < 0:  # first structured frame after the run: the ramp in starts here
                 run.end = run.in_end = t
+                assert run.card is not None  # set when the run began
                 run.in_dists = [0.0, self._card_dist(slot, run.card)]
             else:
+                assert run.card is not None
                 d = self._card_dist(slot, run.card)
                 if d > run.in_dists[-1] + self.t.ramp_step and t - run.end < 2 * self.fps:
                     run.in_end = t
@@ -297,8 +299,8 @@ class CutDetector:
             self._close_run(self._run, n)
         diff = np.frombuffer(self.diff, np.float32) if n else np.zeros(0, np.float32)
         found: list[tuple[int, float, Transition]] = []
-        for c in np.flatnonzero(diff >= tune.cut_min):
-            c = int(c)
+        for index in np.flatnonzero(diff >= tune.cut_min):
+            c = int(index)
             if c == 0 or c in self.interrupted:
                 continue
             w = tune.window

@@ -6,6 +6,7 @@ Every time is the frame's PTS on the player's clock (an edit-list start delay in
 """
 from __future__ import annotations
 
+from ..common.errors import CorruptMedia
 from ..common.video import VFR_TOLERANCE, Limits, VideoFile, yuv_planes
 from .budget import Budget
 from .shots import CutDetector
@@ -40,6 +41,8 @@ def analyze_video(source, suffix: str, max_seconds: float, max_frames: int, budg
             times.append(f.time)
             last = f
         budget.check("finding shots")
+        if last is None or detector is None:
+            raise CorruptMedia("the video has no frame that can be decoded", code="corrupt-video")
         end = last.time + video.frame_duration(last.frame)
         width, height = video.display_size()
     transitions = detector.finish()

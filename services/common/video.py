@@ -286,7 +286,7 @@ def yuv_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
         frame = frame.reformat(format="yuv420p")
     out = []
     for plane in frame.planes[:3]:
-        a = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        a = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
         out.append(a[:, :plane.width])
     return out[0], out[1], out[2]
 

@@ -195,7 +195,7 @@ def render_video(source, suffix: str, analysis: dict, poster: Preset, still: Pre
             prev = f
         if pending < len(wanted) and prev is not None:
             serve(prev.frame, wanted[pending:])  # at or past the last frame
-        if poster_rgb is None:
+        if poster_rgb is None or t_poster is None:
             raise CorruptMedia("no frame could be decoded for the poster", code="corrupt-video")
     # Shots without a keyframe of their own (v1 analyses) show the poster.
     for i, shot in enumerate(shots):

@@ -127,6 +127,28 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_webhooks(args) -> int:
+    try:
+        body = IngestClient(args.url).webhook(args.action, getattr(args, "id", None), getattr(args, "endpoint_url", None),
+                                              getattr(args, "events", None))
+    except APIError as exc:
+        print(f"mediarelay: {exc}", file=sys.stderr)
+        return 1
+    if args.json or args.action != "list":
+        if args.action == "remove":
+            print(f"webhook {args.id} removed")
+            return 0
+        print(json.dumps(body, indent=2))
+        if "secret" in body:
+            print("the signing secret is shown only this once: keep it with the receiver", file=sys.stderr)
+        return 0
+    rows = [{"id": w["id"], "url": w["url"], "events": ",".join(w["events"]),
+             "health": (w.get("health") or {}).get("state", ""), "disabled": "yes" if w.get("disabled") else ""}
+            for w in body["webhooks"]]
+    print(_table(rows, ["id", "url", "events", "health", "disabled"]))
+    return 0
+
+
 def cmd_clients(args) -> int:
     """Upload clients in Firestore clients/{id} (operator credentials, like `dlq`)."""
     from .common.config import get_settings
@@ -312,6 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     stt.add_argument("--json", action="store_true")
     stt.add_argument("--url", help=url_help)
     stt.set_defaults(fn=cmd_stats)
+
+    wh = sub.add_parser("webhooks", help="your webhook endpoints: add, list, remove, rotate (signed job events)")
+    wh_sub = wh.add_subparsers(dest="action", required=True)
+    add = wh_sub.add_parser("add", help="register an https endpoint; prints its signing secret once")
+    add.add_argument("endpoint_url", metavar="URL")
+    add.add_argument("--events", nargs="+", choices=["completed", "failed"], help="default: both")
+    wh_sub.add_parser("list", help="your endpoints and their health")
+    for action, text in (("remove", "remove an endpoint"), ("rotate", "a new secret; the old one signs on for the overlap")):
+        a = wh_sub.add_parser(action, help=text)
+        a.add_argument("id")
+    for a in wh_sub.choices.values():
+        a.add_argument("--json", action="store_true")
+        a.add_argument("--url", help=url_help)
+    wh.set_defaults(fn=cmd_webhooks)
 
     cl = sub.add_parser("clients", help="upload clients and their API keys: create, list, revoke")
     cl_sub = cl.add_subparsers(dest="action", required=True)

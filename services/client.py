@@ -157,6 +157,19 @@ class IngestClient:
         params = {k: v for k, v in {"status": status, "limit": limit, "cursor": cursor}.items() if v}
         return _json_or_raise(self._api("GET", "/v1/jobs", params=params))
 
+    def webhook(self, action: str, endpoint_id: str | None = None, url: str | None = None,
+                events: list[str] | None = None) -> dict:
+        """`mediarelay webhooks add|list|remove|rotate` over /v1/webhooks."""
+        if action == "add":
+            body = {"url": url, **({"events": events} if events else {})}
+            return _json_or_raise(self._api("POST", "/v1/webhooks", json=body))
+        if action == "list":
+            return _json_or_raise(self._api("GET", "/v1/webhooks"))
+        if action == "rotate":
+            return _json_or_raise(self._api("POST", f"/v1/webhooks/{endpoint_id}/rotate"))
+        resp = self._api("DELETE", f"/v1/webhooks/{endpoint_id}")
+        return {} if resp.status_code == 204 else _json_or_raise(resp)
+
     def wait(self, job_ids: list[str], timeout: float = 300.0, on_change=None) -> dict[str, dict]:
         """Poll until every job is final (or the timeout passes); return the last documents."""
         docs: dict[str, dict] = {}

@@ -64,6 +64,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cloud)
+
+
 @pytest.fixture(scope="session")
 def new_client(stack):
     """new_client(name) -> (client id, a requests session authenticated as that new client)."""

@@ -200,3 +200,44 @@ def test_a_dead_lettered_delivery_is_replayed_once_the_receiver_is_fixed(http, s
         assert JobStore(stack.project).get(job_id)["status"] == "completed"
     finally:
         receiver.close()
+
+
+def test_clients_manage_their_own_endpoints_and_see_a_secret_once(stack, new_client, ingest_url):
+    """/v1/webhooks through real HTTP, and the CLI over it. Registration sends no traffic: the
+    public address below is only checked, never called."""
+    _, a, key_a = new_client("webhooks-a")
+    _, b, _ = new_client("webhooks-b")
+    url = "https://93.184.216.34/hook"
+    made = a.post(f"{ingest_url}/v1/webhooks", json={"url": url, "events": ["failed"]}, timeout=10)
+    assert made.status_code == 201, made.text
+    first = made.json()
+    assert first["secret"].startswith("whsec_") and first["events"] == ["failed"]
+    [listed] = a.get(f"{ingest_url}/v1/webhooks", timeout=10).json()["webhooks"]
+    assert listed["id"] == first["id"] and "secret" not in listed and "sealed" not in str(listed)
+    for bad, words in ((url.replace("https", "http"), "https"), ("https://169.254.169.254/", "link-local"),
+                       ("https://[::1]/x", "loopback")):
+        refused = a.post(f"{ingest_url}/v1/webhooks", json={"url": bad}, timeout=10)
+        assert refused.status_code == 422 and words in refused.json()["detail"], refused.text
+    assert a.post(f"{ingest_url}/v1/webhooks", json={"url": url, "events": ["sometimes"]}, timeout=10).status_code == 422
+
+    # Another client neither sees nor touches it.
+    assert b.get(f"{ingest_url}/v1/webhooks", timeout=10).json()["webhooks"] == []
+    assert b.post(f"{ingest_url}/v1/webhooks/{first['id']}/rotate", timeout=10).status_code == 404
+    assert b.delete(f"{ingest_url}/v1/webhooks/{first['id']}", timeout=10).status_code == 404
+
+    rotated = a.post(f"{ingest_url}/v1/webhooks/{first['id']}/rotate", timeout=10).json()
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != first["secret"]
+    old, new = sorted(rotated["secrets"], key=lambda s: s["created_at"])
+    assert old["expires_at"] and not new.get("expires_at")  # the old one signs on for the overlap
+
+    env = {**os.environ, "MEDIARELAY_API_KEY": key_a, "MEDIARELAY_URL": ingest_url}
+    cli = [sys.executable, "-m", "services.cli", "webhooks"]
+    added = subprocess.run([*cli, "add", "https://93.184.216.34/other", "--json"], capture_output=True, text=True,
+                           timeout=60, env=env)
+    assert added.returncode == 0 and json.loads(added.stdout)["secret"].startswith("whsec_"), added.stderr
+    table = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=60, env=env).stdout
+    assert first["id"] in table and "/other" in table and "whsec_" not in table
+    gone = subprocess.run([*cli, "remove", first["id"]], capture_output=True, text=True, timeout=60, env=env)
+    assert gone.returncode == 0
+    assert [w["url"] for w in a.get(f"{ingest_url}/v1/webhooks", timeout=10).json()["webhooks"]] == [
+        "https://93.184.216.34/other"]

@@ -31,8 +31,9 @@ run: $(STAMP)
 test: $(STAMP) test-infra
 	$(BIN)/pytest
 
+# No local cloud, Java or Terraform: the rules of our own code, on both cores (pytest-xdist).
 test-unit: $(STAMP)
-	$(BIN)/pytest -m "not cloud"
+	$(BIN)/pytest -m "not cloud" -n 2
 
 # Offline checks of terraform/ and the Dockerfile (the google provider cannot be downloaded
 # here, so no terraform init/validate): fmt (also catches broken HCL), then checkov from its

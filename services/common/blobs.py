@@ -97,13 +97,6 @@ class BlobStore:
         fileobj.flush()
 
     @retried("storage")
-    def stat(self, bucket: str, name: str) -> StoredObject | None:
-        blob = self.client.bucket(bucket).get_blob(name)
-        if blob is None:
-            return None
-        return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, False)
-
-    @retried("storage")
     def read_head(self, bucket: str, name: str, generation: str, size: int = 64) -> bytes:
         """The first bytes of an object (a ranged read), for type sniffing without a download."""
         blob = self.client.bucket(bucket).blob(name, generation=int(generation))

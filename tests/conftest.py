@@ -20,7 +20,7 @@ TEST_RETRY_BACKOFF = (2, 20)
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    env = {"MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES), "LOG_LEVEL": "INFO"}
+    env = {"MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES), "WEBHOOK_MAX_ENDPOINTS": "3", "LOG_LEVEL": "INFO"}
     with private_stack(tmp_path_factory.mktemp("local"), "mediarelay-test", env, TEST_RETRY_BACKOFF) as cfg:
         yield cfg
 

@@ -241,3 +241,7 @@ def test_clients_manage_their_own_endpoints_and_see_a_secret_once(stack, new_cli
     assert gone.returncode == 0
     assert [w["url"] for w in a.get(f"{ingest_url}/v1/webhooks", timeout=10).json()["webhooks"]] == [
         "https://93.184.216.34/other"]
+    for n in (2, 3):  # the stack allows WEBHOOK_MAX_ENDPOINTS=3 per client
+        assert a.post(f"{ingest_url}/v1/webhooks", json={"url": f"{url}/{n}"}, timeout=10).status_code == 201
+    full = a.post(f"{ingest_url}/v1/webhooks", json={"url": f"{url}/4"}, timeout=10)
+    assert full.status_code == 409 and "WEBHOOK_MAX_ENDPOINTS" in full.json()["detail"]

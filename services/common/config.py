@@ -125,6 +125,7 @@ class Settings:
     webhook_timeout_seconds: float  # one delivery attempt: connect + answer
     webhook_allow_hosts: frozenset[str]  # exempt from the https-only and public-address rules (tests)
     webhook_secret_overlap_seconds: int  # a rotated-out secret keeps signing for this long
+    webhook_max_endpoints: int  # endpoints one client may register
     # Logging
     log_level: str
 
@@ -194,6 +195,7 @@ class Settings:
             webhook_timeout_seconds=float(_env("WEBHOOK_TIMEOUT_SECONDS", "5")),
             webhook_allow_hosts=frozenset(h.strip().lower() for h in _env("WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()),
             webhook_secret_overlap_seconds=int(_env("WEBHOOK_SECRET_OVERLAP_SECONDS", "86400")),
+            webhook_max_endpoints=int(_env("WEBHOOK_MAX_ENDPOINTS", "20")),
             log_level=_env("LOG_LEVEL", "INFO"),
         )
 

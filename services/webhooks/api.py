@@ -12,8 +12,6 @@ from ..common.runtime import Runtime
 from . import ssrf
 from .endpoints import EVENT_TYPES, endpoint_store, public_view
 
-MAX_ENDPOINTS_PER_CLIENT = 20
-
 
 def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str]) -> None:
     """`client_of()` is the authenticated client of the current request (ingest's auth)."""
@@ -35,8 +33,9 @@ def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str
             ssrf.check(url, rt.settings.webhook_allow_hosts)  # checked again before every delivery
         except ssrf.Refused as exc:
             raise HTTPProblem(422, "Webhook URL refused", exc.reason) from None
-        if len(endpoints.for_client(client)) >= MAX_ENDPOINTS_PER_CLIENT:
-            raise HTTPProblem(409, "Too many endpoints", f"a client has at most {MAX_ENDPOINTS_PER_CLIENT} endpoints")
+        cap = rt.settings.webhook_max_endpoints
+        if len(endpoints.for_client(client)) >= cap:
+            raise HTTPProblem(409, "Too many endpoints", f"a client has at most {cap} endpoints (WEBHOOK_MAX_ENDPOINTS)")
         doc, secret = endpoints.create(client, url, sorted(set(events)))
         resp = jsonify({**public_view(doc), "secret": secret})
         resp.status_code = 201

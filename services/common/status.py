@@ -13,6 +13,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from . import jobstate
+from .docstore import FirestoreCollection
 from .errors import TransientError
 from .jobstate import StageStart
 from .retrying import retried
@@ -130,24 +131,14 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.redrive(job, max_redrives, utcnow()))
 
 
-class JobStore(JobStoreBase):
+class JobStore(JobStoreBase, FirestoreCollection):
     """Firestore: compare-and-set on the document's update_time."""
 
     collection = "jobs"
 
     def __init__(self, project: str, ttl_days: int = 30):
-        super().__init__(ttl_days)
-        self.project = project
-        self._client: firestore.Client | None = None
-
-    @property
-    def client(self) -> firestore.Client:
-        if self._client is None:  # lazily: gunicorn forks workers, clients must not cross a fork
-            self._client = firestore.Client(project=self.project)
-        return self._client
-
-    def _ref(self, job_id: str):
-        return self.client.collection(self.collection).document(job_id)
+        JobStoreBase.__init__(self, ttl_days)
+        FirestoreCollection.__init__(self, project)
 
     def _read(self, job_id: str):
         snap = self._ref(job_id).get()

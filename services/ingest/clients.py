@@ -18,10 +18,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from google.cloud import firestore
-
 from ..common.auth import TokenVerifier, bearer_token, unauthorized
 from ..common.config import Settings
+from ..common.docstore import FirestoreCollection
 from ..common.retrying import retried
 from ..common.status import utcnow
 
@@ -62,22 +61,14 @@ def _parse_key(key: str) -> tuple[str, str] | None:
     return client_id, secret
 
 
-class ClientStore:
+class ClientStore(FirestoreCollection):
+    collection = COLLECTION
+
     def __init__(self, project: str, cache_seconds: float = 30.0):
-        self.project = project
+        super().__init__(project)
         self.cache_seconds = cache_seconds
-        self._client: firestore.Client | None = None
         self._cache: dict[str, tuple[float, dict | None]] = {}
         self._lock = threading.Lock()
-
-    @property
-    def db(self) -> firestore.Client:
-        if self._client is None:
-            self._client = firestore.Client(project=self.project)
-        return self._client
-
-    def _ref(self, client_id: str):
-        return self.db.collection(COLLECTION).document(client_id)
 
     @retried("firestore")
     def create(self, name: str, operator: bool = False, quotas: dict | None = None) -> tuple[dict, str]:
@@ -91,7 +82,7 @@ class ClientStore:
 
     @retried("firestore")
     def list(self) -> list[dict]:
-        return sorted((s.to_dict() for s in self.db.collection(COLLECTION).stream()), key=lambda d: d["created_at"])
+        return sorted((s.to_dict() for s in self.client.collection(COLLECTION).stream()), key=lambda d: d["created_at"])
 
     @retried("firestore")
     def revoke(self, client_id: str) -> bool:

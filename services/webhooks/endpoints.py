@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from ..common.docstore import FirestoreCollection
 from ..common.retrying import retried
 from ..common.status import utcnow
 from . import signing
@@ -22,22 +22,12 @@ from .secretbox import SecretBox
 EVENT_TYPES = ("completed", "failed")
 
 
-class EndpointStore:
+class EndpointStore(FirestoreCollection):
     collection = "webhook_endpoints"
 
     def __init__(self, project: str, box: SecretBox | None):
-        self.project = project
+        super().__init__(project)
         self.box = box
-        self._client: firestore.Client | None = None
-
-    @property
-    def client(self) -> firestore.Client:
-        if self._client is None:  # lazily: gunicorn forks workers, clients must not cross a fork
-            self._client = firestore.Client(project=self.project)
-        return self._client
-
-    def _ref(self, endpoint_id: str):
-        return self.client.collection(self.collection).document(endpoint_id)
 
     def _sealed(self) -> SecretBox:
         if self.box is None:

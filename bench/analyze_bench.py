@@ -45,13 +45,9 @@ def _video_worker(tool: str, manifest_path: str) -> list[dict]:
         cpu, wall = time.process_time(), time.perf_counter()
         extra = {}
         if tool == "decode":
-            import av
+            from bench.videoset import bare_decode  # here: the worker pins its core before heavy imports
 
-            with av.open(path) as container:
-                stream = container.streams.video[0]
-                stream.codec_context.thread_type = "AUTO"
-                for _ in container.decode(stream):
-                    pass
+            bare_decode(path)
             cuts = []
         elif tool in ("ours", "ours-skip-loop-filter"):
             from services.analyze import video

@@ -80,7 +80,6 @@ def analysis(minutes: int) -> dict:
 
 def _worker(tool: str, path: str, minutes: int) -> dict:
     os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-    import av
 
     from services.common.config import Settings
     from services.render.presets import load
@@ -89,11 +88,9 @@ def _worker(tool: str, path: str, minutes: int) -> dict:
     s, cat = Settings.from_env(), load()
     cpu = time.process_time()
     if tool == "decode":
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_type = "AUTO"
-            for _ in container.decode(stream):
-                pass
+        from bench.videoset import bare_decode
+
+        bare_decode(path)
         out = {}
     else:
         renditions, board = render_video(path, ".mp4", analysis(minutes), cat.poster, cat.still, cat.encoders,

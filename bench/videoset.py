@@ -377,3 +377,14 @@ def build(out_dir: Path, size: tuple[int, int] = (1280, 720), codec: str | None 
                          "delay_s": clip.delay_s, "audio": clip.audio, "vfr": clip.vfr})
     (out_dir / "videoset.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def bare_decode(path: str) -> None:
+    """The baseline every video bench is measured against: a threaded PyAV decode of every frame."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            pass

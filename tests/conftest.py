@@ -4,11 +4,14 @@ Everything is real: the official emulators, fake-gcs-server, gunicorn, HTTP on 1
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
 from localcloud.stack import private_stack
 from localcloud.taps import TopicTap
+from services.common.jobstate import FINAL
 
 # Small enough that a test can exceed it quickly; large enough for every sample.
 TEST_MAX_UPLOAD_BYTES = 6 * 1024 * 1024
@@ -84,3 +87,15 @@ def new_client(stack):
     yield make
     for s in sessions:
         s.close()
+
+
+def wait_for_status(session, ingest_url: str, job_id: str, statuses=FINAL, timeout: float = 90.0) -> dict:
+    """The job as `session`'s client reads it through ingest, once its status is one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    doc: dict = {}
+    while time.monotonic() < deadline:
+        doc = session.get(f"{ingest_url}/v1/jobs/{job_id}", timeout=10).json()
+        if doc.get("status") in statuses:
+            return doc
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} stayed {doc.get('status')} for {timeout} s, not one of {statuses}")

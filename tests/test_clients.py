@@ -16,6 +16,7 @@ from PIL import Image
 from localcloud import chaos, samples
 from services.common.status import JobStore
 
+from .conftest import wait_for_status
 from .tokens import jwks_server, new_key, token
 
 CLIENT_AUDIENCE = "mediarelay-clients-test"
@@ -31,18 +32,6 @@ def _jpeg() -> bytes:
 
 def _upload(session, url, data, **headers):
     return session.post(f"{url}/v1/uploads", data=data, headers={"Content-Type": "image/jpeg", **headers}, timeout=30)
-
-
-def _wait(session, url, job_id, timeout=90) -> dict:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = session.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
-        if doc["status"] in ("completed", "failed"):
-            return doc
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not final after {timeout} s")
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer ", "Basic dXNlcjpwYXNz", "Bearer mr_nosuchclient_secret",
@@ -117,7 +106,7 @@ def test_clients_see_only_their_own_jobs(stack, ingest_url, new_client, events):
     assert no_key.status_code == 202 and no_key.json()["job_id"] not in (job_a,)
     assert _upload(b, ingest_url, data).json()["job_id"] == no_key.json()["job_id"]  # ...and works within one
 
-    done = _wait(a, ingest_url, job_a)
+    done = wait_for_status(a, ingest_url, job_a)
     assert done["status"] == "completed"
     name = done["renditions"][0]["name"]
     for path in (f"/v1/jobs/{job_a}", f"/v1/jobs/{job_a}/renditions/{name}"):
@@ -148,7 +137,7 @@ def test_public_job_is_the_documented_view_not_the_internal_document(stack, inge
     import jsonschema
 
     job_id = _upload(http, ingest_url, _jpeg()).json()["job_id"]
-    doc = _wait(http, ingest_url, job_id)
+    doc = wait_for_status(http, ingest_url, job_id)
     from services.common.config import REPO_ROOT
 
     contract = json.loads((REPO_ROOT / "services" / "ingest" / "openapi.json").read_text())
@@ -168,7 +157,7 @@ def test_listing_filters_by_status_newest_first_a_page_at_a_time(stack, ingest_u
     made = [_upload(c, ingest_url, _jpeg()).json()["job_id"] for _ in range(5)]
     bad = _upload(c, ingest_url, samples.truncated_jpeg(uuid.uuid4().bytes)).json()["job_id"]
     for job_id in [*made, bad]:
-        _wait(c, ingest_url, job_id)
+        wait_for_status(c, ingest_url, job_id)
     seen, cursor = [], None
     while True:
         page = c.get(f"{ingest_url}/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})},
@@ -238,7 +227,7 @@ def test_stats_per_day_and_outcome_own_or_all_for_operators(stack, ingest_url, n
     good = _upload(c, ingest_url, _jpeg()).json()["job_id"]
     bad = _upload(c, ingest_url, samples.truncated_jpeg(uuid.uuid4().bytes)).json()["job_id"]
     for job_id in (good, bad):
-        _wait(c, ingest_url, job_id)
+        wait_for_status(c, ingest_url, job_id)
     body = c.get(f"{ingest_url}/v1/stats", params={"days": 1}, timeout=30).json()
     [row] = body["days"]
     assert row["client_id"] == client_id

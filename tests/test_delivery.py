@@ -17,15 +17,7 @@ from localcloud import chaos
 from localcloud.taps import TopicTap
 from services.common.status import JobStore
 
-
-def _wait_status(http, stack, job_id, statuses, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = http.get(f"{stack.url('ingest')}/v1/jobs/{job_id}", timeout=10).json()
-        if doc["status"] in statuses:
-            return doc
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} stayed {doc['status']}")
+from .conftest import wait_for_status
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +45,7 @@ def test_sweep_redrives_a_job_stuck_in_a_stage_and_dry_run_touches_nothing(http,
     resp = http.post(f"{stack.url('notify')}/ops/sweep", params={"older_than_seconds": 1800}, timeout=60)
     assert resp.status_code == 200
     assert job_id in [r["job_id"] for r in resp.json()["jobs"] if r["action"] == "re-driven"]
-    assert _wait_status(http, stack, job_id, ("completed", "failed"))["status"] == "completed"
+    assert wait_for_status(http, stack.url("ingest"), job_id, timeout=60)["status"] == "completed"
     assert len(events.wait_for_jobs([job_id])[job_id]) == 1
 
 
@@ -68,7 +60,7 @@ def test_previous_message_version_is_still_accepted_during_a_rolling_deploy(http
     v1.pop("submitted_at")
     resp = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-analyzed.v1"), timeout=60)
     assert resp.status_code == 204
-    done = _wait_status(http, stack, payload["job_id"], ("completed", "failed"))
+    done = wait_for_status(http, stack.url("ingest"), payload["job_id"], timeout=60)
     assert done["status"] == "completed" and done["renditions"]
     assert [e["status"] for e in events.wait_for_jobs([payload["job_id"]])[payload["job_id"]]] == ["completed"]
     dlq = TopicTap(stack.project, "render-media-analyzed-dlq")
@@ -139,7 +131,7 @@ def test_an_operator_cancels_a_running_render_and_it_writes_nothing_more(http, s
                      timeout=60)
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["job_id"]
-    _wait_status(http, stack, job_id, ("rendering",), timeout=60)
+    wait_for_status(http, stack.url("ingest"), job_id, ("rendering",), timeout=60)
     row = cancel(Runtime.build(get_settings()), job_id, "wrong file")
     assert row["action"] == "cancelled" and row["stage"] == "render"
 

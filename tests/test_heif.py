@@ -3,7 +3,6 @@ irot/imir, analysed and rendered like JPEG; a burst is read as its primary image
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -14,15 +13,7 @@ from services.common.mediatypes import HEIC, HEIF, sniff
 from services.render.image import render_image
 from services.render.presets import load as load_presets
 
-
-def _wait(http, url, job_id, timeout=120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = http.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
-        if doc["status"] in ("completed", "failed"):
-            return doc
-        time.sleep(0.2)
-    raise AssertionError(f"{job_id} not final")
+from .conftest import wait_for_status
 
 
 def _thumb(http, doc) -> np.ndarray:
@@ -47,7 +38,7 @@ def test_a_rotated_heic_photo_completes_upright(http, ingest_url, orientation):
     stored = Image.open(io.BytesIO(data))
     resp = http.post(f"{ingest_url}/v1/uploads", files={"file": ("IMG_0001.HEIC", data)}, timeout=30)
     assert resp.status_code == 202, resp.text
-    doc = _wait(http, ingest_url, resp.json()["job_id"])
+    doc = wait_for_status(http, ingest_url, resp.json()["job_id"], timeout=120)
     assert doc["status"] == "completed", doc.get("error")
     assert doc["source"]["content_type"] == "image/heic"
     a = doc["analysis"]
@@ -64,7 +55,7 @@ def test_a_heic_burst_is_read_as_its_primary_image_and_noted(http, ingest_url):
     colours = [(220, 30, 30), (30, 200, 40), (30, 40, 220)]
     data = samples.heic_burst([Image.new("RGB", (640, 480), c) for c in colours], primary=1)
     resp = http.post(f"{ingest_url}/v1/uploads", data=data, headers={"Content-Type": "image/heic"}, timeout=30)
-    doc = _wait(http, ingest_url, resp.json()["job_id"])
+    doc = wait_for_status(http, ingest_url, resp.json()["job_id"], timeout=120)
     assert doc["status"] == "completed", doc.get("error")
     assert doc["analysis"]["images"] == {"count": 3, "analysed": "primary"}
     assert doc["analysis"]["animation"]["frames"] == 1  # not an animation

@@ -37,6 +37,9 @@ TRANSFER_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "sm
 PRIMARIES_NAMES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 11: "smpte431", 12: "smpte432"}
 # Planar 8-bit YUV: the detector reads Y, U and V straight from the decoder's buffers.
 PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv440p", "yuvj440p"}
+# Span boundaries are keyframe times in seconds (rounded to microseconds): a frame within half a
+# millisecond of a boundary is on it.
+SPAN_EPSILON = 5e-4
 VFR_TOLERANCE = 0.02  # frame intervals differing by more than 2 % from one another: variable frame rate
 
 
@@ -226,11 +229,37 @@ class VideoFile:
         return {"container": container, "video": video, "audio": audio, "other_streams": others}
 
     # -- decoding ------------------------------------------------------------------------------
-    def frames(self, limits: Limits = Limits(), check: Callable[[int], None] | None = None) -> Iterator[Frame]:
+    def keyframe_times(self) -> tuple[list[float], float]:
+        """The video stream's keyframe times and its end, from the packet index: demuxed, not decoded.
+
+        Call before any decoding (it reads the file from the start)."""
+        tb = self.stream.time_base
+        keys: list[float] = []
+        end = 0.0
+        try:
+            for p in self.container.demux(self.stream):
+                if p.pts is None:
+                    continue
+                t = float(p.pts * tb)
+                end = max(end, t + float((p.duration or 0) * tb))
+                if p.is_keyframe:
+                    keys.append(t)
+        except av.error.FFmpegError as exc:
+            raise CorruptMedia(f"the video's packets cannot be read: {_reason(exc)}", code="corrupt-video") from None
+        self.container.seek(0)
+        return sorted(keys), end
+
+    def frames(self, limits: Limits = Limits(), check: Callable[[int], None] | None = None,
+               start_s: float | None = None, end_s: float | None = None) -> Iterator[Frame]:
         """Every frame in presentation order with its PTS time; LimitExceeded past a limit.
 
-        `check(n)` is called every few frames (the caller's time budget)."""
+        With `start_s`/`end_s`, only the frames shown in [start_s, end_s): decoding starts at the
+        keyframe at or before `start_s` (a seek) and stops at the first frame at or past `end_s`;
+        `Frame.index` then counts from the span's first frame. `check(n)` is called every few
+        frames (the caller's time budget)."""
         self._first_frame()
+        if start_s is not None and start_s > self.start_s() + SPAN_EPSILON:
+            self._seek(start_s)
         tb = self.stream.time_base
         rate = float(self.stream.average_rate or self.stream.guessed_rate or 25)
         first = self._first
@@ -255,7 +284,23 @@ class VideoFile:
             if check is not None and n % 48 == 0:
                 check(n)
             last_t = t
+            if start_s is not None and t < start_s - SPAN_EPSILON:
+                n -= 1  # before the span: decoded only to reach it
+                continue
+            if end_s is not None and t >= end_s - SPAN_EPSILON:
+                return
             yield Frame(n - 1, t, frame)
+
+    def _seek(self, start_s: float) -> None:
+        """Position the decoder on the keyframe at or before `start_s` (frames come out from there)."""
+        tb = self.stream.time_base
+        try:
+            self.container.seek(int(math.floor(start_s / tb)), stream=self.stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise CorruptMedia(f"cannot seek to {start_s:.3f} s in the video: {_reason(exc)}", code="corrupt-video") from None
+        self._first = None
+        self._decoder = self._decode()
+        self._first = next(self._decoder, None)
 
     def frame_duration(self, frame: av.VideoFrame) -> float:
         """How long a frame is shown, from its own duration, else the average rate."""

@@ -105,6 +105,10 @@ class MemoryBlobs(BlobStore):
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing")
         return found[0]
 
+    def find_bytes(self, bucket, name):
+        found = self.objects.get((bucket, name))
+        return found[0] if found else None
+
     def read_head(self, bucket, name, generation, size=64):
         return self.get_bytes(bucket, name, generation)[:size]
 

@@ -85,6 +85,14 @@ class BlobStore:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
 
     @retried("storage")
+    def find_bytes(self, bucket: str, name: str) -> bytes | None:
+        """The object's bytes, or None when there is none (an output not written yet)."""
+        try:
+            return self.client.bucket(bucket).blob(name).download_as_bytes()
+        except gexc.NotFound:
+            return None
+
+    @retried("storage")
     def download_to(self, bucket: str, name: str, generation: str | None, fileobj) -> None:
         """Stream the object into an open binary file (emptied first, so a retried call starts over)."""
         fileobj.seek(0)

@@ -82,6 +82,13 @@ class Settings:
     storyboard_interval_seconds: float
     storyboard_max_tiles: int
     video_max_stills: int
+    # Long videos in segments (services/common/segments.py, fanout.py)
+    video_segment_seconds: float  # a video longer than this is split at keyframes into segments of about this length
+    video_max_segments: int  # segments per job, at most
+    video_segment_overlap_seconds: float  # analysis decodes this much beyond each side of its span (cuts on boundaries)
+    video_segment_time_budget_seconds: float  # one segment's work, well inside its subscription's ack deadline
+    hls_segment_seconds: float  # HLS media segment duration (IDR at every boundary)
+    video_hdr: str  # HDR sources: "tonemap" to SDR BT.709, or "passthrough"
     # Push authentication. PUSH_VERIFICATION=off is the only way to run without it (the local
     # cloud: the emulator sends no token); when on, empty PUSH_AUDIENCE / PUSH_SERVICE_ACCOUNT
     # stop the service at start-up instead of silently admitting anyone.
@@ -143,8 +150,8 @@ class Settings:
             signed_url_ttl_seconds=int(_env("SIGNED_URL_TTL_SECONDS", "900")),
             signing_key_file=_env("SIGNING_KEY_FILE", ""),
             max_image_pixels=int(_env("MAX_IMAGE_PIXELS", str(100_000_000))),
-            max_video_seconds=float(_env("MAX_VIDEO_SECONDS", "600")),
-            max_video_frames=int(_env("MAX_VIDEO_FRAMES", "36000")),
+            max_video_seconds=float(_env("MAX_VIDEO_SECONDS", "7200")),
+            max_video_frames=int(_env("MAX_VIDEO_FRAMES", "432000")),
             max_video_frame_pixels=int(_env("MAX_VIDEO_FRAME_PIXELS", str(7680 * 4320))),
             stage_time_budget_seconds=float(_env("STAGE_TIME_BUDGET_SECONDS", "90")),
             jpeg_max_scans=int(_env("JPEG_MAX_SCANS", "100")),
@@ -166,6 +173,12 @@ class Settings:
             storyboard_interval_seconds=float(_env("STORYBOARD_INTERVAL_SECONDS", "2")),
             storyboard_max_tiles=int(_env("STORYBOARD_MAX_TILES", "100")),
             video_max_stills=int(_env("VIDEO_MAX_STILLS", "50")),
+            video_segment_seconds=float(_env("VIDEO_SEGMENT_SECONDS", "30")),
+            video_max_segments=int(_env("VIDEO_MAX_SEGMENTS", "300")),
+            video_segment_overlap_seconds=float(_env("VIDEO_SEGMENT_OVERLAP_SECONDS", "3")),
+            video_segment_time_budget_seconds=float(_env("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", "240")),
+            hls_segment_seconds=float(_env("HLS_SEGMENT_SECONDS", "6")),
+            video_hdr=_env("VIDEO_HDR", "tonemap").strip().lower(),
             push_verification=_env("PUSH_VERIFICATION", "on").strip().lower(),
             push_audience=_env("PUSH_AUDIENCE", ""),
             push_service_account=_env("PUSH_SERVICE_ACCOUNT", ""),

@@ -104,8 +104,8 @@ def hand_off(job: dict | None, stage: str, fields: dict, handoff: dict | None, n
     """Record the stage's outputs and the message it is about to publish (kept so the sweep
     can re-drive the next stage exactly). False: the job ended meanwhile (cancelled): publish
     nothing, write nothing more."""
-    if job is None or job["status"] in FINAL:
-        return False, None
+    if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
+        return False, None  # ended, or another delivery handed off first (a duplicate fan-in)
     updates = {f"stages.{stage}.state": HANDED_OFF, "updated_at": now, **fields}
     if handoff is not None:
         updates["handoff"] = handoff
@@ -125,6 +125,69 @@ def finished(stage: str, now: dt.datetime) -> dict:
 
 def transient_error(stage: str, reason: str, now: dt.datetime) -> dict:
     return {f"stages.{stage}.error": reason, "updated_at": now}
+
+
+# --- segments: a stage's work fanned out over Pub/Sub, fanned in on the job ---------------------
+# `stages.<stage>.segments` holds {"count", "done": [sorted indices], ...the plan}: a set, so a
+# redelivered segment changes nothing; the write that completes it wins the fan-in.
+
+
+def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.datetime) -> tuple[list[int] | None, dict | None]:
+    """The running stage splits its work into `count` segments. Result: the indices already
+    finished (a redelivered input keeps them), or None when the stage is no longer running."""
+    if job is None or job["status"] in FINAL:
+        return None, None
+    record = job["stages"][stage]
+    if record["state"] != "running":
+        return None, None
+    segments = record.get("segments") or {}
+    if segments.get("count") == count:
+        return sorted(segments.get("done") or []), None
+    return [], {f"stages.{stage}.segments": {**plan, "count": count, "done": []}, "updated_at": now}
+
+
+@dataclass
+class SegmentStart:
+    """May this delivery work on a segment? `outcome` when not: "unknown-job" | "final" |
+    "fanned-in" (the stage already handed off) | "out-of-order" (no such fan-out)."""
+
+    job: dict
+    proceed: bool
+    outcome: str = ""
+    reason: str = ""
+
+
+def begin_segment(job: dict | None, stage: str, index: int, count: int, now: dt.datetime) -> tuple[SegmentStart, dict | None]:
+    if job is None:
+        return SegmentStart({}, False, "unknown-job", "no such job"), None
+    if job["status"] in FINAL:
+        return SegmentStart(job, False, "final", f"job already {job['status']}"), None
+    record = job["stages"][stage]
+    if record["state"] in (HANDED_OFF, "done"):
+        return SegmentStart(job, False, "fanned-in", f"{stage} already handed off"), None
+    segments = record.get("segments") or {}
+    if record["state"] not in ("running", DEAD_LETTERED) or segments.get("count") != count or not 0 <= index < count:
+        return SegmentStart(job, False, "out-of-order", f"{stage} has no fan-out with segment {index} of {count}"), None
+    if job["status"] != DEAD_LETTERED:
+        return SegmentStart(job, True), None
+    # Parked after a segment exhausted its delivery attempts; an operator's replay resumes it.
+    updates = {"status": RUNNING_STATUS[stage], f"stages.{stage}.state": "running", "dead_letter": DELETE, "updated_at": now}
+    return SegmentStart(apply(job, updates), True), updates
+
+
+def segment_done(job: dict | None, stage: str, index: int, now: dt.datetime) -> tuple[str, dict | None]:
+    """Add `index` to the finished set. "complete": the set is whole and the stage not handed
+    off yet (this delivery fans in: the one whose write completed the set, or a redelivery after
+    that one was lost); "pending": segments remain; "stale": the job ended or the stage fanned in."""
+    if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
+        return "stale", None
+    segments = job["stages"][stage].get("segments") or {}
+    done = set(segments.get("done") or [])
+    updates = None
+    if index not in done:
+        done.add(index)
+        updates = {f"stages.{stage}.segments.done": sorted(done), f"stages.{stage}.error": DELETE, "updated_at": now}
+    return ("complete" if len(done) >= segments.get("count", 0) else "pending"), updates
 
 
 def park(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[bool, dict | None]:

@@ -201,6 +201,12 @@ def stage_limits(rt, stage: str) -> Limits:
     return Limits.for_stage(rt.settings, ack, stage)
 
 
+def segment_limits(rt, stage: str) -> Limits:
+    """Limits of one segment of `stage` starting now: from the segment subscription's ack deadline."""
+    ack = rt.topology.subscription_for_service(stage, "/push/segments").ack_deadline_seconds
+    return Limits.for_stage(rt.settings, ack, f"one {stage} segment")
+
+
 def media_work(rt, stage: str, job_id: str, limits: Limits, need_bytes: int, fn: Callable, raw: bytes, *args):
     """What a stage calls: admission for `need_bytes` on this instance, then fn(raw, *args)
     in a bounded child, crashes counted on the job."""

@@ -8,10 +8,11 @@ failed and dead-lettered), 400 malformed push, 401/403 bad token, 503 transient 
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from flask import Flask, Response, request
@@ -40,6 +41,16 @@ class StageResult:
     publish: list[tuple[str, dict]] = field(default_factory=list)
     job_fields: dict = field(default_factory=dict)
     final: str | None = None  # "completed" for the last stage
+    # A long video: the stage's work split into segments (services/common/fanout.py); the
+    # stage stays running until the delivery that finishes the last segment fans in.
+    fan_out: FanOut | None = None
+
+
+@dataclass
+class FanOut:
+    messages: list[dict]  # one video-segment message per segment
+    plan: dict  # kept on the job beside the finished set (a re-driven stage reuses it)
+    merge: Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in order) -> the stage's result
 
 
 Handler = Callable[[Runtime, dict, dict], StageResult]  # (runtime, job, message data)
@@ -54,7 +65,7 @@ def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -
         msg = read_push(runtime)
         bind_fields(stage=stage, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt)
         try:
-            _check_schema(runtime, msg, expected_schema)
+            check_schema(runtime, msg, expected_schema)
         except BadMessage as exc:
             # A message we cannot trust says nothing about its job: only the message goes to the
             # dead letters; the job is left to its real message (or the sweep's bound).
@@ -79,7 +90,7 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
         bind_fields(subscription=sub.name, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt,
                     job_id=_job_id_of(msg))
         try:
-            _check_schema(runtime, msg, expected_schema)
+            check_schema(runtime, msg, expected_schema)
             handler(runtime, sub, msg)
         except PermanentError as exc:
             log(logger, logging.ERROR, f"{sub.name}: dead-lettered: {exc.reason}", error_class=exc.error_class)
@@ -106,7 +117,7 @@ def _job_id_of(msg: PushMessage) -> str:
     return job_id if isinstance(job_id, str) else ""
 
 
-def _check_schema(runtime: Runtime, msg: PushMessage, expected: str) -> None:
+def check_schema(runtime: Runtime, msg: PushMessage, expected: str) -> None:
     """Any known version of the expected message type is accepted and validated against its
     own schema: during a rolling deploy, and in replays from a dead-letter queue, messages of
     the previous version are still about. Handlers read older versions (new fields are optional)."""
@@ -118,21 +129,29 @@ def _check_schema(runtime: Runtime, msg: PushMessage, expected: str) -> None:
 
 def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMessage) -> Response:
     stage, job_id = sub.service, msg.data["job_id"]
+
+    def body() -> None:
+        start = runtime.jobs.begin_stage(job_id, stage)
+        if not start.proceed:
+            _without_work(runtime, sub, msg, start)
+            return
+        faults.maybe_fail(f"stage.{stage}")
+        with running(runtime, job_id, stage):
+            result = handler(runtime, start.job, msg.data)
+        hand_on(runtime, stage, job_id, result)
+
+    return run_classified(runtime, sub, msg, body)
+
+
+def run_classified(runtime: Runtime, sub: PushSubscription, msg: PushMessage, body: Callable[[], None]) -> Response:
+    """Run a job's push `body` and answer as its outcome says: done or cancelled -> 204;
+    permanent -> the job failed, the message dead-lettered, 204; transient or a bug -> 503."""
+    stage, job_id = sub.service, msg.data["job_id"]
     bind_fields(job_id=job_id)
     reset_retries()
     started = time.monotonic()
     try:
-        start = runtime.jobs.begin_stage(job_id, stage)
-        if not start.proceed:
-            _without_work(runtime, sub, msg, start)
-            return Response(status=204)
-        faults.maybe_fail(f"stage.{stage}")
-        token = _running.set(_Running(runtime, job_id, stage))
-        try:
-            result = handler(runtime, start.job, msg.data)
-        finally:
-            _running.reset(token)
-        _hand_on(runtime, stage, job_id, result)
+        body()
     except Cancelled as exc:
         log(logger, logging.WARNING, f"{stage}: stopped, {exc.reason}")
         runtime.jobs.record(job_id, {f"stages.{stage}.stopped": exc.reason, f"stages.{stage}.stopped_at": utcnow()})
@@ -150,18 +169,27 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
     return Response(status=204)
 
 
-def _hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> None:
+def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> None:
     fields = {**result.job_fields, f"stages.{stage}.retried_calls": retries_so_far()}
     if result.final:
         fields.update(jobstate.finished(stage, utcnow()))
         publish_final_event(runtime, job_id, result.final, fields)
+        return
+    if result.fan_out:
+        from .fanout import fan_out  # fanout builds on this module
+
+        fan_out(runtime, stage, job_id, result.fan_out)
         return
     handoff = None
     if result.publish:
         topic, payload = result.publish[-1]
         handoff = {"topic": topic, "payload": payload}  # what the sweep republishes to re-drive
     if not runtime.jobs.hand_off(job_id, stage, fields, handoff):
-        raise Cancelled(f"job ended while {stage} was running; nothing published")
+        job = runtime.jobs.get(job_id)
+        if job is None or job["status"] in jobstate.FINAL:
+            raise Cancelled(f"job ended while {stage} was running; nothing published")
+        log(logger, logging.INFO, f"{stage}: another delivery handed off first; this duplicate publishes nothing")
+        return
     for topic, payload in result.publish:
         runtime.bus.publish(topic, payload, job_id=job_id)
     runtime.jobs.finish_stage(job_id, stage)
@@ -242,6 +270,16 @@ class _Running:
 
 
 _running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar("running_stage", default=None)
+
+
+@contextlib.contextmanager
+def running(runtime: Runtime, job_id: str, stage: str) -> Iterator[None]:
+    """Work of `stage` on `job_id` runs in this context (ensure_job_active watches that job)."""
+    token = _running.set(_Running(runtime, job_id, stage))
+    try:
+        yield
+    finally:
+        _running.reset(token)
 
 
 def ensure_job_active() -> None:

@@ -92,6 +92,18 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.hand_off(job, stage, fields, handoff, utcnow()))
 
     @retried("firestore")
+    def fan_out(self, job_id: str, stage: str, count: int, plan: dict) -> list[int] | None:
+        return self._decide(job_id, lambda job: jobstate.fan_out(job, stage, count, plan, utcnow()))
+
+    @retried("firestore")
+    def begin_segment(self, job_id: str, stage: str, index: int, count: int) -> jobstate.SegmentStart:
+        return self._decide(job_id, lambda job: jobstate.begin_segment(job, stage, index, count, utcnow()))
+
+    @retried("firestore")
+    def segment_done(self, job_id: str, stage: str, index: int) -> str:
+        return self._decide(job_id, lambda job: jobstate.segment_done(job, stage, index, utcnow()))
+
+    @retried("firestore")
     def finish_stage(self, job_id: str, stage: str) -> None:
         self._write(job_id, jobstate.finished(stage, utcnow()))
 

@@ -10,6 +10,7 @@ import itertools
 import json
 import threading
 import uuid
+from pathlib import Path
 
 from localcloud.chaos import envelope
 from services.common import jobstate
@@ -92,6 +93,7 @@ class MemoryBlobs(BlobStore):
         self._generations = itertools.count(1_000_001)
 
     def put_if_absent(self, bucket, name, data, content_type, cache_control=None):
+        data = data.read_bytes() if isinstance(data, Path) else data
         key = (bucket, name)
         created = key not in self.objects
         if created:

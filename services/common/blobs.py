@@ -7,6 +7,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -30,8 +31,15 @@ class StoredObject:
         return f"gs://{self.bucket}/{self.name}"
 
 
-def _md5(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+def _md5(data: bytes | Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    if isinstance(data, Path):
+        with data.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    else:
+        h.update(data)
+    return base64.b64encode(h.digest()).decode()
 
 
 class BlobStore:
@@ -51,9 +59,10 @@ class BlobStore:
 
     @retried("storage")
     def put_if_absent(
-        self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str | None = None
+        self, bucket: str, name: str, data: bytes | Path, content_type: str, cache_control: str | None = None
     ) -> StoredObject:
-        """Write `data` unless the object already holds exactly these bytes (then adopt it).
+        """Write `data` (bytes, or a file streamed from its path) unless the object already holds
+        exactly these bytes (then adopt it).
 
         An object with other bytes under the name (left by an expired job whose id came back,
         or an older encoder) is never adopted: it is replaced, guarded by its generation.
@@ -63,7 +72,10 @@ class BlobStore:
         match = 0
         for _ in range(3):
             try:
-                blob.upload_from_string(data, content_type=content_type, if_generation_match=match)
+                if isinstance(data, Path):
+                    blob.upload_from_filename(str(data), content_type=content_type, if_generation_match=match)
+                else:
+                    blob.upload_from_string(data, content_type=content_type, if_generation_match=match)
                 return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, True)
             except gexc.PreconditionFailed:
                 existing = self.client.bucket(bucket).get_blob(name)

@@ -1,6 +1,6 @@
 """The public `media-events` event of a job: its one outcome, for subscribers.
 
-The contract is schemas/media-events.v1.json (stable: fields are only ever added, optional).
+The contract is schemas/media-events.v2.json (stable: fields are only ever added, optional; v2 is v1 plus `video`).
 Built from the job document alone, so a re-published event (healing a crash) is identical.
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ def build_event(job: dict) -> dict:
         event["skipped"] = job.get("skipped") or []
         if job.get("storyboard"):
             event["storyboard"] = job["storyboard"]
+        if job.get("video"):
+            event["video"] = job["video"]
     else:
         event["error"] = job.get("error") or {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
         if job.get("analysis"):

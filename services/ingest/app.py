@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def job_status(job_id: str):
         return jsonify(public_job(rt, _own_job(rt, job_id)))
 
-    @app.get("/v1/jobs/<job_id>/renditions/<name>")
+    @app.get("/v1/jobs/<job_id>/renditions/<path:name>")
     def rendition(job_id: str, name: str):
         resp = redirect(find_rendition(rt, _own_job(rt, job_id), name), code=302)
         resp.headers["Cache-Control"] = "private, no-store"  # the target is a short-lived URL

@@ -19,8 +19,9 @@ HIDDEN_RENDITION_FIELDS = ("uri", "generation", "bucket", "name")
 
 
 def rendition_name(uri: str) -> str:
-    """renditions/<job>/thumb-256.webp -> thumb-256.webp: unique within a job."""
-    return uri.rsplit("/", 1)[-1]
+    """gs://b/renditions/<job>/thumb-256.webp -> thumb-256.webp, .../hls/720p/index.m3u8 -> hls/720p/index.m3u8:
+    the path under the job's folder, unique within a job."""
+    return uri.removeprefix("gs://").split("/", 3)[-1]
 
 
 def rendition_url(rt: Runtime, ref: dict) -> tuple[str, str | None]:
@@ -80,8 +81,26 @@ def public_job(rt: Runtime, job: dict, with_urls: bool = True) -> dict:
         if board:
             out["storyboard"] = {**{k: v for k, v in board.items() if k not in ("sprite", "vtt")},
                                  "sprite": _public_file(rt, board["sprite"]), "vtt": _public_file(rt, board["vtt"])}
+        if doc.get("video"):
+            out["video"] = _public_video(rt, doc["video"])
     if doc.get("skipped"):
         out["skipped"] = doc["skipped"]
+    return out
+
+
+def _video_files(video: dict) -> list[dict]:
+    return [video["hls"]["master"], video["mp4"], *(r["playlist"] for r in video["ladder"])]
+
+
+def _public_video(rt: Runtime, video: dict) -> dict:
+    """The ladder as a player needs it. The playlists name their media segments relative to
+    themselves, so HLS plays from RENDITIONS_BASE_URL (a CDN or public bucket before the
+    renditions); the MP4 plays from its signed URL as well."""
+    out = {k: v for k, v in video.items() if k not in ("hls", "mp4", "ladder")}
+    out["hls"] = {**{k: v for k, v in video["hls"].items() if k != "master"}, "master": _public_file(rt, video["hls"]["master"])}
+    out["mp4"] = _public_file(rt, video["mp4"])
+    out["ladder"] = [{**{k: v for k, v in r.items() if k != "playlist"}, "playlist": _public_file(rt, r["playlist"])}
+                     for r in video["ladder"]]
     return out
 
 
@@ -90,6 +109,8 @@ def find_rendition(rt: Runtime, job: dict, name: str) -> str:
     refs = list(job.get("renditions") or [])
     board = job.get("storyboard") or {}
     refs += [board[k] for k in ("sprite", "vtt") if k in board]
+    if job.get("video"):
+        refs += _video_files(job["video"])
     for ref in refs:
         if rendition_name(ref["uri"]) == name:
             return rendition_url(rt, ref)[0]

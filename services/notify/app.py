@@ -25,6 +25,8 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     }
     if msg.get("storyboard"):  # media-rendered v2, videos: sprite + WebVTT
         fields["storyboard"] = msg["storyboard"]
+    if msg.get("video"):  # media-rendered v3: the HLS ladder and the MP4
+        fields["video"] = msg["video"]
     return StageResult(job_fields=fields, final="completed")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from google.cloud import pubsub_v1
 
+from ..common.fanout import SEGMENTS_PATH
 from ..common.jobstate import FINAL, STAGES, failure_fields
 from ..common.runtime import Runtime
 from ..common.stage import publish_final_event
@@ -155,7 +156,9 @@ class DeadLetters:
             self._release([m for m in messages if m.ack_id not in self._acked])
 
     def _feeds_a_stage(self, sub) -> bool:
-        return sub.service in STAGES and self.rt.topology.input_topic(sub.service) == sub.topic
+        """A stage's input or one of its segments: both only matter while the job is active."""
+        return sub.service in STAGES and (self.rt.topology.input_topic(sub.service) == sub.topic
+                                          or sub.path == SEGMENTS_PATH)
 
     def list(self, filters: Filters) -> list[DeadLetter]:
         with self._held(filters) as matching:

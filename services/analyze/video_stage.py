@@ -1,0 +1,89 @@
+"""analyze for a video: plan the segments, then analyse inline (one segment) or fan out.
+
+The plan comes from the packet index (no decoding) in the bounded child, with the header's
+limits checked first. A short video is one segment: analysed in this push, as before. A long
+one fans out over `video-segments-analyze`: each segment analyses its span (with overlap, so
+a transition on or across a boundary is found once) and the merge rebuilds the whole
+analysis in order (services/analyze/segmented.py). The plan travels on in
+`analysis.segments`, so render cuts the video at the same keyframes.
+"""
+from __future__ import annotations
+
+from ..common import sandbox
+from ..common.fanout import segment_messages
+from ..common.mediatypes import suffix_for
+from ..common.messages import ingested_message
+from ..common.runtime import Runtime
+from ..common.segments import plan_file
+from ..common.stage import FanOut, StageResult
+from ..common.video import Limits, VideoFile, downloaded
+from .budget import Budget
+from .segmented import analyze_span, merge
+
+
+def _limits(s) -> Limits:
+    return Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels)
+
+
+def plan_video(_raw: bytes, path: str, suffix: str, limits: Limits, target_s: float, max_segments: int,
+               overlap_s: float, budget: Budget) -> dict:
+    """In the child: header limits, the container's facts and the segment plan; a one-segment
+    video is analysed right here too (one download, one child, no fan-out)."""
+    with VideoFile(path) as video:
+        video.check_header(limits)
+        facts = video.probe()
+        width, height = video.display_size()
+    with VideoFile(path) as video:
+        spans = plan_file(video, target_s, max_segments)
+    facts.update(format=suffix.lstrip("."), width=width, height=height)
+    plan = {"facts": facts, "segments": [s.as_dict() for s in spans]}
+    if len(spans) == 1:
+        plan["result"] = analyze_span(path, spans[0].start_s, spans[0].end_s, overlap_s, limits, budget)
+    return plan
+
+
+def _span(_raw: bytes, path: str, start_s: float, end_s: float, overlap_s: float, limits: Limits, budget: Budget) -> dict:
+    return analyze_span(path, start_s, end_s, overlap_s, limits, budget)
+
+
+def handle_video(rt: Runtime, job: dict, msg: dict) -> StageResult:
+    s = rt.settings
+    src = msg["source"]
+    plan = (job["stages"]["analyze"].get("segments") or {}).get("plan")  # a re-driven fan-out reuses its plan
+    if plan is None:
+        limits = sandbox.stage_limits(rt, "analyze")
+        budget = Budget(s.stage_time_budget_seconds).sooner(limits.budget("analysis"))
+        suffix = suffix_for(src["content_type"])
+        with downloaded(rt.blobs, src, suffix) as path:
+            plan = sandbox.media_work(rt, "analyze", msg["job_id"], limits, 0, plan_video, b"", path, suffix, _limits(s),
+                                      s.video_segment_seconds, s.video_max_segments, s.video_segment_overlap_seconds,
+                                      budget)
+        if "result" in plan:
+            return merged(msg, plan, [plan.pop("result")])
+    spans = plan["segments"]
+    messages = segment_messages(msg, "analyze", spans, [{"overlap_s": s.video_segment_overlap_seconds}] * len(spans))
+    return StageResult(fan_out=FanOut(messages, {"plan": plan}, merge_segments))
+
+
+def analyze_segment(rt: Runtime, job: dict, seg: dict) -> dict:
+    """One span's analysis, in the bounded child, within the segment's budget."""
+    s = rt.settings
+    src = seg["source"]
+    limits = sandbox.segment_limits(rt, "analyze")
+    budget = Budget(s.video_segment_time_budget_seconds, "VIDEO_SEGMENT_TIME_BUDGET_SECONDS").sooner(
+        limits.budget("analysis"))
+    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path:
+        return sandbox.media_work(rt, "analyze", seg["job_id"], limits, 0, _span, b"", path, seg["start_s"], seg["end_s"],
+                                  seg["params"]["overlap_s"], _limits(s), budget)
+
+
+def merge_segments(rt: Runtime, job: dict, results: list[dict]) -> StageResult:
+    """The fan-in: every segment's result, in order, into the video's analysis."""
+    return merged(ingested_message(job), job["stages"]["analyze"]["segments"]["plan"], results)
+
+
+def merged(msg: dict, plan: dict, results: list[dict]) -> StageResult:
+    analysis = merge(plan["facts"], results)
+    analysis["segments"] = [dict(s) for s in plan["segments"]]
+    payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": msg["source"], "analysis": analysis}
+    return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})

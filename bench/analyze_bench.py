@@ -50,10 +50,10 @@ def _video_worker(tool: str, manifest_path: str) -> list[dict]:
             bare_decode(path)
             cuts = []
         elif tool in ("ours", "ours-skip-loop-filter"):
-            from services.analyze import video
+            from services.analyze import segmented, video
 
             if tool == "ours-skip-loop-filter":  # what analyze would do with deblocking skipped on H.264
-                video.SKIP_LOOP_FILTER = {"h264": "all"}
+                segmented.SKIP_LOOP_FILTER = {"h264": "all"}
             a = video.analyze_video(path, ".mp4", 1e9, 10**9)
             pts = [round(t * 1000) for t in clip["pts"]]
             cuts = [_nearest(pts, s["start_ms"]) for s in a["shots"][1:]]

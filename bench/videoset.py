@@ -15,7 +15,7 @@ PyAV (libx264 from its wheel). Cached by script version under bench/out/.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -313,8 +313,10 @@ def codec_available() -> str:
     return "h264"
 
 
-def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "h264") -> None:
-    """Encode with PyAV: libx264 (or `codec`, an FFmpeg encoder name), PTS from the script, container facts set."""
+def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "h264", keyframes: Collection[int] = ()) -> None:
+    """Encode with PyAV: libx264 (or `codec`, an FFmpeg encoder name), PTS from the script, container facts set.
+
+    `keyframes`: frame indices forced to be IDR frames (seek points, e.g. segment boundaries), besides the encoder's own."""
     import av
 
     size = clip.size or size
@@ -330,7 +332,7 @@ def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "
                 stream.height, stream.width = stored.shape[:2]
                 stream.pix_fmt = "yuv420p"
                 stream.time_base = stream.codec_context.time_base = tb
-                stream.options = {"preset": "veryfast", "crf": "20"}
+                stream.options = {"preset": "veryfast", "crf": "20", **({"forced-idr": "1"} if keyframes else {})}
                 if clip.sar:
                     stream.codec_context.sample_aspect_ratio = Fraction(*clip.sar)
                 if clip.rotation:
@@ -340,6 +342,8 @@ def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "
                     audio.layout = "stereo"
             f = av.VideoFrame.from_ndarray(stored, format="bgr24")
             f.pts, f.time_base = round(times[i] / tb), tb
+            if i in keyframes:
+                f.pict_type = av.video.frame.PictureType.I
             for packet in stream.encode(f):
                 out.mux(packet)
         for packet in stream.encode():

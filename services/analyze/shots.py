@@ -19,6 +19,7 @@ distances, both in units where unrelated pictures score ~1.
 """
 from __future__ import annotations
 
+import math
 from array import array
 from dataclasses import dataclass, field
 
@@ -115,6 +116,7 @@ class CutDetector:
         self.fades: list[_Run] = []
         self.dissolves: list[tuple[int, int, float, int, int]] = []  # (centre, k, linearity, start, end)
         self._run: _Run | None = None  # blank run in progress, or its ramp-in being tracked
+        self._sharp_tick: int | None = None
 
     # -- per frame -------------------------------------------------------------------------------
     def _thumb(self, plane: np.ndarray, step: int, crop: tuple[int, int]) -> np.ndarray:
@@ -124,7 +126,11 @@ class CutDetector:
             small = cv2.resize(plane, (want[1], want[0]), interpolation=cv2.INTER_NEAREST)
         return cv2.resize(small, (self.tw, self.th), interpolation=cv2.INTER_AREA)
 
-    def push(self, luma: np.ndarray, u: np.ndarray | None = None, v: np.ndarray | None = None) -> None:
+    def push(self, luma: np.ndarray, u: np.ndarray | None = None, v: np.ndarray | None = None,
+             time: float | None = None) -> None:
+        """`time`: the frame's presentation time; with it, sharpness is sampled on a grid of the clock (every
+        sharp_every / fps seconds) rather than on every n-th frame pushed, so a pass that starts mid-video
+        (a segment) samples the same frames as one over the whole file."""
         t, tune = self.n, self.t
         thumb = self._thumb(luma, self.step, self.crop)
         means, stds = cv2.meanStdDev(thumb)
@@ -151,7 +157,7 @@ class CutDetector:
         self.flat.append(flat)
         # Exposure: mid-grey mean and real contrast score 1; black, blown-out or flat frames score 0.
         self.exposure.append(max(0.0, 1.0 - abs(mean - 120.0) / 120.0) * min(1.0, std / 40.0))
-        if t % tune.sharp_every == 0:
+        if self._sample_sharpness(t, time):
             lap = cv2.Laplacian(luma[:: self.sharp_step, :: self.sharp_step], cv2.CV_16S)
             self.sharp.append(float(cv2.meanStdDev(lap)[1][0, 0]))
         else:
@@ -163,6 +169,13 @@ class CutDetector:
             self._check_interruption(c, t)
         if t >= 2 * self.kmax:
             self._check_dissolve(t - self.kmax)
+
+    def _sample_sharpness(self, t: int, time: float | None) -> bool:
+        if time is None:
+            return t % self.t.sharp_every == 0
+        tick = math.floor(round(time * self.fps / self.t.sharp_every, 6))
+        last, self._sharp_tick = self._sharp_tick, tick
+        return last is None or tick != last
 
     def _is_card(self, thumb: np.ndarray, mean: float) -> bool:
         """A dark or bright card with at most a small logo, caption or noise on it."""
@@ -342,31 +355,38 @@ class CutDetector:
         return [(c, tr) for c, _, tr in kept if 0 < c < n]
 
     def shots(self, transitions: list[tuple[int, Transition]]) -> list[Shot]:
-        """Shots between transitions, each with its best frame and a score from sharpness, exposure and stillness."""
-        bounds = [0, *[c for c, _ in transitions], self.n]
-        begins = [Transition("cut", 0, 0), *[tr for _, tr in transitions]]
-        diff = np.frombuffer(self.diff, np.float32)
-        sharp = np.frombuffer(self.sharp, np.float32)
-        expo = np.frombuffer(self.exposure, np.float32)
-        out = []
-        for start, end, tr in zip(bounds, bounds[1:], begins, strict=False):
-            if end <= start:
-                continue
-            # Stay clear of the transitions: their blends are never a shot's best frame.
-            lo = max(start + (end - start) // 10, min(tr.end, end - 1))
-            idx = np.arange(lo, max(lo + 1, end - (end - start) // 10))
-            sampled = idx[sharp[idx] >= 0]
-            if len(sampled) == 0:
-                sampled = idx
-            s = np.clip(sharp[sampled], 0, None)
-            motion = diff[np.clip(sampled, 1, None)] if self.n > 1 else np.zeros(len(sampled), np.float32)
-            sharp_score = s / (s + 10.0)  # Laplacian std of ~10 (of 255) is soft, 40+ is crisp
-            still = np.exp(-motion / 0.15)
-            frame_quality = sharp_score * (0.25 + expo[sampled]) * (0.5 + still)
-            key = int(sampled[int(np.argmax(frame_quality))])
-            score = 0.45 * float(np.median(sharp_score)) + 0.35 * float(np.mean(expo[sampled])) + 0.2 * float(np.median(still))
-            out.append(Shot(start, end, key, round(min(1.0, max(0.0, score)), 3), tr))
-        return out
+        return score_shots(transitions, np.frombuffer(self.diff, np.float32), np.frombuffer(self.sharp, np.float32),
+                           np.frombuffer(self.exposure, np.float32))
+
+
+def score_shots(transitions: list[tuple[int, Transition]], diff: np.ndarray, sharp: np.ndarray,
+                expo: np.ndarray) -> list[Shot]:
+    """Shots between transitions, each with its best frame and a score from sharpness, exposure and stillness.
+
+    From the detector's per-frame arrays (d(t-1, t), sharpness or -1 where not sampled, exposure): a merge of
+    segments concatenates theirs and scores here, so a shot across a boundary gets the whole-file answer."""
+    n = len(diff)
+    bounds = [0, *[c for c, _ in transitions], n]
+    begins = [Transition("cut", 0, 0), *[tr for _, tr in transitions]]
+    out = []
+    for start, end, tr in zip(bounds, bounds[1:], begins, strict=False):
+        if end <= start:
+            continue
+        # Stay clear of the transitions: their blends are never a shot's best frame.
+        lo = max(start + (end - start) // 10, min(tr.end, end - 1))
+        idx = np.arange(lo, max(lo + 1, end - (end - start) // 10))
+        sampled = idx[sharp[idx] >= 0]
+        if len(sampled) == 0:
+            sampled = idx
+        s = np.clip(sharp[sampled], 0, None)
+        motion = diff[np.clip(sampled, 1, None)] if n > 1 else np.zeros(len(sampled), np.float32)
+        sharp_score = s / (s + 10.0)  # Laplacian std of ~10 (of 255) is soft, 40+ is crisp
+        still = np.exp(-motion / 0.15)
+        frame_quality = sharp_score * (0.25 + expo[sampled]) * (0.5 + still)
+        key = int(sampled[int(np.argmax(frame_quality))])
+        score = 0.45 * float(np.median(sharp_score)) + 0.35 * float(np.mean(expo[sampled])) + 0.2 * float(np.median(still))
+        out.append(Shot(start, end, key, round(min(1.0, max(0.0, score)), 3), tr))
+    return out
 
 
 def _is_ramp(dists: list[float]) -> bool:

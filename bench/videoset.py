@@ -264,7 +264,10 @@ def frames(clip: ClipSpec, size: tuple[int, int], seed: int = 0) -> Iterator[np.
     n = len(shots)
 
     def photo(spec):
-        return photos.setdefault((spec.photo, spec.tint), _photo(spec.photo, size, spec.tint))
+        key = (spec.photo, spec.tint)
+        if key not in photos:  # loaded and scaled once per clip, not once per frame
+            photos[key] = _photo(spec.photo, size, spec.tint)
+        return photos[key]
 
     for si, spec in enumerate(shots):
         flash_frames = {f + k: k for f, length in spec.flashes for k in range(length)}
@@ -313,16 +316,30 @@ def codec_available() -> str:
     return "h264"
 
 
-def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "h264", keyframes: Collection[int] = ()) -> None:
+def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "h264", keyframes: Collection[int] = (), *,
+               preset: str = "veryfast", crf: int = 20, keyframes_every_s: float | None = None,
+               audio_marks_s: tuple[float, ...] = ()) -> None:
     """Encode with PyAV: libx264 (or `codec`, an FFmpeg encoder name), PTS from the script, container facts set.
 
-    `keyframes`: frame indices forced to be IDR frames (seek points, e.g. segment boundaries), besides the encoder's own."""
+    `keyframes_every_s`: libx264 only; an IDR at the first frame at or after every multiple of it (from the
+    first frame) and nowhere else (x264's own scene-cut and interval keyframes off), so the keyframes, and
+    therefore a segment plan, are known from the script. `audio_marks_s`: a 50 ms 1 kHz burst over the tone
+    at each of these times, so audio sync can be measured against the picture. `keyframes`: frame indices
+    forced to be IDR frames (seek points, e.g. segment boundaries), besides the encoder's own."""
     import av
 
     size = clip.size or size
     tmp = path.with_suffix(".part" + path.suffix)
     times = clip.pts_seconds()
     tb = Fraction(1, 12000)
+    forced: set[int] = set(keyframes)
+    if keyframes_every_s:
+        grid = times[0]
+        for i, t in enumerate(times):
+            if t >= grid - 1e-9:
+                forced.add(i)
+                while grid <= t + 1e-9:
+                    grid += keyframes_every_s
     with av.open(str(tmp), "w", format="mp4") as out:
         stream = None
         for i, bgr in enumerate(frames(clip, size)):
@@ -332,7 +349,11 @@ def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "
                 stream.height, stream.width = stored.shape[:2]
                 stream.pix_fmt = "yuv420p"
                 stream.time_base = stream.codec_context.time_base = tb
-                stream.options = {"preset": "veryfast", "crf": "20", **({"forced-idr": "1"} if keyframes else {})}
+                stream.options = {"preset": preset, "crf": str(crf)}
+                if keyframes_every_s:  # these keyframes and no others
+                    stream.options |= {"forced-idr": "1", "x264-params": "scenecut=0:keyint=infinite"}
+                elif forced:  # these besides the encoder's own
+                    stream.options |= {"forced-idr": "1"}
                 if clip.sar:
                     stream.codec_context.sample_aspect_ratio = Fraction(*clip.sar)
                 if clip.rotation:
@@ -342,7 +363,7 @@ def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "
                     audio.layout = "stereo"
             f = av.VideoFrame.from_ndarray(stored, format="bgr24")
             f.pts, f.time_base = round(times[i] / tb), tb
-            if i in keyframes:
+            if i in forced:
                 f.pict_type = av.video.frame.PictureType.I
             for packet in stream.encode(f):
                 out.mux(packet)
@@ -352,7 +373,10 @@ def write_clip(clip: ClipSpec, path: Path, size: tuple[int, int], codec: str = "
             total = int((times[-1] + 1 / FPS) * 48000)
             for pts in range(0, total, 1024):
                 t = (np.arange(pts, pts + 1024) / 48000).astype(np.float32)
-                tone = np.stack([0.1 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32)
+                wave = 0.1 * np.sin(2 * np.pi * 440 * t)
+                for m in audio_marks_s:
+                    wave += np.where((t >= m) & (t < m + 0.05), 0.5 * np.sin(2 * np.pi * 1000 * (t - m)), 0)
+                tone = np.stack([wave] * 2).astype(np.float32)
                 af = av.AudioFrame.from_ndarray(tone, format="fltp", layout="stereo")
                 af.sample_rate, af.pts = 48000, pts
                 for packet in audio.encode(af):

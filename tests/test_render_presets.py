@@ -15,7 +15,8 @@ from services.common.config import REPO_ROOT, Settings, parse_rgb
 from services.common.schemas import validate
 from services.common.topology import load_topology
 from services.render import formats
-from services.render.app import load_catalogue, make_handler, object_name
+from services.render.app import load_catalogue, make_handler
+from services.render.store import object_name
 from services.render.formats import CACHE_CONTROL, FormatUnavailable, check_writable
 from services.render.image import Rendition
 from services.render.presets import DEFAULT_FILE, PresetsError, load, parse

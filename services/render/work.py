@@ -30,6 +30,8 @@ class RenderOptions:
     storyboard_max_tiles: int
     video_max_stills: int
     video_limits: Limits
+    hls_segment_seconds: float
+    video_hdr: str
 
     @classmethod
     def build(cls, settings, catalogue: Catalogue) -> RenderOptions:
@@ -37,7 +39,8 @@ class RenderOptions:
         return cls(catalogue, s.max_image_pixels, s.flatten_background, s.render_encode_threads, s.animation_max_frames,
                    s.animation_max_pixels, s.animation_max_decode_pixels, s.storyboard_tile_width, s.storyboard_columns,
                    s.storyboard_interval_seconds, s.storyboard_max_tiles, s.video_max_stills,
-                   Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels))
+                   Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels), s.hls_segment_seconds,
+                   s.video_hdr)
 
 
 @dataclass

@@ -1,0 +1,166 @@
+"""render for a video: the ladder and the stills per segment; playlists, MP4 and storyboard at fan-in.
+
+The segments are analyze's plan (`analysis.segments`: spans starting on keyframes). For each
+span, in the bounded child: every rung's HLS media segments from one decode (ladder.py) and
+the poster, stills and storyboard tiles whose moments fall in the span (video.py). The stage
+stores them under deterministic names (create-if-absent). The fan-in writes each rung's media
+playlist and the master playlist (hls.py), remuxes the top rung's segments into one MP4
+(moov first, no second encode) and composes the storyboard. A one-segment video does all of
+it in its own push: no fan-out, no segment message.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..common import sandbox
+from ..common.fanout import segment_messages
+from ..common.mediatypes import suffix_for
+from ..common.runtime import Runtime
+from ..common.stage import FanOut, StageResult, ensure_job_active
+from ..common.video import downloaded
+from . import hls
+from .ladder import choose_rungs, encode_segment, remux_mp4
+from .store import store_file, store_rendition, store_storyboard
+from .video import compose_storyboard, moments_by_span, render_moments
+from .work import RenderOptions
+
+TS_TYPE = "video/mp2t"
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MP4_TYPE = "video/mp4"
+MP4_NAME = "video.mp4"
+
+
+def hls_prefix(job_id: str) -> str:
+    return f"renditions/{job_id}/hls/"
+
+
+def segment_file(index: int, file: str) -> str:
+    """A span's HLS segment "720p/01.ts" as its rung's playlist names it: "0003-01.ts"."""
+    return f"{index:04d}-{Path(file).name}"
+
+
+def spans_of(analysis: dict) -> list[dict]:
+    """analyze's plan; an analysis from before segments (v1-v3) is one span."""
+    if analysis.get("segments"):
+        return [dict(s) for s in analysis["segments"]]
+    start = float(analysis.get("start_s") or 0.0)
+    return [{"index": 0, "start_s": start, "end_s": round(start + float(analysis.get("duration_s") or 0.0), 6)}]
+
+
+def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> StageResult:
+    analysis = msg["analysis"]
+    spans = spans_of(analysis)
+    rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
+    audio = analysis.get("audio") != []  # v3+ lists the audio streams; older analyses: look in the file
+    moments = moments_by_span(analysis, spans, opts)
+    params = [{"rungs": rungs, "hls_segment_s": opts.hls_segment_seconds, "audio": audio, "hdr": opts.video_hdr,
+               "moments": m} for m in moments]
+    messages = segment_messages(msg, "render", spans, params)
+    if len(messages) == 1:  # a short video: everything in this push
+        limits = sandbox.stage_limits(rt, "render")
+        return merged(rt, opts, job, analysis, [render_segment(rt, opts, messages[0], limits)], limits)
+    return StageResult(fan_out=FanOut(messages, {"spans": len(spans)}, make_merge(opts)))
+
+
+def make_work(opts: RenderOptions):
+    def work(rt: Runtime, job: dict, seg: dict) -> dict:
+        return render_segment(rt, opts, seg, sandbox.segment_limits(rt, "render"))
+
+    return work
+
+
+def make_merge(opts: RenderOptions):
+    def merge(rt: Runtime, job: dict, results: list[dict]) -> StageResult:
+        return merged(rt, opts, job, job["analysis"], results, sandbox.segment_limits(rt, "render"))
+
+    return merge
+
+
+def _span_work(_raw: bytes, path: str, seg: dict, opts: RenderOptions, out_dir: str, budget) -> dict:
+    """In the child: the span's ladder, then its stills and tiles."""
+    p = seg["params"]
+    ladder = encode_segment(path, seg["start_s"], seg["end_s"], p["rungs"], p["hls_segment_s"], out_dir,
+                            opts.video_limits, budget, audio=p["audio"], hdr=p["hdr"])
+    stills = render_moments(path, seg["start_s"], seg["end_s"], p["moments"], opts, budget)
+    return {"ladder": ladder, "stills": stills}
+
+
+def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits) -> dict:
+    """One span rendered in the bounded child and stored; returns its JSON-able result."""
+    job_id, index, src = seg["job_id"], seg["index"], seg["source"]
+    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, tempfile.TemporaryDirectory() as out_dir:
+        out = sandbox.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
+                                 limits.budget("rendering"))
+        ladder = out["ladder"]
+        for name, rung in ladder["rungs"].items():
+            for s in rung["segments"]:
+                ref = store_file(rt, hls_prefix(job_id) + f"{name}/{segment_file(index, s['file'])}",
+                                 Path(out_dir) / s["file"], TS_TYPE)
+                s["uri"] = ref["uri"]
+    stills = out["stills"]
+    return {
+        "index": index,
+        "ladder": ladder,
+        "renditions": [store_rendition(rt, job_id, r) for r in stills["renditions"]],
+        "tiles": [store_file(rt, f"work/{job_id}/render/tiles-{index:04d}-{t['index']:04d}.png", t["png"], "image/png",
+                             bucket_work=True) | {"index": t["index"]} for t in stills["tiles"]],
+        "poster": stills.get("poster"),
+    }
+
+
+def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results: list[dict], limits) -> StageResult:
+    """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3."""
+    job_id = job["job_id"]
+    results = sorted(results, key=lambda r: r["index"])
+    spans = [r["ladder"] for r in results]
+    prefix = hls_prefix(job_id)
+    master, media = hls.playlists(spans, lambda i, f: segment_file(results[i]["index"], f), lambda name: f"{name}/index.m3u8",
+                                  opts.hls_segment_seconds)
+    ladder = []
+    for name, rung in spans[0]["rungs"].items():
+        segs = [s for span in spans for s in span["rungs"][name]["segments"]]
+        peak, average = hls.bandwidths(segs)
+        playlist = store_file(rt, prefix + f"{name}/index.m3u8", media[name].encode(), PLAYLIST_TYPE)
+        ladder.append({"name": name, "width": rung["width"], "height": rung["height"], "bandwidth": peak,
+                       "average_bandwidth": average, "codecs": rung["codecs"], "frame_rate": rung.get("frame_rate"),
+                       "segments": len(segs), "playlist": playlist})
+    master_ref = store_file(rt, prefix + "master.m3u8", master.encode(), PLAYLIST_TYPE)
+    top = ladder[0]
+    mp4 = _mp4(rt, job_id, [s["uri"] for span in spans for s in span["rungs"][top["name"]]["segments"]], limits)
+    duration = round(sum(s["duration_s"] for span in spans for s in span["rungs"][top["name"]]["segments"]), 6)
+    video = {
+        "hls": {"master": master_ref, "segment_seconds": opts.hls_segment_seconds, "version": 3},
+        "mp4": {**mp4, "width": top["width"], "height": top["height"], "rung": top["name"], "duration_s": duration},
+        "ladder": ladder,
+        "audio": bool(spans[0]["audio"]),
+        "hdr": spans[0].get("hdr"),
+        "segments": len(results),
+        "duration_s": duration,
+    }
+    renditions = [r for res in results for r in res["renditions"]]
+    renditions.sort(key=lambda r: (r["preset"] != opts.catalogue.poster.name, r.get("shot", -1), r["format"]))
+    board = compose_storyboard(rt, analysis, [t for res in results for t in res["tiles"]], opts)
+    fields = {"renditions": renditions, "skipped": [], "video": video, "storyboard": store_storyboard(rt, job_id, board)}
+    payload = {"job_id": job_id, "kind": "video", "source": job["source"], "analysis": analysis, **fields}
+    return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
+
+
+def _mp4(rt: Runtime, job_id: str, ts_uris: list[str], limits) -> dict:
+    """The top rung's segments remuxed into one progressive MP4, in the bounded child."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, uri in enumerate(ts_uris):
+            bucket, _, name = uri.removeprefix("gs://").partition("/")
+            path = Path(tmp) / f"{i:05d}.ts"
+            with path.open("wb") as f:
+                rt.blobs.download_to(bucket, name, None, f)
+            paths.append(str(path))
+        out = Path(tmp) / MP4_NAME
+        sandbox.media_work(rt, "render", job_id, limits, 0, _remux, b"", paths, str(out))
+        ensure_job_active()
+        return store_file(rt, f"renditions/{job_id}/{MP4_NAME}", out, MP4_TYPE)
+
+
+def _remux(_raw: bytes, paths: list[str], out: str) -> dict:
+    return remux_mp4(paths, out)

@@ -16,10 +16,10 @@ from services.common.schemas import validate
 from services.common.topology import load_topology
 from services.render import formats
 from services.render.app import load_catalogue, make_handler
-from services.render.store import object_name
 from services.render.formats import CACHE_CONTROL, FormatUnavailable, check_writable
 from services.render.image import Rendition
 from services.render.presets import DEFAULT_FILE, PresetsError, load, parse
+from services.render.store import object_name
 from services.render.work import RenderOptions
 
 from .test_render_support import asymmetric, exif_jpeg

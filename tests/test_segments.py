@@ -15,6 +15,7 @@ import pytest
 from google.cloud import storage
 
 from services.client import Client
+from services.render.ladder import TS_OFFSET_S
 from tests.conftest import wait_for_status
 from tests.longclip import long_clip
 
@@ -107,7 +108,7 @@ def test_pyav_opens_the_master_playlist_and_every_rung_lasts_as_long_as_the_sour
     for r in video["ladder"]:
         playlist = master.parent / r["name"] / "index.m3u8"
         assert playlist.read_text().rstrip().endswith("#EXT-X-ENDLIST")
-        pts = _video_pts(playlist)
+        pts = [t - TS_OFFSET_S for t in _video_pts(playlist)]  # MPEG-TS times carry a constant offset
         # Continuous across segment boundaries: every source frame once, none added, none lost.
         assert len(pts) == clip.frames
         assert np.allclose(pts, clip.pts, atol=1e-3), "frame times differ from the source's"

@@ -7,6 +7,7 @@ All traffic stays on 127.0.0.1; every loop is bounded in count and time.
 from __future__ import annotations
 
 import io
+import json
 import signal
 import threading
 import time
@@ -111,23 +112,41 @@ def audit(docs: dict[str, dict], job_ids: list[str], events: TopicTap, drain_sec
         for stage in doc.get("stages", {}).values():
             result.retried_calls += stage.get("retried_calls", 0)
             result.stage_redeliveries += max(0, stage.get("attempts", 0) - 1)
-        for r in doc.get("renditions", []):
+        for r in outputs_of(gcs, doc):
             bucket, _, name = r["uri"].removeprefix("gs://").partition("/")
             blob = gcs.bucket(bucket).get_blob(name)
             # Written once: the object is still the generation the job recorded, never replaced.
             if blob is None or str(blob.generation) != r["generation"] or blob.metageneration != 1:
                 result.renditions_written_twice += 1
+                result.notes.append(f"{job_id}: {name} written again")
     return result
 
 
-def run_jobs(cfg: StackConfig, n: int, timeout: float, during=None, tick=None) -> Audit:
-    """Submit n jobs, run `during()` while they are in flight, wait, audit."""
+def outputs_of(gcs: storage.Client, doc: dict) -> list[dict]:
+    """Every stored output of a job with the generation it recorded: renditions, the storyboard,
+    and for a video the playlists, the MP4 and each HLS media segment (from the segment results)."""
+    refs = list(doc.get("renditions", []))
+    board = doc.get("storyboard") or {}
+    refs += [board[k] for k in ("sprite", "vtt") if k in board]
+    video = doc.get("video")
+    if video:
+        refs += [video["hls"]["master"], video["mp4"], *(r["playlist"] for r in video["ladder"])]
+        bucket = video["mp4"]["uri"].removeprefix("gs://").partition("/")[0]
+        for blob in gcs.bucket(bucket).list_blobs(prefix=f"work/{doc['job_id']}/render/segment-"):
+            result = json.loads(blob.download_as_bytes())
+            refs += [s for rung in result["ladder"]["rungs"].values() for s in rung["segments"]]
+    return refs
+
+
+def run_jobs(cfg: StackConfig, n: int, timeout: float, during=None, tick=None, submit=None) -> Audit:
+    """Submit n jobs (small JPEGs, or `submit(n)` -> job ids), run `during()` while they are in
+    flight, wait, audit."""
     events = TopicTap(cfg.project, "media-events")
     try:
         started = time.monotonic()
-        job_ids = submit_many(cfg.url("ingest"), n)
+        job_ids = submit(n) if submit else submit_many(cfg.url("ingest"), n)
         if during:
-            during(events)
+            during(events, job_ids)
         wait_final(cfg.url("ingest"), job_ids, timeout, tick=tick)
         # The audit reads what operators see (the whole document), not the clients' view.
         from services.common.status import JobStore
@@ -260,32 +279,40 @@ def envelope(payload: dict, schema: str, delivery_attempt: int | None = None, **
     return body
 
 
-def scenario_duplicates(cfg: StackConfig, n: int, timeout: float = 300) -> Audit:
+def scenario_duplicates(cfg: StackConfig, n: int, timeout: float = 300, submit=None) -> Audit:
     """(a) Every push delivered twice, concurrently."""
     with DuplicatingProxy({s: cfg.url(s) for s in SERVICES}) as proxy:
         set_push_endpoints(cfg, proxy.url)
         try:
-            return run_jobs(cfg, n, timeout)
+            return run_jobs(cfg, n, timeout, submit=submit)
         finally:
             set_push_endpoints(cfg, cfg.url)
 
 
-def scenario_kill_render(cfg: StackConfig, n: int, timeout: float = 300) -> Audit:
-    """(b) kill -9 of render while jobs are in flight, then a restart."""
+def scenario_kill_render(cfg: StackConfig, n: int, timeout: float = 300, submit=None, when=None) -> Audit:
+    """(b) kill -9 of render while jobs are in flight (half a second in, or once `when(job_ids)`
+    returns), then a restart."""
 
-    def crash(events: TopicTap):
-        time.sleep(0.5)
+    def crash(events: TopicTap, job_ids: list[str]):
+        if when:
+            when(job_ids)
+        else:
+            time.sleep(0.5)
         restart_services(cfg, ["render"], sig=signal.SIGKILL)
 
-    return run_jobs(cfg, n, timeout, during=crash)
+    return run_jobs(cfg, n, timeout, during=crash, submit=submit)
 
 
-def scenario_restart_cloud(cfg: StackConfig, n: int, timeout: float = 300) -> Audit:
-    """(c) The local cloud restarted with messages pending; the sweep re-drives what the
-    Pub/Sub emulator forgot (Pub/Sub itself would have kept them)."""
+def scenario_restart_cloud(cfg: StackConfig, n: int, timeout: float = 300, submit=None, when=None) -> Audit:
+    """(c) The local cloud restarted with messages pending (0.2 s in, or once `when(job_ids)`
+    returns); the sweep re-drives what the Pub/Sub emulator forgot (Pub/Sub itself would have
+    kept them)."""
 
-    def restart(events: TopicTap):
-        time.sleep(0.2)  # jobs just submitted: most are between stages
+    def restart(events: TopicTap, job_ids: list[str]):
+        if when:
+            when(job_ids)
+        else:
+            time.sleep(0.2)  # just submitted: most are between stages
         # The emulator forgets subscriptions too: keep what the tap saw, re-subscribe at once.
         restart_cloud(cfg, say=lambda *_: None, before_stop=events.drain, after_provision=events.create)
 
@@ -295,7 +322,7 @@ def scenario_restart_cloud(cfg: StackConfig, n: int, timeout: float = 300) -> Au
         resp = requests.post(f"{cfg.url('notify')}/ops/sweep", params={"older_than_seconds": 5}, timeout=120)
         redriven.append(resp.json()["redriven"])
 
-    result = run_jobs(cfg, n, timeout, during=restart, tick=_every(5.0, sweep))
+    result = run_jobs(cfg, n, timeout, during=restart, tick=_every(5.0, sweep), submit=submit)
     result.redriven_by_sweep = sum(redriven)
     return result
 

@@ -23,7 +23,9 @@ TEST_RETRY_BACKOFF = (2, 20)
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    env = {"MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES), "WEBHOOK_MAX_ENDPOINTS": "3", "LOG_LEVEL": "INFO"}
+    # VIDEO_SEGMENT_SECONDS: tests/longclip.py's clip is planned for 40 s segments.
+    env = {"MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES), "WEBHOOK_MAX_ENDPOINTS": "3", "LOG_LEVEL": "INFO",
+           "VIDEO_SEGMENT_SECONDS": "40"}
     with private_stack(tmp_path_factory.mktemp("local"), "mediarelay-test", env, TEST_RETRY_BACKOFF) as cfg:
         yield cfg
 

@@ -7,28 +7,36 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
+import av
 import pytest
 
+from bench.videoset import ClipSpec, ShotSpec, write_clip
 from localcloud import chaos, samples
 from localcloud.stack import private_stack
 from localcloud.taps import TopicTap
-from services.client import auth_headers
+from services.client import Client, auth_headers
 from services.common.status import JobStore
 
 from .conftest import TEST_RETRY_BACKOFF
 
 JOBS = int(os.environ.get("FAULT_JOBS", "8"))
+SEGMENT_SECONDS = 20  # the fault stack cuts the 60 s clip below into three segments
+VIDEO_JOBS = 2
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, stack):
     """Its own ports and state (it restarts things); the client variables point at it for the
     duration of the module and back at the session stack afterwards."""
-    with private_stack(tmp_path_factory.mktemp("faults"), "mediarelay-faults", retry_backoff=TEST_RETRY_BACKOFF) as cfg:
+    env = {"VIDEO_SEGMENT_SECONDS": str(SEGMENT_SECONDS)}
+    with private_stack(tmp_path_factory.mktemp("faults"), "mediarelay-faults", env, retry_backoff=TEST_RETRY_BACKOFF) as cfg:
         yield cfg
 
 
@@ -117,3 +125,85 @@ def test_f_exhausted_retries_dead_letter_then_replay_completes(cloud):
     docs = chaos.wait_final(cloud.url("ingest"), [job_id], timeout=60)
     assert docs[job_id]["status"] == "completed"
     assert json.loads(_cli(cloud, "dlq", "list", "--job", job_id, "--json").stdout) == []
+
+
+# --- long videos: the same faults while segments are fanned out -----------------------------
+
+@pytest.fixture(scope="module")
+def segmented_clip(tmp_path_factory) -> Path:
+    """60 s of 160x90 with sound and an IDR every 2 s: three segments of SEGMENT_SECONDS, one rung."""
+    path = tmp_path_factory.mktemp("clips") / "segmented.mp4"
+    shots = [ShotSpec("astronaut", 24 * 20, "pan", 1), ShotSpec("coffee", 24 * 20), ShotSpec("chelsea", 24 * 20, "zoom", 0.2)]
+    write_clip(ClipSpec("segmented", shots, (160, 90), audio=True), path, (160, 90), preset="ultrafast", crf=30,
+               keyframes_every_s=2.0)
+    return path
+
+
+def _submitter(cloud, path: Path):
+    def submit(n: int) -> list[str]:
+        client = Client(cloud.url("ingest"), api_key=cloud.api_key)
+        return [client.submit(path, idempotency_key=uuid.uuid4().hex)["job_id"] for _ in range(n)]
+
+    return submit
+
+
+def _once_segments(cloud, stage: str, done_at_least: int = 0, timeout: float = 120):
+    """A `when`: returns once some job has fanned `stage` out (and finished that many segments)."""
+    def when(job_ids: list[str]) -> None:
+        store, deadline = JobStore(cloud.project), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for job_id in job_ids:
+                seg = ((store.get(job_id) or {}).get("stages", {}).get(stage) or {}).get("segments")
+                if seg and len(seg.get("done", [])) >= done_at_least:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"no job fanned {stage} out within {timeout} s")
+
+    return when
+
+
+def test_g_every_segment_push_delivered_twice(cloud, segmented_clip):
+    result = chaos.scenario_duplicates(cloud, VIDEO_JOBS, submit=_submitter(cloud, segmented_clip))
+    _assert_clean(result)
+
+
+def test_h_render_killed_mid_segment_then_restarted(cloud, segmented_clip):
+    result = chaos.scenario_kill_render(cloud, VIDEO_JOBS, submit=_submitter(cloud, segmented_clip),
+                                        when=_once_segments(cloud, "render"))
+    _assert_clean(result)
+
+
+def test_i_local_cloud_restarted_mid_fan_in(cloud, segmented_clip):
+    result = chaos.scenario_restart_cloud(cloud, VIDEO_JOBS, submit=_submitter(cloud, segmented_clip),
+                                          when=_once_segments(cloud, "analyze", done_at_least=1))
+    _assert_clean(result)
+    assert result.redriven_by_sweep > 0
+
+
+def test_j_a_segment_failing_permanently_fails_the_job_with_its_reason(cloud, segmented_clip, tmp_path):
+    """The middle segment's video packets are garbage: that segment fails, the job fails with a
+    reason for a person, one event; the segment message is dead-lettered for operators."""
+    data = bytearray(segmented_clip.read_bytes())
+    with av.open(str(segmented_clip)) as c:
+        v = c.streams.video[0]
+        for p in c.demux(v):
+            if p.pts is not None and p.pos and 25 <= float(p.pts * v.time_base) < 35:
+                data[p.pos:p.pos + p.size] = bytes(random.Random(p.pts).randrange(256) for _ in range(p.size))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(data))
+    dlq = TopicTap(cloud.project, "analyze-video-segments-dlq")
+    events = TopicTap(cloud.project, "media-events")
+    try:
+        [job_id] = _submitter(cloud, broken)(1)
+        [event] = events.wait_for_jobs([job_id], timeout=120)[job_id]
+        assert event["status"] == "failed" and event["error"]["error_class"] == "corrupt-media"
+        assert event["error"]["stage"] == "analyze" and "cannot be decoded" in event["error"]["reason"]
+        [(attrs, data)] = dlq.wait_and_get(job_id, timeout=30)
+        assert data["index"] == 1 and attrs["error_class"] == "corrupt-media"
+        time.sleep(2)
+        events.drain()
+        assert len(events.for_job(job_id)) == 1  # the other segments finishing later change nothing
+        assert JobStore(cloud.project).get(job_id)["status"] == "failed"
+    finally:
+        dlq.close()
+        events.close()

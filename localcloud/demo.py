@@ -6,6 +6,7 @@ import signal
 import time
 
 from services.client import IngestClient
+from services.common.config import Settings
 from services.common.jobstate import STAGES
 from services.tables import text_table
 
@@ -28,6 +29,10 @@ def _renditions(doc: dict) -> str:
     text = ", ".join(f"{k} {'/'.join(v)}" for k, v in by_preset.items())
     if doc.get("storyboard"):
         text += ", storyboard + vtt"
+    video = doc.get("video")
+    if video:
+        rungs = "/".join(r["name"] for r in video["ladder"])
+        text = f"HLS {rungs} + MP4 ({video['segments']} segment{'s' if video['segments'] > 1 else ''}), " + text
     return text or (doc.get("error") or {}).get("reason", "-")[:60]
 
 
@@ -47,6 +52,9 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 def run(once: bool = False) -> int:
     cfg = StackConfig.from_env()
+    # Renditions on fake-gcs-server's public path (as https://storage.googleapis.com/<bucket>/...
+    # would be for a public bucket or a CDN): the HLS playlists' relative URIs resolve there.
+    cfg.service_env.setdefault("RENDITIONS_BASE_URL", f"{cfg.url('gcs')}/{Settings.from_env().renditions_bucket}")
     started = up(cfg)
     try:
         client = IngestClient(cfg.url("ingest"), api_key=cfg.api_key)
@@ -59,6 +67,11 @@ def run(once: bool = False) -> int:
         docs = client.wait([j for _, j in submitted], timeout=180)
         print()
         print(table([(name, docs.get(job, {"job_id": job, "status": "timed out"})) for name, job in submitted]))
+        for name, job in submitted:
+            video = docs.get(job, {}).get("video")
+            if video:
+                print(f"\n{name}: play the HLS ladder with  ffplay {video['hls']['master']['url']}  (or VLC, Safari), "
+                      f"the MP4 at {video['mp4']['url']}")
         ok = all(docs.get(job, {}).get("status") == "completed" for _, job in submitted)
         if once:
             return 0 if ok else 1

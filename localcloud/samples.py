@@ -65,6 +65,39 @@ def video_mp4(path: Path, seconds: float = 3.0, fps: int = 24, size=(640, 360)) 
     return path.read_bytes()
 
 
+def long_video_mp4(path: Path, seconds: float = 75.0, fps: int = 24, size=(426, 240)) -> Path:
+    """A clip longer than VIDEO_SEGMENT_SECONDS (30 s by default: three segments), with sound:
+    three photos joined by hard cuts, a moving box, a 440 Hz tone. H.264 + AAC through PyAV."""
+    import av
+
+    w, h = size
+    names = ("astronaut", "coffee", "chelsea")
+    shots = [np.array(photo(n).convert("RGB").resize(size)) for n in names]
+    total = int(seconds * fps)
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "28", "g": str(2 * fps)})
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "stereo"
+        for i in range(total):
+            frame = shots[i * len(shots) // total].copy()
+            x = int((w - 40) * (i % fps) / fps)
+            cv2.rectangle(frame, (x, h // 2 - 20), (x + 40, h // 2 + 20), (255, 255, 255), -1)
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        out.mux(video.encode())
+        t = np.arange(int(seconds * 48000)) / 48000
+        tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            chunk = np.stack([tone[start:start + 1024]] * 2)
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, start
+            for packet in audio.encode(af):
+                out.mux(packet)
+        out.mux(audio.encode())
+    return path
+
+
 def truncated_jpeg(tag: bytes = b"") -> bytes:
     """A JPEG cut off where its pixel data starts: passes type sniffing, fails as corrupt-media.
 
@@ -97,6 +130,7 @@ def write_samples(folder: Path) -> list[Path]:
     video = folder / "cut.mp4"
     video_mp4(video)
     paths.append(video)
+    paths.append(long_video_mp4(folder / "long-75s.mp4"))
     return paths
 
 

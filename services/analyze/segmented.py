@@ -32,21 +32,23 @@ from .shots import CutDetector, Transition, Tuning, score_shots
 # clip of the set, "noref" saves nothing; so none is used.
 SKIP_LOOP_FILTER: dict[str, str] = {}
 
-# VIDEO_SEGMENT_OVERLAP_SECONDS: the farthest the detector looks from the first frame of a new shot
-# (see detector_reach_s) is a fade through black: the fade out (up to 2 x the longest dissolve
-# half-width, the detector's ring), half of a blank run shorter than a second, the fade in (up to 2 s),
-# ~2.5 s either side; a 2 s dissolve needs ~2 s. 3 s covers both with a margin, for ~20 % more decoding
-# on a 30 s segment.
+# VIDEO_SEGMENT_OVERLAP_SECONDS: the farthest the detector reads from the first frame of a new shot
+# (detector_reach_s) is a fade through black shorter than a second: 2.5 s either side (the fade out
+# walked back through the detector's ring of 2 x the longest dissolve half-width, half the blank run,
+# the fade in followed for up to 2 s); a 2 s dissolve needs ~2 s, a cut's window 12 frames. 3 s covers
+# them at any rate from 10 fps up, for ~20 % more decoding on a 30 s segment.
 DEFAULT_OVERLAP_S = 3.0
 
 
 def detector_reach_s(fps: float, tuning: Tuning = Tuning()) -> float:
-    """Seconds of video either side of a new shot's first frame that the detector reads to find and describe it."""
-    k = max(tuning.dissolve_seconds)
-    fade = 2 * k + 0.5 + 2.0 + 2 / fps  # ramp out (the ring) + half a short blank run + ramp in + the frames around
-    dissolve = 2 * k + 3 / fps  # the group of centres tested and their ends
-    cut = (tuning.window + 1 + tuning.min_shot_frames) / fps  # the window, and a stronger candidate nearby
-    return max(fade, dissolve, cut)
+    """Seconds either side of a new shot's first frame that the detector reads to find and describe it."""
+    d = CutDetector(64, 36, tuning, fps)  # its ring, longest dissolve half-width, card length at this rate
+    ring, k, card = len(d.ring_flat), d.kmax, d.flat_shot_frames
+    fade_back = card / 2 + (ring - 2) + 1  # half a short blank run, the ramp out, the frame before it
+    fade_ahead = card / 2 + tuning.ramp_in_seconds * fps + 1  # half the run, the ramp in, the frame after it
+    dissolve = 2 * k + 2  # the run of centres that pass the test, and each one's ends k frames away
+    cut = tuning.window + 1 + tuning.min_shot_frames  # the neighbourhood, and a stronger candidate close by
+    return max(fade_back, fade_ahead, dissolve, cut) / fps
 
 
 def ms(seconds: float) -> int:

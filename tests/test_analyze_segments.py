@@ -10,7 +10,7 @@ import json
 import pytest
 
 from bench.videoset import ClipSpec, ShotSpec, write_clip
-from services.analyze.segmented import DEFAULT_OVERLAP_S, analyze_span, detector_reach_s, merge
+from services.analyze.segmented import DEFAULT_OVERLAP_S, analyze_span, detector_reach_s, file_facts, merge
 from services.analyze.video import analyze_video
 from services.common.segments import Segment, plan_file
 from services.common.video import Limits, VideoFile
@@ -62,10 +62,8 @@ def clip_file(tmp_path_factory):
 
 
 def facts_of(path: str) -> dict:
-    with VideoFile(path) as video:
-        facts = video.probe()
-        width, height = video.display_size()
-    return {**facts, "format": "mp4", "width": width, "height": height}
+    with VideoFile(path) as video:  # as the plumbing reads them when it plans
+        return file_facts(video, ".mp4")
 
 
 def spans_of(path: str, segments: list[Segment], overlap_s: float = DEFAULT_OVERLAP_S) -> list[dict]:
@@ -190,3 +188,10 @@ def test_the_answer_does_not_depend_on_how_much_more_than_the_overlap_is_read(cl
 @pytest.mark.parametrize("fps", [10, 24, 30, 60])
 def test_the_default_overlap_covers_what_the_detector_reads_around_a_new_shot(fps):
     assert detector_reach_s(fps) <= DEFAULT_OVERLAP_S
+
+
+def test_a_missing_span_result_is_refused_not_merged_into_a_shorter_video(clip_file):
+    path = clip_file("cuts")
+    spans = spans_of(path, split_at(path, *keyframes(path)[0][4:13:4]))
+    with pytest.raises(ValueError, match="do not tile the video"):
+        merge(facts_of(path), spans[:1] + spans[2:])

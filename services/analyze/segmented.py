@@ -59,6 +59,12 @@ def open_video(source, threads: int = 0) -> VideoFile:
     return VideoFile(source, threads=threads, skip_loop_filter=SKIP_LOOP_FILTER)
 
 
+def file_facts(video: VideoFile, suffix: str) -> dict:
+    """What `merge` needs besides the spans, read at planning time: the probe, the format, the display size."""
+    width, height = video.display_size()
+    return {**video.probe(), "format": suffix.lstrip("."), "width": width, "height": height}
+
+
 def analyze_span(path, start_s: float, end_s: float, overlap_s: float, limits: Limits, budget: Budget | None = None,
                  threads: int = 0) -> dict:
     """The span's transitions and per-frame shot ingredients (JSON-able), for `merge`."""
@@ -125,10 +131,14 @@ def merge(facts: dict, spans: list[dict]) -> dict:
 
     `facts`: VideoFile.probe() plus `format` and the display `width`/`height`."""
     spans = sorted(spans, key=lambda s: s["first_s"])
+    for a, b in zip(spans, spans[1:], strict=False):
+        if a["end_s"] is None or a["end_s"] != b["start_s"]:  # a plumbing error, not the user's media
+            raise ValueError(f"span results do not tile the video: one ends at {a['end_s']} s, the next starts at "
+                             f"{b['start_s']} s")
     times = np.concatenate([_unpack(s["pts"], np.float64) for s in spans])
     diff, sharp, expo = (np.concatenate([_unpack(s[k], np.float32) for s in spans]) for k in ("diff", "sharp", "exposure"))
-    if len(times) == 0 or np.any(np.diff(times) <= 0):
-        raise ValueError("the spans overlap or are out of order")  # a plumbing error, not the user's media
+    if np.any(np.diff(times) <= 0):
+        raise ValueError("span results share frames: their spans overlap")
     pts = times.tolist()
     end = spans[-1]["frame_end_s"]
     start = pts[0]

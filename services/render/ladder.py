@@ -425,3 +425,40 @@ def _encode(enc, frame):
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+# --- progressive MP4 -----------------------------------------------------------------------------
+
+def remux_mp4(ts_paths: list[str], out_path: str) -> dict:
+    """One MP4 from a rung's MPEG-TS segments in order: packets copied (no second encode), the
+    TS_OFFSET_S taken off (times = the source's), the moov atom written in front (faststart), so a
+    browser starts playing before the download ends. Returns {"bytes", "duration_s", "audio"}."""
+    if not ts_paths:
+        raise ValueError("remux_mp4 needs at least one segment")
+    out = av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"})
+    streams: dict[str, av.stream.Stream] = {}
+    try:
+        for path in ts_paths:
+            with av.open(str(path)) as src:
+                inputs = [s for s in (src.streams.video[:1] + src.streams.audio[:1])]
+                for s in inputs:
+                    if s.type not in streams:
+                        streams[s.type] = out.add_stream_from_template(s)
+                for packet in src.demux(inputs):
+                    if packet.dts is None and packet.pts is None:
+                        continue  # the demuxer's end-of-stream marker
+                    tb = packet.time_base
+                    offset = round(TS_OFFSET_S / tb)
+                    if packet.pts is not None:
+                        packet.pts -= offset
+                    if packet.dts is not None:
+                        packet.dts -= offset
+                    packet.stream = streams[packet.stream.type]
+                    out.mux(packet)
+    except av.error.FFmpegError as exc:
+        out.close()
+        raise CorruptMedia(f"cannot remux the HLS segments into an MP4: {_reason(exc)}", code="corrupt-video") from None
+    out.close()
+    with av.open(str(out_path)) as mp4:
+        duration = mp4.duration / av.time_base if mp4.duration else 0.0
+    return {"bytes": Path(out_path).stat().st_size, "duration_s": round(duration, 6), "audio": "audio" in streams}

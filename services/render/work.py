@@ -66,6 +66,6 @@ def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: Rende
     outputs, board = render_video(
         video_path, suffix, analysis, cat.poster, cat.still, cat.encoders, opts.storyboard_tile_width, opts.storyboard_columns,
         opts.storyboard_interval_seconds, opts.storyboard_max_tiles, opts.video_max_stills, cat.storyboard_quality,
-        opts.video_limits,
+        opts.video_limits, budget,
     )
     return RenderOutput(outputs, [], board)

@@ -114,6 +114,15 @@ class MemoryBlobs(BlobStore):
     def read_head(self, bucket, name, generation, size=64):
         return self.get_bytes(bucket, name, generation)[:size]
 
+    def download_to(self, bucket, name, generation, fileobj):
+        fileobj.seek(0)
+        fileobj.truncate()
+        fileobj.write(self.get_bytes(bucket, name, generation))
+        fileobj.flush()
+
+    def copy_if_absent(self, bucket, name, generation, new_name, content_type):
+        return self.put_if_absent(bucket, new_name, self.get_bytes(bucket, name, generation), content_type)
+
 
 def memory_runtime(**settings) -> Runtime:
     """A Runtime whose store, bus and blobs are in memory; `settings` override Settings fields."""

@@ -30,8 +30,8 @@ def store_file(rt: Runtime, name: str, data: bytes | Path, content_type: str) ->
     return {"uri": stored.uri, "generation": stored.generation, "bytes": stored.size, "content_type": content_type}
 
 
-def store_rendition(rt: Runtime, job_id: str, r: Rendition) -> dict:
-    ref = store_file(rt, object_name(job_id, r), r.data, FORMATS[r.format].content_type)
+def store_rendition(rt: Runtime, job_id: str, r: Rendition, name: str | None = None) -> dict:
+    ref = store_file(rt, name or object_name(job_id, r), r.data, FORMATS[r.format].content_type)
     return {"preset": r.preset, "format": r.format, "width": r.size[0], "height": r.size[1], **ref, **r.extra}
 
 

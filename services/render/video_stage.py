@@ -17,12 +17,14 @@ from ..common import sandbox
 from ..common.fanout import segment_messages
 from ..common.mediatypes import suffix_for
 from ..common.runtime import Runtime
+from ..common.segments import Segment
 from ..common.stage import FanOut, StageResult, ensure_job_active
 from ..common.video import downloaded
 from . import hls
+from .image import Rendition
 from .ladder import choose_rungs, encode_segment, remux_mp4
-from .store import store_file, store_rendition, store_storyboard
-from .video import compose_storyboard, moments_by_span, render_moments
+from .store import object_name, store_file, store_rendition, store_storyboard
+from .video import Moment, assign, choose_poster, compose_storyboard, moments, render_moments, storyboard_for
 from .work import RenderOptions
 
 TS_TYPE = "video/mp2t"
@@ -48,14 +50,20 @@ def spans_of(analysis: dict) -> list[dict]:
     return [{"index": 0, "start_s": start, "end_s": round(start + float(analysis.get("duration_s") or 0.0), 6)}]
 
 
+def board_of(opts: RenderOptions, analysis: dict):
+    return storyboard_for(analysis, opts.storyboard_tile_width, opts.storyboard_columns, opts.storyboard_interval_seconds,
+                          opts.storyboard_max_tiles)
+
+
 def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> StageResult:
     analysis = msg["analysis"]
     spans = spans_of(analysis)
     rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
     audio = analysis.get("audio") != []  # v3+ lists the audio streams; older analyses: look in the file
-    moments = moments_by_span(analysis, spans, opts)
+    board = board_of(opts, analysis)
+    wanted = assign(moments(analysis, board, opts.video_max_stills), [Segment(**s) for s in spans])
     params = [{"rungs": rungs, "hls_segment_s": opts.hls_segment_seconds, "audio": audio, "hdr": opts.video_hdr,
-               "moments": m} for m in moments]
+               "tile": list(board.tile), "moments": [m.as_dict() for m in w]} for w in wanted]
     messages = segment_messages(msg, "render", spans, params)
     if len(messages) == 1:  # a short video: everything in this push
         limits = sandbox.stage_limits(rt, "render")
@@ -78,17 +86,19 @@ def make_merge(opts: RenderOptions):
 
 
 def _span_work(_raw: bytes, path: str, seg: dict, opts: RenderOptions, out_dir: str, budget) -> dict:
-    """In the child: the span's ladder, then its stills and tiles."""
-    p = seg["params"]
+    """In the child: the span's ladder, then its poster, stills and storyboard tiles."""
+    p, cat = seg["params"], opts.catalogue
     ladder = encode_segment(path, seg["start_s"], seg["end_s"], p["rungs"], p["hls_segment_s"], out_dir,
                             opts.video_limits, budget, audio=p["audio"], hdr=p["hdr"])
-    stills = render_moments(path, seg["start_s"], seg["end_s"], p["moments"], opts, budget)
-    return {"ladder": ladder, "stills": stills}
+    pictures = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]], cat.poster,
+                              cat.still, cat.encoders, tuple(p["tile"]), opts.video_limits, budget)
+    return {"ladder": ladder, "pictures": pictures}
 
 
 def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits) -> dict:
     """One span rendered in the bounded child and stored; returns its JSON-able result."""
     job_id, index, src = seg["job_id"], seg["index"], seg["source"]
+    work = f"work/{job_id}/render/{index:04d}-"
     with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, tempfile.TemporaryDirectory() as out_dir:
         out = sandbox.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
                                  limits.budget("rendering"))
@@ -97,23 +107,38 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits) -> dict:
             for s in rung["segments"]:
                 ref = store_file(rt, hls_prefix(job_id) + f"{name}/{segment_file(index, s['file'])}",
                                  Path(out_dir) / s["file"], TS_TYPE)
-                s["uri"] = ref["uri"]
-    stills = out["stills"]
-    return {
-        "index": index,
-        "ladder": ladder,
-        "renditions": [store_rendition(rt, job_id, r) for r in stills["renditions"]],
-        "tiles": [store_file(rt, f"work/{job_id}/render/tiles-{index:04d}-{t['index']:04d}.png", t["png"], "image/png",
-                             bucket_work=True) | {"index": t["index"]} for t in stills["tiles"]],
-        "poster": stills.get("poster"),
-    }
+                s.update(uri=ref["uri"], generation=ref["generation"])
+    pictures = out["pictures"]
+    poster = pictures["poster"]
+    if poster is not None:  # a candidate until the fan-in chooses among the spans': kept aside under work/
+        poster = {**poster, "renditions": [_aside(rt, job_id, r, f"{work}poster") for r in poster["renditions"]],
+                  "stills": {str(i): [_aside(rt, job_id, r, f"{work}poster-shot-{i}") for r in rs]
+                             for i, rs in poster["stills"].items()}}
+    tiles = pictures["tiles"]
+    if tiles is not None:
+        tiles = {"indices": tiles["indices"], **store_file(rt, f"{work}tiles.png", tiles["png"], "image/png")}
+    return {"index": index, "ladder": ladder, "stills": [store_rendition(rt, job_id, r) for r in pictures["stills"]],
+            "poster": poster, "tiles": tiles}
+
+
+def _aside(rt: Runtime, job_id: str, r: Rendition, stem: str) -> dict:
+    """A rendition stored under work/ with the name it takes if chosen."""
+    ref = store_rendition(rt, job_id, r, name=f"{stem}.{Path(object_name(job_id, r)).suffix.lstrip('.')}")
+    return ref | {"final_name": object_name(job_id, r)}
+
+
+def _adopt(rt: Runtime, ref: dict) -> dict:
+    """A chosen rendition copied from work/ to its own name (server-side, create-if-absent)."""
+    bucket, _, name = ref["uri"].removeprefix("gs://").partition("/")
+    stored = rt.blobs.copy_if_absent(bucket, name, ref["generation"], ref["final_name"], ref["content_type"])
+    return {k: v for k, v in ref.items() if k != "final_name"} | {"uri": stored.uri, "generation": stored.generation}
 
 
 def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results: list[dict], limits) -> StageResult:
     """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3."""
     job_id = job["job_id"]
     results = sorted(results, key=lambda r: r["index"])
-    spans = [r["ladder"] for r in results]
+    spans = [_largest_first(r["ladder"]) for r in results]
     prefix = hls_prefix(job_id)
     master, media = hls.playlists(spans, lambda i, f: segment_file(results[i]["index"], f), lambda name: f"{name}/index.m3u8",
                                   opts.hls_segment_seconds)
@@ -138,12 +163,27 @@ def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results:
         "segments": len(results),
         "duration_s": duration,
     }
-    renditions = [r for res in results for r in res["renditions"]]
-    renditions.sort(key=lambda r: (r["preset"] != opts.catalogue.poster.name, r.get("shot", -1), r["format"]))
-    board = compose_storyboard(rt, analysis, [t for res in results for t in res["tiles"]], opts)
+    chosen = choose_poster([res["poster"] for res in results])
+    stills = {r["shot"]: [] for res in results for r in res["stills"]}
+    for res in results:
+        for r in res["stills"]:
+            stills[r["shot"]].append(r)
+    stills.update({int(i): [_adopt(rt, r) for r in rs] for i, rs in chosen["stills"].items()})
+    renditions = [_adopt(rt, r) for r in chosen["renditions"]] + [r for i in sorted(stills) for r in stills[i]]
+    strips = [{"indices": res["tiles"]["indices"], "png": _read(rt, res["tiles"]["uri"])}
+              for res in results if res["tiles"] is not None]
+    board = compose_storyboard(board_of(opts, analysis), strips, opts.catalogue.storyboard_quality)
     fields = {"renditions": renditions, "skipped": [], "video": video, "storyboard": store_storyboard(rt, job_id, board)}
     payload = {"job_id": job_id, "kind": "video", "source": job["source"], "analysis": analysis, **fields}
     return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
+
+
+def _largest_first(ladder: dict) -> dict:
+    """The rungs from the top down (a stored result's keys come back sorted by name): the master
+    lists the top rung first and the MP4 is made of it."""
+    rungs = ladder["rungs"]
+    order = sorted(rungs, key=lambda n: -rungs[n]["width"] * rungs[n]["height"])
+    return {**ladder, "rungs": {n: rungs[n] for n in order}}
 
 
 def _mp4(rt: Runtime, job_id: str, ts_uris: list[str], limits) -> dict:
@@ -160,6 +200,11 @@ def _mp4(rt: Runtime, job_id: str, ts_uris: list[str], limits) -> dict:
         sandbox.media_work(rt, "render", job_id, limits, 0, _remux, b"", paths, str(out))
         ensure_job_active()
         return store_file(rt, f"renditions/{job_id}/{MP4_NAME}", out, MP4_TYPE)
+
+
+def _read(rt: Runtime, uri: str) -> bytes:
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    return rt.blobs.get_bytes(bucket, name)
 
 
 def _remux(_raw: bytes, paths: list[str], out: str) -> dict:

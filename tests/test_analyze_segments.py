@@ -37,6 +37,13 @@ CLIPS = {
         ShotSpec("astronaut", 30), ShotSpec("coins", 30), ShotSpec("coffee", 40, "zoom", 0.4, join="fade"),
         ShotSpec("rocket", 30),
     ], SIZE, delay_s=1.0, audio=True),
+    # Slow fades (2 s ramps, the detector's longest reach): into a black card and out of it, then through
+    # black with only the darkest frames blank, one fade of ~4.4 s.
+    "slow-fades": ClipSpec("seg-slow-fades", [
+        ShotSpec("astronaut", 30), ShotSpec("coffee", 60, lighting=(1.0, 0.0)), ShotSpec("card-black", 12),
+        ShotSpec("rocket", 60, lighting=(0.0, 1.0)), ShotSpec("chelsea", 54, lighting=(1.0, 0.0)),
+        ShotSpec("camera", 54, lighting=(0.0, 1.0)), ShotSpec("coins", 30),
+    ], SIZE),
     # Hard cuts, a pan, flashes that are not cuts.
     "cuts": ClipSpec("seg-cuts", [
         ShotSpec("coffee", 30, flashes=[(12, 2)]), ShotSpec("rocket", 36, "pan", 3, (1, 0), (0.3, 0.5)),
@@ -94,11 +101,12 @@ def test_planned_segments_merge_to_the_whole_file_analysis(clip_file, name):
     assert len(segments) >= 4
     merged = merge(facts_of(path), spans_of(path, segments))
     assert merged == whole(path)
-    # The truth's transitions, and the black card between two dissolves is a shot of its own.
+    # The script's transitions (its lighting ramps to black found as fades), and the black card between two
+    # dissolves is a shot of its own.
     assert len(merged["shots"]) == 1 + len(CLIPS[name].transitions()) + (name == "gradual")
 
 
-@pytest.mark.parametrize("name", ["gradual", "vfr"])
+@pytest.mark.parametrize("name", ["gradual", "vfr", "slow-fades"])
 def test_a_boundary_on_every_keyframe_changes_nothing(clip_file, name):
     """Spans of 0.25 s, shorter than the overlap: every keyframe is a boundary, next to every transition."""
     path = clip_file(name)

@@ -56,15 +56,16 @@ LIMITS = Limits(600, 36000)
 @pytest.fixture(scope="module")
 def clip_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("segments")
-    made: dict[str, str] = {}
+    made: dict[tuple[str, bool], str] = {}
 
-    def make(name: str) -> str:
-        if name not in made:
+    def make(name: str, forced: bool = True) -> str:
+        """forced=False: libx264's own keyframes (the first frame and most scene cuts), long GOPs."""
+        if (name, forced) not in made:
             clip = CLIPS[name]
-            path = folder / f"{clip.name}.mp4"
-            write_clip(clip, path, SIZE, keyframes=set(range(0, clip.frames, EVERY)))
-            made[name] = str(path)
-        return made[name]
+            path = folder / f"{clip.name}{'' if forced else '-x264-keyframes'}.mp4"
+            write_clip(clip, path, SIZE, keyframes=set(range(0, clip.frames, EVERY)) if forced else ())
+            made[name, forced] = str(path)
+        return made[name, forced]
     return make
 
 
@@ -191,6 +192,16 @@ def test_the_answer_does_not_depend_on_how_much_more_than_the_overlap_is_read(cl
         return {k: v for k, v in span.items() if not k.startswith("decoded_")}
 
     assert [found(s) for s in short] == [found(s) for s in long]  # ... the same was found
+
+
+def test_a_seek_landing_seconds_before_the_overlap_changes_nothing(clip_file):
+    """With the encoder's own keyframes, a span's seek goes back to the keyframe before its overlap: far back."""
+    path = clip_file("gradual", forced=False)
+    keys, _ = keyframes(path)
+    segments = split_at(path, *keys[1:])
+    seek_points = [max(k for k in keys if k <= s.start_s - DEFAULT_OVERLAP_S + 1e-6) for s in segments[1:]]
+    assert max(s.start_s - DEFAULT_OVERLAP_S - k for s, k in zip(segments[1:], seek_points, strict=True)) > 2.0
+    assert merge(facts_of(path), spans_of(path, segments)) == whole(path)
 
 
 @pytest.mark.parametrize("fps", [10, 24, 30, 60])

@@ -5,6 +5,7 @@ span boundary can fall anywhere: on a cut, inside a dissolve or a fade, inside a
 """
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -90,7 +91,8 @@ def split_at(path: str, *bounds: float) -> list[Segment]:
     return [Segment(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False))]
 
 
-def whole(path: str) -> dict:
+@functools.cache
+def whole(path: str) -> dict:  # (not mutated by the tests)
     return analyze_video(path, ".mp4", LIMITS.max_seconds, LIMITS.max_frames)
 
 

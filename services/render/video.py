@@ -4,11 +4,12 @@ The wanted moments (poster, or its candidates; each shot's keyframe; one storybo
 interval) are listed once (`moments`), and each is served by the frame a player shows at that moment
 (the last frame whose PTS is not after it) in ONE forward decoding pass (services/common/video.py)
 that stops once the last moment is served. Stills are encoded as their frame passes, so memory holds
-one frame and the tiles, not every still. A long video does this per segment: `assign` gives each
-segment the moments its frames are shown at, `render_moments` serves them from the segment's span
-only (in its bounded child), and at fan-in `collect_renditions` picks the poster among the segments'
-choices and `compose_storyboard` builds the sprite from their lossless tile strips. The whole video is
-the one-segment case (`render_video`), so both give the same frames, bytes and sprite.
+one frame and the tiles, not every still. A long video does this per segment: at fan-out
+`moments_by_span` gives each segment the moments its frames are shown at (JSON, in its message),
+`render_moments` serves them from the segment's span only (in its bounded child), and at fan-in
+`choose_poster` / `collect_renditions` pick the poster among the segments' candidates and
+`compose_storyboard` builds the sprite from their lossless tile strips. The whole video is the
+one-span case (`render_video`): both give the same frames, bytes and sprite.
 
 Shots come from analyze (media-analyzed v2/v3 `shots`; v3 times are PTS on the player's clock,
 `start_s` included); without them the whole video is one shot. The poster is the keyframe of the
@@ -295,7 +296,8 @@ def tile_strip(tiles: dict[int, np.ndarray]) -> dict | None:
     if not tiles:
         return None
     order = sorted(tiles)
-    _, png = cv2.imencode(".png", np.concatenate([tiles[i] for i in order])[:, :, ::-1])  # OpenCV writes BGR
+    # OpenCV writes BGR. Level 1: measured on 720p tiles, levels 6-9 save 2-5 % of the bytes for 2.5-6x the time.
+    _, png = cv2.imencode(".png", np.concatenate([tiles[i] for i in order])[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return {"indices": order, "png": png.tobytes()}
 
 

@@ -255,7 +255,7 @@ def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted:
             if prev is None:
                 raise CorruptMedia("no frame could be decoded for the video's stills", code="corrupt-video")
             serve(prev.frame, wanted[pending:])  # at or past the span's last frame
-    if best_moment is not None:
+    if best_moment is not None and best_rgb is not None:
         t = int(round(best_moment.ms))
         # Shots without a keyframe of their own (v1 analyses) show the poster.
         one = _stills(best_rgb, still, encoders, still.name, {}) if best_moment.shows else []
@@ -302,7 +302,10 @@ def tile_strip(tiles: dict[int, np.ndarray]) -> dict | None:
 
 
 def strip_tiles(strip: dict, tile: tuple[int, int]) -> dict[int, np.ndarray]:
-    rgb = cv2.imdecode(np.frombuffer(strip["png"], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    bgr = cv2.imdecode(np.frombuffer(strip["png"], np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("a segment's storyboard tile strip is not a PNG image")
+    rgb = bgr[:, :, ::-1]
     th = tile[1]
     return {i: rgb[k * th:(k + 1) * th] for k, i in enumerate(strip["indices"])}
 

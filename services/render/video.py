@@ -4,12 +4,12 @@ The wanted moments (poster, or its candidates; each shot's keyframe; one storybo
 interval) are listed once (`moments`), and each is served by the frame a player shows at that moment
 (the last frame whose PTS is not after it) in ONE forward decoding pass (services/common/video.py)
 that stops once the last moment is served. Stills are encoded as their frame passes, so memory holds
-one frame and the tiles, not every still. A long video does this per segment: at fan-out
-`moments_by_span` gives each segment the moments its frames are shown at (JSON, in its message),
+one frame and the tiles, not every still. A long video does this per segment: at fan-out `assign`
+gives each segment the moments its frames are shown at (`Moment.as_dict` for its message),
 `render_moments` serves them from the segment's span only (in its bounded child), and at fan-in
-`choose_poster` / `collect_renditions` pick the poster among the segments' candidates and
-`compose_storyboard` builds the sprite from their lossless tile strips. The whole video is the
-one-span case (`render_video`): both give the same frames, bytes and sprite.
+`choose_poster` picks the poster among the segments' choices (`collect_renditions` orders them, in
+memory) and `compose_storyboard` builds the sprite from their lossless tile strips. The whole video is
+the one-span case (`render_video`): both give the same frames and sprite.
 
 Shots come from analyze (media-analyzed v2/v3 `shots`; v3 times are PTS on the player's clock,
 `start_s` included); without them the whole video is one shot. The poster is the keyframe of the
@@ -25,21 +25,18 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..common.budget import Budget
 from ..common.errors import CorruptMedia
+from ..common.segments import Segment
 from ..common.video import SPAN_EPSILON, Limits, VideoFile, display_rgb
 from .formats import encode, to_pillow
 from .image import Rendition
 from .presets import Preset
 from .resize import fit_size, shrink
-
-if TYPE_CHECKING:
-    from .work import RenderOptions
 
 POSTER_WINDOW = 0.1  # the first tenth
 POSTER_CANDIDATES = 5
@@ -176,36 +173,22 @@ def moments(analysis: dict, board: StoryboardPlan, max_stills: int) -> list[Mome
     return sorted(out)
 
 
-def assign(wanted: list[Moment], starts: list[float]) -> list[list[Moment]]:
-    """The moments each span (by its start, seconds) serves: those its frames are shown at (before the first
-    frame: the first span; past the last: the last one). Within SPAN_EPSILON of a boundary: the later span."""
-    bounds = [t * 1000 - SPAN_EPSILON * 1000 for t in starts[1:]]
-    out: list[list[Moment]] = [[] for _ in starts]
+def assign(wanted: list[Moment], segments: list[Segment]) -> list[list[Moment]]:
+    """The moments each segment serves: those its frames are shown at (before the first frame: the first
+    segment; past the last: the last one). A moment within SPAN_EPSILON of a boundary is the later segment's."""
+    starts = [s.start_s * 1000 - SPAN_EPSILON * 1000 for s in segments[1:]]
+    out: list[list[Moment]] = [[] for _ in segments]
     for m in wanted:
-        out[bisect.bisect_right(bounds, m.ms)].append(m)
+        out[bisect.bisect_right(starts, m.ms)].append(m)
     return out
-
-
-def moments_by_span(analysis: dict, spans: list, opts: RenderOptions) -> list[dict]:
-    """At fan-out, for each span of analyze's plan (dicts or Segments): what its segment message carries,
-    JSON-able: {"tile": [w, h], "moments": [...]}, for `render_moments`."""
-    board = storyboard_for(analysis, opts.storyboard_tile_width, opts.storyboard_columns, opts.storyboard_interval_seconds,
-                           opts.storyboard_max_tiles)
-    starts = [float(s["start_s"] if isinstance(s, dict) else s.start_s) for s in spans]
-    parts = assign(moments(analysis, board, opts.video_max_stills), starts)
-    return [{"tile": list(board.tile), "moments": [m.as_dict() for m in part]} for part in parts]
 
 
 # -- serving moments from one span's frames ------------------------------------------------------------
 @dataclass
 class _Served:
     stills: dict[int, list[Rendition]] = field(default_factory=dict)  # shot -> its still in every format
-    poster: list[Rendition] = field(default_factory=list)  # the analysis's poster, with the stills that show it
-    candidate: dict | None = None  # this span's sharpest poster candidate: {"ms", "time_ms", "sharpness", "renditions"}
+    poster: dict | None = None
     tiles: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def result(self) -> dict:
-        return {"renditions": self.poster + [r for i in sorted(self.stills) for r in self.stills[i]], "poster": self.candidate}
 
 
 def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted: list[Moment], poster: Preset,
@@ -257,39 +240,34 @@ def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted:
             serve(prev.frame, wanted[pending:])  # at or past the span's last frame
     if best_moment is not None and best_rgb is not None:
         t = int(round(best_moment.ms))
-        # Shots without a keyframe of their own (v1 analyses) show the poster.
         one = _stills(best_rgb, still, encoders, still.name, {}) if best_moment.shows else []
-        made = _stills(best_rgb, poster, encoders, poster.name, {"time_ms": t}) + [
-            replace(r, extra={"shot": i, "time_ms": t}) for i in best_moment.shows for r in one]
-        if best_moment.what == "poster":
-            out.poster = made
-        else:
-            out.candidate = {"ms": best_moment.ms, "time_ms": t, "sharpness": best, "renditions": made}
+        out.poster = {
+            "ms": best_moment.ms, "time_ms": t,
+            "sharpness": None if best_moment.what == "poster" else best,  # None: the analysis chose it
+            "renditions": _stills(best_rgb, poster, encoders, poster.name, {"time_ms": t}),
+            # Shots without a keyframe of their own (v1 analyses) show the poster.
+            "stills": {i: [replace(r, extra={"shot": i, "time_ms": t}) for r in one] for i in best_moment.shows},
+        }
     if budget is not None:
         budget.check("taking the video's stills")
     return out
 
 
-def render_moments(path, start_s: float | None, end_s: float | None, work: dict, opts: RenderOptions,
-                   budget: Budget | None = None) -> dict:
-    """One span's pictures (`work`: its item of `moments_by_span`), from the frames shown in [start_s, end_s).
+def render_moments(path, start_s: float | None, end_s: float | None, wanted: list[Moment], poster: Preset, still: Preset,
+                   encoders: dict, tile: tuple[int, int], limits: Limits = Limits(), budget: Budget | None = None) -> dict:
+    """The pictures of one segment's moments (`assign`), from the frames shown in [start_s, end_s).
 
-    Picklable, for the stage:
-    - `renditions`: final; the stills of the shots whose keyframe is in the span, and the poster (with the
-      stills of shots without a keyframe of their own) when the analysis chose it and it is in the span;
-    - `poster`: None, or when the poster is the sharpest of the candidates (analyses without scored shots)
-      this span's best, {"ms", "time_ms", "sharpness", "renditions"}; `choose_poster` picks among the spans';
-    - `tiles`: None, or {"indices", "png"}: the span's storyboard tiles stacked top to bottom in one lossless
-      PNG (one small file per segment; lossless, so the composed sprite is the whole video's, pixel for pixel)."""
-    wanted = [Moment.from_dict(m) for m in work["moments"]]
+    Picklable, for the stage: `stills` (Renditions of the shots whose keyframe is in the span), `poster`
+    (this span's best poster choice, or None; `choose_poster` picks among the spans') and `tiles`:
+    {"indices", "png"}, the span's storyboard tiles stacked top to bottom in one lossless PNG, so the
+    sprite composed from every span's strips is the one the whole video gives, pixel for pixel."""
     if not wanted:
-        return {"renditions": [], "poster": None, "tiles": None}
-    cat = opts.catalogue
+        return {"stills": [], "poster": None, "tiles": None}
     with VideoFile(path) as video:
-        video.check_header(opts.video_limits)
-        served = _serve(video, start_s, end_s, wanted, cat.poster, cat.still, cat.encoders, tuple(work["tile"]),
-                        opts.video_limits, budget)
-    return served.result() | {"tiles": tile_strip(served.tiles)}
+        video.check_header(limits)
+        served = _serve(video, start_s, end_s, wanted, poster, still, encoders, tile, limits, budget)
+    return {"stills": [r for i in sorted(served.stills) for r in served.stills[i]], "poster": served.poster,
+            "tiles": tile_strip(served.tiles)}
 
 
 def tile_strip(tiles: dict[int, np.ndarray]) -> dict | None:
@@ -311,30 +289,33 @@ def strip_tiles(strip: dict, tile: tuple[int, int]) -> dict[int, np.ndarray]:
 
 
 # -- fan-in ----------------------------------------------------------------------------------------------
-def choose_poster(posters: list[dict | None]) -> dict | None:
-    """The sharpest of the spans' poster candidates (the earliest of equals, as one pass would choose)."""
+def choose_poster(posters: list[dict | None]) -> dict:
+    """The poster among the spans' choices: the analysis's (best shot's keyframe), else the sharpest candidate
+    (the earliest of equals, as one pass over the whole video would choose)."""
     found = [p for p in posters if p is not None]
-    return min(found, key=lambda p: (-p["sharpness"], p["ms"])) if found else None
+    if not found:
+        raise CorruptMedia("no frame could be decoded for the poster", code="corrupt-video")
+    return min(found, key=lambda p: (p["sharpness"] is not None, -(p["sharpness"] or 0), p["ms"]))
 
 
 def collect_renditions(results: list[dict]) -> list[Rendition]:
-    """The spans' renditions with the chosen poster: poster first, then every shot's still in shot order."""
+    """Poster first, then every shot's still in shot order: what render_video returns."""
     chosen = choose_poster([r["poster"] for r in results])
-    out = [r for res in results for r in res["renditions"]] + (chosen["renditions"] if chosen else [])
-    if not any("shot" not in r.extra for r in out):
-        raise CorruptMedia("no frame could be decoded for the poster", code="corrupt-video")
-    return sorted(out, key=lambda r: ("shot" in r.extra, r.extra.get("shot", -1)))  # stable: formats keep their order
+    stills: dict[int, list[Rendition]] = {r.extra["shot"]: [] for res in results for r in res["stills"]}
+    for res in results:
+        for r in res["stills"]:
+            stills[r.extra["shot"]].append(r)
+    stills.update(chosen["stills"])
+    return list(chosen["renditions"]) + [r for i in sorted(stills) for r in stills[i]]
 
 
-def compose_storyboard(analysis: dict, strips: list[dict | None], opts: RenderOptions) -> Storyboard:
-    """At fan-in: the sprite and its WebVTT from the spans' tile strips (render_moments' `tiles`)."""
-    board = storyboard_for(analysis, opts.storyboard_tile_width, opts.storyboard_columns, opts.storyboard_interval_seconds,
-                           opts.storyboard_max_tiles)
+def compose_storyboard(board: StoryboardPlan, strips: list[dict | None], quality: int) -> Storyboard:
+    """The sprite and its WebVTT from the spans' tile strips (render_moments' `tiles`)."""
     tiles: dict[int, np.ndarray] = {}
     for strip in strips:
         if strip is not None:
             tiles.update(strip_tiles(strip, board.tile))
-    return _storyboard(board, tiles, opts.catalogue.storyboard_quality)
+    return _storyboard(board, tiles, quality)
 
 
 def _storyboard(board: StoryboardPlan, tiles: dict[int, np.ndarray], quality: int) -> Storyboard:
@@ -363,4 +344,5 @@ def render_video(source, suffix: str, analysis: dict, poster: Preset, still: Pre
         board = storyboard_for(clock, tile_width, columns, interval_s, max_tiles)
         wanted = moments(clock, board, max_stills)
         served = _serve(video, None, None, wanted, poster, still, encoders, board.tile, limits, budget)
-    return collect_renditions([served.result()]), _storyboard(board, served.tiles, storyboard_quality)
+    result = {"stills": [r for i in sorted(served.stills) for r in served.stills[i]], "poster": served.poster}
+    return collect_renditions([result]), _storyboard(board, served.tiles, storyboard_quality)

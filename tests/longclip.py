@@ -11,7 +11,7 @@ plan's "shorter than half the target joins the segment before" edge.) Shots meet
 - 120 s: a 1 s dissolve centred on a segment boundary; reported once;
 - 141 s: a fade through black.
 
-Made once with x264 ultrafast at CRF 28 (about 11 MB), checked against the plan, and cached under
+Made once with x264 ultrafast at CRF 28 (19 MB; ~65 s of CPU here), checked against the plan, cached under
 ~/.cache/mediarelay/ (or $XDG_CACHE_HOME/mediarelay) by LONGCLIP_VERSION; a lock file makes concurrent
 test workers wait for one build. `python -m tests.longclip` builds it and prints the time it took.
 """

@@ -5,6 +5,7 @@ span boundary can fall anywhere: on a cut, inside a dissolve or a fade, inside a
 """
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -37,6 +38,13 @@ CLIPS = {
         ShotSpec("astronaut", 30), ShotSpec("coins", 30), ShotSpec("coffee", 40, "zoom", 0.4, join="fade"),
         ShotSpec("rocket", 30),
     ], SIZE, delay_s=1.0, audio=True),
+    # Slow fades (2 s ramps, the detector's longest reach): into a black card and out of it, then through
+    # black with only the darkest frames blank, one fade of ~4.4 s.
+    "slow-fades": ClipSpec("seg-slow-fades", [
+        ShotSpec("astronaut", 30), ShotSpec("coffee", 60, lighting=(1.0, 0.0)), ShotSpec("card-black", 12),
+        ShotSpec("rocket", 60, lighting=(0.0, 1.0)), ShotSpec("chelsea", 54, lighting=(1.0, 0.0)),
+        ShotSpec("camera", 54, lighting=(0.0, 1.0)), ShotSpec("coins", 30),
+    ], SIZE),
     # Hard cuts, a pan, flashes that are not cuts.
     "cuts": ClipSpec("seg-cuts", [
         ShotSpec("coffee", 30, flashes=[(12, 2)]), ShotSpec("rocket", 36, "pan", 3, (1, 0), (0.3, 0.5)),
@@ -49,15 +57,16 @@ LIMITS = Limits(600, 36000)
 @pytest.fixture(scope="module")
 def clip_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("segments")
-    made: dict[str, str] = {}
+    made: dict[tuple[str, bool], str] = {}
 
-    def make(name: str) -> str:
-        if name not in made:
+    def make(name: str, forced: bool = True) -> str:
+        """forced=False: libx264's own keyframes (the first frame and most scene cuts), long GOPs."""
+        if (name, forced) not in made:
             clip = CLIPS[name]
-            path = folder / f"{clip.name}.mp4"
-            write_clip(clip, path, SIZE, keyframes=set(range(0, clip.frames, EVERY)))
-            made[name] = str(path)
-        return made[name]
+            path = folder / f"{clip.name}{'' if forced else '-x264-keyframes'}.mp4"
+            write_clip(clip, path, SIZE, keyframes=set(range(0, clip.frames, EVERY)) if forced else ())
+            made[name, forced] = str(path)
+        return made[name, forced]
     return make
 
 
@@ -82,7 +91,8 @@ def split_at(path: str, *bounds: float) -> list[Segment]:
     return [Segment(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False))]
 
 
-def whole(path: str) -> dict:
+@functools.cache
+def whole(path: str) -> dict:  # (not mutated by the tests)
     return analyze_video(path, ".mp4", LIMITS.max_seconds, LIMITS.max_frames)
 
 
@@ -94,11 +104,12 @@ def test_planned_segments_merge_to_the_whole_file_analysis(clip_file, name):
     assert len(segments) >= 4
     merged = merge(facts_of(path), spans_of(path, segments))
     assert merged == whole(path)
-    # The truth's transitions, and the black card between two dissolves is a shot of its own.
+    # The script's transitions (its lighting ramps to black found as fades), and the black card between two
+    # dissolves is a shot of its own.
     assert len(merged["shots"]) == 1 + len(CLIPS[name].transitions()) + (name == "gradual")
 
 
-@pytest.mark.parametrize("name", ["gradual", "vfr"])
+@pytest.mark.parametrize("name", ["gradual", "vfr", "slow-fades"])
 def test_a_boundary_on_every_keyframe_changes_nothing(clip_file, name):
     """Spans of 0.25 s, shorter than the overlap: every keyframe is a boundary, next to every transition."""
     path = clip_file(name)
@@ -183,6 +194,16 @@ def test_the_answer_does_not_depend_on_how_much_more_than_the_overlap_is_read(cl
         return {k: v for k, v in span.items() if not k.startswith("decoded_")}
 
     assert [found(s) for s in short] == [found(s) for s in long]  # ... the same was found
+
+
+def test_a_seek_landing_seconds_before_the_overlap_changes_nothing(clip_file):
+    """With the encoder's own keyframes, a span's seek goes back to the keyframe before its overlap: far back."""
+    path = clip_file("gradual", forced=False)
+    keys, _ = keyframes(path)
+    segments = split_at(path, *keys[1:])
+    seek_points = [max(k for k in keys if k <= s.start_s - DEFAULT_OVERLAP_S + 1e-6) for s in segments[1:]]
+    assert max(s.start_s - DEFAULT_OVERLAP_S - k for s, k in zip(segments[1:], seek_points, strict=True)) > 2.0
+    assert merge(facts_of(path), spans_of(path, segments)) == whole(path)
 
 
 @pytest.mark.parametrize("fps", [10, 24, 30, 60])

@@ -8,6 +8,7 @@ same frames chosen (identical encoded bytes), the same sprite layout and pixels,
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +78,7 @@ def shots_clip(tmp_path_factory):
     clip = ClipSpec("spans-shots", [ShotSpec("coffee", 30), ShotSpec("rocket", 40, "pan", 4), ShotSpec("chelsea", 26),
                                     ShotSpec("camera", 34)], SIZE)
     path = write(tmp_path_factory.mktemp("spans"), clip)
-    return path, analyze_video(open(path, "rb").read(), ".mp4", 600, 36000)
+    return path, analyze_video(Path(path).read_bytes(), ".mp4", 600, 36000)
 
 
 def test_stills_poster_and_storyboard_from_segments_equal_the_whole_videos(shots_clip):
@@ -115,7 +116,7 @@ def test_rotated_vfr_clip_with_moments_on_and_next_to_boundaries(tmp_path):
     clip = ClipSpec("spans-rotated", [ShotSpec("coffee", 36), ShotSpec("camera", 36), ShotSpec("chelsea", 36)], SIZE,
                     rotation=90, vfr=True, audio=True)
     path = write(tmp_path, clip)
-    analysis = analyze_video(open(path, "rb").read(), ".mp4", 600, 36000)
+    analysis = analyze_video(Path(path).read_bytes(), ".mp4", 600, 36000)
     assert (analysis["width"], analysis["height"], analysis["rotation"]) == (*SIZE, 90)  # stored turned, shown upright
     segments = segments_of(path, 1.0)
     b = round(segments[1].start_s * 1000)

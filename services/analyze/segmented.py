@@ -82,7 +82,7 @@ def span_of(video: VideoFile, start_s: float | None, end_s: float | None, overla
     times: list[float] = []
     detector = None
     first = own_end = None  # the span's own frames: [first, own_end) of the decoded ones
-    last_end = 0.0
+    last_end = span_end = 0.0
     for f in video.frames(limits, check=lambda n: budget.check(f"decoding frame {n}"), start_s=lo, end_s=hi):
         y, u, v = yuv_planes(f.frame)
         if detector is None:

@@ -21,7 +21,7 @@ from bench.videoset import ClipSpec, ShotSpec, write_clip
 from localcloud import chaos, samples
 from localcloud.stack import private_stack
 from localcloud.taps import TopicTap
-from services.client import Client, auth_headers
+from services.client import IngestClient, auth_headers
 from services.common.status import JobStore
 
 from .conftest import TEST_RETRY_BACKOFF
@@ -141,7 +141,7 @@ def segmented_clip(tmp_path_factory) -> Path:
 
 def _submitter(cloud, path: Path):
     def submit(n: int) -> list[str]:
-        client = Client(cloud.url("ingest"), api_key=cloud.api_key)
+        client = IngestClient(cloud.url("ingest"), api_key=cloud.api_key)
         return [client.submit(path, idempotency_key=uuid.uuid4().hex)["job_id"] for _ in range(n)]
 
     return submit

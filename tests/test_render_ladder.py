@@ -135,7 +135,11 @@ def test_rungs_follow_the_pictures_short_side_with_even_sizes_and_never_upscale(
     assert sizes(choose_rungs(ladder, 1080, 1920)) == [("1080p", 1080, 1920), ("720p", 720, 1280), ("480p", 480, 854),
                                                       ("240p", 240, 426)]
     assert [r.name for r in choose_rungs(ladder, 1280, 720)] == ["720p", "480p", "240p"]
-    assert [r.name for r in choose_rungs(ladder, 1000, 1000)] == ["720p", "480p", "240p"]
+    # Between two rungs: its own size on top (no viewer gets less than was uploaded), caps scaled by area.
+    assert sizes(choose_rungs(ladder, 1000, 1000)) == [("1000p", 1000, 1000), ("720p", 720, 720), ("480p", 480, 480),
+                                                      ("240p", 240, 240)]
+    assert [r.name for r in choose_rungs(ladder, 1334, 750)] == ["720p", "480p", "240p"]  # within 10 %: no extra rung
+    assert choose_rungs(ladder, 1600, 900)[0].maxrate_kbps == round(6000 * (1600 * 900) / (1920 * 1080))
     # Smaller than the smallest rung: one rung at its own size, rounded down to even.
     assert sizes(choose_rungs(ladder, 301, 171)) == [("170p", 300, 170)]
     top = choose_rungs(ladder, 1920, 1080)[0]

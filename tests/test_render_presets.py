@@ -137,19 +137,32 @@ def test_image_stage_output_validates_as_media_rendered_v2_and_is_stored_with_he
     assert [r["uri"] for r in again["renditions"]] == [r["uri"] for r in payload["renditions"]]
 
 
-def test_video_stage_output_carries_stills_and_storyboard_and_validates(tmp_path):
+def test_video_stage_output_carries_the_ladder_stills_and_storyboard_and_validates(tmp_path):
+    """A short video (one segment, no fan-out) from an analysis of before segments (no start_s)."""
+    from tests.fakes import memory_runtime
+
     raw = samples.video_mp4(tmp_path / "c.mp4")
     analysis = {"format": "mp4", "width": 640, "height": 360, "fps": 24.0, "frame_count": 72, "duration_s": 3.0, "codec": "mp4v"}
-    rt, result = _run(raw, _message("video", "video/mp4", analysis))
-    payload = result.publish[0][1]
-    validate(SCHEMAS, "media-rendered.v2", payload)
+    rt = memory_runtime()
+    msg = _message("video", "video/mp4", analysis)
+    rt.blobs.put_if_absent(msg["source"]["bucket"], msg["source"]["name"], raw, "video/mp4")
+    msg["source"]["generation"] = rt.blobs.objects[(msg["source"]["bucket"], msg["source"]["name"])][2]
+    job = {"job_id": msg["job_id"], "source": msg["source"], "analysis": analysis}
+    result = make_handler(RenderOptions.build(rt.settings, load()))(rt, job, msg)
+    [(topic, payload)] = result.publish
+    assert topic == "media-rendered" and result.fan_out is None
+    validate(SCHEMAS, "media-rendered.v3", payload)
     board = payload["storyboard"]
     assert board["sprite"]["uri"].endswith("/storyboard.jpg") and board["vtt"]["uri"].endswith("/storyboard.vtt")
-    assert rt.blobs.objects["renditions/job12345678/storyboard.vtt"][1].startswith("text/vtt")
+    assert rt.blobs.objects[("mediarelay-renditions", "renditions/job12345678/storyboard.vtt")][1].startswith("text/vtt")
     assert result.job_fields["storyboard"] == board
     assert any(r["uri"].endswith("/shot-000.jpg") for r in payload["renditions"])
+    assert [r["preset"] for r in payload["renditions"]][:2] == ["poster", "poster"]
+    video = payload["video"]
+    assert [(r["name"], r["width"], r["height"]) for r in video["ladder"]] == [("360p", 640, 360), ("240p", 426, 240)]
+    assert video["segments"] == 1 and video["audio"] is False and video["mp4"]["uri"].endswith("/video.mp4")
     # The public event schema accepts what notify copies onto the job (fields only added, never changed).
     event = {"id": "job12345678/completed", "type": "mediarelay.job.completed", "job_id": "job12345678",
              "status": "completed", "occurred_at": "2026-01-01T00:00:00Z", "analysis": analysis,
-             "renditions": payload["renditions"], "storyboard": board}
-    validate(SCHEMAS, "media-events.v1", event)
+             "renditions": payload["renditions"], "storyboard": board, "video": video}
+    validate(SCHEMAS, "media-events.v2", event)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from google.cloud import storage
 
-from services.client import Client
+from services.client import IngestClient
 from services.render.ladder import TS_OFFSET_S
 from tests.conftest import wait_for_status
 from tests.longclip import long_clip
@@ -32,7 +32,7 @@ def done(stack, http, clip, events):
     """The long clip through the chain: (public job, internal job, event)."""
     from services.common.status import JobStore
 
-    client = Client(stack.url("ingest"), api_key=stack.api_key)
+    client = IngestClient(stack.url("ingest"), api_key=stack.api_key)
     job_id = client.submit(clip.path, signed=True)["job_id"]  # 11 MB: over the test stack's MAX_UPLOAD_BYTES
     doc = wait_for_status(http, stack.url("ingest"), job_id, timeout=600)
     internal = JobStore(stack.project).get(job_id)

@@ -44,6 +44,8 @@ TS_OFFSET_S = 10
 # x264 frame threads per rung. Four rungs run side by side, so 2 threads each keep two cores busy
 # without oversubscribing them (the bench's parallel-efficiency figure runs two spans at once).
 X264_THREADS = 2
+# A source whose short side is this much above the largest rung it reaches gets a rung at its own size.
+SOURCE_RUNG_MARGIN = 1.1
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,21 @@ def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
     common = dict(preset=ladder.x264_preset, profile=ladder.x264_profile, audio_kbps=ladder.audio_kbps,
                   audio_rate=ladder.audio_rate, audio_channels=ladder.audio_channels)
     out = []
+    above = None  # the smallest rung larger than the source
     for r in ladder.rungs:
         if r.short_side > short:
+            above = r
             continue
         s, lg = _even(r.short_side), _even(r.short_side * long_ / short)
         w, h = (lg, s) if landscape else (s, lg)
         out.append(Rung(r.name, w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
+    if above is not None and out and short > SOURCE_RUNG_MARGIN * min(out[0].width, out[0].height):
+        # A source between two rungs (900p, 360p) keeps its own size on top, with the larger rung's
+        # settings and its bit rate caps scaled by area, so no viewer gets less than was uploaded.
+        share = short * long_ / (above.short_side * above.short_side * long_ / short)
+        w, h = (_even(long_), _even(short)) if landscape else (_even(short), _even(long_))
+        out.insert(0, Rung(f"{min(w, h)}p", w, h, above.crf, max(1, round(above.maxrate_kbps * share)),
+                           max(1, round(above.bufsize_kbps * share)), **common))
     if not out:
         r = ladder.rungs[-1]
         w, h = _even(display_w) if display_w >= 2 else 2, _even(display_h) if display_h >= 2 else 2

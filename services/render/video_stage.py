@@ -42,6 +42,11 @@ def segment_file(index: int, file: str) -> str:
     return f"{index:04d}-{Path(file).name}"
 
 
+def on_the_clock(analysis: dict) -> dict:
+    """Analyses from before PTS times (v1/v2) have no start_s: their times start at 0."""
+    return {"start_s": 0.0, **analysis, "duration_s": float(analysis.get("duration_s") or 0.0)}
+
+
 def spans_of(analysis: dict) -> list[dict]:
     """analyze's plan; an analysis from before segments (v1-v3) is one span."""
     if analysis.get("segments"):
@@ -56,7 +61,7 @@ def board_of(opts: RenderOptions, analysis: dict):
 
 
 def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> StageResult:
-    analysis = msg["analysis"]
+    analysis = msg["analysis"] = on_the_clock(msg["analysis"])
     spans = spans_of(analysis)
     rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
     audio = analysis.get("audio") != []  # v3+ lists the audio streams; older analyses: look in the file
@@ -80,7 +85,7 @@ def make_work(opts: RenderOptions):
 
 def make_merge(opts: RenderOptions):
     def merge(rt: Runtime, job: dict, results: list[dict]) -> StageResult:
-        return merged(rt, opts, job, job["analysis"], results, sandbox.segment_limits(rt, "render"))
+        return merged(rt, opts, job, on_the_clock(job["analysis"]), results, sandbox.segment_limits(rt, "render"))
 
     return merge
 

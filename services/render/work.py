@@ -1,7 +1,7 @@
 """One render job's media work, as it runs in the bounded child (services/common/sandbox.py).
 
 RenderOptions is built from Settings and the presets catalogue once per service; the child
-gets it with the bytes and returns renditions (and a storyboard) for the stage to store.
+gets it with the bytes and returns renditions for the stage to store (videos: video_stage.py).
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from ..common.video import Limits
 from .animated import is_animated, render_animated
 from .image import Rendition, render_image
 from .presets import Catalogue
-from .video import Storyboard, render_video
 
 
 @dataclass(frozen=True)
@@ -47,25 +46,17 @@ class RenderOptions:
 class RenderOutput:
     renditions: list[Rendition]
     skipped: list[dict] = field(default_factory=list)
-    storyboard: Storyboard | None = None
 
 
-def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget,
-                 video_path: str = "") -> RenderOutput:
-    """Images from `raw`; videos from the downloaded file at `video_path`."""
+def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget) -> RenderOutput:
+    """An image's renditions from its bytes (videos: services/render/video_stage.py)."""
+    del kind, suffix  # images only; the format is recognised from the bytes
     cat = opts.catalogue
-    if kind == "image":
-        args = (raw, analysis, cat.image_presets, cat.encoders, opts.max_image_pixels, opts.flatten_background)
-        if is_animated(raw, opts.max_image_pixels):
-            outputs, skipped = render_animated(*args, cat.animated_poster, opts.animation_max_frames, opts.animation_max_pixels,
-                                               opts.encode_threads, max_decode_pixels=opts.animation_max_decode_pixels,
-                                               budget=budget)
-        else:
-            outputs, skipped = render_image(*args, opts.encode_threads, budget=budget)
-        return RenderOutput(outputs, skipped)
-    outputs, board = render_video(
-        video_path, suffix, analysis, cat.poster, cat.still, cat.encoders, opts.storyboard_tile_width, opts.storyboard_columns,
-        opts.storyboard_interval_seconds, opts.storyboard_max_tiles, opts.video_max_stills, cat.storyboard_quality,
-        opts.video_limits, budget,
-    )
-    return RenderOutput(outputs, [], board)
+    args = (raw, analysis, cat.image_presets, cat.encoders, opts.max_image_pixels, opts.flatten_background)
+    if is_animated(raw, opts.max_image_pixels):
+        outputs, skipped = render_animated(*args, cat.animated_poster, opts.animation_max_frames, opts.animation_max_pixels,
+                                           opts.encode_threads, max_decode_pixels=opts.animation_max_decode_pixels,
+                                           budget=budget)
+    else:
+        outputs, skipped = render_image(*args, opts.encode_threads, budget=budget)
+    return RenderOutput(outputs, skipped)

@@ -298,3 +298,47 @@ def test_a_rotated_anamorphic_source_comes_out_upright_with_square_pixels(clip, 
         err = np.abs(got[i].astype(int) - truth[i].astype(int)).mean()
         flipped = np.abs(got[i][::-1, ::-1].astype(int) - truth[i].astype(int)).mean()
         assert err < 12 < flipped, (err, flipped)
+
+
+PQ_BANDS = (0.30, 0.58, 0.75)  # PQ code values: about 10, 200 (HDR reference white) and 1000 cd/m2
+
+
+def _pq_clip(path: Path) -> None:
+    """A 10-bit PQ / BT.2020 clip (HDR10 tags) of three flat grey bands, 2 s."""
+    with av.open(str(path), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=24, options={"preset": "veryfast", "x264-params": "keyint=24"})
+        v.width, v.height, v.pix_fmt = 240, 136, "yuv420p10le"
+        cc = v.codec_context
+        cc.color_trc, cc.color_primaries, cc.colorspace, cc.color_range = 16, 9, 9, 1
+        y = np.zeros((136, 240), np.uint16)
+        for j, e in enumerate(PQ_BANDS):
+            y[:, j * 80:(j + 1) * 80] = round(64 + 876 * e)
+        uv = np.full((68, 120), 512, np.uint16)
+        arr = np.concatenate([y.ravel(), uv.ravel(), uv.ravel()]).reshape(-1, 240)
+        for i in range(48):
+            f = av.VideoFrame.from_ndarray(arr, format="yuv420p10le")
+            f.pts = i
+            out.mux(v.encode(f))
+        out.mux(v.encode())
+
+
+@pytest.mark.parametrize("choice", ["tonemap", "passthrough"])
+def test_hdr_is_tone_mapped_to_sdr_bt709_or_passed_through_by_name(tmp_path, choice):
+    path = tmp_path / "pq.mp4"
+    _pq_clip(path)
+    res = encode_segment(path, 0.0, 2.0, [r.as_dict() for r in choose_rungs(SMALL, 240, 136)], 1.0, tmp_path / "out",
+                         Limits(), Budget.unlimited(), hdr=choice)
+    assert res["hdr"] == choice
+    (rung,) = res["rungs"].values()
+    with av.open(str(tmp_path / "out" / rung["segments"][0]["file"])) as c:
+        cc = c.streams.video[0].codec_context
+        frame = next(c.decode(c.streams.video[0]))
+        luma = [int(frame.to_ndarray()[:frame.height, j * 80 + 40].mean()) for j in range(len(PQ_BANDS))]
+        tags = (cc.color_trc, cc.color_primaries, cc.colorspace)
+    if choice == "tonemap":
+        assert frame.format.name == "yuv420p" and tags == (1, 1, 1) and rung["codecs"].startswith("avc1.64")
+        # Dark stays dark, reference white is near SDR white, 1000 cd/m2 is rolled off into SDR's top.
+        assert 40 < luma[0] < 120 < 200 < luma[1] < luma[2] <= 240
+    else:
+        assert frame.format.name == "yuv420p10le" and tags == (16, 9, 9) and rung["codecs"].startswith("avc1.6E")
+        assert luma == pytest.approx([64 + 876 * e for e in PQ_BANDS], abs=4)  # the code values, untouched

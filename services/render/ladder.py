@@ -15,9 +15,9 @@ every rung. AAC frames (1024 samples) lie on one grid over the whole file, count
 stream's first sample; a span owns the frames that START in [start_s, end_s), so adjacent spans'
 audio tiles the timeline exactly (no gap, no overlap, no repeated frame) and a span's audio starts
 at most one AAC frame (21.3 ms at 48 kHz) after its video. The encoder's priming (1024 samples of
-delay, shifted out of the PTS by FFmpeg) and the MDCT's overlap are covered by one frame of real
-audio before the span and one after (pre-roll/post-roll, encoded and dropped): the frames kept at a
-join were computed from the same signal on both sides, so the seam does not click.
+delay, shifted out of the PTS by FFmpeg) and the MDCT's overlap are covered by AUDIO_ROLL frames of
+real audio before the span and after it (pre-roll/post-roll, encoded and dropped): the frames kept at
+a join were computed from the same signal on both sides, so the seam does not click.
 """
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ from . import hdr as colour
 from .presets import Ladder
 
 AAC_FRAME = 1024  # samples per AAC-LC frame
+# Frames of real audio encoded before and after a span and dropped. One is not enough: the encoder
+# sees the flush's silence coming and ends on a transition window that the next span's first frame
+# does not overlap-add with (measured: a 0.067 spike on a 0.1 tone at the join; with 2, 0.003, the
+# codec's own error elsewhere).
+AUDIO_ROLL = 2
 # Every timestamp written to MPEG-TS is the source's plus this constant: B-frames put the first DTS
 # before the first PTS, and MPEG-TS has no edit list to say so (a muxer would shift that one file and
 # break the timeline). 10 s, as Apple's segmenters start. The same for every span, so the timeline
@@ -162,8 +167,8 @@ def span_audio(path: str, start_s: float, end_s: float, rung: Rung, budget) -> l
         last = max(first, math.ceil((end_s - t0) / step - 1e-6))  # exclusive
         if last == first:
             return []
-        # Input: one frame of pre-roll, the span, one of post-roll (zeros past the audio's ends).
-        s_in, s_end = (first - 1) * AAC_FRAME, (last + 1) * AAC_FRAME
+        # Input: AUDIO_ROLL frames of pre-roll, the span, as many of post-roll (zeros past the audio's ends).
+        s_in, s_end = (first - AUDIO_ROLL) * AAC_FRAME, (last + AUDIO_ROLL) * AAC_FRAME
         pcm = np.zeros((channels, s_end - s_in), np.float32)
         resampler = av.AudioResampler(format="fltp", layout="stereo" if channels == 2 else "mono", rate=rate)
         seek_to = t0 + s_in / rate - 0.5

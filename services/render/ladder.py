@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from ..common.errors import CorruptMedia, UnsupportedMedia
-from ..common.video import SPAN_EPSILON, Limits, VideoFile
+from ..common.video import SPAN_EPSILON, Limits, VideoFile, _reason
 from . import hdr as colour
 from .presets import Ladder
 
@@ -97,8 +97,7 @@ def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
         out.append(Rung(r.name, w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
     if not out:
         r = ladder.rungs[-1]
-        w, h = _even(display_w) if display_w >= 2 else 2, _even(display_h) if display_h >= 2 else 2
-        w, h = min(w, max(2, display_w // 2 * 2)), min(h, max(2, display_h // 2 * 2))
+        w, h = max(2, display_w // 2 * 2), max(2, display_h // 2 * 2)  # rounded down: never upscaled
         out.append(Rung(f"{min(w, h)}p", w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
     return out
 
@@ -225,11 +224,6 @@ def span_audio(path: str, start_s: float, end_s: float, rung: Rung, budget) -> l
         collect(enc.encode(fr))
     collect(enc.encode(None))
     return out
-
-
-def _reason(exc: Exception) -> str:
-    text = getattr(exc, "strerror", None) or ""
-    return text.rstrip(".").lower() if text else "unreadable data"
 
 
 # --- video ---------------------------------------------------------------------------------------
@@ -379,23 +373,33 @@ def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: flo
                     audio_next[i] = _flush_audio(o, packets, audio_next[i], min(dts, _seg_end(starts, o.k, end_s)))
                 o.mux_video(p)
 
-        for f in _chain(first, frames):
-            k = len(starts)
-            boundary = k < len(bounds) and f.time >= bounds[k] - SPAN_EPSILON
-            if boundary:
-                starts.append(f.time)
-            src.push(f.frame)
-            for i, (o, sink) in enumerate(zip(outs, sinks, strict=True)):
-                out = sink.pull()
-                out.pts = round(f.time / tb)
-                out.time_base = tb
-                out.pict_type = av.video.frame.PictureType.I if boundary else av.video.frame.PictureType.NONE
-                route(o, i, _encode(o.enc, out))
-        for i, o in enumerate(outs):
-            route(o, i, _encode(o.enc, None))
-            if with_audio:
-                audio_next[i] = _flush_audio(o, packets, audio_next[i], end_s)
-            o.close_file()
+        try:
+            for f in _chain(first, frames):
+                k = len(starts)
+                boundary = k < len(bounds) and f.time >= bounds[k] - SPAN_EPSILON
+                if boundary:
+                    starts.append(f.time)
+                try:
+                    src.push(f.frame)
+                except (av.error.FFmpegError, ValueError):
+                    raise UnsupportedMedia(f"the video changes its picture format or size at {f.time:.3f} s, which the "
+                                           "ladder does not follow", code="unsupported-video") from None
+                for i, (o, sink) in enumerate(zip(outs, sinks, strict=True)):
+                    out = sink.pull()
+                    out.pts = round(f.time / tb)
+                    out.time_base = tb
+                    out.pict_type = av.video.frame.PictureType.I if boundary else av.video.frame.PictureType.NONE
+                    route(o, i, _encode(o.enc, out))
+            for i, o in enumerate(outs):
+                route(o, i, _encode(o.enc, None))
+                if with_audio:
+                    audio_next[i] = _flush_audio(o, packets, audio_next[i], end_s)
+        finally:
+            for o in outs:
+                o.close_file()
+        del graph
+    for o in outs:  # every forced IDR opened its segment: a mismatch is a bug of ours, not the file's
+        assert len(o.files) == len(starts), (o.rung.name, len(o.files), len(starts))
     result = {}
     for o in outs:
         segs = []

@@ -21,6 +21,7 @@ from ..common.runtime import Runtime
 from ..common.stage import StageResult, register_stage
 from ..common.web import create_service_app
 from .formats import check_writable
+from .hdr import HDR_CHOICES
 from .presets import Catalogue, load
 from .store import store_rendition
 from .video_stage import handle_video, make_merge, make_work
@@ -61,6 +62,8 @@ def load_catalogue(settings: Settings) -> Catalogue:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     app, rt = create_service_app("render", settings, runtime)
+    if rt.settings.video_hdr not in HDR_CHOICES:  # a bad value stops the service at start-up, not a job
+        raise ValueError(f"VIDEO_HDR={rt.settings.video_hdr!r}: expected one of {sorted(HDR_CHOICES)}")
     opts = RenderOptions.build(rt.settings, load_catalogue(rt.settings))
     register_stage(app, rt, "render", make_handler(opts))
     register_segments(app, rt, "render", make_work(opts), make_merge(opts))

@@ -13,7 +13,13 @@ from ..common.imaging import SUPPORTED_MODES
 
 _SRGB = ImageCms.createProfile("sRGB")
 # LittleCMS's built-in sRGB, 588 bytes: the only metadata a rendition carries.
-SRGB_PROFILE: bytes = ImageCms.ImageCmsProfile(_SRGB).tobytes()
+# LittleCMS stamps the profile with the time it was made (header bytes 24-35; the profile ID at 84-99
+# hashes it): zeroed, so the same input gives the same rendition bytes in every process, and a
+# redelivery handled elsewhere adopts what an earlier attempt wrote instead of replacing it.
+_icc = bytearray(ImageCms.ImageCmsProfile(_SRGB).tobytes())
+_icc[24:36] = bytes(12)
+_icc[84:100] = bytes(16)
+SRGB_PROFILE: bytes = bytes(_icc)
 
 
 def is_srgb(icc: bytes | None) -> bool:

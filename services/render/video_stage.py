@@ -133,10 +133,9 @@ def _aside(rt: Runtime, job_id: str, r: Rendition, stem: str) -> dict:
 
 
 def _adopt(rt: Runtime, ref: dict) -> dict:
-    """A chosen rendition copied from work/ to its own name (server-side, create-if-absent)."""
-    bucket, _, name = ref["uri"].removeprefix("gs://").partition("/")
-    stored = rt.blobs.copy_if_absent(bucket, name, ref["generation"], ref["final_name"], ref["content_type"])
-    return {k: v for k, v in ref.items() if k != "final_name"} | {"uri": stored.uri, "generation": stored.generation}
+    """A chosen rendition written from work/ under its own name (create-if-absent)."""
+    stored = store_file(rt, ref["final_name"], _read(rt, ref["uri"]), ref["content_type"])
+    return {k: v for k, v in ref.items() if k != "final_name"} | stored
 
 
 def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results: list[dict], limits) -> StageResult:

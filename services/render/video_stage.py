@@ -168,14 +168,14 @@ def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results:
         "duration_s": duration,
     }
     chosen = choose_poster([res["poster"] for res in results])
-    stills = {r["shot"]: [] for res in results for r in res["stills"]}
+    stills: dict[int, list[dict]] = {r["shot"]: [] for res in results for r in res["stills"]}
     for res in results:
         for r in res["stills"]:
             stills[r["shot"]].append(r)
     stills.update({int(i): [_adopt(rt, r) for r in rs] for i, rs in chosen["stills"].items()})
     renditions = [_adopt(rt, r) for r in chosen["renditions"]] + [r for i in sorted(stills) for r in stills[i]]
-    strips = [{"indices": res["tiles"]["indices"], "png": _read(rt, res["tiles"]["uri"])}
-              for res in results if res["tiles"] is not None]
+    strips: list[dict | None] = [{"indices": res["tiles"]["indices"], "png": _read(rt, res["tiles"]["uri"])}
+                                 for res in results if res["tiles"] is not None]
     board = compose_storyboard(board_of(opts, analysis), strips, opts.catalogue.storyboard_quality)
     fields = {"renditions": renditions, "skipped": [], "video": video, "storyboard": store_storyboard(rt, job_id, board)}
     payload = {"job_id": job_id, "kind": "video", "source": job["source"], "analysis": analysis, **fields}

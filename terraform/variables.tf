@@ -237,3 +237,9 @@ variable "renditions_base_url" {
   type        = string
   default     = ""
 }
+
+variable "segment_work_ttl_days" {
+  description = "Days segment results of long videos (work/ in the renditions bucket) are kept; a job fans in within hours."
+  type        = number
+  default     = 2
+}

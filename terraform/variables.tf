@@ -70,9 +70,11 @@ variable "services" {
     ingest = { cpu = "1", memory = "1Gi", concurrency = 8, workers = 1, timeout_seconds = 300, min_instances = 0, max_instances = 20 }
     # CPU bound (OpenCV: faces, scene cuts, hashes). One request per process, one process per
     # vCPU; 4 GiB holds a 100 MP image decoded (300 MB) and its working copies twice over.
-    analyze = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 120, min_instances = 0, max_instances = 10 }
-    # CPU bound (AVIF/WebP encoders, crops, storyboards); same shape as analyze.
-    render = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 180, min_instances = 0, max_instances = 10 }
+    analyze = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 120, min_instances = 0, max_instances = 20 }
+    # CPU bound (AVIF/WebP encoders, crops, storyboards, the video ladder); same shape as analyze.
+    # A long video's segments fan out across instances: 50 bring a 10-minute 1080p video to
+    # ready in under a minute (the time-to-ready model in the note of issue 12).
+    render = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 180, min_instances = 0, max_instances = 50 }
     # I/O bound (Firestore transactions, webhook calls that wait on clients).
     notify = { cpu = "1", memory = "512Mi", concurrency = 16, workers = 1, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
   }

@@ -124,6 +124,15 @@ class VideoFile:
         sar = self.stream.sample_aspect_ratio or self.stream.codec_context.sample_aspect_ratio
         return Fraction(sar) if sar and sar > 0 else Fraction(1)
 
+    @property
+    def time_base(self) -> Fraction:
+        """The video stream's time base, which every frame and packet time is counted in."""
+        tb = self.stream.time_base
+        if tb is None:  # FFmpeg's demuxers set one; a file without it has no readable frame times
+            raise CorruptMedia("the video stream declares no time base, so its frame times cannot be read",
+                               code="corrupt-video")
+        return tb
+
     def _first_frame(self) -> av.VideoFrame | None:
         if self._decoder is None:
             self._decoder = self._decode()
@@ -233,7 +242,7 @@ class VideoFile:
         """The video stream's keyframe times and its end, from the packet index: demuxed, not decoded.
 
         Call before any decoding (it reads the file from the start)."""
-        tb = self.stream.time_base
+        tb = self.time_base
         keys: list[float] = []
         end = 0.0
         try:
@@ -293,7 +302,7 @@ class VideoFile:
 
     def _seek(self, start_s: float) -> None:
         """Position the decoder on the keyframe at or before `start_s` (frames come out from there)."""
-        tb = self.stream.time_base
+        tb = self.time_base
         try:
             self.container.seek(int(math.floor(start_s / tb)), stream=self.stream, backward=True, any_frame=False)
         except av.error.FFmpegError as exc:

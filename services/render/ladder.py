@@ -92,8 +92,12 @@ def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
     source smaller than the smallest rung gets one rung at its own (even) size, named by it."""
     short, long_ = min(display_w, display_h), max(display_w, display_h)
     landscape = display_w >= display_h
-    common = dict(preset=ladder.x264_preset, profile=ladder.x264_profile, audio_kbps=ladder.audio_kbps,
-                  audio_rate=ladder.audio_rate, audio_channels=ladder.audio_channels)
+
+    def rung(name: str, w: int, h: int, crf: int, maxrate_kbps: int, bufsize_kbps: int) -> Rung:
+        """A Rung with the ladder's encoder and audio settings, which every rung shares."""
+        return Rung(name, w, h, crf, maxrate_kbps, bufsize_kbps, preset=ladder.x264_preset, profile=ladder.x264_profile,
+                    audio_kbps=ladder.audio_kbps, audio_rate=ladder.audio_rate, audio_channels=ladder.audio_channels)
+
     out = []
     above = None  # the smallest rung larger than the source
     for r in ladder.rungs:
@@ -102,18 +106,18 @@ def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
             continue
         s, lg = _even(r.short_side), _even(r.short_side * long_ / short)
         w, h = (lg, s) if landscape else (s, lg)
-        out.append(Rung(r.name, w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
+        out.append(rung(r.name, w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps))
     if above is not None and out and short > SOURCE_RUNG_MARGIN * min(out[0].width, out[0].height):
         # A source between two rungs (900p, 360p) keeps its own size on top, with the larger rung's
         # settings and its bit rate caps scaled by area, so no viewer gets less than was uploaded.
         share = short * long_ / (above.short_side * above.short_side * long_ / short)
         w, h = (_even(long_), _even(short)) if landscape else (_even(short), _even(long_))
-        out.insert(0, Rung(f"{min(w, h)}p", w, h, above.crf, max(1, round(above.maxrate_kbps * share)),
-                           max(1, round(above.bufsize_kbps * share)), **common))
+        out.insert(0, rung(f"{min(w, h)}p", w, h, above.crf, max(1, round(above.maxrate_kbps * share)),
+                           max(1, round(above.bufsize_kbps * share))))
     if not out:
         r = ladder.rungs[-1]
         w, h = max(2, display_w // 2 * 2), max(2, display_h // 2 * 2)  # rounded down: never upscaled
-        out.append(Rung(f"{min(w, h)}p", w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
+        out.append(rung(f"{min(w, h)}p", w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps))
     return out
 
 
@@ -188,30 +192,31 @@ def span_audio(path: str, start_s: float, end_s: float, rung: Rung, budget) -> l
         seek_to = t0 + s_in / rate - 0.5
         if seek_to > t0:
             container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
-        pos = None  # where the next resampled sample goes, in samples from t0
+        pos: int | None = None  # where the next resampled sample goes, in samples from t0; None before the first frame
 
-        def place(frames) -> None:
-            nonlocal pos
+        def place(frames, at: int) -> int:
+            """Copy resampled frames into the span's PCM from sample `at`; returns the position after them."""
             for fr in frames:
                 a = fr.to_ndarray()
                 n = a.shape[1]
-                lo, hi = max(pos, s_in), min(pos + n, s_end)
+                lo, hi = max(at, s_in), min(at + n, s_end)
                 if hi > lo:
-                    pcm[:, lo - s_in:hi - s_in] = a[:, lo - pos:hi - pos]
-                pos += n
+                    pcm[:, lo - s_in:hi - s_in] = a[:, lo - at:hi - at]
+                at += n
+            return at
 
         try:
             for i, frame in enumerate(container.decode(stream)):
                 if pos is None:
                     pos = round((float(frame.pts * frame.time_base) - t0) * rate) if frame.pts is not None else 0
-                place(resampler.resample(frame))
+                pos = place(resampler.resample(frame), pos)
                 if pos >= s_end:
                     break
                 if i % 256 == 0:
                     budget.check("decoding the audio")
             else:
                 if pos is not None:
-                    place(resampler.resample(None))
+                    pos = place(resampler.resample(None), pos)
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"the audio stream cannot be decoded: {_reason(exc)}", code="corrupt-video") from None
 
@@ -255,6 +260,14 @@ def codecs_of(annexb: bytes) -> str:
         i += 3
 
 
+@dataclass
+class _TsFile:
+    """One open MPEG-TS file of a rung (one HLS segment) and its streams."""
+    container: av.container.OutputContainer
+    video: av.stream.Stream
+    audio: av.stream.Stream | None  # None when the span has no audio
+
+
 class _RungOutput:
     """One rung's encoder and its MPEG-TS files, one per HLS segment."""
 
@@ -276,8 +289,7 @@ class _RungOutput:
             enc.options = enc.options | {"profile": plan.profile}
         self.enc = enc
         self.k = -1
-        self.out = None
-        self.vstream = self.astream = None
+        self.out: _TsFile | None = None  # the current segment's file; None before the first and after close_file
         self.files: list[Path] = []
         self.codecs: str | None = None
 
@@ -286,40 +298,52 @@ class _RungOutput:
         self.k += 1
         path = self.dir / f"{self.k:02d}.ts"
         self.files.append(path)
-        self.out = av.open(str(path), "w", format="mpegts")
-        self.vstream = self.out.add_mux_stream("h264", width=self.rung.width, height=self.rung.height)
-        self.vstream.time_base = self.tb
-        self.astream = self.out.add_mux_stream("aac", rate=self.rung.audio_rate) if with_audio else None
+        container = av.open(str(path), "w", format="mpegts")
+        vstream = container.add_mux_stream("h264", width=self.rung.width, height=self.rung.height)
+        vstream.time_base = self.tb
+        astream = container.add_mux_stream("aac", rate=self.rung.audio_rate) if with_audio else None
+        self.out = _TsFile(container, vstream, astream)
 
     def close_file(self) -> None:
         if self.out is not None:
-            self.out.close()
+            self.out.container.close()
             self.out = None
+
+    def _file(self) -> _TsFile:
+        if self.out is None:  # route() opens the first file on the span's first IDR: a bug of ours, not the video's
+            raise RuntimeError(f"the {self.rung.name} rung muxed a packet with no segment file open")
+        return self.out
 
     def mux_video(self, packet: av.Packet) -> None:
         if self.codecs is None and packet.is_keyframe:
             self.codecs = codecs_of(bytes(packet))
+        if packet.pts is None:  # x264 stamps every packet with its frame's PTS (route() has read it already)
+            raise RuntimeError(f"the {self.rung.name} encoder returned a packet without a PTS")
+        out = self._file()
         offset = round(TS_OFFSET_S / self.tb)
         packet.pts += offset
         if packet.dts is not None:
             packet.dts += offset
-        packet.stream = self.vstream
+        packet.stream = out.video
         packet.time_base = self.tb
-        self.out.mux(packet)
+        out.container.mux(packet)
 
     def mux_audio(self, pts: int, data: bytes) -> None:
         p = av.Packet(data)
         p.pts = p.dts = pts + TS_OFFSET_S * self.rung.audio_rate
         p.duration = AAC_FRAME
         p.time_base = Fraction(1, self.rung.audio_rate)
-        p.stream = self.astream
-        self.out.mux(p)
+        out = self._file()
+        if out.audio is None:  # encode_segment muxes audio only into files opened with it
+            raise RuntimeError(f"the {self.rung.name} rung muxed audio into a segment opened without audio")
+        p.stream = out.audio
+        out.container.mux(p)
 
 
 def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: int, plan: colour.ColourPlan):
     """buffer -> [tone map] -> [transpose] -> split -> scale/setsar/format per rung -> buffersink per rung."""
     g = av.filter.Graph()
-    tb = video.stream.time_base
+    tb = video.time_base
     src = g.add("buffer", f"video_size={first.width}x{first.height}:pix_fmt={first.format.name}:"
                           f"time_base={tb.numerator}/{tb.denominator}:pixel_aspect={video.sar.numerator}/{video.sar.denominator}")
     chain = list(plan.before_split)
@@ -365,7 +389,7 @@ def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: flo
         video.check_header(limits)
         rotation = video.rotation
         rate = video.stream.average_rate or video.stream.guessed_rate or Fraction(25)
-        tb = video.stream.time_base
+        tb = video.time_base
         frames = video.frames(limits, lambda n: budget.check("encoding the ladder"), start_s=start_s, end_s=end_s)
         first = next(frames, None)
         if first is None:

@@ -68,7 +68,9 @@ def test_local_run_once_completes_every_sample_and_leaves_nothing_running(tmp_pa
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line for line in out.stdout.splitlines() if line.split() and line.split()[0].endswith((".jpg", ".png", ".mp4"))
             and not line.startswith("submitted")]
-    assert len(rows) == 5 and all(" completed " in row for row in rows), out.stdout
+    assert len(rows) == 6 and all(" completed " in row for row in rows), out.stdout
+    assert "HLS 240p + MP4 (3 segments)" in next(r for r in rows if r.startswith("long-75s.mp4")), out.stdout
+    assert "play the HLS ladder with  ffplay http://127.0.0.1:" in out.stdout
     assert "local cloud down" in out.stdout
     assert "MEDIARELAY_API_KEY=mr_" in out.stdout  # the local client's key, printed for the user
     assert not list((tmp_path / "state" / "pids").glob("*.json"))

@@ -32,6 +32,26 @@ class Preset:
 
 
 @dataclass(frozen=True)
+class LadderRung:
+    name: str
+    short_side: int  # the picture's short side (height of a landscape video, width of a portrait one)
+    crf: int
+    maxrate_kbps: int  # the VBV cap on the CRF encode
+    bufsize_kbps: int
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The HLS ladder: rungs from the largest down, one x264 preset/profile, one AAC-LC audio track."""
+    rungs: tuple[LadderRung, ...]
+    x264_preset: str
+    x264_profile: str
+    audio_kbps: int
+    audio_rate: int
+    audio_channels: int
+
+
+@dataclass(frozen=True)
 class Catalogue:
     encoders: dict[str, dict]  # format -> effort options (JPEG progressive/optimize, WebP method, AVIF speed)
     image_presets: tuple[Preset, ...]
@@ -39,6 +59,7 @@ class Catalogue:
     still: Preset
     storyboard_quality: int
     animated_poster: tuple[str, str, int]  # (name, format, quality)
+    ladder: Ladder
 
     def formats(self) -> set[str]:
         presets = (*self.image_presets, self.poster, self.still)
@@ -47,6 +68,18 @@ class Catalogue:
 
 def _preset(d: dict) -> Preset:
     return Preset(d["name"], (d["box"][0], d["box"][1]), d["fit"], dict(d["formats"]))
+
+
+def _ladder(d: dict, where: str) -> Ladder:
+    rungs = tuple(LadderRung(r["name"], r["short_side"], r["crf"], r["maxrate_kbps"], r["bufsize_kbps"]) for r in d["rungs"])
+    names = [r.name for r in rungs]
+    if len(set(names)) != len(names):
+        raise PresetsError(f"{where}: video/ladder/rungs names must be unique, got {names}")
+    sides = [r.short_side for r in rungs]
+    if sides != sorted(set(sides), reverse=True):
+        raise PresetsError(f"{where}: video/ladder/rungs must go from the largest short_side down, each smaller, got {sides}")
+    a = d["audio"]
+    return Ladder(rungs, d["x264"]["preset"], d["x264"]["profile"], a["bitrate_kbps"], a["sample_rate"], a["channels"])
 
 
 def parse(doc: object, where: str = "presets") -> Catalogue:
@@ -78,6 +111,7 @@ def parse(doc: object, where: str = "presets") -> Catalogue:
         still=_preset(doc["video"]["still"]),
         storyboard_quality=doc["video"]["storyboard"]["quality"],
         animated_poster=(ap["name"], ap["format"], ap["quality"]),
+        ladder=_ladder(doc["video"]["ladder"], where),
     )
 
 

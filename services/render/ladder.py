@@ -1,0 +1,427 @@
+"""The HLS ladder of one span of a video: every rung encoded from ONE decode, as MPEG-TS media segments.
+
+A span is [start_s, end_s) on the player's clock (the segment plan: services/common/segments.py),
+starting on a keyframe of the source. `encode_segment` decodes it once (VideoFile.frames), makes
+each frame upright with square pixels (display rotation by `transpose`, SAR by scaling to the
+display size), optionally tone-maps HDR to SDR BT.709, and scales it to every rung in one FFmpeg
+filter graph (split -> scale per rung, swscale's default bicubic, as ffmpeg's `scale` filter). Each
+rung is one libx264 encoder for the whole span: closed GOPs, an IDR forced on the first frame at or
+after every HLS boundary (span start + k x hls_segment_s; the last HLS segment absorbs a remainder
+under half of it), so every rung's segments start together on an IDR and any rung can follow any
+other. Frames keep their source PTS, so spans join without gap or overlap.
+
+Audio is decoded, resampled to 48 kHz stereo, and AAC-LC encoded ONCE per span, then muxed into
+every rung. AAC frames (1024 samples) lie on one grid over the whole file, counted from the audio
+stream's first sample; a span owns the frames that START in [start_s, end_s), so adjacent spans'
+audio tiles the timeline exactly (no gap, no overlap, no repeated frame) and a span's audio starts
+at most one AAC frame (21.3 ms at 48 kHz) after its video. The encoder's priming (1024 samples of
+delay, shifted out of the PTS by FFmpeg) and the MDCT's overlap are covered by one frame of real
+audio before the span and one after (pre-roll/post-roll, encoded and dropped): the frames kept at a
+join were computed from the same signal on both sides, so the seam does not click.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import asdict, dataclass, fields
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..common.errors import CorruptMedia, UnsupportedMedia
+from ..common.video import SPAN_EPSILON, Limits, VideoFile
+from .hdr import HDR_CHOICES, tonemap_filters
+from .presets import Ladder
+
+AAC_FRAME = 1024  # samples per AAC-LC frame
+# Every timestamp written to MPEG-TS is the source's plus this constant: B-frames put the first DTS
+# before the first PTS, and MPEG-TS has no edit list to say so (a muxer would shift that one file and
+# break the timeline). 10 s, as Apple's segmenters start. The same for every span, so the timeline
+# stays continuous; HLS players start from the first PTS, and remux_mp4 takes it off again.
+TS_OFFSET_S = 10
+# x264 frame threads per rung. Four rungs run side by side, so 2 threads each keep two cores busy
+# without oversubscribing them (the bench's parallel-efficiency figure runs two spans at once).
+X264_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung chosen for one video: its upright output size and its encoder settings."""
+    name: str
+    width: int
+    height: int
+    crf: int
+    maxrate_kbps: int
+    bufsize_kbps: int
+    preset: str = "veryfast"
+    profile: str = "high"
+    audio_kbps: int = 128
+    audio_rate: int = 48000
+    audio_channels: int = 2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Rung:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2)) * 2)
+
+
+def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
+    """The ladder's rungs for an upright picture of display_w x display_h, never upscaled.
+
+    A rung's short side is the picture's short side; rungs above the source's are dropped; a
+    source smaller than the smallest rung gets one rung at its own (even) size, named by it."""
+    short, long_ = min(display_w, display_h), max(display_w, display_h)
+    landscape = display_w >= display_h
+    common = dict(preset=ladder.x264_preset, profile=ladder.x264_profile, audio_kbps=ladder.audio_kbps,
+                  audio_rate=ladder.audio_rate, audio_channels=ladder.audio_channels)
+    out = []
+    for r in ladder.rungs:
+        if r.short_side > short:
+            continue
+        s, lg = _even(r.short_side), _even(r.short_side * long_ / short)
+        w, h = (lg, s) if landscape else (s, lg)
+        out.append(Rung(r.name, w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
+    if not out:
+        r = ladder.rungs[-1]
+        w, h = _even(display_w) if display_w >= 2 else 2, _even(display_h) if display_h >= 2 else 2
+        w, h = min(w, max(2, display_w // 2 * 2)), min(h, max(2, display_h // 2 * 2))
+        out.append(Rung(f"{min(w, h)}p", w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
+    return out
+
+
+def hls_bounds(start_s: float, end_s: float, hls_segment_s: float) -> list[float]:
+    """Nominal starts of a span's HLS segments: start + k x hls_segment_s; the last one absorbs a
+    remainder shorter than half a segment (so no segment is shorter than half the target)."""
+    duration = end_s - start_s
+    n = max(1, math.floor(duration / hls_segment_s + 1e-9))
+    if duration - n * hls_segment_s >= hls_segment_s / 2 - 1e-9:
+        n += 1
+    return [start_s + k * hls_segment_s for k in range(n)]
+
+
+def x264_options(rung: Rung, frame_rate: float, hls_segment_s: float, threads: int = X264_THREADS) -> dict[str, str]:
+    """libx264's options for a rung (one home: the bench gives ffmpeg the same ones).
+
+    keyint = one HLS segment of frames (x264 may still cut a GOP early on a scene change);
+    open-gop off: every GOP closed, so a segment decodes alone."""
+    gop = max(1, round(hls_segment_s * frame_rate))
+    return {
+        "preset": rung.preset,
+        "profile": rung.profile,
+        "crf": str(rung.crf),
+        "maxrate": f"{rung.maxrate_kbps}k",
+        "bufsize": f"{rung.bufsize_kbps}k",
+        "forced-idr": "1",
+        "x264-params": f"keyint={gop}:open-gop=0",
+        "threads": str(threads),
+    }
+
+
+# --- audio ---------------------------------------------------------------------------------------
+
+_ADTS_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
+
+
+def adts(payload: bytes, rate: int, channels: int) -> bytes:
+    """A raw AAC-LC frame with its 7-byte ADTS header (MPEG-TS carries AAC as ADTS)."""
+    n = len(payload) + 7
+    sr = _ADTS_RATES.index(rate)
+    profile = 1  # AAC LC (object type 2, minus one)
+    header = (0xFFF << 44) | (0 << 43) | (0 << 41) | (1 << 40) | (profile << 38) | (sr << 34) | (channels << 30) \
+        | (n << 13) | (0x7FF << 2)
+    return struct.pack(">Q", header)[1:] + payload
+
+
+def _audio_stream(container):
+    return container.streams.audio[0] if container.streams.audio else None
+
+
+def span_audio(path: str, start_s: float, end_s: float, rung: Rung, budget) -> list[tuple[int, bytes]] | None:
+    """The span's AAC-LC frames as (pts in 1/rate, ADTS bytes); None when the file has no audio."""
+    rate, channels = rung.audio_rate, rung.audio_channels
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError):
+        raise CorruptMedia("cannot open the video container to read its audio", code="corrupt-video") from None
+    with container:
+        stream = _audio_stream(container)
+        if stream is None:
+            return None
+        t0 = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        step = AAC_FRAME / rate
+        first = max(0, math.ceil((start_s - t0) / step - 1e-6))  # frames on the file's grid
+        last = max(first, math.ceil((end_s - t0) / step - 1e-6))  # exclusive
+        if last == first:
+            return []
+        # Input: one frame of pre-roll, the span, one of post-roll (zeros past the audio's ends).
+        s_in, s_end = (first - 1) * AAC_FRAME, (last + 1) * AAC_FRAME
+        pcm = np.zeros((channels, s_end - s_in), np.float32)
+        resampler = av.AudioResampler(format="fltp", layout="stereo" if channels == 2 else "mono", rate=rate)
+        seek_to = t0 + s_in / rate - 0.5
+        if seek_to > t0:
+            container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
+        pos = None  # where the next resampled sample goes, in samples from t0
+
+        def place(frames) -> None:
+            nonlocal pos
+            for fr in frames:
+                a = fr.to_ndarray()
+                n = a.shape[1]
+                lo, hi = max(pos, s_in), min(pos + n, s_end)
+                if hi > lo:
+                    pcm[:, lo - s_in:hi - s_in] = a[:, lo - pos:hi - pos]
+                pos += n
+
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if pos is None:
+                    pos = round((float(frame.pts * frame.time_base) - t0) * rate) if frame.pts is not None else 0
+                place(resampler.resample(frame))
+                if pos >= s_end:
+                    break
+                if i % 256 == 0:
+                    budget.check("decoding the audio")
+            else:
+                if pos is not None:
+                    place(resampler.resample(None))
+        except av.error.FFmpegError as exc:
+            raise CorruptMedia(f"the audio stream cannot be decoded: {_reason(exc)}", code="corrupt-video") from None
+
+    enc = av.CodecContext.create("aac", "w")
+    enc.sample_rate = rate
+    enc.layout = "stereo" if channels == 2 else "mono"
+    enc.format = "fltp"
+    enc.bit_rate = rung.audio_kbps * 1000
+    enc.time_base = Fraction(1, rate)
+    enc.open()
+    base = round(t0 * rate)  # the grid's origin, in samples on the player's clock
+    keep_from, keep_to = base + first * AAC_FRAME, base + last * AAC_FRAME
+    out: list[tuple[int, bytes]] = []
+
+    def collect(packets) -> None:
+        for p in packets:
+            if keep_from <= p.pts < keep_to:
+                out.append((p.pts, adts(bytes(p), rate, channels)))
+
+    for off in range(0, pcm.shape[1], AAC_FRAME):
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, off:off + AAC_FRAME]), format="fltp", layout=enc.layout.name)
+        fr.sample_rate = rate
+        fr.pts = base + s_in + off
+        fr.time_base = enc.time_base
+        collect(enc.encode(fr))
+    collect(enc.encode(None))
+    return out
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or ""
+    return text.rstrip(".").lower() if text else "unreadable data"
+
+
+# --- video ---------------------------------------------------------------------------------------
+
+def codecs_of(annexb: bytes) -> str:
+    """RFC 6381 `avc1.PPCCLL` from the SPS (profile_idc, constraint flags, level_idc) of an Annex-B access unit."""
+    i = 0
+    while True:
+        i = annexb.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 6 > len(annexb):
+            raise ValueError("no SPS in the access unit")
+        if annexb[i + 3] & 0x1F == 7:
+            return "avc1." + annexb[i + 4:i + 7].hex().upper()
+        i += 3
+
+
+class _RungOutput:
+    """One rung's encoder and its MPEG-TS files, one per HLS segment."""
+
+    def __init__(self, rung: Rung, out_dir: Path, time_base: Fraction, rate: Fraction, hls_segment_s: float,
+                 colour: dict, threads: int):
+        self.rung = rung
+        self.dir = out_dir / rung.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.tb = time_base
+        enc = av.CodecContext.create("libx264", "w")
+        enc.width, enc.height, enc.pix_fmt = rung.width, rung.height, "yuv420p"
+        enc.time_base = time_base
+        enc.framerate = rate
+        enc.sample_aspect_ratio = Fraction(1)
+        for k, v in colour.items():
+            setattr(enc, k, v)
+        enc.options = x264_options(rung, float(rate), hls_segment_s, threads)
+        self.enc = enc
+        self.k = -1
+        self.out = None
+        self.vstream = self.astream = None
+        self.files: list[Path] = []
+        self.codecs: str | None = None
+
+    def open_next(self, with_audio: bool) -> None:
+        self.close_file()
+        self.k += 1
+        path = self.dir / f"{self.k:02d}.ts"
+        self.files.append(path)
+        self.out = av.open(str(path), "w", format="mpegts")
+        self.vstream = self.out.add_mux_stream("h264", width=self.rung.width, height=self.rung.height)
+        self.vstream.time_base = self.tb
+        self.astream = self.out.add_mux_stream("aac", rate=self.rung.audio_rate) if with_audio else None
+
+    def close_file(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+
+    def mux_video(self, packet: av.Packet) -> None:
+        if self.codecs is None and packet.is_keyframe:
+            self.codecs = codecs_of(bytes(packet))
+        offset = round(TS_OFFSET_S / self.tb)
+        packet.pts += offset
+        if packet.dts is not None:
+            packet.dts += offset
+        packet.stream = self.vstream
+        packet.time_base = self.tb
+        self.out.mux(packet)
+
+    def mux_audio(self, pts: int, data: bytes) -> None:
+        p = av.Packet(data)
+        p.pts = p.dts = pts + TS_OFFSET_S * self.rung.audio_rate
+        p.duration = AAC_FRAME
+        p.time_base = Fraction(1, self.rung.audio_rate)
+        p.stream = self.astream
+        self.out.mux(p)
+
+
+def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: int, hdr_filters: list[tuple[str, str]]):
+    """buffer -> [tone map] -> [transpose] -> split -> scale/setsar/format per rung -> buffersink per rung."""
+    g = av.filter.Graph()
+    tb = video.stream.time_base
+    src = g.add("buffer", f"video_size={first.width}x{first.height}:pix_fmt={first.format.name}:"
+                          f"time_base={tb.numerator}/{tb.denominator}:pixel_aspect={video.sar.numerator}/{video.sar.denominator}")
+    chain = list(hdr_filters)
+    chain += {90: [("transpose", "clock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "cclock")]}.get(rotation, [])
+    node = src
+    for name, args in chain:
+        nxt = g.add(name, args or None)
+        node.link_to(nxt)
+        node = nxt
+    split = g.add("split", str(len(rungs)))
+    node.link_to(split)
+    sinks = []
+    for i, r in enumerate(rungs):
+        scale = g.add("scale", f"{r.width}:{r.height}")
+        sar = g.add("setsar", "1")
+        fmt = g.add("format", "yuv420p")
+        sink = g.add("buffersink")
+        split.link_to(scale, i, 0)
+        scale.link_to(sar)
+        sar.link_to(fmt)
+        fmt.link_to(sink)
+        sinks.append(sink)
+    g.configure()
+    return g, src, sinks  # the graph owns the filter contexts: keep it alive while they are used
+
+
+def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: float, out_dir, limits: Limits, budget, *,
+                   audio: bool = True, hdr: str = "tonemap", threads: int = X264_THREADS) -> dict:
+    """Every rung's HLS media segments of the span [start_s, end_s): `out_dir/{rung}/{k:02d}.ts`.
+
+    `rungs`: Rung objects or their dicts (as the segment message carries them). Returns
+    {"rungs": {name: {"width", "height", "codecs", "frame_rate", "segments": [{"file", "start_s",
+    "duration_s", "bytes"}]}}, "audio": bool, "hdr": what was done with HDR or None}."""
+    if hdr not in HDR_CHOICES:
+        raise ValueError(f"hdr must be one of {sorted(HDR_CHOICES)}, got {hdr!r}")
+    rungs = [r if isinstance(r, Rung) else Rung.from_dict(r) for r in rungs]
+    out_dir = Path(out_dir)
+    bounds = hls_bounds(start_s, end_s, hls_segment_s)
+    packets = span_audio(str(path), start_s, end_s, rungs[0], budget) if audio else None
+    with_audio = packets is not None
+    budget.check("encoding the audio")
+    with VideoFile(str(path)) as video:
+        video.check_header(limits)
+        rotation = video.rotation
+        rate = video.stream.average_rate or video.stream.guessed_rate or Fraction(25)
+        tb = video.stream.time_base
+        frames = video.frames(limits, lambda n: budget.check("encoding the ladder"), start_s=start_s, end_s=end_s)
+        first = next(frames, None)
+        if first is None:
+            raise CorruptMedia(f"the video has no frame between {start_s:.3f} s and {end_s:.3f} s", code="corrupt-video")
+        hdr_filters, colour, hdr_done = tonemap_filters(first.frame, hdr)
+        graph, src, sinks = _graph(video, first.frame, rungs, rotation, hdr_filters)
+        outs = [_RungOutput(r, out_dir, tb, rate, hls_segment_s, colour, threads) for r in rungs]
+        starts: list[float] = []  # each HLS segment's first frame time
+        audio_next = [0] * len(outs)
+
+        def route(o: _RungOutput, i: int, pkts) -> None:
+            for p in pkts:
+                t = float(p.pts * tb)
+                if p.is_keyframe and o.k + 1 < len(starts) and t >= starts[o.k + 1] - SPAN_EPSILON:
+                    if o.k >= 0 and with_audio:
+                        audio_next[i] = _flush_audio(o, packets, audio_next[i], starts[o.k + 1])
+                    o.open_next(with_audio)
+                if with_audio:  # interleave: audio up to this packet's decode time
+                    dts = float((p.dts if p.dts is not None else p.pts) * tb)
+                    audio_next[i] = _flush_audio(o, packets, audio_next[i], min(dts, _seg_end(starts, o.k, end_s)))
+                o.mux_video(p)
+
+        for f in _chain(first, frames):
+            k = len(starts)
+            boundary = k < len(bounds) and f.time >= bounds[k] - SPAN_EPSILON
+            if boundary:
+                starts.append(f.time)
+            src.push(f.frame)
+            for i, (o, sink) in enumerate(zip(outs, sinks, strict=True)):
+                out = sink.pull()
+                out.pts = round(f.time / tb)
+                out.time_base = tb
+                out.pict_type = av.video.frame.PictureType.I if boundary else av.video.frame.PictureType.NONE
+                route(o, i, _encode(o.enc, out))
+        for i, o in enumerate(outs):
+            route(o, i, _encode(o.enc, None))
+            if with_audio:
+                audio_next[i] = _flush_audio(o, packets, audio_next[i], end_s)
+            o.close_file()
+    result = {}
+    for o in outs:
+        segs = []
+        for k, f in enumerate(o.files):
+            seg_end = starts[k + 1] if k + 1 < len(starts) else end_s
+            segs.append({"file": f"{o.rung.name}/{f.name}", "start_s": round(starts[k], 6),
+                         "duration_s": round(seg_end - starts[k], 6), "bytes": f.stat().st_size})
+        result[o.rung.name] = {"width": o.rung.width, "height": o.rung.height,
+                               "codecs": f"{o.codecs},mp4a.40.2" if with_audio else o.codecs,
+                               "frame_rate": round(float(rate), 3), "segments": segs}
+    return {"rungs": result, "audio": with_audio, "hdr": hdr_done}
+
+
+def _seg_end(starts: list[float], k: int, end_s: float) -> float:
+    return starts[k + 1] if k + 1 < len(starts) else end_s
+
+
+def _flush_audio(o: _RungOutput, packets, i: int, until_s: float) -> int:
+    """Mux audio packets whose PTS is before `until_s` into the rung's current file."""
+    rate = o.rung.audio_rate
+    while i < len(packets) and packets[i][0] / rate < until_s - SPAN_EPSILON:
+        o.mux_audio(*packets[i])
+        i += 1
+    return i
+
+
+def _encode(enc, frame):
+    try:
+        return enc.encode(frame)
+    except av.error.FFmpegError as exc:
+        raise UnsupportedMedia(f"the H.264 encoder refused a frame: {_reason(exc)}", code="unsupported-video") from None
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..common.errors import CorruptMedia, UnsupportedMedia
 from ..common.video import SPAN_EPSILON, Limits, VideoFile
-from .hdr import HDR_CHOICES, tonemap_filters
+from . import hdr as colour
 from .presets import Ladder
 
 AAC_FRAME = 1024  # samples per AAC-LC frame
@@ -245,19 +245,21 @@ class _RungOutput:
     """One rung's encoder and its MPEG-TS files, one per HLS segment."""
 
     def __init__(self, rung: Rung, out_dir: Path, time_base: Fraction, rate: Fraction, hls_segment_s: float,
-                 colour: dict, threads: int):
+                 plan: colour.ColourPlan, threads: int):
         self.rung = rung
         self.dir = out_dir / rung.name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tb = time_base
         enc = av.CodecContext.create("libx264", "w")
-        enc.width, enc.height, enc.pix_fmt = rung.width, rung.height, "yuv420p"
+        enc.width, enc.height, enc.pix_fmt = rung.width, rung.height, plan.pix_fmt
         enc.time_base = time_base
         enc.framerate = rate
         enc.sample_aspect_ratio = Fraction(1)
-        for k, v in colour.items():
+        for k, v in plan.tags.items():
             setattr(enc, k, v)
         enc.options = x264_options(rung, float(rate), hls_segment_s, threads)
+        if plan.profile:  # 10-bit passthrough of HDR: High 10
+            enc.options = enc.options | {"profile": plan.profile}
         self.enc = enc
         self.k = -1
         self.out = None
@@ -300,13 +302,13 @@ class _RungOutput:
         self.out.mux(p)
 
 
-def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: int, hdr_filters: list[tuple[str, str]]):
+def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: int, plan: colour.ColourPlan):
     """buffer -> [tone map] -> [transpose] -> split -> scale/setsar/format per rung -> buffersink per rung."""
     g = av.filter.Graph()
     tb = video.stream.time_base
     src = g.add("buffer", f"video_size={first.width}x{first.height}:pix_fmt={first.format.name}:"
                           f"time_base={tb.numerator}/{tb.denominator}:pixel_aspect={video.sar.numerator}/{video.sar.denominator}")
-    chain = list(hdr_filters)
+    chain = list(plan.before_split)
     chain += {90: [("transpose", "clock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "cclock")]}.get(rotation, [])
     node = src
     for name, args in chain:
@@ -317,9 +319,9 @@ def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: 
     node.link_to(split)
     sinks = []
     for i, r in enumerate(rungs):
-        scale = g.add("scale", f"{r.width}:{r.height}")
+        scale = g.add("scale", f"{r.width}:{r.height}{plan.scale_args}")
         sar = g.add("setsar", "1")
-        fmt = g.add("format", "yuv420p")
+        fmt = g.add("format", plan.pix_fmt)
         sink = g.add("buffersink")
         split.link_to(scale, i, 0)
         scale.link_to(sar)
@@ -337,8 +339,8 @@ def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: flo
     `rungs`: Rung objects or their dicts (as the segment message carries them). Returns
     {"rungs": {name: {"width", "height", "codecs", "frame_rate", "segments": [{"file", "start_s",
     "duration_s", "bytes"}]}}, "audio": bool, "hdr": what was done with HDR or None}."""
-    if hdr not in HDR_CHOICES:
-        raise ValueError(f"hdr must be one of {sorted(HDR_CHOICES)}, got {hdr!r}")
+    if hdr not in colour.HDR_CHOICES:
+        raise ValueError(f"hdr must be one of {sorted(colour.HDR_CHOICES)}, got {hdr!r}")
     rungs = [r if isinstance(r, Rung) else Rung.from_dict(r) for r in rungs]
     out_dir = Path(out_dir)
     bounds = hls_bounds(start_s, end_s, hls_segment_s)
@@ -354,9 +356,9 @@ def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: flo
         first = next(frames, None)
         if first is None:
             raise CorruptMedia(f"the video has no frame between {start_s:.3f} s and {end_s:.3f} s", code="corrupt-video")
-        hdr_filters, colour, hdr_done = tonemap_filters(first.frame, hdr)
-        graph, src, sinks = _graph(video, first.frame, rungs, rotation, hdr_filters)
-        outs = [_RungOutput(r, out_dir, tb, rate, hls_segment_s, colour, threads) for r in rungs]
+        plan = colour.plan(first.frame, hdr)
+        graph, src, sinks = _graph(video, first.frame, rungs, rotation, plan)
+        outs = [_RungOutput(r, out_dir, tb, rate, hls_segment_s, plan, threads) for r in rungs]
         starts: list[float] = []  # each HLS segment's first frame time
         audio_next = [0] * len(outs)
 
@@ -399,7 +401,7 @@ def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: flo
         result[o.rung.name] = {"width": o.rung.width, "height": o.rung.height,
                                "codecs": f"{o.codecs},mp4a.40.2" if with_audio else o.codecs,
                                "frame_rate": round(float(rate), 3), "segments": segs}
-    return {"rungs": result, "audio": with_audio, "hdr": hdr_done}
+    return {"rungs": result, "audio": with_audio, "hdr": plan.done}
 
 
 def _seg_end(starts: list[float], k: int, end_s: float) -> float:
@@ -425,3 +427,40 @@ def _encode(enc, frame):
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+# --- progressive MP4 -----------------------------------------------------------------------------
+
+def remux_mp4(ts_paths: list[str], out_path: str) -> dict:
+    """One MP4 from a rung's MPEG-TS segments in order: packets copied (no second encode), the
+    TS_OFFSET_S taken off (times = the source's), the moov atom written in front (faststart), so a
+    browser starts playing before the download ends. Returns {"bytes", "duration_s", "audio"}."""
+    if not ts_paths:
+        raise ValueError("remux_mp4 needs at least one segment")
+    out = av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"})
+    streams: dict[str, av.stream.Stream] = {}
+    try:
+        for path in ts_paths:
+            with av.open(str(path)) as src:
+                inputs = [s for s in (src.streams.video[:1] + src.streams.audio[:1])]
+                for s in inputs:
+                    if s.type not in streams:
+                        streams[s.type] = out.add_stream_from_template(s)
+                for packet in src.demux(inputs):
+                    if packet.dts is None and packet.pts is None:
+                        continue  # the demuxer's end-of-stream marker
+                    tb = packet.time_base
+                    offset = round(TS_OFFSET_S / tb)
+                    if packet.pts is not None:
+                        packet.pts -= offset
+                    if packet.dts is not None:
+                        packet.dts -= offset
+                    packet.stream = streams[packet.stream.type]
+                    out.mux(packet)
+    except av.error.FFmpegError as exc:
+        out.close()
+        raise CorruptMedia(f"cannot remux the HLS segments into an MP4: {_reason(exc)}", code="corrupt-video") from None
+    out.close()
+    with av.open(str(out_path)) as mp4:
+        duration = mp4.duration / av.time_base if mp4.duration else 0.0
+    return {"bytes": Path(out_path).stat().st_size, "duration_s": round(duration, 6), "audio": "audio" in streams}

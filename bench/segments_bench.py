@@ -46,7 +46,6 @@ GOP = 48  # frames: a keyframe every 2 s at 24 fps
 HLS_SEGMENT_S = 6.0  # Apple's recommended HLS target duration
 VIDEO_SEGMENT_S = 30.0  # VIDEO_SEGMENT_SECONDS' default (SEGMENTS.md): what the one-segment video and the model use
 SCALER = "bicubic"  # swscale's default: what encode_segment's scale filter uses, given to ffmpeg and the PSNR reference
-IMPORT_S = 1.5  # CPU s of importing the render service's modules (measured: python -c "import services.render.app, av, cv2")
 
 
 def clip_spec(seconds: int, name: str):
@@ -137,7 +136,7 @@ def _one_segment(spec: dict) -> dict:
     from services.common.budget import Budget
     from services.common.segments import plan_file
     from services.common.video import Limits, VideoFile
-    from services.render import ladder
+    from services.render import hls, ladder
 
     path, limits, budget = spec["path"], Limits(), Budget.unlimited()
     rungs = [ladder.Rung.from_dict(r) for r in spec["rungs"]]
@@ -163,25 +162,10 @@ def _one_segment(spec: dict) -> dict:
         _, costs["analysis merge"], _ = _timed(
             lambda: segmented.merge({**facts, "format": "mp4", "width": w, "height": h}, [span]))
         top = [str(Path(tmp) / s["file"]) for s in next(iter(rendered["rungs"].values()))["segments"]]
-        if hasattr(ladder, "media_playlist"):
-            _, costs["playlists (media + master)"], _ = _timed(lambda: _playlists(ladder, rendered))
-        if hasattr(ladder, "remux_mp4"):
-            _, costs["MP4 remux of the top rung"], _ = _timed(lambda: ladder.remux_mp4(top, str(Path(tmp) / "out.mp4")))
-        else:  # a stand-in until the ladder has its own: the same packets copied by ffmpeg
-            copy = [ffmpeg_exe(), "-v", "error", "-i", "concat:" + "|".join(top), "-c", "copy", "-movflags", "+faststart",
-                    str(Path(tmp) / "out.mp4")]
-            costs["MP4 remux of the top rung"] = run_measured(copy, None)["cpu"]
+        _, costs["playlists (media + master)"], _ = _timed(
+            lambda: hls.playlists([rendered], lambda i, f: f, lambda r: f"{r}/index.m3u8", spec["hls_s"]))
+        _, costs["MP4 remux of the top rung"], _ = _timed(lambda: ladder.remux_mp4(top, str(Path(tmp) / "out.mp4")))
     return {"costs": costs, "seconds": seg.end_s - seg.start_s}
-
-
-def _playlists(ladder, rendered: dict) -> list[str]:
-    texts, variants = [], []
-    for name, r in rendered["rungs"].items():
-        segs = [{"uri": s["file"].split("/", 1)[-1], "duration_s": s["duration_s"]} for s in r["segments"]]
-        texts.append(ladder.media_playlist(segs, max(s["duration_s"] for s in segs)))
-        variants.append({"uri": f"{name}/index.m3u8", **{k: v for k, v in r.items() if k != "segments"}})
-    texts.append(ladder.master_playlist(variants))
-    return texts
 
 
 def _start(spec: dict, tag: str) -> tuple[subprocess.Popen, Path]:
@@ -266,17 +250,21 @@ def psnr(distorted: list[Path], src: Path, width: int, height: int, scaler: str)
     text = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
     line = next(ln for ln in text.splitlines() if "PSNR y:" in ln)
     fields = dict(part.split(":") for part in line.split("PSNR ", 1)[1].split())
-    return {"y": float(fields["y"]), "average": float(fields["average"]), "frames": count_frames(distorted)}
+    return {"y": float(fields["y"]), "average": float(fields["average"]), **stream_bytes(distorted)}
 
 
-def count_frames(ts: list[Path]) -> int:
+def stream_bytes(ts: list[Path]) -> dict:
+    """Video frames and the bytes of each elementary stream: what the encoders made, apart from the container."""
     import av
 
-    n = 0
+    out = {"frames": 0, "video": 0, "audio": 0, "files": sum(p.stat().st_size for p in ts)}
     for path in ts:
         with av.open(str(path)) as c:
-            n += sum(1 for p in c.demux(c.streams.video[0]) if p.size)
-    return n
+            for p in c.demux():
+                if p.size:
+                    out[p.stream.type] += p.size
+                    out["frames"] += p.stream.type == "video"
+    return out
 
 
 
@@ -351,7 +339,7 @@ def pubsub_hop(samples: int = 20) -> dict:
 # ---------------------------------------------------------------------------------------------
 MODEL_SECONDS = 600
 MODEL_INSTANCES = (1, 10, 50)
-MODEL_SEGMENT_SECONDS = (10, 15, 20, 30, 60)
+MODEL_SEGMENT_SECONDS = (6, 10, 15, 20, 30, 60)
 SLOTS_PER_INSTANCE = 2  # terraform/variables.tf: analyze and render have cpu = 2, concurrency = 2
 HOPS = 6  # media-ingested, video-segments-analyze, media-analyzed, video-segments-render, media-rendered, media-events
 # Stated production figures (not measured here):
@@ -472,8 +460,7 @@ def main() -> None:
             ours_ts = _rung_files(seq, r.name)
             ff_ts = sorted((OUT / "ffmpeg" / r.name).glob("*.ts"))
             jobs[r.name] = (pool.submit(psnr, ours_ts, clip, r.width, r.height, SCALER),
-                            pool.submit(psnr, ff_ts, clip, r.width, r.height, SCALER),
-                            sum(f.stat().st_size for f in ours_ts), sum(f.stat().st_size for f in ff_ts))
+                            pool.submit(psnr, ff_ts, clip, r.width, r.height, SCALER))
     with VideoFile(clip) as v:
         src_frames = sum(1 for _ in v.container.demux(v.stream) if _.size)
 
@@ -494,17 +481,23 @@ def main() -> None:
     print(table(rows, ["", "CPU s", "wall s", "CPU vs ffmpeg", "sum of span walls s"]))
     rows, worst_bytes, worst_psnr, frames_ok = [], 0.0, 0.0, True
     for r in rungs:
-        po, pf, bo, bf = jobs[r.name][0].result(), jobs[r.name][1].result(), jobs[r.name][2], jobs[r.name][3]
+        po, pf = jobs[r.name][0].result(), jobs[r.name][1].result()
+        bo, bf = po["files"], pf["files"]
         worst_bytes = max(worst_bytes, abs(bo / bf - 1))
         worst_psnr = max(worst_psnr, abs(po["average"] - pf["average"]))
         frames_ok &= po["frames"] == src_frames == pf["frames"]
+        ts_o, ts_f = (x["files"] - x["video"] - x["audio"] for x in (po, pf))
         rows.append([r.name, f"{r.width}x{r.height}", f"{bo / 1e6:.2f}", f"{bf / 1e6:.2f}", f"{100 * (bo / bf - 1):+.1f} %",
+                     f"{100 * (po['video'] / pf['video'] - 1):+.1f} %", f"{100 * (po['audio'] / pf['audio'] - 1):+.1f} %",
+                     f"{100 * ts_o / bo:.1f} / {100 * ts_f / bf:.1f} %",
                      f"{po['average']:.2f}", f"{pf['average']:.2f}", f"{po['average'] - pf['average']:+.2f}",
                      f"{po['y'] - pf['y']:+.2f}", f"{po['frames']} / {pf['frames']} / {src_frames}"])
-    print(f"\nPer rung: bytes of the TS segments; PSNR (ffmpeg psnr filter, YUV average) against the source scaled by "
-          f"ffmpeg with flags={SCALER}")
-    print(table(rows, ["rung", "size", "ours MB", "ffmpeg MB", "bytes", "ours dB", "ffmpeg dB", "ours - ffmpeg dB",
-                       "Y only dB", "frames ours / ffmpeg / source"]))
+    print(f"\nPer rung: bytes of the TS segments (and of the video and audio streams in them, and the MPEG-TS "
+          f"packaging's share); PSNR (ffmpeg psnr filter, YUV average) against the source scaled by ffmpeg with "
+          f"flags={SCALER}")
+    print(table(rows, ["rung", "size", "ours MB", "ffmpeg MB", "bytes", "video stream", "audio stream",
+                       "TS overhead ours / ffmpeg", "ours dB", "ffmpeg dB", "ours - ffmpeg", "Y only",
+                       "frames ours / ffmpeg / source"]))
 
     par_wall = max(x["end"] for x in par) - min(x["start"] for x in par)
     eff = ours_wall / (2 * par_wall)
@@ -529,15 +522,15 @@ def main() -> None:
     print(table(rows, ["step", "CPU s", "of render", ""]))
 
     src_bytes = clip.stat().st_size
-    out_bytes = sum(j[2] for j in jobs.values())
+    out_bytes = sum(j[0].result()["files"] for j in jobs.values())
     decoded = sum(s["decoded_s"] for s in ana[0]["spans"])
     m = {"render_cpu_per_s": ours_cpu / SECONDS, "analyze_cpu_per_s": _total(ana, "cpu") / decoded,
          "overlap_s": DEFAULT_OVERLAP_S, "efficiency": min(1.0, eff), "src_bytes_per_s": src_bytes / SECONDS,
-         "out_bytes_per_s": out_bytes / SECONDS, "top_bytes_per_s": jobs[top][2] / SECONDS,
+         "out_bytes_per_s": out_bytes / SECONDS, "top_bytes_per_s": jobs[top][0].result()["files"] / SECONDS,
          "plan_cpu_per_s": costs["plan from the packet index"] / one["seconds"],
          "merge_cpu_per_s": costs["analysis merge"] / one["seconds"],
          "remux_cpu_per_s": costs.get("MP4 remux of the top rung", 0.0) / one["seconds"],
-         "import_s": IMPORT_S, "hop_s": HOP_PROD_S}
+         "import_s": seq[0]["child_cpu"] - ours_cpu, "hop_s": HOP_PROD_S}
     print_model(m, hop, table)
 
     print("\nGoals (issue 12)")
@@ -562,8 +555,9 @@ def print_model(m: dict, hop: dict, table) -> None:
           f"{8 * m['out_bytes_per_s'] / 1e6:.1f} Mbit/s. Pub/Sub push hop on the local emulator: "
           + (f"median {hop['median_s'] * 1000:.0f} ms, p90 {hop['p90_s'] * 1000:.0f} ms ({hop['samples']} pushes)"
              if "median_s" in hop else f"not measured ({hop['error']})")
-          + f". Stated, not measured: a hop {HOP_PROD_S * 1000:.0f} ms, cold start {COLD_PLATFORM_S:g} s + our imports "
-          f"{m['import_s']:g} s, GCS {GCS_DOWN_MBPS:g} MB/s down / {GCS_UP_MBPS:g} MB/s up per stream, "
+          + f". Stated, not measured: a hop {HOP_PROD_S * 1000:.0f} ms, cold start {COLD_PLATFORM_S:g} s + our "
+          f"process start and imports (measured: the child's CPU outside encode_segment) {m['import_s']:.1f} s, "
+          f"GCS {GCS_DOWN_MBPS:g} MB/s down / {GCS_UP_MBPS:g} MB/s up per stream, "
           f"{FANIN_COMMIT_S * 1000:.0f} ms per fan-in commit, {SLOTS_PER_INSTANCE} segments per instance at once.")
     rows = []
     for ranged in (False, True):

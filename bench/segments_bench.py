@@ -508,7 +508,11 @@ def main() -> None:
             for c, s, x in zip(cores, par_specs, par, strict=True)]
     rows.append(["sequential (above)", "all", f"{ours_wall:.1f}", f"{ours_cpu:.1f}", f"{ours_cpu / ours_wall:.2f}"])
     print(table(rows, ["", "spans", "wall s", "CPU s", "CPU / wall (1.0 = had its core)"]))
-    print(f"efficiency = sequential wall / (2 x parallel wall) = {ours_wall:.1f} / (2 x {par_wall:.1f}) = {eff:.2f}")
+    par_cpu = _total(par, "cpu")
+    print(f"efficiency = sequential wall / (2 x parallel wall) = {ours_wall:.1f} / (2 x {par_wall:.1f}) = {eff:.2f}; "
+          f"the work itself: sequential CPU / parallel CPU = {ours_cpu:.1f} / {par_cpu:.1f} = {ours_cpu / par_cpu:.2f} "
+          f"(below 1: running two at once costs more CPU). On a shared machine the wall figure also counts the time "
+          f"other processes held the cores: see CPU / wall")
 
     costs = one["costs"]
     render = costs["render (encode_segment)"]
@@ -525,7 +529,7 @@ def main() -> None:
     out_bytes = sum(j[0].result()["files"] for j in jobs.values())
     decoded = sum(s["decoded_s"] for s in ana[0]["spans"])
     m = {"render_cpu_per_s": ours_cpu / SECONDS, "analyze_cpu_per_s": _total(ana, "cpu") / decoded,
-         "overlap_s": DEFAULT_OVERLAP_S, "efficiency": min(1.0, eff), "src_bytes_per_s": src_bytes / SECONDS,
+         "overlap_s": DEFAULT_OVERLAP_S, "efficiency": min(1.0, ours_cpu / par_cpu), "src_bytes_per_s": src_bytes / SECONDS,
          "out_bytes_per_s": out_bytes / SECONDS, "top_bytes_per_s": jobs[top][0].result()["files"] / SECONDS,
          "plan_cpu_per_s": costs["plan from the packet index"] / one["seconds"],
          "merge_cpu_per_s": costs["analysis merge"] / one["seconds"],
@@ -533,6 +537,7 @@ def main() -> None:
          "import_s": seq[0]["child_cpu"] - ours_cpu, "hop_s": HOP_PROD_S}
     print_model(m, hop, table)
 
+    best = min((model(m, seg, 50, ranged)["total"], seg, ranged) for seg in MODEL_SEGMENT_SECONDS for ranged in (False, True))
     print("\nGoals (issue 12)")
     goals = [("total CPU <= 1.15x one ffmpeg process", f"{ours_cpu / ff['cpu']:.3f}x", ours_cpu / ff["cpu"] <= 1.15),
              ("bytes within +-5 % (every rung)", f"{100 * worst_bytes:.1f} %", worst_bytes <= 0.05),
@@ -542,7 +547,9 @@ def main() -> None:
              ("fan-out overhead, one-segment video <= 5 % of render", f"{100 * extra / render:.2f} %", extra / render <= 0.05),
              (f"time-to-ready, 10 min 1080p at 50 instances < 60 s ({VIDEO_SEGMENT_S:g} s segments)",
               f"{model(m, VIDEO_SEGMENT_S, 50, False)['total']:.0f} s",
-              model(m, VIDEO_SEGMENT_S, 50, False)["total"] < 60)]
+              model(m, VIDEO_SEGMENT_S, 50, False)["total"] < 60),
+             (f"  best in the model at 50 instances ({best[1]:g} s segments, "
+              f"{'ranged reads' if best[2] else 'whole-file downloads'})", f"{best[0]:.0f} s", best[0] < 60)]
     print(table([[g, v, "met" if ok else "MISSED"] for g, v, ok in goals], ["goal", "measured", "status"]))
     print(f"\n(bench took {time.perf_counter() - t0:.0f} s)")
 
@@ -550,8 +557,9 @@ def main() -> None:
 def print_model(m: dict, hop: dict, table) -> None:
     print(f"\nTime-to-ready model: a {MODEL_SECONDS // 60}-minute 1080p video, from media-ingested to media-events. "
           f"Measured here (one core): render {m['render_cpu_per_s']:.2f} CPU s per s of video (all rungs), analysis "
-          f"{m['analyze_cpu_per_s']:.3f} CPU s per decoded s (+{m['overlap_s']:g} s overlap each side), 2-worker "
-          f"efficiency {m['efficiency']:.2f}, source {8 * m['src_bytes_per_s'] / 1e6:.1f} Mbit/s, ladder "
+          f"{m['analyze_cpu_per_s']:.3f} CPU s per decoded s (+{m['overlap_s']:g} s overlap each side), two segments "
+          f"at once on an instance's 2 vCPUs cost 1/{m['efficiency']:.2f} their CPU alone (the CPU ratio above: a Cloud "
+          f"Run vCPU is not shared, this machine was), source {8 * m['src_bytes_per_s'] / 1e6:.1f} Mbit/s, ladder "
           f"{8 * m['out_bytes_per_s'] / 1e6:.1f} Mbit/s. Pub/Sub push hop on the local emulator: "
           + (f"median {hop['median_s'] * 1000:.0f} ms, p90 {hop['p90_s'] * 1000:.0f} ms ({hop['samples']} pushes)"
              if "median_s" in hop else f"not measured ({hop['error']})")

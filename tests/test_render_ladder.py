@@ -17,6 +17,7 @@ import pytest
 
 from bench.videoset import ClipSpec, ShotSpec, frames, write_clip
 from services.common.budget import Budget
+from services.common.errors import LimitExceeded
 from services.common.segments import plan_file
 from services.common.video import Limits, VideoFile
 from services.render.hls import media_playlist, playlists
@@ -31,8 +32,8 @@ CLIPS = {
                                         ShotSpec("camera", 30)], SIZE, vfr=True, audio=True),
     "silent": ClipSpec("silent", [ShotSpec("astronaut", 36), ShotSpec("coins", 36)], SIZE),
 }
-# Shown upright at 640x360: stored turned a quarter the other way (360x640), then squeezed across to 270
-# pixels with a 4:3 sample aspect (written here: videoset squeezes before it turns, which a player undoes
+# Shown upright at 640x360: stored turned the other way (e.g. a quarter: 360x640), then squeezed across
+# (to 270 pixels) with a 4:3 sample aspect (written here: videoset squeezes before it turns, which a player undoes
 # in the other order).
 TURNED = ClipSpec("turned-anamorphic", [ShotSpec("coffee", 24), ShotSpec("camera", 24)], SIZE)
 FLASHES = (1.5, 4.0, 6.25)  # seconds: a white frame on screen and a beep, together; 4.0 is a span boundary
@@ -47,8 +48,8 @@ def clip(tmp_path_factory):
         if not path.exists():
             if name == "flash-beep":
                 _flash_beep(path)
-            elif name == TURNED.name:
-                _turned_anamorphic(path)
+            elif name.startswith(TURNED.name):
+                _turned_anamorphic(path, int(name.rsplit("-", 1)[1]))
             else:
                 write_clip(CLIPS[name], path, SIZE)
         return path
@@ -82,14 +83,17 @@ def _flash_beep(path: Path, seconds: float = 8.0, fps: int = 24) -> None:
         out.mux(a.encode())
 
 
-def _turned_anamorphic(path: Path) -> None:
+def _turned_anamorphic(path: Path, rotation: int) -> None:
+    """TURNED stored turned against `rotation` (clockwise degrees a player turns it), squeezed across by 4:3."""
+    turn = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}[rotation]
+    stored_w, stored_h = (270, 640) if rotation in (90, 270) else (480, 360)
     with av.open(str(path), "w", format="mp4") as out:
         v = out.add_stream("libx264", rate=24, options={"preset": "veryfast"})
-        v.width, v.height, v.pix_fmt = 270, 640, "yuv420p"
+        v.width, v.height, v.pix_fmt = stored_w, stored_h, "yuv420p"
         v.codec_context.sample_aspect_ratio = Fraction(4, 3)
-        v.set_display_rotation(-90)  # FFmpeg counts counter-clockwise
+        v.set_display_rotation(-rotation)  # FFmpeg counts counter-clockwise
         for i, bgr in enumerate(frames(TURNED, SIZE)):
-            stored = cv2.resize(cv2.rotate(bgr, cv2.ROTATE_90_COUNTERCLOCKWISE), (270, 640), interpolation=cv2.INTER_AREA)
+            stored = cv2.resize(cv2.rotate(bgr, turn), (stored_w, stored_h), interpolation=cv2.INTER_AREA)
             f = av.VideoFrame.from_ndarray(stored, format="bgr24")
             f.pts = i
             out.mux(v.encode(f))
@@ -157,27 +161,37 @@ def test_a_bad_ladder_fails_start_up_naming_the_problem(mutate, words):
 
 # --- segments --------------------------------------------------------------------------------------
 
-def test_adjacent_spans_join_without_gap_overlap_or_duplicate_frame_on_every_rung(clip, tmp_path):
+@pytest.fixture(scope="module")
+def vfr_ladder(clip, tmp_path_factory):
+    """The VFR clip with sound, planned in spans of ~2.5 s and encoded span by span (once for the module)."""
     path = clip("vfr-audio")
+    out = tmp_path_factory.mktemp("vfr-ladder")
     spans = _spans(path, 2.5)
+    rungs, results = _encode_spans(path, spans, out)
+    return path, spans, rungs, results, out
+
+
+def test_adjacent_spans_join_without_gap_overlap_or_duplicate_frame_on_every_rung(vfr_ladder, tmp_path):
+    path, spans, rungs, results, out = vfr_ladder
     source = _source_times(path)
-    rungs, results = _encode_spans(path, spans, tmp_path)
     assert [r.name for r in rungs] == ["360p", "240p", "144p"]
     frame = min(b - a for a, b in pairwise(source))
     starts = None
     for r in rungs:
         segs = [s for res in results for s in res["rungs"][r.name]["segments"]]
-        # HLS segments of ~1 s starting together on every rung (the boundaries are the same frames).
-        rung_starts = [s["start_s"] for s in segs]
-        starts = starts or rung_starts
-        assert rung_starts == starts
-        assert all(0.5 <= s["duration_s"] < 1.5 for s in segs), segs
+        assert all(0.5 <= s["duration_s"] < 1.5 for s in segs), segs  # ~1 s; the last of a span absorbs a remainder
         assert sum(s["duration_s"] for s in segs) == pytest.approx(spans[-1].end_s - spans[0].start_s, abs=1e-6)
-        for f in _rung_files(tmp_path, results, r.name):  # every segment starts on an IDR: it decodes alone
+        # Every segment file starts on an IDR (it decodes alone) at the time reported, the same on every rung.
+        rung_starts = []
+        for f in _rung_files(out, results, r.name):
             with av.open(str(f)) as c:
                 first = next(p for p in c.demux(c.streams.video[0]) if p.size)
                 assert first.is_keyframe
-        cat = _concat(_rung_files(tmp_path, results, r.name), tmp_path / f"{r.name}.ts")
+                rung_starts.append(float(first.pts * first.time_base) - TS_OFFSET_S)
+        assert rung_starts == pytest.approx([s["start_s"] for s in segs], abs=1e-4)
+        starts = starts or rung_starts
+        assert rung_starts == starts
+        cat = _concat(_rung_files(out, results, r.name), tmp_path / f"{r.name}.ts")
         with av.open(str(cat)) as c:
             vs = c.streams.video[0]
             assert (vs.codec_context.width, vs.codec_context.height) == (r.width, r.height)
@@ -231,11 +245,9 @@ def test_silent_video_and_audio_off_get_no_audio_track(clip, tmp_path):
             assert not c.streams.audio and c.streams.video
 
 
-def test_pyav_opens_the_master_playlist_and_every_rung(clip, tmp_path):
-    path = clip("vfr-audio")
-    spans = _spans(path, 2.5)
-    rungs, results = _encode_spans(path, spans, tmp_path)
-    master, media = playlists(results, lambda i, f: f"span{i}/{f}", lambda name: f"{name}.m3u8", target=1.0)
+def test_pyav_opens_the_master_playlist_and_every_rung(vfr_ladder, tmp_path):
+    path, spans, rungs, results, out = vfr_ladder
+    master, media = playlists(results, lambda i, f: f"{out}/span{i}/{f}", lambda name: f"{name}.m3u8", target=1.0)
     (tmp_path / "master.m3u8").write_text(master)
     for name, text in media.items():
         (tmp_path / f"{name}.m3u8").write_text(text)
@@ -261,10 +273,9 @@ def test_media_playlist_is_vod_version_3_with_a_target_covering_every_segment():
     assert lines[5:] == ["#EXTINF:6,", "a.ts", "#EXTINF:8.9,", "b.ts", "#EXTINF:4.2,", "c.ts", "#EXT-X-ENDLIST"]
 
 
-def test_the_mp4_is_the_segments_remuxed_with_moov_in_front(clip, tmp_path):
-    path = clip("vfr-audio")
-    rungs, results = _encode_spans(path, _spans(path, 2.5), tmp_path)
-    files = _rung_files(tmp_path, results, rungs[0].name)
+def test_the_mp4_is_the_segments_remuxed_with_moov_in_front(vfr_ladder, tmp_path):
+    path, spans, rungs, results, out = vfr_ladder
+    files = _rung_files(out, results, rungs[0].name)
     info = remux_mp4([str(f) for f in files], str(tmp_path / "video.mp4"))
     data = (tmp_path / "video.mp4").read_bytes()
     assert 0 < data.find(b"moov") < data.find(b"mdat")
@@ -279,10 +290,11 @@ def test_the_mp4_is_the_segments_remuxed_with_moov_in_front(clip, tmp_path):
     assert all(np.array_equal(g, w) for (_, g), w in zip(got, want, strict=True))  # packets copied: the very same pictures
 
 
-def test_a_rotated_anamorphic_source_comes_out_upright_with_square_pixels(clip, tmp_path):
-    path = clip(TURNED.name)
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_rotated_anamorphic_source_comes_out_upright_with_square_pixels(clip, tmp_path, rotation):
+    path = clip(f"{TURNED.name}-{rotation}")
     with VideoFile(str(path)) as v:
-        assert v.rotation == 90 and v.sar == Fraction(4, 3)
+        assert v.rotation == rotation and v.sar == Fraction(4, 3)
         end = v.keyframe_times()[1]
     rungs, (res,) = _encode_spans(path, [type("S", (), {"index": 0, "start_s": 0.0, "end_s": end})()], tmp_path)
     assert (rungs[0].width, rungs[0].height) == SIZE
@@ -342,3 +354,11 @@ def test_hdr_is_tone_mapped_to_sdr_bt709_or_passed_through_by_name(tmp_path, cho
     else:
         assert frame.format.name == "yuv420p10le" and tags == (16, 9, 9) and rung["codecs"].startswith("avc1.6E")
         assert luma == pytest.approx([64 + 876 * e for e in PQ_BANDS], abs=4)  # the code values, untouched
+
+
+def test_a_span_past_its_time_budget_stops_with_limit_exceeded_naming_the_setting(clip, tmp_path):
+    path = clip("silent")
+    spent = Budget(0.0, "VIDEO_SEGMENT_BUDGET_SECONDS", work="rendering")
+    with pytest.raises(LimitExceeded, match="VIDEO_SEGMENT_BUDGET_SECONDS") as e:
+        encode_segment(path, 0.0, 3.0, [r.as_dict() for r in choose_rungs(SMALL, *SIZE)], 1.0, tmp_path, Limits(), spent)
+    assert e.value.code == "time-budget"

@@ -15,14 +15,16 @@ every rung. AAC frames (1024 samples) lie on one grid over the whole file, count
 stream's first sample; a span owns the frames that START in [start_s, end_s), so adjacent spans'
 audio tiles the timeline exactly (no gap, no overlap, no repeated frame) and a span's audio starts
 at most one AAC frame (21.3 ms at 48 kHz) after its video. The encoder's priming (1024 samples of
-delay, shifted out of the PTS by FFmpeg) and the MDCT's overlap are covered by one frame of real
-audio before the span and one after (pre-roll/post-roll, encoded and dropped): the frames kept at a
-join were computed from the same signal on both sides, so the seam does not click.
+delay, shifted out of the PTS by FFmpeg) and the MDCT's overlap are covered by AUDIO_ROLL frames of
+real audio before the span and after it (pre-roll/post-roll, encoded and dropped): the frames kept at
+a join were computed from the same signal on both sides, so the seam does not click.
 """
 from __future__ import annotations
 
 import math
+import queue
 import struct
+import threading
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
@@ -31,19 +33,26 @@ import av
 import numpy as np
 
 from ..common.errors import CorruptMedia, UnsupportedMedia
-from ..common.video import SPAN_EPSILON, Limits, VideoFile
+from ..common.video import SPAN_EPSILON, Limits, VideoFile, _reason
 from . import hdr as colour
 from .presets import Ladder
 
 AAC_FRAME = 1024  # samples per AAC-LC frame
+# Frames of real audio encoded before and after a span and dropped. One is not enough: the encoder
+# sees the flush's silence coming and ends on a transition window that the next span's first frame
+# does not overlap-add with (measured: a 0.067 spike on a 0.1 tone at the join; with 2, 0.003, the
+# codec's own error elsewhere).
+AUDIO_ROLL = 2
 # Every timestamp written to MPEG-TS is the source's plus this constant: B-frames put the first DTS
 # before the first PTS, and MPEG-TS has no edit list to say so (a muxer would shift that one file and
 # break the timeline). 10 s, as Apple's segmenters start. The same for every span, so the timeline
 # stays continuous; HLS players start from the first PTS, and remux_mp4 takes it off again.
 TS_OFFSET_S = 10
-# x264 frame threads per rung. Four rungs run side by side, so 2 threads each keep two cores busy
-# without oversubscribing them (the bench's parallel-efficiency figure runs two spans at once).
-X264_THREADS = 2
+# x264 frame threads per rung. Each rung encodes on a thread of its own (PyAV lets go of the GIL while
+# x264 works), so the rungs already use the cores side by side; x264's own frame threads on top cost
+# bytes (measured +3.8 % at 2 threads on 1080p, same CRF) for no gain on two cores.
+X264_THREADS = 1
+RUNG_QUEUE_FRAMES = 4  # filtered frames waiting per rung: bounds memory while a slower rung catches up
 
 
 @dataclass(frozen=True)
@@ -92,8 +101,7 @@ def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
         out.append(Rung(r.name, w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
     if not out:
         r = ladder.rungs[-1]
-        w, h = _even(display_w) if display_w >= 2 else 2, _even(display_h) if display_h >= 2 else 2
-        w, h = min(w, max(2, display_w // 2 * 2)), min(h, max(2, display_h // 2 * 2))
+        w, h = max(2, display_w // 2 * 2), max(2, display_h // 2 * 2)  # rounded down: never upscaled
         out.append(Rung(f"{min(w, h)}p", w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps, **common))
     return out
 
@@ -162,8 +170,8 @@ def span_audio(path: str, start_s: float, end_s: float, rung: Rung, budget) -> l
         last = max(first, math.ceil((end_s - t0) / step - 1e-6))  # exclusive
         if last == first:
             return []
-        # Input: one frame of pre-roll, the span, one of post-roll (zeros past the audio's ends).
-        s_in, s_end = (first - 1) * AAC_FRAME, (last + 1) * AAC_FRAME
+        # Input: AUDIO_ROLL frames of pre-roll, the span, as many of post-roll (zeros past the audio's ends).
+        s_in, s_end = (first - AUDIO_ROLL) * AAC_FRAME, (last + AUDIO_ROLL) * AAC_FRAME
         pcm = np.zeros((channels, s_end - s_in), np.float32)
         resampler = av.AudioResampler(format="fltp", layout="stereo" if channels == 2 else "mono", rate=rate)
         seek_to = t0 + s_in / rate - 0.5
@@ -220,11 +228,6 @@ def span_audio(path: str, start_s: float, end_s: float, rung: Rung, budget) -> l
         collect(enc.encode(fr))
     collect(enc.encode(None))
     return out
-
-
-def _reason(exc: Exception) -> str:
-    text = getattr(exc, "strerror", None) or ""
-    return text.rstrip(".").lower() if text else "unreadable data"
 
 
 # --- video ---------------------------------------------------------------------------------------
@@ -374,23 +377,39 @@ def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: flo
                     audio_next[i] = _flush_audio(o, packets, audio_next[i], min(dts, _seg_end(starts, o.k, end_s)))
                 o.mux_video(p)
 
-        for f in _chain(first, frames):
-            k = len(starts)
-            boundary = k < len(bounds) and f.time >= bounds[k] - SPAN_EPSILON
-            if boundary:
-                starts.append(f.time)
-            src.push(f.frame)
-            for i, (o, sink) in enumerate(zip(outs, sinks, strict=True)):
-                out = sink.pull()
-                out.pts = round(f.time / tb)
-                out.time_base = tb
-                out.pict_type = av.video.frame.PictureType.I if boundary else av.video.frame.PictureType.NONE
-                route(o, i, _encode(o.enc, out))
-        for i, o in enumerate(outs):
-            route(o, i, _encode(o.enc, None))
-            if with_audio:
-                audio_next[i] = _flush_audio(o, packets, audio_next[i], end_s)
-            o.close_file()
+        workers = [_RungWorker(o, lambda pkts, o=o, i=i: route(o, i, pkts)) for i, o in enumerate(outs)]
+        try:
+            for f in _chain(first, frames):
+                k = len(starts)
+                boundary = k < len(bounds) and f.time >= bounds[k] - SPAN_EPSILON
+                if boundary:
+                    starts.append(f.time)  # before the frame is queued: the workers route by it
+                try:
+                    src.push(f.frame)
+                except (av.error.FFmpegError, ValueError):
+                    raise UnsupportedMedia(f"the video changes its picture format or size at {f.time:.3f} s, which the "
+                                           "ladder does not follow", code="unsupported-video") from None
+                for w, sink in zip(workers, sinks, strict=True):
+                    out = sink.pull()
+                    out.pts = round(f.time / tb)
+                    out.time_base = tb
+                    out.pict_type = av.video.frame.PictureType.I if boundary else av.video.frame.PictureType.NONE
+                    w.feed(out)
+            for w in workers:
+                w.feed(_RungWorker.END)
+            for w in workers:
+                w.finish()
+            for i, o in enumerate(outs):
+                if with_audio:
+                    audio_next[i] = _flush_audio(o, packets, audio_next[i], end_s)
+        finally:
+            for w in workers:
+                w.abort()
+            for o in outs:
+                o.close_file()
+        del graph
+    for o in outs:  # every forced IDR opened its segment: a mismatch is a bug of ours, not the file's
+        assert len(o.files) == len(starts), (o.rung.name, len(o.files), len(starts))
     result = {}
     for o in outs:
         segs = []
@@ -402,6 +421,57 @@ def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: flo
                                "codecs": f"{o.codecs},mp4a.40.2" if with_audio else o.codecs,
                                "frame_rate": round(float(rate), 3), "segments": segs}
     return {"rungs": result, "audio": with_audio, "hdr": plan.done}
+
+
+class _RungWorker:
+    """A rung's encoder on a thread of its own, fed filtered frames through a short queue."""
+    END = object()
+
+    def __init__(self, o: _RungOutput, route):
+        self.o, self.route = o, route
+        self.q: queue.Queue = queue.Queue(RUNG_QUEUE_FRAMES)
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"x264-{o.rung.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                frame = self.q.get()
+                if frame is _RungWorker.END or self.stop.is_set():
+                    if frame is _RungWorker.END:
+                        self.route(_encode(self.o.enc, None))
+                    return
+                self.route(_encode(self.o.enc, frame))
+        except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread, raised there
+            self.error = exc
+
+    def feed(self, item) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            if not self.thread.is_alive():
+                raise RuntimeError(f"the {self.o.rung.name} encoder stopped")
+            try:
+                self.q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        """Stop without flushing (an error or the budget elsewhere): the thread ends at its next frame."""
+        self.stop.set()
+        try:
+            self.q.put_nowait(_RungWorker.END)
+        except queue.Full:
+            pass
+        self.thread.join(timeout=30)
 
 
 def _seg_end(starts: list[float], k: int, end_s: float) -> float:

@@ -32,21 +32,23 @@ from .shots import CutDetector, Transition, Tuning, score_shots
 # clip of the set, "noref" saves nothing; so none is used.
 SKIP_LOOP_FILTER: dict[str, str] = {}
 
-# VIDEO_SEGMENT_OVERLAP_SECONDS: the farthest the detector looks from the first frame of a new shot
-# (see detector_reach_s) is a fade through black: the fade out (up to 2 x the longest dissolve
-# half-width, the detector's ring), half of a blank run shorter than a second, the fade in (up to 2 s),
-# ~2.5 s either side; a 2 s dissolve needs ~2 s. 3 s covers both with a margin, for ~20 % more decoding
-# on a 30 s segment.
+# VIDEO_SEGMENT_OVERLAP_SECONDS: the farthest the detector reads from the first frame of a new shot
+# (detector_reach_s) is a fade through black shorter than a second: 2.5 s either side (the fade out
+# walked back through the detector's ring of 2 x the longest dissolve half-width, half the blank run,
+# the fade in followed for up to 2 s); a 2 s dissolve needs ~2 s, a cut's window 12 frames. 3 s covers
+# them at any rate from 10 fps up, for ~20 % more decoding on a 30 s segment.
 DEFAULT_OVERLAP_S = 3.0
 
 
 def detector_reach_s(fps: float, tuning: Tuning = Tuning()) -> float:
-    """Seconds of video either side of a new shot's first frame that the detector reads to find and describe it."""
-    k = max(tuning.dissolve_seconds)
-    fade = 2 * k + 0.5 + 2.0 + 2 / fps  # ramp out (the ring) + half a short blank run + ramp in + the frames around
-    dissolve = 2 * k + 3 / fps  # the group of centres tested and their ends
-    cut = (tuning.window + 1 + tuning.min_shot_frames) / fps  # the window, and a stronger candidate nearby
-    return max(fade, dissolve, cut)
+    """Seconds either side of a new shot's first frame that the detector reads to find and describe it."""
+    d = CutDetector(64, 36, tuning, fps)  # its ring, longest dissolve half-width, card length at this rate
+    ring, k, card = len(d.ring_flat), d.kmax, d.flat_shot_frames
+    fade_back = card / 2 + (ring - 2) + 1  # half a short blank run, the ramp out, the frame before it
+    fade_ahead = card / 2 + tuning.ramp_in_seconds * fps + 1  # half the run, the ramp in, the frame after it
+    dissolve = 2 * k + 2  # the run of centres that pass the test, and each one's ends k frames away
+    cut = tuning.window + 1 + tuning.min_shot_frames  # the neighbourhood, and a stronger candidate close by
+    return max(fade_back, fade_ahead, dissolve, cut) / fps
 
 
 def ms(seconds: float) -> int:
@@ -55,6 +57,12 @@ def ms(seconds: float) -> int:
 
 def open_video(source, threads: int = 0) -> VideoFile:
     return VideoFile(source, threads=threads, skip_loop_filter=SKIP_LOOP_FILTER)
+
+
+def file_facts(video: VideoFile, suffix: str) -> dict:
+    """What `merge` needs besides the spans, read at planning time: the probe, the format, the display size."""
+    width, height = video.display_size()
+    return {**video.probe(), "format": suffix.lstrip("."), "width": width, "height": height}
 
 
 def analyze_span(path, start_s: float, end_s: float, overlap_s: float, limits: Limits, budget: Budget | None = None,
@@ -74,7 +82,7 @@ def span_of(video: VideoFile, start_s: float | None, end_s: float | None, overla
     times: list[float] = []
     detector = None
     first = own_end = None  # the span's own frames: [first, own_end) of the decoded ones
-    last_end = 0.0
+    last_end = span_end = 0.0
     for f in video.frames(limits, check=lambda n: budget.check(f"decoding frame {n}"), start_s=lo, end_s=hi):
         y, u, v = yuv_planes(f.frame)
         if detector is None:
@@ -123,10 +131,14 @@ def merge(facts: dict, spans: list[dict]) -> dict:
 
     `facts`: VideoFile.probe() plus `format` and the display `width`/`height`."""
     spans = sorted(spans, key=lambda s: s["first_s"])
+    for a, b in zip(spans, spans[1:], strict=False):
+        if a["end_s"] is None or a["end_s"] != b["start_s"]:  # a plumbing error, not the user's media
+            raise ValueError(f"span results do not tile the video: one ends at {a['end_s']} s, the next starts at "
+                             f"{b['start_s']} s")
     times = np.concatenate([_unpack(s["pts"], np.float64) for s in spans])
     diff, sharp, expo = (np.concatenate([_unpack(s[k], np.float32) for s in spans]) for k in ("diff", "sharp", "exposure"))
-    if len(times) == 0 or np.any(np.diff(times) <= 0):
-        raise ValueError("the spans overlap or are out of order")  # a plumbing error, not the user's media
+    if np.any(np.diff(times) <= 0):
+        raise ValueError("span results share frames: their spans overlap")
     pts = times.tolist()
     end = spans[-1]["frame_end_s"]
     start = pts[0]

@@ -45,6 +45,7 @@ class Tuning:
     card_bright: int = 208
     fade_min: float = 0.5  # contents on both sides of a blank run must differ this much
     ramp_step: float = 0.4  # a fade ramp moves at least this many levels per frame towards/away from the card
+    ramp_in_seconds: float = 2.0  # a fade in is followed this long at most
     min_shot_frames: int = 6
     dissolve_seconds: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # half-widths tested
     dissolve_content: float = 0.8  # the two ends must differ this much (normalised luma distance)
@@ -222,7 +223,7 @@ class CutDetector:
             else:
                 assert run.card is not None
                 d = self._card_dist(slot, run.card)
-                if d > run.in_dists[-1] + self.t.ramp_step and t - run.end < 2 * self.fps:
+                if d > run.in_dists[-1] + self.t.ramp_step and t - run.end < self.t.ramp_in_seconds * self.fps:
                     run.in_end = t
                     run.in_dists.append(d)
                 else:

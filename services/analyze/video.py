@@ -21,7 +21,6 @@ def analyze_video(source, suffix: str, max_seconds: float, max_frames: int, budg
     limits = Limits(max_seconds, max_frames, max_frame_pixels)
     with segmented.open_video(source, threads) as video:
         video.check_header(limits)
-        facts = video.probe()
-        width, height = video.display_size()
+        facts = segmented.file_facts(video, suffix)
         span = segmented.span_of(video, None, None, 0.0, limits, budget)
-    return segmented.merge({**facts, "format": suffix.lstrip("."), "width": width, "height": height}, [span])
+    return segmented.merge(facts, [span])

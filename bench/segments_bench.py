@@ -11,11 +11,14 @@ spans of SPAN_SECONDS by services.common.segments.plan.
    services.render.ladder.encode_segment over every span, sequentially, in one child process.
    Both pinned to one core, so the CPU and the wall time compare the work, not the threading.
    CPU = user + sys of the child (os.wait4); for ours also the CPU inside encode_segment only
-   (the service's media child is forked from a forkserver with the imports done). Bytes per rung;
+   (the service's media child is forked from a forkserver with the imports done), and ours over
+   the clip as one span (what the encoder harness costs apart from segmenting). Bytes per rung
+   (and per elementary stream, so encoder bits and MPEG-TS packaging are told apart);
    PSNR per rung: ffmpeg's psnr filter against the source scaled by ffmpeg to the rung's size with
    the scaler flags our encoder uses, ours minus ffmpeg's.
 2. Parallel efficiency: the same spans on two worker processes, one core each, at once:
-   sequential wall / (2 x parallel wall).
+   sequential wall / (2 x parallel wall), and the CPU ratio of the same work (robust to the other
+   processes of a shared machine; the model uses it).
 3. Fan-out overhead of a one-segment (8 s) video: what segmenting adds (plan from the packet
    index, the result JSON written and read, playlists) against its render (encode_segment).
 4. Time-to-ready of a 10-minute 1080p video on Cloud Run at 1, 10 and 50 instances, from the

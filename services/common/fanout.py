@@ -27,18 +27,17 @@ from flask import Flask, Response
 
 from . import faults
 from .bus import encode
+from .envelope import PushMessage
 from .errors import BadMessage
 from .logs import bind_fields, log
 from .runtime import Runtime
 from .stage import (
     FanOut,
     StageResult,
-    check_schema,
-    dead_letter,
     ensure_job_active,
     hand_on,
     publish_final_event,
-    read_push,
+    register_job_push,
     run_classified,
     running,
 )
@@ -87,23 +86,16 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
 
 def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge) -> None:
     sub = rt.topology.subscription_for_service(stage, SEGMENTS_PATH)
-    expected = rt.topology.schema_of_topic(sub.topic)
 
-    @app.post(sub.path, endpoint=f"segments_{stage}")
-    def push() -> Response:
-        msg = read_push(rt)
-        bind_fields(stage=stage, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt)
-        try:
-            check_schema(rt, msg, expected)
-            if msg.data["stage"] != stage:
-                raise BadMessage(f"a segment of {msg.data['stage']} sent to {stage}", code="wrong-stage")
-        except BadMessage as exc:
-            log(logger, logging.ERROR, f"{stage}: bad segment message dead-lettered: {exc.reason}")
-            job_id = msg.data.get("job_id")
-            dead_letter(rt, sub.dead_letter_topic, stage, msg, exc, job_id if isinstance(job_id, str) else "")
-            return Response(status=204)
+    def for_this_stage(msg: PushMessage) -> None:
+        if msg.data["stage"] != stage:
+            raise BadMessage(f"a segment of {msg.data['stage']} sent to {stage}", code="wrong-stage")
+
+    def run(msg: PushMessage) -> Response:
         bind_fields(segment=msg.data["index"])
         return run_classified(rt, sub, msg, lambda: _segment(rt, stage, work, merge, msg.data))
+
+    register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
 
 
 def _segment(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dict) -> None:

@@ -58,21 +58,29 @@ Handler = Callable[[Runtime, dict, dict], StageResult]  # (runtime, job, message
 
 def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -> None:
     sub = runtime.topology.subscription_for_service(stage)
+    register_job_push(app, runtime, sub, f"push_{stage}", lambda msg: _run(runtime, sub, handler, msg))
+
+
+def register_job_push(app: Flask, runtime: Runtime, sub: PushSubscription, endpoint: str,
+                      run: Callable[[PushMessage], Response], check: Callable[[PushMessage], None] | None = None) -> None:
+    """A push that works on a job (a stage's input, a segment): token, envelope, schema (and
+    `check`), then `run`. A message we cannot trust says nothing about its job: only the message
+    goes to the dead letters; the job is left to its real message (or the sweep's bound)."""
     expected_schema = runtime.topology.schema_of_topic(sub.topic)
 
-    @app.post(sub.path, endpoint=f"push_{stage}")
+    @app.post(sub.path, endpoint=endpoint)
     def push() -> Response:
         msg = read_push(runtime)
-        bind_fields(stage=stage, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt)
+        bind_fields(stage=sub.service, message_id=msg.message_id, delivery_attempt=msg.delivery_attempt)
         try:
             check_schema(runtime, msg, expected_schema)
+            if check is not None:
+                check(msg)
         except BadMessage as exc:
-            # A message we cannot trust says nothing about its job: only the message goes to the
-            # dead letters; the job is left to its real message (or the sweep's bound).
-            log(logger, logging.ERROR, f"{stage}: bad message dead-lettered: {exc.reason}")
-            dead_letter(runtime, sub.dead_letter_topic, stage, msg, exc, _job_id_of(msg))
+            log(logger, logging.ERROR, f"{sub.service}: bad message dead-lettered: {exc.reason}")
+            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, _job_id_of(msg))
             return Response(status=204)
-        return _run(runtime, sub, handler, msg)
+        return run(msg)
 
 
 PushHandler = Callable[[Runtime, PushSubscription, PushMessage], None]

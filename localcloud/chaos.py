@@ -23,6 +23,7 @@ from PIL import Image
 
 from services.client import auth_headers
 from services.common.jobstate import FINAL
+from services.ingest.public_job import stored_files
 
 from .processes import ProcessManager
 from .stack import SERVICES, StackConfig, restart_cloud, service_procs
@@ -125,12 +126,9 @@ def audit(docs: dict[str, dict], job_ids: list[str], events: TopicTap, drain_sec
 def outputs_of(gcs: storage.Client, doc: dict) -> list[dict]:
     """Every stored output of a job with the generation it recorded: renditions, the storyboard,
     and for a video the playlists, the MP4 and each HLS media segment (from the segment results)."""
-    refs = list(doc.get("renditions", []))
-    board = doc.get("storyboard") or {}
-    refs += [board[k] for k in ("sprite", "vtt") if k in board]
+    refs = stored_files(doc)
     video = doc.get("video")
-    if video:
-        refs += [video["hls"]["master"], video["mp4"], *(r["playlist"] for r in video["ladder"])]
+    if video:  # the HLS media segments are named in the segment results, not on the job
         bucket = video["mp4"]["uri"].removeprefix("gs://").partition("/")[0]
         for blob in gcs.bucket(bucket).list_blobs(prefix=f"work/{doc['job_id']}/render/segment-"):
             result = json.loads(blob.download_as_bytes())

@@ -74,7 +74,8 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
     if done is None:
         log(logger, logging.INFO, f"{stage}: not fanned out, the stage is no longer running")
         return
-    missing = [m for m in messages if m["index"] not in set(done)]
+    finished = set(done)
+    missing = [m for m in messages if m["index"] not in finished]
     if not missing:  # every result is in but the fan-in was lost (a crash, a restart): do it now
         _fan_in(rt, stage, job_id, len(messages), fan.merge)
         return

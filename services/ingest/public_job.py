@@ -88,8 +88,15 @@ def public_job(rt: Runtime, job: dict, with_urls: bool = True) -> dict:
     return out
 
 
-def _video_files(video: dict) -> list[dict]:
-    return [video["hls"]["master"], video["mp4"], *(r["playlist"] for r in video["ladder"])]
+def stored_files(job: dict) -> list[dict]:
+    """Every file the job document names (renditions, storyboard, the video's playlists and MP4)."""
+    refs = list(job.get("renditions") or [])
+    board = job.get("storyboard") or {}
+    refs += [board[k] for k in ("sprite", "vtt") if k in board]
+    video = job.get("video")
+    if video:
+        refs += [video["hls"]["master"], video["mp4"], *(r["playlist"] for r in video["ladder"])]
+    return refs
 
 
 def _public_video(rt: Runtime, video: dict) -> dict:
@@ -106,12 +113,7 @@ def _public_video(rt: Runtime, video: dict) -> dict:
 
 def find_rendition(rt: Runtime, job: dict, name: str) -> str:
     """A fresh URL of the job's rendition `name`, or a 404."""
-    refs = list(job.get("renditions") or [])
-    board = job.get("storyboard") or {}
-    refs += [board[k] for k in ("sprite", "vtt") if k in board]
-    if job.get("video"):
-        refs += _video_files(job["video"])
-    for ref in refs:
+    for ref in stored_files(job):
         if rendition_name(ref["uri"]) == name:
             return rendition_url(rt, ref)[0]
     raise HTTPProblem(404, "Rendition not found", f"job {job['job_id']} has no rendition named {name[:100]!r}")

@@ -10,6 +10,7 @@ it in its own push: no fan-out, no segment message.
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> Stag
     messages = segment_messages(msg, "render", spans, params)
     if len(messages) == 1:  # a short video: everything in this push
         limits = sandbox.stage_limits(rt, "render")
-        return merged(rt, opts, job, analysis, [render_segment(rt, opts, messages[0], limits)], limits)
+        with tempfile.TemporaryDirectory() as out_dir:  # kept until the MP4 is made: no download back
+            result = render_segment(rt, opts, messages[0], limits, out_dir)
+            return merged(rt, opts, job, analysis, [result], limits, out_dir)
     return StageResult(fan_out=FanOut(messages, {"spans": len(spans)}, make_merge(opts)))
 
 
@@ -100,11 +103,13 @@ def _span_work(_raw: bytes, path: str, seg: dict, opts: RenderOptions, out_dir: 
     return {"ladder": ladder, "pictures": pictures}
 
 
-def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits) -> dict:
-    """One span rendered in the bounded child and stored; returns its JSON-able result."""
+def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits, keep_in: str | None = None) -> dict:
+    """One span rendered in the bounded child and stored; returns its JSON-able result. With
+    `keep_in`, the media segments are written there and left for the caller (the inline fan-in)."""
     job_id, index, src = seg["job_id"], seg["index"], seg["source"]
     work = f"work/{job_id}/render/{index:04d}-"
-    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, tempfile.TemporaryDirectory() as out_dir:
+    folder = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
+    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, folder as out_dir:
         out = sandbox.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
                                  limits.budget("rendering"))
         ladder = out["ladder"]
@@ -138,8 +143,10 @@ def _adopt(rt: Runtime, ref: dict) -> dict:
     return {k: v for k, v in ref.items() if k != "final_name"} | stored
 
 
-def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results: list[dict], limits) -> StageResult:
-    """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3."""
+def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results: list[dict], limits,
+           local_dir: str | None = None) -> StageResult:
+    """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3.
+    `local_dir`: where the media segments still are (one segment, in this push), else from GCS."""
     job_id = job["job_id"]
     results = sorted(results, key=lambda r: r["index"])
     spans = [_largest_first(r["ladder"]) for r in results]
@@ -156,7 +163,7 @@ def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results:
                        "segments": len(segs), "playlist": playlist})
     master_ref = store_file(rt, prefix + "master.m3u8", master.encode(), PLAYLIST_TYPE)
     top = ladder[0]
-    mp4 = _mp4(rt, job_id, [s["uri"] for span in spans for s in span["rungs"][top["name"]]["segments"]], limits)
+    mp4 = _mp4(rt, job_id, [s for span in spans for s in span["rungs"][top["name"]]["segments"]], limits, local_dir)
     duration = round(sum(s["duration_s"] for span in spans for s in span["rungs"][top["name"]]["segments"]), 6)
     video = {
         "hls": {"master": master_ref, "segment_seconds": opts.hls_segment_seconds, "version": 3},
@@ -190,16 +197,19 @@ def _largest_first(ladder: dict) -> dict:
     return {**ladder, "rungs": {n: rungs[n] for n in order}}
 
 
-def _mp4(rt: Runtime, job_id: str, ts_uris: list[str], limits) -> dict:
+def _mp4(rt: Runtime, job_id: str, segments: list[dict], limits, local_dir: str | None) -> dict:
     """The top rung's segments remuxed into one progressive MP4, in the bounded child."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i, uri in enumerate(ts_uris):
-            bucket, _, name = uri.removeprefix("gs://").partition("/")
-            path = Path(tmp) / f"{i:05d}.ts"
-            with path.open("wb") as f:
-                rt.blobs.download_to(bucket, name, None, f)
-            paths.append(str(path))
+        if local_dir:
+            paths = [str(Path(local_dir) / s["file"]) for s in segments]
+        else:
+            paths = []
+            for i, s in enumerate(segments):
+                bucket, _, name = s["uri"].removeprefix("gs://").partition("/")
+                path = Path(tmp) / f"{i:05d}.ts"
+                with path.open("wb") as f:
+                    rt.blobs.download_to(bucket, name, None, f)
+                paths.append(str(path))
         out = Path(tmp) / MP4_NAME
         sandbox.media_work(rt, "render", job_id, limits, 0, _remux, b"", paths, str(out))
         ensure_job_active()

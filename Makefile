@@ -74,6 +74,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean: down
 	rm -rf $(VENV) $(CHECKOV_VENV) .local

@@ -83,7 +83,7 @@ def _image_worker(path: str) -> dict:
     from PIL import Image
 
     from services.analyze import image as img
-    from services.common.imaging import load_checked, open_image
+    from services.media.imaging import load_checked, open_image
 
     raw = Path(path).read_bytes()
     for _ in range(3):  # warm caches, load the cascade

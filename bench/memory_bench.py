@@ -132,9 +132,9 @@ def child_overhead(reps: int = 5) -> dict:
     """The same 12 MP render in-process and through sandbox.run: the difference is the child's cost."""
     sys.path.insert(0, str(ROOT))
     from bench.render_inputs import mosaic
-    from services.common import sandbox
-    from services.common.budget import Budget
     from services.common.config import Settings
+    from services.media import sandbox
+    from services.media.budget import Budget
     from services.render.presets import load
     from services.render.work import RenderOptions, render_media
 
@@ -144,7 +144,7 @@ def child_overhead(reps: int = 5) -> dict:
     opts = RenderOptions.build(Settings.from_env(), load())
     analysis = {"width": 4240, "height": 2832}
     sandbox.preload(["services.render.work"])
-    limits = sandbox.Limits(2**31, 600, time.monotonic() + 3600, "bench")
+    limits = sandbox.ChildLimits(2**31, 600, time.monotonic() + 3600, "bench")
     sandbox.run(len, b"warm", limits=limits)  # the forkserver starts once per process, not per job
     inproc, child, noop = [], [], []
     for _ in range(reps):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from services.common.orientation import orientation, upright_size
+from services.media.orientation import orientation, upright_size
 from services.render.formats import FORMATS, encode
 from services.render.image import encode_step, encode_threads, frames, plan, render_image
 from services.render.presets import load

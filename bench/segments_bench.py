@@ -3,14 +3,14 @@
 Input: a 1080p clip from bench/videoset.py's writer (24 fps, AAC, a keyframe every 2 s as a
 phone writes it, pans, zooms, cuts, a dissolve and a fade), SECONDS long (60 s by default, which
 keeps the bench to a few minutes on two cores; SEGMENTS_BENCH_SECONDS overrides it), planned into
-spans of SPAN_SECONDS by services.common.segments.plan.
+spans of SPAN_SECONDS by services.media.spans.plan.
 
 1. Transcoding, same ladder (rungs from presets.json, same x264 preset, CRF and caps per rung,
    IDRs at the same times, AAC once): (a) one ffmpeg process, the binary of the imageio-ffmpeg
    wheel, split + scale filters into four libx264 encoders, HLS/TS out; (b) our
-   services.render.ladder.encode_segment over every span, sequentially, in one child process.
+   services.render.ladder.encode_span over every span, sequentially, in one child process.
    Both pinned to one core, so the CPU and the wall time compare the work, not the threading.
-   CPU = user + sys of the child (os.wait4); for ours also the CPU inside encode_segment only
+   CPU = user + sys of the child (os.wait4); for ours also the CPU inside encode_span only
    (the service's media child is forked from a forkserver with the imports done), and ours over
    the clip as one span (what the encoder harness costs apart from segmenting). Bytes per rung
    (and per elementary stream, so encoder bits and MPEG-TS packaging are told apart);
@@ -20,7 +20,7 @@ spans of SPAN_SECONDS by services.common.segments.plan.
    sequential wall / (2 x parallel wall), and the CPU ratio of the same work (robust to the other
    processes of a shared machine; the model uses it).
 3. Fan-out overhead of a one-segment (8 s) video: what segmenting adds (plan from the packet
-   index, the result JSON written and read, playlists) against its render (encode_segment).
+   index, the result JSON written and read, playlists) against its render (encode_span).
 4. Time-to-ready of a 10-minute 1080p video on Cloud Run at 1, 10 and 50 instances, from the
    per-second costs measured here, a Pub/Sub push hop measured on the local emulator and stated
    production figures.
@@ -48,7 +48,7 @@ SHORT_SECONDS = 8
 GOP = 48  # frames: a keyframe every 2 s at 24 fps
 HLS_SEGMENT_S = 6.0  # Apple's recommended HLS target duration
 VIDEO_SEGMENT_S = 30.0  # VIDEO_SEGMENT_SECONDS' default (SEGMENTS.md): what the one-segment video and the model use
-SCALER = "bicubic"  # swscale's default: what encode_segment's scale filter uses, given to ffmpeg and the PSNR reference
+SCALER = "bicubic"  # swscale's default: what encode_span's scale filter uses, given to ffmpeg and the PSNR reference
 
 
 def clip_spec(seconds: int, name: str):
@@ -97,19 +97,19 @@ def _worker(spec: dict) -> dict:
     """Run `spec["task"]` over `spec["spans"]` one after another; CPU and wall of each, inside the call."""
     if spec.get("core") is not None:
         os.sched_setaffinity(0, {spec["core"]})
-    from services.common.budget import Budget
-    from services.common.video import Limits
+    from services.media.budget import Budget
+    from services.media.video import VideoLimits
 
     out: list[dict] = []
     t0 = time.time()
     if spec["task"] == "encode":
-        from services.render.ladder import Rung, encode_segment
+        from services.render.ladder import Rung, encode_span
 
         rungs = [Rung.from_dict(r) for r in spec["rungs"]]
         for i, a, b in spec["spans"]:
             c, w = _cpu_self(), time.perf_counter()
-            res = encode_segment(spec["path"], a, b, rungs, spec["hls_s"], str(Path(spec["out"]) / f"span-{i:03d}"),
-                                 Limits(), Budget.unlimited(), audio=True)
+            res = encode_span(spec["path"], a, b, rungs, spec["hls_s"], str(Path(spec["out"]) / f"span-{i:03d}"),
+                                 VideoLimits(), Budget.unlimited(), audio=True)
             out.append({"index": i, "start_s": a, "end_s": b, "cpu": _cpu_self() - c, "wall": time.perf_counter() - w,
                         "result": res})
     elif spec["task"] == "analyze":
@@ -117,7 +117,7 @@ def _worker(spec: dict) -> dict:
 
         for i, a, b in spec["spans"]:
             c, w = _cpu_self(), time.perf_counter()
-            res = analyze_span(spec["path"], a, b, spec["overlap_s"], Limits(), Budget.unlimited())
+            res = analyze_span(spec["path"], a, b, spec["overlap_s"], VideoLimits(), Budget.unlimited())
             out.append({"index": i, "start_s": a, "end_s": b, "cpu": _cpu_self() - c, "wall": time.perf_counter() - w,
                         "decoded_s": res["decoded_to_s"] - res["decoded_from_s"], "result": res})
     elif spec["task"] == "one-segment":
@@ -136,12 +136,12 @@ def _one_segment(spec: dict) -> dict:
     import tempfile
 
     from services.analyze import segmented
-    from services.common.budget import Budget
-    from services.common.segments import plan_file
-    from services.common.video import Limits, VideoFile
+    from services.media.budget import Budget
+    from services.media.spans import plan_file
+    from services.media.video import VideoFile, VideoLimits
     from services.render import hls, ladder
 
-    path, limits, budget = spec["path"], Limits(), Budget.unlimited()
+    path, limits, budget = spec["path"], VideoLimits(), Budget.unlimited()
     rungs = [ladder.Rung.from_dict(r) for r in spec["rungs"]]
     costs: dict[str, float] = {}
 
@@ -153,8 +153,8 @@ def _one_segment(spec: dict) -> dict:
     span, costs["analysis (analyze_span)"], _ = _timed(
         lambda: segmented.analyze_span(path, seg.start_s, seg.end_s, 0.0, limits, budget))
     with tempfile.TemporaryDirectory() as tmp:
-        rendered, costs["render (encode_segment)"], _ = _timed(
-            lambda: ladder.encode_segment(path, seg.start_s, seg.end_s, rungs, spec["hls_s"], tmp, limits, budget, audio=True))
+        rendered, costs["render (encode_span)"], _ = _timed(
+            lambda: ladder.encode_span(path, seg.start_s, seg.end_s, rungs, spec["hls_s"], tmp, limits, budget, audio=True))
 
         def roundtrip():
             for name, result in (("analyze", span), ("render", rendered)):
@@ -411,8 +411,8 @@ def main() -> None:
 
     from bench.analyze_bench import table
     from services.analyze.segmented import DEFAULT_OVERLAP_S
-    from services.common.segments import plan_file
-    from services.common.video import VideoFile
+    from services.media.spans import plan_file
+    from services.media.video import VideoFile
     from services.render import ladder as ladder_mod
     from services.render.presets import load
 
@@ -479,10 +479,10 @@ def main() -> None:
         hop = {"error": f"{type(exc).__name__}: {exc}"}
 
     ours_cpu, ours_wall = _total(seq, "cpu"), seq[0]["end"] - seq[0]["start"]
-    print("\nTranscoding the ladder, one core each: ours = encode_segment over every span in one child process; "
+    print("\nTranscoding the ladder, one core each: ours = encode_span over every span in one child process; "
           "ffmpeg = one process (imageio-ffmpeg's binary), split + scale -> 4 x libx264, AAC once, HLS")
     rows = [["ffmpeg, one process", f"{ff['cpu']:.1f}", f"{ff['wall']:.1f}", "1.00x", "-"],
-            ["ours, inside encode_segment", f"{ours_cpu:.1f}", f"{ours_wall:.1f}", f"{ours_cpu / ff['cpu']:.3f}x",
+            ["ours, inside encode_span", f"{ours_cpu:.1f}", f"{ours_wall:.1f}", f"{ours_cpu / ff['cpu']:.3f}x",
              f"{_total(seq, 'wall'):.1f}"],
             ["ours, whole child (imports too)", f"{seq[0]['child_cpu']:.1f}", "-",
              f"{seq[0]['child_cpu'] / ff['cpu']:.3f}x", "-"],
@@ -525,8 +525,8 @@ def main() -> None:
           f"other processes held the cores: see CPU / wall")
 
     costs = one["costs"]
-    render = costs["render (encode_segment)"]
-    work = ("render (encode_segment)", "analysis (analyze_span)", "MP4 remux of the top rung")
+    render = costs["render (encode_span)"]
+    work = ("render (encode_span)", "analysis (analyze_span)", "MP4 remux of the top rung")
     extra_keys = [k for k in costs if k not in work]
     extra = sum(costs[k] for k in extra_keys)
     print(f"\nA one-segment video ({one['seconds']:g} s, 1080p, all rungs), CPU s, one core: what segmenting adds "
@@ -576,7 +576,7 @@ def print_model(m: dict, hop: dict, table) -> None:
           + (f"median {hop['median_s'] * 1000:.0f} ms, p90 {hop['p90_s'] * 1000:.0f} ms ({hop['samples']} pushes)"
              if "median_s" in hop else f"not measured ({hop['error']})")
           + f". Stated, not measured: a hop {HOP_PROD_S * 1000:.0f} ms, cold start {COLD_PLATFORM_S:g} s + our "
-          f"process start and imports (measured: the child's CPU outside encode_segment) {m['import_s']:.1f} s, "
+          f"process start and imports (measured: the child's CPU outside encode_span) {m['import_s']:.1f} s, "
           f"GCS {GCS_DOWN_MBPS:g} MB/s down / {GCS_UP_MBPS:g} MB/s up per stream, "
           f"{FANIN_COMMIT_S * 1000:.0f} ms per fan-in commit, {SLOTS_PER_INSTANCE} segments per instance at once.")
     rows = []

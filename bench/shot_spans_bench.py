@@ -40,15 +40,15 @@ def main() -> None:
     from bench.videoset import write_clip
     from services.analyze.segmented import DEFAULT_OVERLAP_S, analyze_span, file_facts, merge
     from services.analyze.video import analyze_video
-    from services.common.segments import plan_file
-    from services.common.video import Limits, VideoFile
+    from services.media.spans import plan_file
+    from services.media.video import VideoFile, VideoLimits
 
     spec = clip()
     path = OUT / f"{spec.name}-v{VERSION}.mp4"
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
         write_clip(spec, path, SIZE, keyframes=set(range(0, spec.frames, GOP)))
-    limits = Limits(1e9, 10**9)
+    limits = VideoLimits(1e9, 10**9)
     cpu = time.process_time()
     whole = analyze_video(str(path), ".mp4", 1e9, 10**9)
     base = time.process_time() - cpu

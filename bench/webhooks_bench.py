@@ -19,8 +19,8 @@ import requests
 from localcloud import chaos
 from localcloud.stack import local_webhook_key, private_stack
 from localcloud.taps import TopicTap
-from services.common.status import JobStore
 from services.ingest.clients import client_id_of
+from services.pipeline.jobstore import JobStore
 from services.webhooks.endpoints import EndpointStore
 from services.webhooks.secretbox import SecretBox
 

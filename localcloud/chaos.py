@@ -22,8 +22,8 @@ from google.cloud import pubsub_v1, storage
 from PIL import Image
 
 from services.client import auth_headers
-from services.common.jobstate import FINAL
 from services.ingest.public_job import stored_files
+from services.pipeline.jobstate import FINAL
 
 from .processes import ProcessManager
 from .stack import SERVICES, StackConfig, restart_cloud, service_procs
@@ -147,7 +147,7 @@ def run_jobs(cfg: StackConfig, n: int, timeout: float, during=None, tick=None, s
             during(events, job_ids)
         wait_final(cfg.url("ingest"), job_ids, timeout, tick=tick)
         # The audit reads what operators see (the whole document), not the clients' view.
-        from services.common.status import JobStore
+        from services.pipeline.jobstore import JobStore
 
         store = JobStore(cfg.project)
         docs = {job_id: store.get(job_id) or {} for job_id in job_ids}
@@ -205,7 +205,7 @@ def _post(url: str, body: bytes, headers: dict) -> int:
 
 def set_push_endpoints(cfg: StackConfig, url_for) -> None:
     """Point every push subscription at url_for(service) + path (the emulator's live config)."""
-    from services.common.topology import load_topology
+    from services.pipeline.topology import load_topology
 
     subscriber = pubsub_v1.SubscriberClient()
     for sub in load_topology().push_subscriptions.values():
@@ -248,9 +248,9 @@ def extra_instance(cfg: StackConfig, service: str, env: dict, name: str | None =
 def seed_job(cfg: StackConfig, job_id: str | None = None, **fields) -> dict:
     """A stored original and its job document, made directly: nothing is published, so only
     what a test pushes moves it. Returns its media-ingested payload."""
-    from services.common.blobs import BlobStore
-    from services.common.status import JobStore
     from services.ingest.clients import client_id_of
+    from services.pipeline.blobs import BlobStore
+    from services.pipeline.jobstore import JobStore
 
     job_id = job_id or f"seed-{uuid.uuid4().hex[:12]}"
     raw = small_jpeg(hash(job_id) % 100_000)

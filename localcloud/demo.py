@@ -7,7 +7,7 @@ import time
 
 from services.client import IngestClient
 from services.common.config import Settings
-from services.common.jobstate import STAGES
+from services.pipeline.jobstate import STAGES
 from services.tables import text_table
 
 from .samples import write_samples

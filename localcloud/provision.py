@@ -10,7 +10,7 @@ from google.cloud import pubsub_v1, storage
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1.types import DeadLetterPolicy, ExpirationPolicy, PushConfig, RetryPolicy, Subscription
 
-from services.common.topology import PushSubscription, Topology
+from services.pipeline.topology import PushSubscription, Topology
 
 
 def _seconds(n: int) -> duration_pb2.Duration:

@@ -143,7 +143,7 @@ _STORED = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTAT
 def heic_bytes(upright: Image.Image, orientation: int = 1, quality: int = 90) -> bytes:
     """A HEIC as a phone writes it: pixels stored sideways/mirrored, the display transform in
     the container (pillow-heif turns the EXIF orientation into `irot`/`imir` boxes)."""
-    from services.common import heif
+    from services.media import heif
 
     heif.register()
     turn = _STORED[orientation]
@@ -157,7 +157,7 @@ def heic_bytes(upright: Image.Image, orientation: int = 1, quality: int = 90) ->
 
 def heic_burst(images: list[Image.Image], primary: int) -> bytes:
     """Several images in one HEIF file (a burst), `primary` the one to show."""
-    from services.common import heif
+    from services.media import heif
 
     heif.register()
     buf = io.BytesIO()

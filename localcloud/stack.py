@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 from services.common.config import REPO_ROOT
-from services.common.topology import load_topology
+from services.pipeline.topology import load_topology
 
 from .processes import Proc, ProcessManager
 from .provision import create_buckets, create_topology

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from .client import APIError, IngestClient, print_progress
-from .common.topology import load_topology
+from .pipeline.topology import load_topology
 from .tables import text_table
 
 
@@ -205,7 +205,7 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 def _runtime():
     from .common.config import get_settings
-    from .common.runtime import Runtime
+    from .pipeline.runtime import Runtime
 
     return Runtime.build(get_settings())
 

@@ -11,7 +11,7 @@ import requests
 
 from localcloud.stack import private_stack
 from localcloud.taps import TopicTap
-from services.common.jobstate import FINAL
+from services.pipeline.jobstate import FINAL
 
 # Small enough that a test can exceed it quickly; large enough for every sample.
 TEST_MAX_UPLOAD_BYTES = 6 * 1024 * 1024

@@ -13,16 +13,17 @@ import uuid
 from pathlib import Path
 
 from localcloud.chaos import envelope
-from services.common import jobstate
-from services.common.blobs import BlobStore, StoredObject
-from services.common.bus import Bus
 from services.common.config import Settings
 from services.common.errors import PermanentError
-from services.common.runtime import Runtime
-from services.common.stage import StageResult, register_stage
-from services.common.status import Conflict, JobStoreBase
-from services.common.topology import load_topology
-from services.common.web import create_service_app
+from services.pipeline import jobstate
+from services.pipeline.blobs import BlobStore, StoredObject
+from services.pipeline.bus import Bus
+from services.pipeline.handon import StageResult
+from services.pipeline.jobstore import Conflict, JobStoreBase
+from services.pipeline.push import register_stage
+from services.pipeline.runtime import Runtime
+from services.pipeline.topology import load_topology
+from services.pipeline.web import create_service_app
 
 
 class MemoryJobStore(JobStoreBase):

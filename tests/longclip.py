@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bench import videoset
 from bench.videoset import ClipSpec, ShotSpec, Transition
-from services.common.segments import plan, plan_file
-from services.common.video import VideoFile
+from services.media.spans import plan, plan_file
+from services.media.video import VideoFile
 
 SEGMENT_SECONDS = 40.0
 KEYFRAME_SECONDS = 2.0

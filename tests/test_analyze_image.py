@@ -15,7 +15,7 @@ from services.analyze.image import analyze_image
 from services.analyze.phash import hamming
 from services.common.config import REPO_ROOT
 from services.common.errors import LimitExceeded
-from services.common.schemas import validate
+from services.pipeline.schemas import validate
 
 MAX_PIXELS = 100_000_000
 

@@ -13,8 +13,8 @@ import pytest
 from bench.videoset import ClipSpec, ShotSpec, write_clip
 from services.analyze.segmented import DEFAULT_OVERLAP_S, analyze_span, detector_reach_s, file_facts, merge
 from services.analyze.video import analyze_video
-from services.common.segments import Segment, plan_file
-from services.common.video import Limits, VideoFile
+from services.media.spans import Span, plan_file
+from services.media.video import VideoFile, VideoLimits
 
 SIZE = (320, 180)
 EVERY = 6  # forced keyframe interval, frames
@@ -51,7 +51,7 @@ CLIPS = {
         ShotSpec("astronaut", 30, "zoom", 0.5), ShotSpec("chelsea", 31, flashes=[(20, 1)]), ShotSpec("camera", 29),
     ], SIZE),
 }
-LIMITS = Limits(600, 36000)
+LIMITS = VideoLimits(600, 36000)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def facts_of(path: str) -> dict:
         return file_facts(video, ".mp4")
 
 
-def spans_of(path: str, segments: list[Segment], overlap_s: float = DEFAULT_OVERLAP_S) -> list[dict]:
+def spans_of(path: str, segments: list[Span], overlap_s: float = DEFAULT_OVERLAP_S) -> list[dict]:
     # Through JSON, as the plumbing stores them.
     return [json.loads(json.dumps(analyze_span(path, s.start_s, s.end_s, overlap_s, LIMITS))) for s in segments]
 
@@ -85,10 +85,10 @@ def keyframes(path: str) -> tuple[list[float], float]:
         return video.keyframe_times()
 
 
-def split_at(path: str, *bounds: float) -> list[Segment]:
+def split_at(path: str, *bounds: float) -> list[Span]:
     keys, end = keyframes(path)
     edges = [keys[0], *bounds, end]
-    return [Segment(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False))]
+    return [Span(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False))]
 
 
 @functools.cache

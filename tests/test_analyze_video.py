@@ -9,13 +9,13 @@ import pytest
 
 from bench.videoset import ClipSpec, ShotSpec, frames
 from localcloud import samples
-from services.analyze.budget import Budget
 from services.analyze.image import analyze_image
 from services.analyze.video import analyze_video
 from services.common.config import REPO_ROOT, Settings
 from services.common.errors import CorruptMedia, LimitExceeded
-from services.common.schemas import validate
-from services.common.topology import load_topology
+from services.media.budget import Budget
+from services.pipeline.schemas import validate
+from services.pipeline.topology import load_topology
 
 SIZE = (320, 180)
 FPS = 24

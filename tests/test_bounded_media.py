@@ -13,10 +13,11 @@ import pytest
 from PIL import Image
 
 from localcloud import chaos
-from services.common import precheck, sandbox
-from services.common.admission import Admission
 from services.common.config import Settings
 from services.common.errors import CorruptMedia, LimitExceeded, TransientError
+from services.media import precheck, sandbox
+from services.media.admission import Admission
+from services.pipeline import media_work
 
 from . import bombs
 from .test_chain import _originals
@@ -89,10 +90,10 @@ def test_the_door_answers_413_naming_the_setting_and_makes_no_job(http, ingest_u
 
 # --- the bounded child, in-process -----------------------------------------------------------
 
-def _limits(memory=256 * 2**20, cpu=2, seconds=60.0) -> sandbox.Limits:
+def _limits(memory=256 * 2**20, cpu=2, seconds=60.0) -> sandbox.ChildLimits:
     # A deadline far above the CPU limit: on a loaded machine a CPU-bound child gets a share of
     # a core, and the memory and CPU cases must be stopped by their own limit, not the clock.
-    return sandbox.Limits(memory, cpu, time.monotonic() + seconds, f"the test's deadline of {seconds:g} s")
+    return sandbox.ChildLimits(memory, cpu, time.monotonic() + seconds, f"the test's deadline of {seconds:g} s")
 
 
 def _allocate(raw: bytes) -> int:
@@ -156,10 +157,10 @@ class _Crashes:
 def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
     jobs = _Crashes()
     with pytest.raises(sandbox.ChildCrashed) as first:
-        sandbox.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
     assert first.value.error_class == "transient" and "SIGSEGV" in first.value.reason
     with pytest.raises(CorruptMedia) as second:
-        sandbox.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
     assert "SIGSEGV" in second.value.reason and "MEDIA_CRASH_ATTEMPTS=2" in second.value.reason
 
 
@@ -255,8 +256,8 @@ def test_the_media_stages_answer_healthz_throughout(chain_jobs):
 
 def _seed(stack, raw: bytes, content_type: str) -> dict:
     """An original and its job document, nothing published: only what the test pushes moves it."""
-    from services.common.blobs import BlobStore
-    from services.common.status import JobStore
+    from services.pipeline.blobs import BlobStore
+    from services.pipeline.jobstore import JobStore
 
     job_id = f"seed-{uuid.uuid4().hex[:12]}"
     obj = BlobStore(stack.project).put_if_absent("mediarelay-originals", f"originals/{job_id}", raw, content_type)
@@ -267,7 +268,7 @@ def _seed(stack, raw: bytes, content_type: str) -> dict:
 
 
 def _job(stack, job_id: str) -> dict:
-    from services.common.status import JobStore
+    from services.pipeline.jobstore import JobStore
 
     return JobStore(stack.project).get(job_id)
 
@@ -310,7 +311,7 @@ def test_render_has_a_time_budget_checked_between_renditions():
 
     cat = load()
     raw = _encode(Image.new("RGB", (1600, 1200), (90, 120, 150)), "JPEG")
-    over = sandbox.Limits(2**30, 60, time.monotonic() - 1, "render's deadline of 165 s (test)").budget("rendering")
+    over = sandbox.ChildLimits(2**30, 60, time.monotonic() - 1, "render's deadline of 165 s (test)").budget("rendering")
     with pytest.raises(LimitExceeded) as err:
         render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, cat.encoders, 10**8, (255, 255, 255),
                      budget=over)
@@ -319,7 +320,7 @@ def test_render_has_a_time_budget_checked_between_renditions():
 
 @pytest.mark.parametrize("lossless", [False, True])
 def test_an_animated_webps_first_frame_read_alone_matches_the_animation_decoders(lossless):
-    from services.common.firstframe import first_webp_frame
+    from services.media.firstframe import first_webp_frame
 
     frames = [Image.new("RGBA", (90, 60), (0, 0, 0, 0)) for _ in range(3)]
     for i, f in enumerate(frames):

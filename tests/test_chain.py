@@ -10,8 +10,8 @@ from google.cloud import storage
 from PIL import Image
 
 from localcloud import samples
-from services.common.jobstate import STAGES
-from services.common.status import JobStore
+from services.pipeline.jobstate import STAGES
+from services.pipeline.jobstore import JobStore
 from services.render.image import render_image
 from services.render.presets import load as load_presets
 

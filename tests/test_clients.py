@@ -14,7 +14,7 @@ from google.cloud import storage
 from PIL import Image
 
 from localcloud import chaos, samples
-from services.common.status import JobStore
+from services.pipeline.jobstore import JobStore
 
 from .conftest import wait_for_status
 from .tokens import jwks_server, new_key, token

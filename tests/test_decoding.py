@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageFile, ImageOps
 
 from services.analyze.image import analyze_image
-from services.common.decoding import clean, decoding
 from services.common.errors import CorruptMedia, LimitExceeded, MediarelayError, UnsupportedMedia
-from services.common.mediatypes import sniff
-from services.common.orientation import orientation, orientation_value, upright_array, upright_image
+from services.media.decoding import clean, decoding
+from services.media.mediatypes import sniff
+from services.media.orientation import orientation, orientation_value, upright_array, upright_image
 from services.ops.dlq import DeadLetter
 from services.render.animated import is_animated, render_animated
 from services.render.image import render_image
@@ -140,7 +140,7 @@ def test_bigtiff_is_sniffed_as_tiff():
 
 
 def test_jpeg_truncation_states():
-    from services.common.imaging import jpeg_pixel_data
+    from services.media.imaging import jpeg_pixel_data
 
     assert jpeg_pixel_data(corpus.jpeg_600x400()) == "complete"
     assert jpeg_pixel_data(corpus.jpeg_600x400() + b"trailing bytes") == "complete"

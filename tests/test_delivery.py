@@ -15,7 +15,7 @@ import pytest
 
 from localcloud import chaos
 from localcloud.taps import TopicTap
-from services.common.status import JobStore
+from services.pipeline.jobstore import JobStore
 
 from .conftest import wait_for_status
 
@@ -117,8 +117,8 @@ def test_an_operator_cancels_a_running_render_and_it_writes_nothing_more(http, s
     from PIL import Image
 
     from services.common.config import get_settings
-    from services.common.runtime import Runtime
     from services.ops.jobs import cancel
+    from services.pipeline.runtime import Runtime
 
     # A big, smooth photo-like JPEG: small to upload, seconds to render. Made channel by
     # channel from broadcast ramps (a full int64 grid of 48 Mpx is gigabytes and seconds).

@@ -22,7 +22,7 @@ from localcloud import chaos, samples
 from localcloud.stack import private_stack
 from localcloud.taps import TopicTap
 from services.client import IngestClient, auth_headers
-from services.common.status import JobStore
+from services.pipeline.jobstore import JobStore
 
 from .conftest import TEST_RETRY_BACKOFF
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from localcloud import samples
-from services.common.mediatypes import HEIC, HEIF, sniff
+from services.media.mediatypes import HEIC, HEIF, sniff
 from services.render.image import render_image
 from services.render.presets import load as load_presets
 

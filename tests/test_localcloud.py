@@ -11,7 +11,7 @@ from google.cloud import pubsub_v1
 from localcloud.processes import Proc, ProcessManager
 from localcloud.provision import push_subscription
 from localcloud.taps import free_port
-from services.common.topology import load_topology
+from services.pipeline.topology import load_topology
 
 
 def test_emulator_topology_matches_the_topology_file(stack):

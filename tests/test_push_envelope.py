@@ -8,9 +8,9 @@ import json
 import pytest
 from werkzeug.datastructures import Headers
 
-from services.common.envelope import parse_push
 from services.common.errors import HTTPProblem
-from services.common.jobstate import STAGES
+from services.pipeline.envelope import parse_push
+from services.pipeline.jobstate import STAGES
 
 
 def b64(obj) -> str:
@@ -92,7 +92,7 @@ def test_schema_invalid_message_is_acknowledged_and_dead_lettered(pipeline):
 def test_unwrapped_push_is_processed_like_a_wrapped_one(http, stack):
     """no_wrapper subscriptions: the body is the message; the emulator even labels it a form."""
     from localcloud import chaos
-    from services.common.status import JobStore
+    from services.pipeline.jobstore import JobStore
 
     payload = chaos.seed_job(stack)
     resp = http.post(f"{stack.url('analyze')}/push", data=json.dumps(payload).encode(), timeout=30,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 from skimage.metrics import structural_similarity
 
-from services.common.orientation import upright_array as orient
+from services.media.orientation import upright_array as orient
 from services.render.colour import SRGB_PROFILE
 from services.render.image import plan, render_image
 from services.render.presets import Preset, load

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from bench.videoset import ClipSpec, ShotSpec, frames, write_clip
-from services.common.budget import Budget
 from services.common.errors import LimitExceeded
-from services.common.segments import plan_file
-from services.common.video import Limits, VideoFile
+from services.media.budget import Budget
+from services.media.spans import plan_file
+from services.media.video import VideoFile, VideoLimits
 from services.render.hls import media_playlist, playlists
-from services.render.ladder import TS_OFFSET_S, Rung, choose_rungs, encode_segment, remux_mp4
+from services.render.ladder import TS_OFFSET_S, Rung, choose_rungs, encode_span, remux_mp4
 from services.render.presets import DEFAULT_FILE, Ladder, LadderRung, PresetsError, load, parse
 
 SMALL = Ladder((LadderRung("360p", 360, 26, 1500, 3000), LadderRung("240p", 240, 28, 600, 1200),
@@ -115,8 +115,8 @@ def _source_times(path: Path) -> list[float]:
 def _encode_spans(path: Path, spans, out: Path, hls_s: float = 1.0, **kw) -> tuple[list[Rung], list[dict]]:
     with VideoFile(str(path)) as v:
         rungs = choose_rungs(SMALL, *v.display_size())
-    results = [encode_segment(path, s.start_s, s.end_s, [r.as_dict() for r in rungs], hls_s, out / f"span{s.index}",
-                              Limits(), Budget.unlimited(), **kw) for s in spans]
+    results = [encode_span(path, s.start_s, s.end_s, [r.as_dict() for r in rungs], hls_s, out / f"span{s.index}",
+                              VideoLimits(), Budget.unlimited(), **kw) for s in spans]
     return rungs, results
 
 
@@ -342,8 +342,8 @@ def _pq_clip(path: Path) -> None:
 def test_hdr_is_tone_mapped_to_sdr_bt709_or_passed_through_by_name(tmp_path, choice):
     path = tmp_path / "pq.mp4"
     _pq_clip(path)
-    res = encode_segment(path, 0.0, 2.0, [r.as_dict() for r in choose_rungs(SMALL, 240, 136)], 1.0, tmp_path / "out",
-                         Limits(), Budget.unlimited(), hdr=choice)
+    res = encode_span(path, 0.0, 2.0, [r.as_dict() for r in choose_rungs(SMALL, 240, 136)], 1.0, tmp_path / "out",
+                         VideoLimits(), Budget.unlimited(), hdr=choice)
     assert res["hdr"] == choice
     (rung,) = res["rungs"].values()
     with av.open(str(tmp_path / "out" / rung["segments"][0]["file"])) as c:
@@ -364,5 +364,5 @@ def test_a_span_past_its_time_budget_stops_with_limit_exceeded_naming_the_settin
     path = clip("silent")
     spent = Budget(0.0, "VIDEO_SEGMENT_BUDGET_SECONDS", work="rendering")
     with pytest.raises(LimitExceeded, match="VIDEO_SEGMENT_BUDGET_SECONDS") as e:
-        encode_segment(path, 0.0, 3.0, [r.as_dict() for r in choose_rungs(SMALL, *SIZE)], 1.0, tmp_path, Limits(), spent)
+        encode_span(path, 0.0, 3.0, [r.as_dict() for r in choose_rungs(SMALL, *SIZE)], 1.0, tmp_path, VideoLimits(), spent)
     assert e.value.code == "time-budget"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from localcloud import samples
-from services.common.video import VideoFile, display_rgb
+from services.media.video import VideoFile, display_rgb
 from services.render.animated import is_animated, render_animated
 from services.render.presets import load
 from services.render.video import plan_storyboard, render_video

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from localcloud import samples
-from services.common.blobs import StoredObject
 from services.common.config import REPO_ROOT, Settings, parse_rgb
-from services.common.schemas import validate
-from services.common.topology import load_topology
+from services.pipeline.blobs import StoredObject
+from services.pipeline.schemas import validate
+from services.pipeline.topology import load_topology
 from services.render import formats
 from services.render.app import load_catalogue, make_handler
 from services.render.formats import CACHE_CONTROL, FormatUnavailable, check_writable

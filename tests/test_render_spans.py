@@ -14,8 +14,8 @@ import pytest
 
 from bench.videoset import ClipSpec, ShotSpec, write_clip
 from services.analyze.video import analyze_video
-from services.common.segments import Segment, plan_file
-from services.common.video import VideoFile
+from services.media.spans import Span, plan_file
+from services.media.video import VideoFile
 from services.render.presets import load
 from services.render.video import (
     Moment,
@@ -45,7 +45,7 @@ def whole(path: str, analysis: dict):
                         BOARD["interval_s"], BOARD["max_tiles"], MAX_STILLS, QUALITY)
 
 
-def by_segments(path: str, analysis: dict, segments: list[Segment]):
+def by_segments(path: str, analysis: dict, segments: list[Span]):
     """What the render fan-out does: moments assigned at fan-out, one bounded child per segment, fan-in."""
     cat = load()
     board = storyboard_for(analysis, **BOARD)
@@ -58,7 +58,7 @@ def by_segments(path: str, analysis: dict, segments: list[Segment]):
     return collect_renditions(results), compose_storyboard(board, [r["tiles"] for r in results], QUALITY), results
 
 
-def segments_of(path: str, target_s: float) -> list[Segment]:
+def segments_of(path: str, target_s: float) -> list[Span]:
     with VideoFile(path) as v:
         return plan_file(v, target_s, 100)
 
@@ -134,7 +134,7 @@ def test_rotated_vfr_clip_with_moments_on_and_next_to_boundaries(tmp_path):
 
 
 def test_moments_go_to_the_segment_whose_frames_are_shown_then():
-    segs = [Segment(0, 0.0, 1.0), Segment(1, 1.0, 2.5), Segment(2, 2.5, 4.0)]
+    segs = [Span(0, 0.0, 1.0), Span(1, 1.0, 2.5), Span(2, 2.5, 4.0)]
     ms = [Moment(-40, "candidate", 0), Moment(999, "still", 0), Moment(999.6, "tile", 1), Moment(1000, "still", 1),
           Moment(2499, "tile", 2), Moment(2500, "tile", 3), Moment(9000, "still", 2)]
     assert [[(m.what, m.i) for m in part] for part in assign(ms, segs)] == [

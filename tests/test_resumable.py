@@ -20,7 +20,7 @@ from google.cloud import storage
 
 from localcloud import samples
 from services.client import IngestClient
-from services.common.status import JobStore
+from services.pipeline.jobstore import JobStore
 
 CHUNK = 256 * 1024
 

@@ -30,7 +30,7 @@ def clip():
 @pytest.fixture(scope="module")
 def done(stack, http, clip, events):
     """The long clip through the chain: (public job, internal job, event)."""
-    from services.common.status import JobStore
+    from services.pipeline.jobstore import JobStore
 
     client = IngestClient(stack.url("ingest"), api_key=stack.api_key)
     job_id = client.submit(clip.path, signed=True)["job_id"]  # 11 MB: over the test stack's MAX_UPLOAD_BYTES

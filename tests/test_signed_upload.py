@@ -10,7 +10,7 @@ import pytest
 from google.cloud import storage
 
 from localcloud import samples
-from services.common.status import JobStore
+from services.pipeline.jobstore import JobStore
 
 
 def _wait_final(http, status_url, timeout=60.0) -> dict:

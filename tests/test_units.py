@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 from localcloud import samples
-from services.common import logs, mediatypes
+from services.common import logs
 from services.common.config import Settings
 from services.common.errors import BadMessage
-from services.common.jobstate import forward
-from services.common.schemas import validate
+from services.media import mediatypes
+from services.pipeline.jobstate import forward
+from services.pipeline.schemas import validate
 
 
 def _encoded(fmt: str, **kw) -> bytes:

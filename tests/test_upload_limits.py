@@ -15,10 +15,10 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from localcloud import chaos, samples
 from services.client import auth_headers
-from services.common.blobs import BlobStore
-from services.common.status import JobStore
 from services.ingest.clients import client_id_of
 from services.ingest.jobs import JOB_KEYS, claim_job_id
+from services.pipeline.blobs import BlobStore
+from services.pipeline.jobstore import JobStore
 
 from .conftest import TEST_MAX_UPLOAD_BYTES
 
@@ -191,7 +191,7 @@ def test_an_old_original_under_a_returning_job_id_is_never_analysed_as_the_new_u
     """The job document has expired (TTL) while its original and its key record remain; the
     same client uploads under the same Idempotency-Key: the new bytes are stored and used."""
     from services.common.config import Settings
-    from services.common.runtime import Runtime
+    from services.pipeline.runtime import Runtime
 
     rt = Runtime.build(Settings.from_env())
     client_id = client_id_of(stack.api_key)

@@ -16,8 +16,8 @@ from bench.videoset import ClipSpec, ShotSpec, frames, write_clip
 from services.analyze.video import analyze_video
 from services.common.config import REPO_ROOT
 from services.common.errors import CorruptMedia, LimitExceeded
-from services.common.schemas import validate
-from services.common.video import Limits
+from services.media.video import VideoLimits
+from services.pipeline.schemas import validate
 from services.render.presets import load
 from services.render.video import render_video
 
@@ -141,9 +141,9 @@ def test_render_enforces_the_video_limits_while_decoding(tmp_path):
     analysis = {"format": "mp4", "width": 320, "height": 180}
     args = (raw, ".mp4", analysis, cat.poster, cat.still, cat.encoders, 160, 10, 1.0, 100, 50, 75)
     with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAMES=10"):
-        render_video(*args, Limits(max_frames=10))
+        render_video(*args, VideoLimits(max_frames=10))
     with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAME_PIXELS=1000"):
-        render_video(*args, Limits(max_frame_pixels=1000))
+        render_video(*args, VideoLimits(max_frame_pixels=1000))
 
 
 def test_a_cut_off_video_is_corrupt_media_with_a_reason_for_a_person(tmp_path):
@@ -163,8 +163,8 @@ def test_a_video_over_a_limit_is_refused_from_its_header_naming_the_setting():
     import av
     import numpy as np
 
-    from services.common import precheck
     from services.common.config import Settings
+    from services.media import precheck
 
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from localcloud import chaos
 from localcloud.stack import local_webhook_key
 from localcloud.taps import TopicTap
-from services.common.status import JobStore
+from services.pipeline.jobstore import JobStore
 from services.webhooks.endpoints import EndpointStore
 from services.webhooks.secretbox import SecretBox
 

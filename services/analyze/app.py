@@ -1,20 +1,21 @@
 """analyze: reads the original, describes it, publishes media-analyzed.
 
-The media work (decode, analysis) runs in a bounded child (services/common/sandbox.py):
-the file's headers are checked first (services/common/precheck.py; the door's check, again,
+The media work (decode, analysis) runs in a bounded child (services/media/sandbox.py):
+the file's headers are checked first (services/media/precheck.py; the door's check, again,
 for signed-URL uploads), and their declared memory need is admitted on this instance.
 """
 from __future__ import annotations
 
 from flask import Flask
 
-from ..common import precheck, sandbox
 from ..common.config import Settings
-from ..common.fanout import register_segments
-from ..common.runtime import Runtime
-from ..common.stage import StageResult, register_stage
-from ..common.web import create_service_app
-from .budget import Budget
+from ..media import precheck, sandbox
+from ..media.budget import Budget
+from ..pipeline import media_work
+from ..pipeline.handon import StageResult
+from ..pipeline.push import register_segments, register_stage
+from ..pipeline.runtime import Runtime
+from ..pipeline.web import create_service_app
 from .image import analyze_image
 from .video_stage import analyze_segment, handle_video, merge_segments
 
@@ -24,12 +25,12 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
         return handle_video(rt, job, msg)
     s = rt.settings
     # Start before the download: the whole job must finish well inside the push ack deadline.
-    limits = sandbox.stage_limits(rt, "analyze")
+    limits = media_work.stage_limits(rt, "analyze")
     budget = Budget(s.stage_time_budget_seconds).sooner(limits.budget("analysis"))
     src = msg["source"]
     raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
     facts = precheck.check(raw, "image", s)
-    analysis = sandbox.media_work(rt, "analyze", msg["job_id"], limits, facts.need_bytes,
+    analysis = media_work.media_work(rt, "analyze", msg["job_id"], limits, facts.need_bytes,
                                   analyze_image, raw, s.max_image_pixels, budget)
     payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": src, "analysis": analysis}
     return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})

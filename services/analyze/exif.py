@@ -5,7 +5,7 @@ import re
 
 from PIL import Image
 
-from ..common.orientation import ORIENTATION_TAG, exif_of, orientation_value
+from ..media.orientation import ORIENTATION_TAG, exif_of, orientation_value
 
 MAKE = 0x010F
 MODEL = 0x0110

@@ -10,14 +10,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..common import heif
-from ..common.decoding import decoding
-from ..common.firstframe import first_webp_frame
-from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, is_truncated, load_checked, open_image
-from ..common.orientation import upright_image, upright_size
-from ..common.precheck import facts_of
+from ..media import heif
+from ..media.budget import Budget
+from ..media.decoding import decoding
+from ..media.firstframe import first_webp_frame
+from ..media.imaging import ANIMATED_FORMATS, describe, frame_count, frames, is_truncated, load_checked, open_image
+from ..media.orientation import upright_image, upright_size
+from ..media.precheck import facts_of
 from .attention import attention_box
-from .budget import Budget
 from .exif import exif_subset
 from .faces import detect_faces
 from .palette import dominant_colors

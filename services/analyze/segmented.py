@@ -23,8 +23,8 @@ import copy
 import numpy as np
 
 from ..common.errors import CorruptMedia
-from ..common.video import SPAN_EPSILON, VFR_TOLERANCE, Limits, VideoFile, yuv_planes
-from .budget import Budget
+from ..media.budget import Budget
+from ..media.video import SPAN_EPSILON, VFR_TOLERANCE, VideoFile, VideoLimits, yuv_planes
 from .shots import CutDetector, Transition, Tuning, score_shots
 
 # FFmpeg's skip_loop_filter per codec, used only where the bench (bench/analyze_bench.py) finds the same
@@ -65,7 +65,7 @@ def file_facts(video: VideoFile, suffix: str) -> dict:
     return {**video.probe(), "format": suffix.lstrip("."), "width": width, "height": height}
 
 
-def analyze_span(path, start_s: float, end_s: float, overlap_s: float, limits: Limits, budget: Budget | None = None,
+def analyze_span(path, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits, budget: Budget | None = None,
                  threads: int = 0) -> dict:
     """The span's transitions and per-frame shot ingredients (JSON-able), for `merge`."""
     with open_video(path, threads) as video:
@@ -73,7 +73,7 @@ def analyze_span(path, start_s: float, end_s: float, overlap_s: float, limits: L
         return span_of(video, start_s, end_s, overlap_s, limits, budget or Budget.unlimited())
 
 
-def span_of(video: VideoFile, start_s: float | None, end_s: float | None, overlap_s: float, limits: Limits,
+def span_of(video: VideoFile, start_s: float | None, end_s: float | None, overlap_s: float, limits: VideoLimits,
             budget: Budget) -> dict:
     """`analyze_span` on an open file; None for start_s/end_s: from the start / to the end of the file."""
     fps = video.probe()["video"]["frame_rate"] or 25.0

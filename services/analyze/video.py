@@ -7,9 +7,9 @@ The whole file is one span of segmented.py (a long video is analysed span by spa
 """
 from __future__ import annotations
 
-from ..common.video import Limits
+from ..media.budget import Budget
+from ..media.video import VideoLimits
 from . import segmented
-from .budget import Budget
 
 DEFAULT_MAX_FRAME_PIXELS = 7680 * 4320
 
@@ -18,7 +18,7 @@ def analyze_video(source, suffix: str, max_seconds: float, max_frames: int, budg
                   max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS, threads: int = 0) -> dict:
     """`source`: a path, the file's bytes, or a binary file object."""
     budget = budget or Budget.unlimited()
-    limits = Limits(max_seconds, max_frames, max_frame_pixels)
+    limits = VideoLimits(max_seconds, max_frames, max_frame_pixels)
     with segmented.open_video(source, threads) as video:
         video.check_header(limits)
         facts = segmented.file_facts(video, suffix)

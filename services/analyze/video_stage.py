@@ -9,23 +9,22 @@ analysis in order (services/analyze/segmented.py). The plan travels on in
 """
 from __future__ import annotations
 
-from ..common import sandbox
-from ..common.fanout import segment_messages
-from ..common.mediatypes import suffix_for
-from ..common.messages import ingested_message
-from ..common.runtime import Runtime
-from ..common.segments import plan_file
-from ..common.stage import FanOut, StageResult
-from ..common.video import Limits, VideoFile, downloaded
-from .budget import Budget
+from ..media.budget import Budget
+from ..media.mediatypes import suffix_for
+from ..media.spans import plan_file
+from ..media.video import VideoFile, VideoLimits, downloaded
+from ..pipeline import media_work
+from ..pipeline.handon import FanOut, StageResult, segment_messages
+from ..pipeline.messages import ingested_message
+from ..pipeline.runtime import Runtime
 from .segmented import analyze_span, merge
 
 
-def _limits(s) -> Limits:
-    return Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels)
+def _limits(s) -> VideoLimits:
+    return VideoLimits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels)
 
 
-def plan_video(_raw: bytes, path: str, suffix: str, limits: Limits, target_s: float, max_segments: int,
+def plan_video(_raw: bytes, path: str, suffix: str, limits: VideoLimits, target_s: float, max_segments: int,
                overlap_s: float, budget: Budget) -> dict:
     """In the child: header limits, the container's facts and the segment plan; a one-segment
     video is analysed right here too (one download, one child, no fan-out)."""
@@ -42,7 +41,7 @@ def plan_video(_raw: bytes, path: str, suffix: str, limits: Limits, target_s: fl
     return plan
 
 
-def _span(_raw: bytes, path: str, start_s: float, end_s: float, overlap_s: float, limits: Limits, budget: Budget) -> dict:
+def _span(_raw: bytes, path: str, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits, budget: Budget) -> dict:
     return analyze_span(path, start_s, end_s, overlap_s, limits, budget)
 
 
@@ -51,11 +50,11 @@ def handle_video(rt: Runtime, job: dict, msg: dict) -> StageResult:
     src = msg["source"]
     plan = (job["stages"]["analyze"].get("segments") or {}).get("plan")  # a re-driven fan-out reuses its plan
     if plan is None:
-        limits = sandbox.stage_limits(rt, "analyze")
+        limits = media_work.stage_limits(rt, "analyze")
         budget = Budget(s.stage_time_budget_seconds).sooner(limits.budget("analysis"))
         suffix = suffix_for(src["content_type"])
         with downloaded(rt.blobs, src, suffix) as path:
-            plan = sandbox.media_work(rt, "analyze", msg["job_id"], limits, 0, plan_video, b"", path, suffix, _limits(s),
+            plan = media_work.media_work(rt, "analyze", msg["job_id"], limits, 0, plan_video, b"", path, suffix, _limits(s),
                                       s.video_segment_seconds, s.video_max_segments, s.video_segment_overlap_seconds,
                                       budget)
         if "result" in plan:
@@ -69,11 +68,11 @@ def analyze_segment(rt: Runtime, job: dict, seg: dict) -> dict:
     """One span's analysis, in the bounded child, within the segment's budget."""
     s = rt.settings
     src = seg["source"]
-    limits = sandbox.segment_limits(rt, "analyze")
+    limits = media_work.segment_limits(rt, "analyze")
     budget = Budget(s.video_segment_time_budget_seconds, "VIDEO_SEGMENT_TIME_BUDGET_SECONDS").sooner(
         limits.budget("analysis"))
     with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path:
-        return sandbox.media_work(rt, "analyze", seg["job_id"], limits, 0, _span, b"", path, seg["start_s"], seg["end_s"],
+        return media_work.media_work(rt, "analyze", seg["job_id"], limits, 0, _span, b"", path, seg["start_s"], seg["end_s"],
                                   seg["params"]["overlap_s"], _limits(s), budget)
 
 

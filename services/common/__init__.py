@@ -1,1 +1,2 @@
-"""Plumbing every service shares: settings, envelope, auth, messages, bus, stores, logging."""
+"""The small base the media code and the pipeline both stand on: settings, error classes,
+logs, fault injection, gunicorn's settings."""

@@ -82,7 +82,7 @@ class Settings:
     storyboard_interval_seconds: float
     storyboard_max_tiles: int
     video_max_stills: int
-    # Long videos in segments (services/common/segments.py, fanout.py)
+    # Long videos in segments (services/media/spans.py, services/pipeline/handon.py)
     video_segment_seconds: float  # a video longer than this is split at keyframes into segments of about this length
     video_max_segments: int  # segments per job, at most
     video_segment_overlap_seconds: float  # analysis decodes this much beyond each side of its span (cuts on boundaries)

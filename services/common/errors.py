@@ -1,11 +1,9 @@
-"""Error classes every stage understands, and their HTTP problem form (RFC 9457).
+"""Error classes every stage understands (their HTTP problem form is services/pipeline/web.py).
 
 Transient: the same message may succeed later -> answer non-2xx, Pub/Sub redelivers.
 Permanent: it never will -> record on the job, dead-letter, publish `failed`, acknowledge.
 """
 from __future__ import annotations
-
-from flask import Response, json
 
 
 class MediarelayError(Exception):
@@ -43,6 +41,14 @@ class LimitExceeded(PermanentError):
     error_class = "limit-exceeded"
 
 
+class OverLimit(LimitExceeded):
+    """A LimitExceeded that knows the setting's name (for problem+json and the failure reason)."""
+
+    def __init__(self, reason: str, setting: str, code: str):
+        super().__init__(reason, code=code)
+        self.setting = setting
+
+
 class Cancelled(PermanentError):
     """The job ended (an operator cancelled it) while a stage worked on it."""
 
@@ -59,11 +65,3 @@ class HTTPProblem(Exception):
         self.detail = detail
         self.headers = headers or {}  # e.g. WWW-Authenticate, Retry-After
         self.extra = extra
-
-
-def problem_response(status: int, title: str, detail: str = "", **extra) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
-    return Response(json.dumps(body), status=status, mimetype="application/problem+json")

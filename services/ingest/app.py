@@ -18,10 +18,10 @@ from flask import Flask, Response, g, jsonify, redirect, request
 from ..common.config import Settings
 from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields
-from ..common.mediatypes import ALLOWED
-from ..common.runtime import Runtime
-from ..common.stage import register_push
-from ..common.web import create_service_app
+from ..media.mediatypes import ALLOWED
+from ..pipeline.push import register_push
+from ..pipeline.runtime import Runtime
+from ..pipeline.web import create_service_app
 from ..webhooks.api import register_webhook_routes
 from . import quotas
 from .body import UploadSlots, read_body, split_upload

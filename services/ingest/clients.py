@@ -18,11 +18,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..common.auth import TokenVerifier, bearer_token, unauthorized
 from ..common.config import Settings
-from ..common.docstore import FirestoreCollection
-from ..common.retrying import retried
-from ..common.status import utcnow
+from ..pipeline.auth import TokenVerifier, bearer_token, unauthorized
+from ..pipeline.docstore import FirestoreCollection
+from ..pipeline.jobstore import utcnow
+from ..pipeline.retrying import retried
 
 KEY_PREFIX = "mr_"
 COLLECTION = "clients"

@@ -1,7 +1,7 @@
 """The big-upload path's second half: GCS reports `incoming/<job_id>` finalized (its
 object-finalize notification, pushed to ingest); the object becomes the job's original.
 
-Registered on the shared push plumbing (services/common/stage.py register_push): token,
+Registered on the shared push plumbing (services/pipeline/push.py register_push): token,
 envelope and schema as for the stages; a refused upload fails its job with its one event and
 the notification is dead-lettered with the reason, like any stage's permanent failure.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import re
 
-from ..common.envelope import PushMessage
 from ..common.errors import LimitExceeded, PermanentError, UnsupportedMedia
-from ..common.jobstate import failure_fields
 from ..common.logs import bind_fields, log
-from ..common.mediatypes import ALLOWED, sniff
-from ..common.runtime import Runtime
-from ..common.stage import publish_final_event
-from ..common.topology import PushSubscription
+from ..media.mediatypes import ALLOWED, sniff
+from ..pipeline.envelope import PushMessage
+from ..pipeline.handon import publish_final_event
+from ..pipeline.jobstate import failure_fields
+from ..pipeline.runtime import Runtime
+from ..pipeline.topology import PushSubscription
 from .jobs import ORIGINALS_PREFIX, open_job, publish_ingested, source_of
 
 logger = logging.getLogger("mediarelay.ingest")

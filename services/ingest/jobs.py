@@ -7,12 +7,12 @@ import os
 
 from google.api_core import exceptions as gexc
 
-from ..common.blobs import StoredObject
-from ..common.mediatypes import MediaType
-from ..common.messages import ingested_message
-from ..common.retrying import retried
-from ..common.runtime import Runtime
-from ..common.status import firestore_of, utcnow
+from ..media.mediatypes import MediaType
+from ..pipeline.blobs import StoredObject
+from ..pipeline.jobstore import firestore_of, utcnow
+from ..pipeline.messages import ingested_message
+from ..pipeline.retrying import retried
+from ..pipeline.runtime import Runtime
 
 ORIGINALS_PREFIX = "originals/"
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from ..common.errors import HTTPProblem
-from ..common.jobstate import DEAD_LETTERED, STATUS_RANK
-from ..common.retrying import retried
-from ..common.runtime import Runtime
-from ..common.status import JobStore, firestore_of
+from ..pipeline.jobstate import DEAD_LETTERED, STATUS_RANK
+from ..pipeline.jobstore import JobStore, firestore_of
+from ..pipeline.retrying import retried
+from ..pipeline.runtime import Runtime
 from .public_job import public_job
 
 STATUSES = (*STATUS_RANK, DEAD_LETTERED)

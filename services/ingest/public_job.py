@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 
 from ..common.errors import HTTPProblem
-from ..common.jobstate import STAGES
-from ..common.runtime import Runtime
-from ..common.status import to_json
+from ..pipeline.jobstate import STAGES
+from ..pipeline.jobstore import to_json
+from ..pipeline.runtime import Runtime
 
 SCHEMA = "job.v1"
 HIDDEN_RENDITION_FIELDS = ("uri", "generation", "bucket", "name")

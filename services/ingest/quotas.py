@@ -11,12 +11,12 @@ import datetime as dt
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from ..common.counters import ShardedCounters
 from ..common.errors import HTTPProblem
-from ..common.jobstate import ACTIVE, DEAD_LETTERED
-from ..common.retrying import retried
-from ..common.runtime import Runtime
-from ..common.status import JobStore, firestore_of, utcnow
+from ..pipeline.counters import ShardedCounters
+from ..pipeline.jobstate import ACTIVE, DEAD_LETTERED
+from ..pipeline.jobstore import JobStore, firestore_of, utcnow
+from ..pipeline.retrying import retried
+from ..pipeline.runtime import Runtime
 from .clients import Client
 
 USAGE = "usage"

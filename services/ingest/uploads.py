@@ -5,12 +5,12 @@ import datetime as dt
 import hashlib
 import logging
 
-from ..common import precheck
-from ..common.errors import HTTPProblem
+from ..common.errors import HTTPProblem, OverLimit
 from ..common.logs import bind_fields, log
-from ..common.mediatypes import ALLOWED, sniff
-from ..common.runtime import Runtime
-from ..common.status import to_json, utcnow
+from ..media import precheck
+from ..media.mediatypes import ALLOWED, sniff
+from ..pipeline.jobstore import to_json, utcnow
+from ..pipeline.runtime import Runtime
 from . import quotas
 from .body import safe_filename, too_large
 from .clients import Client
@@ -35,7 +35,7 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
     media = sniff(data[:64])
     if media is None:
         raise unsupported("the file's first bytes match no supported type")
-    precheck.at_the_door(data, media.kind, rt.settings)  # over a limit from its headers: 413, nothing stored
+    at_the_door(data, media.kind, rt.settings)  # over a limit from its headers: 413, nothing stored
     sha = hashlib.sha256(data).hexdigest()
     job_id, first_sha, _ = claim_job_id(rt, client.client_id, "key" if key else "sha256", key or sha, sha)
     bind_fields(job_id=job_id)
@@ -107,3 +107,11 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     expires = utcnow() + dt.timedelta(seconds=ttl)
     return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": False, "headers": headers,
             "max_bytes": size, "expires_at": to_json({"t": expires})["t"]}
+
+
+def at_the_door(raw: bytes, kind: str, settings) -> precheck.MediaFacts:
+    """`precheck.check` for an upload that passes through ingest: the client learns at once (413 problem+json)."""
+    try:
+        return precheck.check(raw, kind, settings)
+    except OverLimit as exc:
+        raise HTTPProblem(413, "Media over a limit", exc.reason, limit=exc.setting, code=exc.code) from None

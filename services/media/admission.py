@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from .errors import LimitExceeded, TransientError
+from ..common.errors import LimitExceeded, TransientError
 
 CGROUP = "/sys/fs/cgroup"
 

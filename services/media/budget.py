@@ -2,14 +2,31 @@
 
 Checked between steps and inside long loops (video frames, animation frames, renditions).
 The deadline is absolute on the monotonic clock, which every process of the machine shares:
-a Budget made in a stage's process is valid in its media child (services/common/sandbox.py).
+a Budget made in a stage's process is valid in its media child (services/media/sandbox.py).
+
+A check also runs the interrupt hook the pipeline installs (`on_check`): in a stage's own
+process it stops work on a job that has ended meanwhile. Media code never imports the
+pipeline, so a media child, which never installs it, pays nothing for it.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from .errors import LimitExceeded
-from .stage import ensure_job_active
+from ..common.errors import LimitExceeded
+
+
+def _no_interrupt() -> None:
+    return None
+
+
+_interrupt: Callable[[], None] = _no_interrupt
+
+
+def on_check(hook: Callable[[], None]) -> None:
+    """Run `hook` at every budget check of this process (it raises to stop the work)."""
+    global _interrupt
+    _interrupt = hook
 
 
 class Budget:
@@ -29,6 +46,6 @@ class Budget:
         return self if self.deadline <= other.deadline else other
 
     def check(self, step: str) -> None:
-        ensure_job_active()  # a job cancelled meanwhile stops here (in the stage's own process)
+        _interrupt()  # e.g. a job cancelled meanwhile stops here (in the stage's own process)
         if time.monotonic() > self.deadline:
             raise LimitExceeded(f"{self.work} ran past {self.reason} (while {step})", code="time-budget")

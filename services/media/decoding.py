@@ -19,7 +19,7 @@ from contextlib import ContextDecorator
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from .errors import CorruptMedia, LimitExceeded, MediarelayError, UnsupportedMedia
+from ..common.errors import CorruptMedia, LimitExceeded, MediarelayError, UnsupportedMedia
 
 logger = logging.getLogger("mediarelay.decoding")
 DECODER_PACKAGES = ("PIL", "cv2", "av")  # exceptions raised from inside these are about the file

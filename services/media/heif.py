@@ -44,7 +44,7 @@ def register() -> None:
 
 
 def primary_only(im: Image.Image) -> Image.Image:
-    """Every opened image passes here (services/common/imaging.py): a HEIF one becomes its
+    """Every opened image passes here (services/media/imaging.py): a HEIF one becomes its
     primary image. (A class swap, not a registered subclass: other libraries, imageio for one,
     register pillow-heif's own opener again over any we register.)"""
     if isinstance(im, HeifImageFile) and not isinstance(im, PrimaryHeifImageFile):

@@ -14,9 +14,9 @@ from functools import cache
 
 from PIL import Image, UnidentifiedImageError
 
+from ..common.errors import CorruptMedia, LimitExceeded, UnsupportedMedia
 from . import heif
 from .decoding import decoding, set_pixel_limit
-from .errors import CorruptMedia, LimitExceeded, UnsupportedMedia
 from .mediatypes import sniff
 
 heif.register()  # HEIC/HEIF for every stage that opens images through here

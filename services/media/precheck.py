@@ -4,7 +4,7 @@ What a file declares in its headers is read here without decoding a pixel: canva
 frame count and durations (GIF, animated WebP, APNG), JPEG scan count, bit depth and
 channels. From these come the refusals (pixels over MAX_IMAGE_PIXELS, scans over
 JPEG_MAX_SCANS, one decoded frame over MEDIA_MEMORY_LIMIT_BYTES) and the memory a stage
-declares before it starts the work (admission, services/common/sandbox.py).
+declares before it starts the work (admission, services/media/sandbox.py).
 
 Used at the door (ingest's upload route, answered 413 problem+json naming the setting) and
 again in every stage: signed-URL uploads never pass through ingest's body.
@@ -16,7 +16,7 @@ import io
 import struct
 from dataclasses import dataclass
 
-from .errors import HTTPProblem, LimitExceeded
+from ..common.errors import MediarelayError, OverLimit
 
 # What a stage holds per source pixel on top of one decoded frame (resampled copies, the
 # encoder's buffers): the declared need is decoded bytes x this, for admission.
@@ -48,14 +48,6 @@ class MediaFacts:
     def need_bytes(self) -> int:
         """Declared memory need of a stage's work on this file (admission)."""
         return int(self.decoded_bytes * WORK_FACTOR)
-
-
-class OverLimit(LimitExceeded):
-    """A LimitExceeded that knows the setting's name (for problem+json and the failure reason)."""
-
-    def __init__(self, reason: str, setting: str, code: str):
-        super().__init__(reason, code=code)
-        self.setting = setting
 
 
 def facts_of(raw: bytes) -> MediaFacts:
@@ -96,29 +88,20 @@ def check(raw: bytes, kind: str, settings) -> MediaFacts:
 
 
 def check_video(raw: bytes, settings) -> MediaFacts:
-    """Duration, frame count and frame size from the container header (services/common/video.py),
+    """Duration, frame count and frame size from the container header (services/media/video.py),
     against MAX_VIDEO_SECONDS, MAX_VIDEO_FRAMES and MAX_VIDEO_FRAME_PIXELS: the door refuses
     them too. A container that cannot be opened is left to analyze, which says why."""
-    from .errors import MediarelayError
-    from .video import Limits, VideoFile
+    from .video import VideoFile, VideoLimits
 
     s = settings
     try:
         with VideoFile(raw) as video:
-            video.check_header(Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels))
+            video.check_header(VideoLimits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels))
     except OverLimit:
         raise
     except MediarelayError:
         pass
     return MediaFacts("")
-
-
-def at_the_door(raw: bytes, kind: str, settings) -> MediaFacts:
-    """`check` for an upload that passes through ingest: the client learns at once (413 problem+json)."""
-    try:
-        return check(raw, kind, settings)
-    except OverLimit as exc:
-        raise HTTPProblem(413, "Media over a limit", exc.reason, limit=exc.setting, code=exc.code) from None
 
 
 # --- formats ---------------------------------------------------------------------------------

@@ -30,28 +30,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from . import faults
-from .admission import Admission
+from ..common import faults
+from ..common.errors import CorruptMedia, LimitExceeded, PermanentError, TransientError, UnsupportedMedia
 from .budget import Budget
-from .errors import CorruptMedia, LimitExceeded, PermanentError, TransientError, UnsupportedMedia
 
 logger = logging.getLogger("mediarelay.sandbox")
 KILL_GRACE_SECONDS = 2.0  # the child's own budget checks name the step; past this the parent kills it
 _PERMANENT = {c.error_class: c for c in (LimitExceeded, CorruptMedia, UnsupportedMedia)}
-_BASE_PRELOAD = ["numpy", "cv2", "PIL.Image", "services.common.budget", "services.common.sandbox"]
+_BASE_PRELOAD = ["numpy", "cv2", "PIL.Image", "services.media.budget", "services.media.sandbox"]
 _ctx = multiprocessing.get_context("forkserver")
 _preload: list[str] = list(_BASE_PRELOAD)
 
 
 @dataclass(frozen=True)
-class Limits:
+class ChildLimits:
     memory_bytes: int
     cpu_seconds: int
     deadline: float  # time.monotonic()
     deadline_reason: str  # how the deadline was derived, for a person
 
     @classmethod
-    def for_stage(cls, settings, ack_deadline_seconds: float, stage: str, started: float | None = None) -> Limits:
+    def for_stage(cls, settings, ack_deadline_seconds: float, stage: str, started: float | None = None) -> ChildLimits:
         started = time.monotonic() if started is None else started
         seconds = max(1.0, ack_deadline_seconds - settings.stage_deadline_margin_seconds)
         why = (f"{stage}'s deadline of {seconds:g} s (its push ack deadline {ack_deadline_seconds:g} s minus "
@@ -94,13 +93,13 @@ def _noop(raw: bytes) -> int:
 
 def _safe_run(fn):
     try:
-        run(fn, b"", limits=Limits(2**30, 60, time.monotonic() + 60, "warm-up"))
+        run(fn, b"", limits=ChildLimits(2**30, 60, time.monotonic() + 60, "warm-up"))
     except Exception:  # warming is an optimisation; the first job will start it otherwise
         logger.warning("media child warm-up failed", exc_info=True)
 
 
 class Running:
-    """One job's child, for admission (services/common/admission.py reads its memory)."""
+    """One job's child, for admission (services/media/admission.py reads its memory)."""
 
     def __init__(self, pid: int):
         self.pid = pid
@@ -113,7 +112,7 @@ class Running:
             return 0
 
 
-def run(fn: Callable, raw: bytes, *args, limits: Limits, on_start: Callable[[Running], None] | None = None):
+def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable[[Running], None] | None = None):
     """fn(raw, *args) in a bounded child; its return value, or the error it raised (error
     classes cross over as themselves), or LimitExceeded / ChildCrashed when it was stopped."""
     parent, child = _ctx.Pipe(duplex=True)
@@ -167,7 +166,7 @@ def _result(message):
     raise ChildFailed(rest[0])
 
 
-def _judge_exit(code: int | None, limits: Limits):
+def _judge_exit(code: int | None, limits: ChildLimits):
     if code is not None and code < 0:
         sig = signal.Signals(-code)
         if sig == signal.SIGXCPU:
@@ -175,48 +174,6 @@ def _judge_exit(code: int | None, limits: Limits):
                                 "and was stopped", code="cpu-time")
         raise ChildCrashed(f"the media decoder crashed ({sig.name})", sig.name)
     raise ChildCrashed(f"the media decoder exited without an answer (exit status {code})", f"exit {code}")
-
-
-def run_for_job(jobs, job_id: str, stage: str, crash_attempts: int, fn: Callable, raw: bytes, *args, limits: Limits,
-                on_start: Callable[[Running], None] | None = None):
-    """`run`, with crashes counted on the job (JobStore.record_crash): the same input crashing
-    the decoder `crash_attempts` times is `corrupt-media`; before that, a retry (503)."""
-    try:
-        return run(fn, raw, *args, limits=limits, on_start=on_start)
-    except ChildCrashed as exc:
-        crashes = jobs.record_crash(job_id, stage, exc.reason)
-        logger.warning("%s: media child crashed (%s), %d of %d", stage, exc.signal_name, crashes, crash_attempts)
-        if crashes >= crash_attempts:
-            raise CorruptMedia(f"{exc.reason} on this file {crashes} times (MEDIA_CRASH_ATTEMPTS={crash_attempts})",
-                               code="decoder-crash") from None
-        raise
-
-
-_admission: dict[int, Admission] = {}
-
-
-def stage_limits(rt, stage: str) -> Limits:
-    """Limits of a job of `stage` starting now (call when the push arrives, before the download)."""
-    ack = rt.topology.subscription_for_service(stage).ack_deadline_seconds
-    return Limits.for_stage(rt.settings, ack, stage)
-
-
-def segment_limits(rt, stage: str) -> Limits:
-    """Limits of one segment of `stage` starting now: from the segment subscription's ack deadline."""
-    ack = rt.topology.subscription_for_service(stage, "/push/segments").ack_deadline_seconds
-    return Limits.for_stage(rt.settings, ack, f"one {stage} segment")
-
-
-def media_work(rt, stage: str, job_id: str, limits: Limits, need_bytes: int, fn: Callable, raw: bytes, *args):
-    """What a stage calls: admission for `need_bytes` on this instance, then fn(raw, *args)
-    in a bounded child, crashes counted on the job."""
-    s = rt.settings
-    admission = _admission.get(s.instance_memory_bytes)
-    if admission is None:  # one per process (the instance's memory is read once)
-        admission = _admission[s.instance_memory_bytes] = Admission(s.instance_memory_bytes)
-    with admission.admit(need_bytes, f"this {stage} job") as hand_over:
-        return run_for_job(rt.jobs, job_id, stage, s.media_crash_attempts, fn, raw, *args, limits=limits,
-                           on_start=hand_over)
 
 
 # --- in the child ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The segment plan of a video: spans that start on keyframes, planned from the packet index.
+"""The span plan of a video: spans that start on keyframes, planned from the packet index.
+Each span is the work of one segment of the fan-out (services/pipeline/handon.py).
 
 A video longer than VIDEO_SEGMENT_SECONDS is cut into spans [start_s, end_s) on the player's
 clock; each span starts on a keyframe, so a worker seeks straight to it and decodes nothing
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .precheck import OverLimit
+from ..common.errors import OverLimit
 
 
 @dataclass(frozen=True)
-class Segment:
+class Span:
     index: int
     start_s: float
     end_s: float
@@ -27,7 +28,7 @@ class Segment:
         return asdict(self)
 
 
-def plan(keyframes: list[float], start_s: float, end_s: float, target_s: float, max_segments: int) -> list[Segment]:
+def plan(keyframes: list[float], start_s: float, end_s: float, target_s: float, max_segments: int) -> list[Span]:
     """Spans covering [start_s, end_s), each starting on one of `keyframes` (sorted seconds)."""
     bounds = [start_s]
     step = 1
@@ -41,10 +42,10 @@ def plan(keyframes: list[float], start_s: float, end_s: float, target_s: float, 
     if len(spans) > max_segments:
         raise OverLimit(f"the video would need {len(spans)} segments of VIDEO_SEGMENT_SECONDS={target_s:g}, over "
                         f"VIDEO_MAX_SEGMENTS={max_segments}", "VIDEO_MAX_SEGMENTS", "too-many-segments")
-    return [Segment(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(spans)]
+    return [Span(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(spans)]
 
 
-def plan_file(video, target_s: float, max_segments: int) -> list[Segment]:
+def plan_file(video, target_s: float, max_segments: int) -> list[Span]:
     """The plan of an open VideoFile (before any decoding)."""
     keys, end = video.keyframe_times()
     start = keys[0] if keys else video.start_s()

@@ -8,7 +8,7 @@ One home for the facts both stages need, so neither imports the other's internal
   rotation lives in frame side data in FFmpeg 8, so the first frame is decoded for it).
 - `frames()` decodes forward, threaded, and yields each frame with its presentation time from
   its PTS (stream time base; the container's start time, e.g. an edit-list delay, is kept:
-  times are on the player's clock). Limits are checked from the header and again per frame.
+  times are on the player's clock). VideoLimits are checked from the header and again per frame.
 - `display_rgb()` turns a frame into what a player shows: square pixels (SAR applied) and
   rotated by the display matrix.
 """
@@ -27,8 +27,7 @@ import av
 import cv2
 import numpy as np
 
-from .errors import CorruptMedia, LimitExceeded, UnsupportedMedia
-from .precheck import OverLimit
+from ..common.errors import CorruptMedia, LimitExceeded, OverLimit, UnsupportedMedia
 
 # FFmpeg's AVColorTransferCharacteristic values that mean HDR (the others are SDR curves).
 HDR_TRANSFERS = {16: "pq", 18: "hlg"}
@@ -52,7 +51,7 @@ def downloaded(blobs, source: dict, suffix: str = "") -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class Limits:
+class VideoLimits:
     max_seconds: float = float("inf")
     max_frames: int = 10**12
     max_frame_pixels: int = 7680 * 4320
@@ -161,7 +160,7 @@ class VideoFile:
         w, h = display_dims(cc.width, cc.height, self.sar)
         return (h, w) if self.rotation in (90, 270) else (w, h)
 
-    def check_header(self, limits: Limits) -> None:
+    def check_header(self, limits: VideoLimits) -> None:
         cc = self.stream.codec_context
         if cc.width <= 0 or cc.height <= 0:
             raise CorruptMedia("the video stream declares no frame size", code="corrupt-video")
@@ -258,7 +257,7 @@ class VideoFile:
         self.container.seek(0)
         return sorted(keys), end
 
-    def frames(self, limits: Limits = Limits(), check: Callable[[int], None] | None = None,
+    def frames(self, limits: VideoLimits = VideoLimits(), check: Callable[[int], None] | None = None,
                start_s: float | None = None, end_s: float | None = None) -> Iterator[Frame]:
         """Every frame in presentation order with its PTS time; LimitExceeded past a limit.
 

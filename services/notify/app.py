@@ -7,10 +7,11 @@ from functools import partial
 from flask import Flask
 
 from ..common.config import Settings
-from ..common.runtime import Runtime
-from ..common.stage import StageResult, register_push, register_stage
-from ..common.web import create_service_app
 from ..ops.http import register_ops_routes
+from ..pipeline.handon import StageResult
+from ..pipeline.push import register_push, register_stage
+from ..pipeline.runtime import Runtime
+from ..pipeline.web import create_service_app
 from ..webhooks import delivery
 from ..webhooks.endpoints import endpoint_store
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 
 from google.cloud import pubsub_v1
 
-from ..common.fanout import SEGMENTS_PATH
-from ..common.jobstate import FINAL, STAGES, failure_fields
-from ..common.runtime import Runtime
-from ..common.stage import publish_final_event
-from ..common.status import utcnow
+from ..pipeline.handon import SEGMENTS_PATH, publish_final_event
+from ..pipeline.jobstate import FINAL, STAGES, failure_fields
+from ..pipeline.jobstore import utcnow
+from ..pipeline.runtime import Runtime
 
 DEAD_LETTER_ATTRIBUTES = (
     "CloudPubSubDeadLetterSourceDeliveryCount",

@@ -5,9 +5,9 @@ import datetime as dt
 
 from flask import Flask, jsonify, request
 
-from ..common.auth import check_push_settings
 from ..common.errors import HTTPProblem
-from ..common.runtime import Runtime
+from ..pipeline.auth import check_push_settings
+from ..pipeline.runtime import Runtime
 from .sweep import sweep
 
 

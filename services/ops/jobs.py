@@ -1,9 +1,9 @@
 """Operators' actions on one job (the CLI's `mediarelay jobs ...` calls these)."""
 from __future__ import annotations
 
-from ..common import jobstate
-from ..common.runtime import Runtime
-from ..common.stage import publish_final_event
+from ..pipeline import jobstate
+from ..pipeline.handon import publish_final_event
+from ..pipeline.runtime import Runtime
 
 
 class NoSuchJob(LookupError):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from ..common import jobstate
 from ..common.logs import log
-from ..common.messages import ingested_message
-from ..common.runtime import Runtime
-from ..common.stage import publish_final_event
-from ..common.status import utcnow
+from ..pipeline import jobstate
+from ..pipeline.handon import publish_final_event
+from ..pipeline.jobstore import utcnow
+from ..pipeline.messages import ingested_message
+from ..pipeline.runtime import Runtime
 
 logger = logging.getLogger("mediarelay.sweep")
 # Parked jobs are swept too: an operator's replay or purge is the fast way out, the bound the sure one.

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 from google.auth import exceptions as gauth_exceptions
 from google.auth import jwt
 
-from .errors import HTTPProblem, TransientError
+from ..common.errors import HTTPProblem, TransientError
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 _DEFAULT_CERT_TTL = 3600.0

@@ -13,7 +13,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from .errors import PermanentError
+from ..common.errors import PermanentError
 from .retrying import retried
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from . import faults, schemas
-from .errors import TransientError
-from .logs import current_trace, new_traceparent
-from .retrying import RETRYABLE
+from ..common.errors import TransientError
+from ..common.logs import current_trace, new_traceparent
+from . import schemas
+from .retrying import RETRYABLE, maybe_fail
 from .topology import Topology
 
 
@@ -50,7 +50,7 @@ class Bus:
     def publish_raw(self, topic: str, data: bytes, attributes: dict) -> str:
         """Publish bytes as they are (dead-letter copies, replays)."""
         try:
-            faults.maybe_fail("pubsub")
+            maybe_fail("pubsub")
             future = self.publisher.publish(self.topic_path(topic), data, **attributes)
             return future.result(timeout=self.timeout)
         except (*RETRYABLE, gexc.NotFound, TimeoutError) as exc:

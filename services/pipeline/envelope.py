@@ -12,7 +12,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 
-from .errors import HTTPProblem
+from ..common.errors import HTTPProblem
 
 
 @dataclass

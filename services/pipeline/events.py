@@ -5,7 +5,7 @@ Built from the job document alone, so a re-published event (healing a crash) is 
 """
 from __future__ import annotations
 
-from .status import to_json
+from .jobstore import to_json
 
 
 def build_event(job: dict) -> dict:

@@ -1,6 +1,10 @@
-"""Long work in segments: fanned out over Pub/Sub, fanned in on the job (DESIGN.md §1, §5).
+"""Hand-on: what a stage does once its work is done, and long work fanned out and in.
 
-A stage whose input is a long video returns `StageResult(segments=[...])`: one
+The order inside a stage (ARCHITECTURE.md, invariant 1) ends here: outputs written (the
+handler, create-if-absent) -> hand-off recorded on the job -> next message published ->
+stage marked done; the last stage claims and publishes the job's one final event instead.
+
+A stage whose input is a long video returns `StageResult(fan_out=FanOut(...))`: one
 `video-segment.v1` message per segment goes to the stage's segment topic (the topology's
 subscription pushing to the stage at /push/segments, so many instances share one video) and
 the stage stays running. Each segment delivery:
@@ -15,48 +19,110 @@ refused by hand_off's compare-and-set, so the next message goes out once in effe
 permanent failure of one segment fails the job with its reason; a transient one retries that
 segment alone, with the segment subscription's backoff. The sweep re-drives a stalled fan-out
 through the stage's input, which republishes only the segments not finished (or fans in when
-none is missing).
+none is missing). Fan-out and fan-in share this module because hand_on and _fan_in recurse.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
-from flask import Flask, Response
-
-from . import faults
+from ..common.errors import Cancelled
+from ..common.logs import log
+from ..media import budget
+from . import jobstate
 from .bus import encode
-from .envelope import PushMessage
-from .errors import BadMessage
-from .logs import bind_fields, log
+from .events import build_event
+from .jobstore import utcnow
+from .retrying import maybe_fail, retries_so_far
 from .runtime import Runtime
-from .stage import (
-    FanOut,
-    StageResult,
-    ensure_job_active,
-    hand_on,
-    publish_final_event,
-    register_job_push,
-    run_classified,
-    running,
-)
 
-logger = logging.getLogger("mediarelay.fanout")
+logger = logging.getLogger("mediarelay.handon")
+# A running stage looks at its job at most this often (before output writes, at budget checks).
+ACTIVE_CHECK_SECONDS = 1.0
+
 SEGMENTS_PATH = "/push/segments"
+
 RESULT_TYPE = "application/json"
 
+
+@dataclass
+class StageResult:
+    """What a handler hands back: the next message(s) and the fields to store on the job."""
+
+    publish: list[tuple[str, dict]] = field(default_factory=list)
+    job_fields: dict = field(default_factory=dict)
+    final: str | None = None  # "completed" for the last stage
+    # A long video: the stage's work split into segments (services/pipeline/handon.py); the
+    # stage stays running until the delivery that finishes the last segment fans in.
+    fan_out: FanOut | None = None
+
+
+@dataclass
+class FanOut:
+    messages: list[dict]  # one video-segment message per segment
+    plan: dict  # kept on the job beside the finished set (a re-driven stage reuses it)
+    merge: Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in order) -> the stage's result
+
+
 SegmentWork = Callable[[Runtime, dict, dict], dict]  # (runtime, job, segment message) -> result (JSON-able)
+
 Merge = Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in index order)
+
+
+
+def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> None:
+    fields = {**result.job_fields, f"stages.{stage}.retried_calls": retries_so_far()}
+    if result.final:
+        fields.update(jobstate.finished(stage, utcnow()))
+        publish_final_event(runtime, job_id, result.final, fields)
+        return
+    if result.fan_out:
+        fan_out(runtime, stage, job_id, result.fan_out)
+        return
+    handoff = None
+    if result.publish:
+        topic, payload = result.publish[-1]
+        handoff = {"topic": topic, "payload": payload}  # what the sweep republishes to re-drive
+    if not runtime.jobs.hand_off(job_id, stage, fields, handoff):
+        job = runtime.jobs.get(job_id)
+        if job is None or job["status"] in jobstate.FINAL:
+            raise Cancelled(f"job ended while {stage} was running; nothing published")
+        log(logger, logging.INFO, f"{stage}: another delivery handed off first; this duplicate publishes nothing")
+        return
+    for topic, payload in result.publish:
+        runtime.bus.publish(topic, payload, job_id=job_id)
+    runtime.jobs.finish_stage(job_id, stage)
+
+
+
+def publish_final_event(runtime: Runtime, job_id: str, outcome: str, fields: dict) -> bool:
+    """Finalise the job and publish its one public event (see jobstate.claim_final).
+    False when the event was already out (or the job does not exist)."""
+    job = runtime.jobs.claim_final(job_id, outcome, fields)
+    if job is None:
+        return False
+    event = build_event(job)
+    message_id = runtime.bus.publish("media-events", event, job_id=job_id)
+    runtime.jobs.mark_final_published(job_id, message_id)
+    log(logger, logging.INFO, f"job {event['status']}: event published", event_id=event["id"])
+    return True
+
 
 
 def segment_topic(rt: Runtime, stage: str) -> str:
     return rt.topology.subscription_for_service(stage, SEGMENTS_PATH).topic
 
 
+
 def result_name(job_id: str, stage: str, index: int) -> str:
     """Where a segment's result is kept until the fan-in (the renditions bucket's work/ prefix)."""
     return f"work/{job_id}/{stage}/segment-{index:04d}.json"
+
 
 
 def segment_messages(msg: dict, stage: str, spans: list[dict], params: list[dict]) -> list[dict]:
@@ -65,6 +131,7 @@ def segment_messages(msg: dict, stage: str, spans: list[dict], params: list[dict
     return [{"job_id": msg["job_id"], "stage": stage, "kind": msg["kind"], "source": msg["source"], "index": i,
              "count": count, "start_s": span["start_s"], "end_s": span["end_s"], "params": p}
             for i, (span, p) in enumerate(zip(spans, params, strict=True))]
+
 
 
 def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
@@ -85,21 +152,8 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
     log(logger, logging.INFO, f"{stage}: fanned out {len(missing)} of {len(messages)} segments", topic=topic)
 
 
-def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge) -> None:
-    sub = rt.topology.subscription_for_service(stage, SEGMENTS_PATH)
 
-    def for_this_stage(msg: PushMessage) -> None:
-        if msg.data["stage"] != stage:
-            raise BadMessage(f"a segment of {msg.data['stage']} sent to {stage}", code="wrong-stage")
-
-    def run(msg: PushMessage) -> Response:
-        bind_fields(segment=msg.data["index"])
-        return run_classified(rt, sub, msg, lambda: _segment(rt, stage, work, merge, msg.data))
-
-    register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
-
-
-def _segment(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dict) -> None:
+def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dict) -> None:
     job_id, index, count = data["job_id"], data["index"], data["count"]
     start = rt.jobs.begin_segment(job_id, stage, index, count)
     if not start.proceed:
@@ -107,7 +161,7 @@ def _segment(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dic
             publish_final_event(rt, job_id, start.job["status"], {})  # heals an event lost to a crash
         log(logger, logging.INFO, f"{stage}: segment {index} acknowledged without work ({start.reason})")
         return
-    faults.maybe_fail(f"segment.{stage}")
+    maybe_fail(f"segment.{stage}")
     bucket, name = rt.settings.renditions_bucket, result_name(job_id, stage, index)
     with running(rt, job_id, stage):
         if rt.blobs.find_bytes(bucket, name) is None:  # a redelivery after the result was stored does no work
@@ -120,6 +174,7 @@ def _segment(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dic
         _fan_in(rt, stage, job_id, count, merge)
 
 
+
 def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> None:
     job = rt.jobs.get(job_id)
     if job is None:
@@ -130,3 +185,45 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
         result = merge(rt, job, results)
     hand_on(rt, stage, job_id, result)
     log(logger, logging.INFO, f"{stage}: fanned in {count} segments")
+
+
+
+@dataclass
+class _Running:
+    runtime: Runtime
+    job_id: str
+    stage: str
+    checked_at: float = 0.0
+
+
+_running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar("running_stage", default=None)
+
+
+
+@contextlib.contextmanager
+def running(runtime: Runtime, job_id: str, stage: str) -> Iterator[None]:
+    """Work of `stage` on `job_id` runs in this context (ensure_job_active watches that job)."""
+    token = _running.set(_Running(runtime, job_id, stage))
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
+
+def ensure_job_active() -> None:
+    """Raise Cancelled if the job of the stage running in this context has ended meanwhile
+    (an operator cancelled it). Called before output writes and at budget checks, so a
+    cancelled job gets nothing more written; throttled to one read per ACTIVE_CHECK_SECONDS."""
+    running = _running.get()
+    if running is None or time.monotonic() - running.checked_at < ACTIVE_CHECK_SECONDS:
+        return
+    running.checked_at = time.monotonic()
+    job = running.runtime.jobs.get(running.job_id)
+    if job is not None and job["status"] in jobstate.FINAL:
+        reason = (job.get("error") or {}).get("reason") or f"job {job['status']}"
+        raise Cancelled(f"job ended while {running.stage} was running ({reason}); nothing more written")
+
+
+
+budget.on_check(ensure_job_active)  # budget checks in a stage's own process watch its job

@@ -2,7 +2,7 @@
 
 A decision takes the job as it was read (None when there is none) and returns
 `(result, updates)`: `updates` maps dotted field paths to new values (DELETE removes one),
-or is None when nothing is to be written. The store (status.py) applies the updates only if
+or is None when nothing is to be written. The store (jobstore.py) applies the updates only if
 the document is unchanged since it was read (compare-and-set), else it reads again and asks
 the decision anew — so each decision is taken on the document it writes. No I/O here: the
 rules are tested in milliseconds (tests/unit/) and ARCHITECTURE.md states the invariants.
@@ -205,7 +205,7 @@ def park(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[b
 
 def count_crash(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[int, dict | None]:
     """A media child died by a signal on this job: counted, so a crash that reproduces on the
-    same input ends as corrupt-media after a bounded number (services/common/sandbox.py)."""
+    same input ends as corrupt-media after a bounded number (services/media/sandbox.py)."""
     if job is None:
         return 0, None
     crashes = int(job["stages"][stage].get("crashes", 0)) + 1

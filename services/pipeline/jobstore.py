@@ -12,9 +12,9 @@ import time
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from ..common.errors import TransientError
 from . import jobstate
 from .docstore import FirestoreCollection
-from .errors import TransientError
 from .jobstate import StageStart
 from .retrying import retried
 

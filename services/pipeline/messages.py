@@ -1,7 +1,7 @@
 """Stage input messages rebuilt from a job (the first stage's; later ones are the stored handoff)."""
 from __future__ import annotations
 
-from .status import to_json, utcnow
+from .jobstore import to_json, utcnow
 
 
 def ingested_message(job: dict) -> dict:

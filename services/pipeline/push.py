@@ -1,57 +1,32 @@
 """The push endpoint of every pipeline stage: authenticate, parse, validate, run, classify.
 
-The order inside a stage lives here and only here (ARCHITECTURE.md, "Order inside a stage"):
-work (the handler) -> outputs written (the handler, create-if-absent) -> hand-off recorded on
-the job -> next message published -> stage marked done. The last stage claims and publishes
-the job's one final event instead. Answers: 204 acknowledged (done, duplicate, permanently
-failed and dead-lettered), 400 malformed push, 401/403 bad token, 503 transient (retry).
+A push runs the stage's handler (its work and outputs), then hands on (services/pipeline/handon.py:
+the rest of the order inside a stage, fan-out and fan-in). Answers: 204 acknowledged (done,
+duplicate, permanently failed and dead-lettered), 400 malformed push, 401/403 bad token, 503
+transient (retry).
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 
-from . import faults, jobstate
+from ..common.errors import BadMessage, Cancelled, MediarelayError, PermanentError, TransientError
+from ..common.logs import bind_fields, log
+from . import jobstate
 from .bus import encode
 from .envelope import PushMessage, parse_push
-from .errors import BadMessage, Cancelled, MediarelayError, PermanentError, TransientError, problem_response
-from .events import build_event
-from .logs import bind_fields, log
-from .retrying import RETRYABLE, reset_retries, retries_so_far
+from .handon import SEGMENTS_PATH, Merge, SegmentWork, StageResult, hand_on, publish_final_event, running, segment_delivery
+from .jobstore import utcnow
+from .retrying import RETRYABLE, maybe_fail, reset_retries
 from .runtime import Runtime
 from .schemas import validate
-from .status import utcnow
 from .topology import PushSubscription
+from .web import problem_response
 
-logger = logging.getLogger("mediarelay.stage")
-# A running stage looks at its job at most this often (before output writes, at budget checks).
-ACTIVE_CHECK_SECONDS = 1.0
-
-
-@dataclass
-class StageResult:
-    """What a handler hands back: the next message(s) and the fields to store on the job."""
-
-    publish: list[tuple[str, dict]] = field(default_factory=list)
-    job_fields: dict = field(default_factory=dict)
-    final: str | None = None  # "completed" for the last stage
-    # A long video: the stage's work split into segments (services/common/fanout.py); the
-    # stage stays running until the delivery that finishes the last segment fans in.
-    fan_out: FanOut | None = None
-
-
-@dataclass
-class FanOut:
-    messages: list[dict]  # one video-segment message per segment
-    plan: dict  # kept on the job beside the finished set (a re-driven stage reuses it)
-    merge: Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in order) -> the stage's result
-
+logger = logging.getLogger("mediarelay.push")
 
 Handler = Callable[[Runtime, dict, dict], StageResult]  # (runtime, job, message data)
 
@@ -113,6 +88,20 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
         return Response(status=204)
 
 
+def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge) -> None:
+    sub = rt.topology.subscription_for_service(stage, SEGMENTS_PATH)
+
+    def for_this_stage(msg: PushMessage) -> None:
+        if msg.data["stage"] != stage:
+            raise BadMessage(f"a segment of {msg.data['stage']} sent to {stage}", code="wrong-stage")
+
+    def run(msg: PushMessage) -> Response:
+        bind_fields(segment=msg.data["index"])
+        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, msg.data))
+
+    register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
+
+
 def read_push(runtime: Runtime) -> PushMessage:
     """The push in the current request, after its OIDC token passed (when verification is on)."""
     if runtime.verifier is not None:
@@ -143,7 +132,7 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
         if not start.proceed:
             _without_work(runtime, sub, msg, start)
             return
-        faults.maybe_fail(f"stage.{stage}")
+        maybe_fail(f"stage.{stage}")
         with running(runtime, job_id, stage):
             result = handler(runtime, start.job, msg.data)
         hand_on(runtime, stage, job_id, result)
@@ -175,32 +164,6 @@ def run_classified(runtime: Runtime, sub: PushSubscription, msg: PushMessage, bo
         return _retry_later(runtime, sub, msg, job_id, f"internal error: {type(exc).__name__}: {exc}")
     log(logger, logging.INFO, f"{stage}: done", duration_ms=round((time.monotonic() - started) * 1000))
     return Response(status=204)
-
-
-def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> None:
-    fields = {**result.job_fields, f"stages.{stage}.retried_calls": retries_so_far()}
-    if result.final:
-        fields.update(jobstate.finished(stage, utcnow()))
-        publish_final_event(runtime, job_id, result.final, fields)
-        return
-    if result.fan_out:
-        from .fanout import fan_out  # fanout builds on this module
-
-        fan_out(runtime, stage, job_id, result.fan_out)
-        return
-    handoff = None
-    if result.publish:
-        topic, payload = result.publish[-1]
-        handoff = {"topic": topic, "payload": payload}  # what the sweep republishes to re-drive
-    if not runtime.jobs.hand_off(job_id, stage, fields, handoff):
-        job = runtime.jobs.get(job_id)
-        if job is None or job["status"] in jobstate.FINAL:
-            raise Cancelled(f"job ended while {stage} was running; nothing published")
-        log(logger, logging.INFO, f"{stage}: another delivery handed off first; this duplicate publishes nothing")
-        return
-    for topic, payload in result.publish:
-        runtime.bus.publish(topic, payload, job_id=job_id)
-    runtime.jobs.finish_stage(job_id, stage)
 
 
 def _without_work(runtime: Runtime, sub: PushSubscription, msg: PushMessage, start: jobstate.StageStart) -> None:
@@ -255,50 +218,3 @@ def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, 
     )
     runtime.bus.publish_raw(dlq_topic, encode(msg.data), attrs)
 
-
-def publish_final_event(runtime: Runtime, job_id: str, outcome: str, fields: dict) -> bool:
-    """Finalise the job and publish its one public event (see jobstate.claim_final).
-    False when the event was already out (or the job does not exist)."""
-    job = runtime.jobs.claim_final(job_id, outcome, fields)
-    if job is None:
-        return False
-    event = build_event(job)
-    message_id = runtime.bus.publish("media-events", event, job_id=job_id)
-    runtime.jobs.mark_final_published(job_id, message_id)
-    log(logger, logging.INFO, f"job {event['status']}: event published", event_id=event["id"])
-    return True
-
-
-@dataclass
-class _Running:
-    runtime: Runtime
-    job_id: str
-    stage: str
-    checked_at: float = 0.0
-
-
-_running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar("running_stage", default=None)
-
-
-@contextlib.contextmanager
-def running(runtime: Runtime, job_id: str, stage: str) -> Iterator[None]:
-    """Work of `stage` on `job_id` runs in this context (ensure_job_active watches that job)."""
-    token = _running.set(_Running(runtime, job_id, stage))
-    try:
-        yield
-    finally:
-        _running.reset(token)
-
-
-def ensure_job_active() -> None:
-    """Raise Cancelled if the job of the stage running in this context has ended meanwhile
-    (an operator cancelled it). Called before output writes and at budget checks, so a
-    cancelled job gets nothing more written; throttled to one read per ACTIVE_CHECK_SECONDS."""
-    running = _running.get()
-    if running is None or time.monotonic() - running.checked_at < ACTIVE_CHECK_SECONDS:
-        return
-    running.checked_at = time.monotonic()
-    job = running.runtime.jobs.get(running.job_id)
-    if job is not None and job["status"] in jobstate.FINAL:
-        reason = (job.get("error") or {}).get("reason") or f"job {job['status']}"
-        raise Cancelled(f"job ended while {running.stage} was running ({reason}); nothing more written")

@@ -13,8 +13,8 @@ from google.api_core import exceptions as gexc
 from requests import exceptions as rexc
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from . import faults
-from .errors import TransientError
+from ..common import faults
+from ..common.errors import TransientError
 
 RETRYABLE = (
     gexc.TooManyRequests,
@@ -62,7 +62,7 @@ def retried(target: str):
                     reraise=True,
                 ):
                     with attempt:
-                        faults.maybe_fail(target)
+                        maybe_fail(target)
                         return fn(*args, **kwargs)
             except RETRYABLE as exc:
                 raise TransientError(f"{fn.__qualname__}: {type(exc).__name__}: {exc}") from exc
@@ -70,3 +70,9 @@ def retried(target: str):
         return wrapper
 
     return decorate
+
+
+def maybe_fail(target: str) -> None:
+    """FAULT_INJECTION: fail this call to `target` as Google's 503 would, so it takes the real route."""
+    if faults.should_fail(target):
+        raise gexc.ServiceUnavailable(f"injected fault ({target}, FAULT_INJECTION)")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..common.config import Settings
 from .auth import PushTokenVerifier, push_verifier
 from .blobs import BlobStore
 from .bus import Bus
-from .config import Settings
-from .status import JobStore, JobStoreBase
+from .jobstore import JobStore, JobStoreBase
 from .topology import Topology, load_topology
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from .errors import BadMessage
+from ..common.errors import BadMessage
 
 
 @lru_cache(maxsize=32)

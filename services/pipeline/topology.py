@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .config import TOPOLOGY_FILE
+from ..common.config import TOPOLOGY_FILE
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, json, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..common.config import Settings, get_settings
+from ..common.errors import HTTPProblem, TransientError
+from ..common.logs import bind_fields, bind_trace, clear_context, configure_logging, parse_trace
 from .auth import check_push_settings
-from .config import Settings, get_settings
-from .errors import HTTPProblem, TransientError, problem_response
-from .logs import bind_fields, bind_trace, clear_context, configure_logging, parse_trace
 from .runtime import Runtime
 
 logger = logging.getLogger("mediarelay.web")
@@ -67,3 +67,12 @@ def create_service_app(service: str, settings: Settings | None = None,
         return problem_response(500, "Internal Server Error", "unexpected error; it has been logged")
 
     return app, runtime
+
+
+def problem_response(status: int, title: str, detail: str = "", **extra) -> Response:
+    """An error as application/problem+json (RFC 9457)."""
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return Response(json.dumps(body), status=status, mimetype="application/problem+json")

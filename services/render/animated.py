@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from ..common.budget import Budget
-from ..common.decoding import decoding
-from ..common.imaging import ANIMATED_FORMATS, describe, frame_count, frames, load_checked, open_image
-from ..common.orientation import orientation, upright_array
-from ..common.precheck import facts_of
+from ..media.budget import Budget
+from ..media.decoding import decoding
+from ..media.imaging import ANIMATED_FORMATS, describe, frame_count, frames, load_checked, open_image
+from ..media.orientation import orientation, upright_array
+from ..media.precheck import facts_of
 from . import crop
 from .colour import SRGB_PROFILE, normalise
 from .formats import encode, to_pillow
@@ -33,7 +33,7 @@ HEADER_FORMATS = ("gif", "webp", "png")  # whose frames precheck counts from the
 
 
 def is_animated(raw: bytes, max_pixels: int) -> bool:
-    """GIF, WebP and APNG from their headers (services/common/precheck.py): no frame is walked."""
+    """GIF, WebP and APNG from their headers (services/media/precheck.py): no frame is walked."""
     facts = facts_of(raw)
     if facts.format in HEADER_FORMATS:
         return facts.frames > 1

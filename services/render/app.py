@@ -4,7 +4,7 @@ Images here; videos in services/render/video_stage.py (the ladder per segment, t
 
 Start-up loads and validates the presets file and encodes a probe image in every
 configured format, so a bad file or a Pillow without AVIF stops the service at boot.
-The media work runs in a bounded child (services/common/sandbox.py, services/render/work.py):
+The media work runs in a bounded child (services/media/sandbox.py, services/render/work.py):
 headers checked first, the declared memory admitted, a deadline from the ack deadline.
 """
 from __future__ import annotations
@@ -13,13 +13,14 @@ import logging
 
 from flask import Flask
 
-from ..common import precheck, sandbox
 from ..common.config import Settings
-from ..common.fanout import register_segments
-from ..common.mediatypes import suffix_for
-from ..common.runtime import Runtime
-from ..common.stage import StageResult, register_stage
-from ..common.web import create_service_app
+from ..media import precheck, sandbox
+from ..media.mediatypes import suffix_for
+from ..pipeline import media_work
+from ..pipeline.handon import StageResult
+from ..pipeline.push import register_segments, register_stage
+from ..pipeline.runtime import Runtime
+from ..pipeline.web import create_service_app
 from .formats import check_writable
 from .hdr import HDR_CHOICES
 from .presets import Catalogue, load
@@ -42,10 +43,10 @@ def make_handler(opts: RenderOptions):
 def render_image_job(rt: Runtime, opts: RenderOptions, msg: dict) -> StageResult:
     """Download, check the headers, render in the bounded child, store, hand over."""
     src, analysis, job_id = msg["source"], msg["analysis"], msg["job_id"]
-    limits = sandbox.stage_limits(rt, "render")  # before the download: the whole job fits the ack deadline
+    limits = media_work.stage_limits(rt, "render")  # before the download: the whole job fits the ack deadline
     raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
     facts = precheck.check(raw, "image", rt.settings)
-    out = sandbox.media_work(rt, "render", job_id, limits, facts.need_bytes, render_media, raw, msg["kind"],
+    out = media_work.media_work(rt, "render", job_id, limits, facts.need_bytes, render_media, raw, msg["kind"],
                              suffix_for(src["content_type"]), analysis, opts, limits.budget("rendering"))
     fields = {"renditions": [store_rendition(rt, job_id, r) for r in out.renditions], "skipped": out.skipped}
     payload = {"job_id": job_id, "kind": msg["kind"], "source": src, "analysis": analysis, **fields}

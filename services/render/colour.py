@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from ..common.errors import UnsupportedMedia
-from ..common.imaging import SUPPORTED_MODES
+from ..media.imaging import SUPPORTED_MODES
 
 _SRGB = ImageCms.createProfile("sRGB")
 # LittleCMS's built-in sRGB, 588 bytes: the only metadata a rendition carries.

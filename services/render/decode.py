@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..common.decoding import decoding
-from ..common.firstframe import first_webp_frame
-from ..common.imaging import decodable, describe, load_checked, open_image
-from ..common.orientation import TRANSPOSED, orientation, upright_size
+from ..media.decoding import decoding
+from ..media.firstframe import first_webp_frame
+from ..media.imaging import decodable, describe, load_checked, open_image
+from ..media.orientation import TRANSPOSED, orientation, upright_size
 from .colour import is_srgb, normalise
 
 # Reduced-scale flags without their BGR bit, so IMREAD_COLOR_RGB can be added (no BGR->RGB pass).

@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..common.video import HDR_TRANSFERS
+from ..media.video import HDR_TRANSFERS
 
 HDR_CHOICES = {"tonemap", "passthrough"}
 LUT_SIZE = 33

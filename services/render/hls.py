@@ -1,6 +1,6 @@
 """HLS playlists for the ladder (RFC 8216, protocol version 3, VOD): one media playlist per rung, one master.
 
-The media segments come from services/render/ladder.py (encode_segment, one call per span); at fan-in
+The media segments come from services/render/ladder.py (encode_span, one call per span); at fan-in
 `playlists` joins the spans' results in order. BANDWIDTH is the peak segment bit rate (RFC 8216
 4.3.4.2: the largest bytes x 8 / duration of any segment, container overhead included),
 AVERAGE-BANDWIDTH the whole rung's; CODECS comes from each rung's SPS (profile, constraints, level).
@@ -53,7 +53,7 @@ def bandwidths(segments: list[dict]) -> tuple[int, int]:
 
 def playlists(spans: list[dict], segment_uri: Callable[[int, str], str], playlist_uri: Callable[[str], str],
               target: float | None = None) -> tuple[str, dict[str, str]]:
-    """The master playlist and each rung's media playlist from the spans' encode_segment results, in order.
+    """The master playlist and each rung's media playlist from the spans' encode_span results, in order.
 
     `segment_uri(span_index, file)` names a segment as the media playlist refers to it (`file` is
     "720p/00.ts"); `playlist_uri(rung)` names a rung's media playlist as the master refers to it."""

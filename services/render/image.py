@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..common.budget import Budget
-from ..common.orientation import TRANSPOSED, upright_array
+from ..media.budget import Budget
+from ..media.orientation import TRANSPOSED, upright_array
 from . import crop
 from .colour import convert_profile
 from .decode import decode

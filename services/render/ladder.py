@@ -1,7 +1,7 @@
 """The HLS ladder of one span of a video: every rung encoded from ONE decode, as MPEG-TS media segments.
 
-A span is [start_s, end_s) on the player's clock (the segment plan: services/common/segments.py),
-starting on a keyframe of the source. `encode_segment` decodes it once (VideoFile.frames), makes
+A span is [start_s, end_s) on the player's clock (the segment plan: services/media/spans.py),
+starting on a keyframe of the source. `encode_span` decodes it once (VideoFile.frames), makes
 each frame upright with square pixels (display rotation by `transpose`, SAR by scaling to the
 display size), optionally tone-maps HDR to SDR BT.709, and scales it to every rung in one FFmpeg
 filter graph (split -> scale per rung, swscale's default bicubic, as ffmpeg's `scale` filter). Each
@@ -33,7 +33,7 @@ import av
 import numpy as np
 
 from ..common.errors import CorruptMedia, UnsupportedMedia
-from ..common.video import SPAN_EPSILON, Limits, VideoFile, _reason
+from ..media.video import SPAN_EPSILON, VideoFile, VideoLimits, _reason
 from . import hdr as colour
 from .presets import Ladder
 
@@ -338,7 +338,7 @@ class _RungOutput:
         p.duration = AAC_FRAME
         p.time_base = Fraction(1, self.rung.audio_rate)
         out = self._file()
-        if out.audio is None:  # encode_segment muxes audio only into files opened with it
+        if out.audio is None:  # encode_span muxes audio only into files opened with it
             raise RuntimeError(f"the {self.rung.name} rung muxed audio into a segment opened without audio")
         p.stream = out.audio
         out.container.mux(p)
@@ -374,7 +374,7 @@ def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: 
     return g, src, sinks  # the graph owns the filter contexts: keep it alive while they are used
 
 
-def encode_segment(path, start_s: float, end_s: float, rungs, hls_segment_s: float, out_dir, limits: Limits, budget, *,
+def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float, out_dir, limits: VideoLimits, budget, *,
                    audio: bool = True, hdr: str = "tonemap", threads: int = X264_THREADS) -> dict:
     """Every rung's HLS media segments of the span [start_s, end_s): `out_dir/{rung}/{k:02d}.ts`.
 

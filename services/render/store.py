@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..common.runtime import Runtime
-from ..common.stage import ensure_job_active
+from ..pipeline.handon import ensure_job_active
+from ..pipeline.runtime import Runtime
 from .formats import CACHE_CONTROL, FORMATS
 from .image import Rendition
 from .video import SPRITE_NAME, Storyboard

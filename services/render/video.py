@@ -2,7 +2,7 @@
 
 The wanted moments (poster, or its candidates; each shot's keyframe; one storyboard sample per
 interval) are listed once (`moments`), and each is served by the frame a player shows at that moment
-(the last frame whose PTS is not after it) in ONE forward decoding pass (services/common/video.py)
+(the last frame whose PTS is not after it) in ONE forward decoding pass (services/media/video.py)
 that stops once the last moment is served. Stills are encoded as their frame passes, so memory holds
 one frame and the tiles, not every still. A long video does this per segment: at fan-out `assign`
 gives each segment the moments its frames are shown at (`Moment.as_dict` for its message),
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from ..common.budget import Budget
 from ..common.errors import CorruptMedia
-from ..common.segments import Segment
-from ..common.video import SPAN_EPSILON, Limits, VideoFile, display_rgb
+from ..media.budget import Budget
+from ..media.spans import Span
+from ..media.video import SPAN_EPSILON, VideoFile, VideoLimits, display_rgb
 from .formats import encode, to_pillow
 from .image import Rendition
 from .presets import Preset
@@ -173,7 +173,7 @@ def moments(analysis: dict, board: StoryboardPlan, max_stills: int) -> list[Mome
     return sorted(out)
 
 
-def assign(wanted: list[Moment], segments: list[Segment]) -> list[list[Moment]]:
+def assign(wanted: list[Moment], segments: list[Span]) -> list[list[Moment]]:
     """The moments each segment serves: those its frames are shown at (before the first frame: the first
     segment; past the last: the last one). A moment within SPAN_EPSILON of a boundary is the later segment's."""
     starts = [s.start_s * 1000 - SPAN_EPSILON * 1000 for s in segments[1:]]
@@ -192,7 +192,7 @@ class _Served:
 
 
 def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted: list[Moment], poster: Preset,
-           still: Preset, encoders: dict, tile: tuple[int, int], limits: Limits, budget: Budget | None) -> _Served:
+           still: Preset, encoders: dict, tile: tuple[int, int], limits: VideoLimits, budget: Budget | None) -> _Served:
     """One forward pass over the span's frames; each moment gets the last frame whose PTS is not after it."""
     sar, rotation = video.sar, video.rotation
     wanted = sorted(wanted)
@@ -254,7 +254,8 @@ def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted:
 
 
 def render_moments(path, start_s: float | None, end_s: float | None, wanted: list[Moment], poster: Preset, still: Preset,
-                   encoders: dict, tile: tuple[int, int], limits: Limits = Limits(), budget: Budget | None = None) -> dict:
+                   encoders: dict, tile: tuple[int, int], limits: VideoLimits = VideoLimits(),
+                   budget: Budget | None = None) -> dict:
     """The pictures of one segment's moments (`assign`), from the frames shown in [start_s, end_s).
 
     Picklable, for the stage: `stills` (Renditions of the shots whose keyframe is in the span), `poster`
@@ -331,7 +332,7 @@ def _storyboard(board: StoryboardPlan, tiles: dict[int, np.ndarray], quality: in
 
 def render_video(source, suffix: str, analysis: dict, poster: Preset, still: Preset, encoders: dict,
                  tile_width: int, columns: int, interval_s: float, max_tiles: int, max_stills: int,
-                 storyboard_quality: int, limits: Limits = Limits(), budget: Budget | None = None
+                 storyboard_quality: int, limits: VideoLimits = VideoLimits(), budget: Budget | None = None
                  ) -> tuple[list[Rendition], Storyboard]:
     """The whole video as one span. `source`: a path, the file's bytes, or a binary file object."""
     del suffix  # the container is recognised from its bytes

@@ -14,16 +14,15 @@ import contextlib
 import tempfile
 from pathlib import Path
 
-from ..common import sandbox
-from ..common.fanout import segment_messages
-from ..common.mediatypes import suffix_for
-from ..common.runtime import Runtime
-from ..common.segments import Segment
-from ..common.stage import FanOut, StageResult, ensure_job_active
-from ..common.video import downloaded
+from ..media.mediatypes import suffix_for
+from ..media.spans import Span
+from ..media.video import downloaded
+from ..pipeline import media_work
+from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages
+from ..pipeline.runtime import Runtime
 from . import hls
 from .image import Rendition
-from .ladder import choose_rungs, encode_segment, remux_mp4
+from .ladder import choose_rungs, encode_span, remux_mp4
 from .store import object_name, store_file, store_rendition, store_storyboard
 from .video import Moment, assign, choose_poster, compose_storyboard, moments, render_moments, storyboard_for
 from .work import RenderOptions
@@ -38,8 +37,8 @@ def hls_prefix(job_id: str) -> str:
     return f"renditions/{job_id}/hls/"
 
 
-def segment_file(index: int, file: str) -> str:
-    """A span's HLS segment "720p/01.ts" as its rung's playlist names it: "0003-01.ts"."""
+def media_segment_name(index: int, file: str) -> str:
+    """A span's HLS media segment "720p/01.ts" as its rung's playlist names it: "0003-01.ts"."""
     return f"{index:04d}-{Path(file).name}"
 
 
@@ -67,12 +66,12 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> Stag
     rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
     audio = analysis.get("audio") != []  # v3+ lists the audio streams; older analyses: look in the file
     board = board_of(opts, analysis)
-    wanted = assign(moments(analysis, board, opts.video_max_stills), [Segment(**s) for s in spans])
+    wanted = assign(moments(analysis, board, opts.video_max_stills), [Span(**s) for s in spans])
     params = [{"rungs": rungs, "hls_segment_s": opts.hls_segment_seconds, "audio": audio, "hdr": opts.video_hdr,
                "tile": list(board.tile), "moments": [m.as_dict() for m in w]} for w in wanted]
     messages = segment_messages(msg, "render", spans, params)
     if len(messages) == 1:  # a short video: everything in this push
-        limits = sandbox.stage_limits(rt, "render")
+        limits = media_work.stage_limits(rt, "render")
         with tempfile.TemporaryDirectory() as out_dir:  # kept until the MP4 is made: no download back
             result = render_segment(rt, opts, messages[0], limits, out_dir)
             return merged(rt, opts, job, analysis, [result], limits, out_dir)
@@ -81,14 +80,14 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> Stag
 
 def make_work(opts: RenderOptions):
     def work(rt: Runtime, job: dict, seg: dict) -> dict:
-        return render_segment(rt, opts, seg, sandbox.segment_limits(rt, "render"))
+        return render_segment(rt, opts, seg, media_work.segment_limits(rt, "render"))
 
     return work
 
 
 def make_merge(opts: RenderOptions):
     def merge(rt: Runtime, job: dict, results: list[dict]) -> StageResult:
-        return merged(rt, opts, job, on_the_clock(job["analysis"]), results, sandbox.segment_limits(rt, "render"))
+        return merged(rt, opts, job, on_the_clock(job["analysis"]), results, media_work.segment_limits(rt, "render"))
 
     return merge
 
@@ -96,7 +95,7 @@ def make_merge(opts: RenderOptions):
 def _span_work(_raw: bytes, path: str, seg: dict, opts: RenderOptions, out_dir: str, budget) -> dict:
     """In the child: the span's ladder, then its poster, stills and storyboard tiles."""
     p, cat = seg["params"], opts.catalogue
-    ladder = encode_segment(path, seg["start_s"], seg["end_s"], p["rungs"], p["hls_segment_s"], out_dir,
+    ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], p["hls_segment_s"], out_dir,
                             opts.video_limits, budget, audio=p["audio"], hdr=p["hdr"])
     pictures = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]], cat.poster,
                               cat.still, cat.encoders, tuple(p["tile"]), opts.video_limits, budget)
@@ -110,12 +109,12 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits, keep_in:
     work = f"work/{job_id}/render/{index:04d}-"
     folder = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
     with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, folder as out_dir:
-        out = sandbox.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
+        out = media_work.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
                                  limits.budget("rendering"))
         ladder = out["ladder"]
         for name, rung in ladder["rungs"].items():
             for s in rung["segments"]:
-                ref = store_file(rt, hls_prefix(job_id) + f"{name}/{segment_file(index, s['file'])}",
+                ref = store_file(rt, hls_prefix(job_id) + f"{name}/{media_segment_name(index, s['file'])}",
                                  Path(out_dir) / s["file"], TS_TYPE)
                 s.update(uri=ref["uri"], generation=ref["generation"])
     pictures = out["pictures"]
@@ -151,8 +150,8 @@ def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results:
     results = sorted(results, key=lambda r: r["index"])
     spans = [_largest_first(r["ladder"]) for r in results]
     prefix = hls_prefix(job_id)
-    master, media = hls.playlists(spans, lambda i, f: segment_file(results[i]["index"], f), lambda name: f"{name}/index.m3u8",
-                                  opts.hls_segment_seconds)
+    master, media = hls.playlists(spans, lambda i, f: media_segment_name(results[i]["index"], f),
+                                  lambda name: f"{name}/index.m3u8", opts.hls_segment_seconds)
     ladder = []
     for name, rung in spans[0]["rungs"].items():
         segs = [s for span in spans for s in span["rungs"][name]["segments"]]
@@ -211,7 +210,7 @@ def _mp4(rt: Runtime, job_id: str, segments: list[dict], limits, local_dir: str 
                     rt.blobs.download_to(bucket, name, None, f)
                 paths.append(str(path))
         out = Path(tmp) / MP4_NAME
-        sandbox.media_work(rt, "render", job_id, limits, 0, _remux, b"", paths, str(out))
+        media_work.media_work(rt, "render", job_id, limits, 0, _remux, b"", paths, str(out))
         ensure_job_active()
         return store_file(rt, f"renditions/{job_id}/{MP4_NAME}", out, MP4_TYPE)
 

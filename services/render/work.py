@@ -1,4 +1,4 @@
-"""One render job's media work, as it runs in the bounded child (services/common/sandbox.py).
+"""One render job's media work, as it runs in the bounded child (services/media/sandbox.py).
 
 RenderOptions is built from Settings and the presets catalogue once per service; the child
 gets it with the bytes and returns renditions for the stage to store (videos: video_stage.py).
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..common.budget import Budget
-from ..common.video import Limits
+from ..media.budget import Budget
+from ..media.video import VideoLimits
 from .animated import is_animated, render_animated
 from .image import Rendition, render_image
 from .presets import Catalogue
@@ -28,7 +28,7 @@ class RenderOptions:
     storyboard_interval_seconds: float
     storyboard_max_tiles: int
     video_max_stills: int
-    video_limits: Limits
+    video_limits: VideoLimits
     hls_segment_seconds: float
     video_hdr: str
 
@@ -38,7 +38,7 @@ class RenderOptions:
         return cls(catalogue, s.max_image_pixels, s.flatten_background, s.render_encode_threads, s.animation_max_frames,
                    s.animation_max_pixels, s.animation_max_decode_pixels, s.storyboard_tile_width, s.storyboard_columns,
                    s.storyboard_interval_seconds, s.storyboard_max_tiles, s.video_max_stills,
-                   Limits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels), s.hls_segment_seconds,
+                   VideoLimits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels), s.hls_segment_seconds,
                    s.video_hdr)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Flask, Response, jsonify, request
 
 from ..common.errors import HTTPProblem
-from ..common.runtime import Runtime
+from ..pipeline.runtime import Runtime
 from . import ssrf
 from .endpoints import EVENT_TYPES, endpoint_store, public_view
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import time
 
-from ..common.bus import encode
-from ..common.envelope import PushMessage
 from ..common.errors import PermanentError, TransientError
 from ..common.logs import log
-from ..common.runtime import Runtime
-from ..common.status import utcnow
-from ..common.topology import PushSubscription
+from ..pipeline.bus import encode
+from ..pipeline.envelope import PushMessage
+from ..pipeline.jobstore import utcnow
+from ..pipeline.runtime import Runtime
+from ..pipeline.topology import PushSubscription
 from . import signing, ssrf
 from .endpoints import EndpointStore
 

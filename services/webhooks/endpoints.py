@@ -13,9 +13,9 @@ import os
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from ..common.docstore import FirestoreCollection
-from ..common.retrying import retried
-from ..common.status import utcnow
+from ..pipeline.docstore import FirestoreCollection
+from ..pipeline.jobstore import utcnow
+from ..pipeline.retrying import retried
 from . import signing
 from .secretbox import SecretBox
 
@@ -90,7 +90,7 @@ class EndpointStore(FirestoreCollection):
 
 def public_view(doc: dict) -> dict:
     """What a client sees of its endpoint: never a secret, sealed or not."""
-    from ..common.status import to_json
+    from ..pipeline.jobstore import to_json
 
     view = {k: doc.get(k) for k in ("id", "url", "events", "created_at", "disabled", "health")}
     view["secrets"] = [{"created_at": s["created_at"], "expires_at": s.get("expires_at")} for s in doc.get("secrets", [])]

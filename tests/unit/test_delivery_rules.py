@@ -8,11 +8,11 @@ import datetime as dt
 
 import pytest
 
-from services.common import jobstate
 from services.common.errors import CorruptMedia, TransientError
-from services.common.stage import ensure_job_active
 from services.ops import jobs as job_ops
 from services.ops.sweep import sweep
+from services.pipeline import jobstate
+from services.pipeline.handon import ensure_job_active
 from tests.fakes import Pipeline, analyzed, ingested, jobstate_now, rendered
 
 

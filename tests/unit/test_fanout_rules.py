@@ -1,4 +1,4 @@
-"""Fan-out / fan-in of segments (services/common/fanout.py), in-process: the real stage and
+"""Fan-out / fan-in of segments (services/pipeline/handon.py), in-process: the real stage and
 segment plumbing over the in-memory store, bus and blobs (compare-and-set kept), with work
 and merge functions the test steers. The media work itself is tested in test_render_ladder.py,
 test_analyze_segments.py and end to end in test_segments.py."""
@@ -12,10 +12,10 @@ import pytest
 
 from localcloud.chaos import envelope
 from services.common.errors import CorruptMedia, TransientError
-from services.common.fanout import SEGMENTS_PATH, register_segments, result_name, segment_messages
-from services.common.stage import FanOut, StageResult, register_stage
-from services.common.web import create_service_app
 from services.ops import sweep as sweeping
+from services.pipeline.handon import SEGMENTS_PATH, FanOut, StageResult, result_name, segment_messages
+from services.pipeline.push import register_segments, register_stage
+from services.pipeline.web import create_service_app
 from tests.fakes import memory_runtime
 
 SOURCE = {"uri": "gs://mediarelay-originals/originals/v", "bucket": "mediarelay-originals", "name": "originals/v",

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from localcloud.chaos import envelope
-from services.common.auth import PushTokenVerifier
 from services.notify.app import create_app as create_notify
+from services.pipeline.auth import PushTokenVerifier
 from tests import tokens
 from tests.fakes import Pipeline, ingested, memory_runtime
 

@@ -22,6 +22,11 @@ FROM python:3.11-slim-bookworm
 ARG SERVICE
 RUN test -n "${SERVICE}" || (echo "build with --build-arg SERVICE=<ingest|analyze|render|notify>" >&2; exit 1) \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+# The services that face clients run nginx in front of gunicorn (services/common/front.py:
+# slow clients are buffered there, never given a request thread).
+RUN case "${SERVICE}" in ingest|console) \
+        apt-get update && apt-get install -y --no-install-recommends nginx-light \
+        && rm -rf /var/lib/apt/lists/* ;; esac
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY services/ services/
@@ -46,5 +51,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=2)"]
 
-# exec: gunicorn replaces the shell and is PID 1, so it receives SIGTERM from Cloud Run.
-ENTRYPOINT ["/bin/sh", "-c", "exec gunicorn -c python:services.common.gunicorn_conf \"services.${SERVICE}.app:create_app()\""]
+# exec: the front replaces the shell and is PID 1, so it receives SIGTERM from Cloud Run; it
+# execs gunicorn itself for push services, and supervises nginx + gunicorn for ingest.
+ENTRYPOINT ["/bin/sh", "-c", "exec python -m services.common.front \"services.${SERVICE}.app:create_app()\""]

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help install run test test-unit test-infra up down bench lint clean
+.PHONY: help install system-packages docs run test test-unit test-infra up down bench lint clean
 
 help:
 	@echo "make run    local cloud + services, sample media through the chain, then serve (ONCE=1: exit after the table)"
@@ -23,12 +23,21 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(BIN)/pip install $(PIP_QUIET) -c constraints.txt -e '.[dev,bench]' 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $@
 
-install: $(STAMP)
+# Debian packages the local stack runs beside the Python ones: nginx fronts ingest as in the
+# container (services/common/front.py). Installed when missing and we are root; else the command.
+SYSTEM_PACKAGES := nginx-light
+system-packages:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+		if [ "$$(id -u)" = 0 ]; then echo "installing $(SYSTEM_PACKAGES) (apt-get)..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+		else echo "missing Debian packages: sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; }
 
-run: $(STAMP)
+install: $(STAMP) system-packages
+
+run: $(STAMP) system-packages
 	$(BIN)/mediarelay local run $(if $(ONCE),--once)
 
-test: $(STAMP) test-infra
+test: $(STAMP) system-packages test-infra
 	$(BIN)/pytest
 
 # No local cloud, Java or Terraform: the rules of our own code, on both cores (pytest-xdist).
@@ -61,12 +70,16 @@ test-infra: $(CHECKOV_STAMP)
 		terraform=$(CHECKOV_VENV)/terraform.json dockerfile=$(CHECKOV_VENV)/dockerfile.json \
 		|| { echo "checkov: reports and log in $(CHECKOV_VENV)/" >&2; exit 1; }
 
-up: $(STAMP)
+up: $(STAMP) system-packages
 	$(BIN)/mediarelay local up
 
 # Stops exactly what `make up` / `make run` started (pid files under .local/pids).
 down:
 	@if [ -x $(BIN)/mediarelay ]; then $(BIN)/mediarelay local down; else echo "nothing to stop (no $(VENV))"; fi
+
+# docs/configuration.md is made from the settings' one declaration (a unit test checks it).
+docs: $(STAMP)
+	$(BIN)/python -m services.common.config > docs/configuration.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

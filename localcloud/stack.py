@@ -2,7 +2,8 @@
 
 Emulators: the official Pub/Sub and Firestore emulators from the Google Cloud CLI (their own
 launchers, not the `gcloud` wrapper), and fake-gcs-server from its PyPI wheel. Services:
-gunicorn with the same config module as the container. Everything binds 127.0.0.1.
+the same entry as the container (services/common/front.py: gunicorn, nginx in front of ingest).
+Everything binds 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -206,8 +207,8 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "PUSH_VERIFICATION": "off",
             **cfg.service_env,
         }
-        argv = [sys.executable, "-m", "gunicorn", "-c", "python:services.common.gunicorn_conf",
-                f"services.{name}.app:create_app()"]
+        # The container's entry: gunicorn, behind nginx for the services that face clients.
+        argv = [sys.executable, "-m", "services.common.front", f"services.{name}.app:create_app()"]
         procs.append(Proc(name, argv, cfg.url(name) + "/healthz", env, cwd=REPO_ROOT))
     return procs
 

@@ -11,13 +11,13 @@ import collections
 import io
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 from PIL import Image
 
+from services.common.config import declared
 from services.render.presets import load as load_presets
 
 from . import corpus
@@ -25,7 +25,7 @@ from .test_chain import upload
 
 FINAL_WITHIN = 60.0  # seconds: a bound on "final", far above what any of these files needs
 CASES = {c.name: c for c in corpus.build()}
-SETTINGS = set(re.findall(r'_env\("([A-Z0-9_]+)"', (Path(__file__).parents[1] / "services/common/config.py").read_text()))
+SETTINGS = {d.env for _, d in declared()}
 # What a reason must never carry: an object repr, a memory address, a library's code or constant, a traceback.
 NOT_FOR_PEOPLE = re.compile(r"<[^>]*object at|\b0x[0-9a-fA-F]+\b|decoder error|error -?\d+|Errno|Traceback"
                             r"|\w+Error\b|\w+Plugin\b")

@@ -334,12 +334,14 @@ def test_checkov_skips_are_justified_in_place(root):
         assert check_id and len(reason.strip()) > 20, f"skip without a real reason: {skip}"
 
 
-def test_dockerfile_runs_one_service_as_non_root_under_gunicorn():
+def test_dockerfile_runs_one_service_as_non_root_through_the_front():
     text = (REPO / "Dockerfile").read_text()
     assert "ARG SERVICE" in text
     assert "USER 10001" in text
     assert "/healthz" in text
-    assert 'exec gunicorn -c python:services.common.gunicorn_conf \\"services.${SERVICE}.app:create_app()\\"' in text
+    # The same entry as the local stack (localcloud/stack.py): gunicorn, nginx in front of ingest.
+    assert 'exec python -m services.common.front \\"services.${SERVICE}.app:create_app()\\"' in text
+    assert "nginx-light" in text
     assert "pip install -c constraints.txt ." in text
     lines = (REPO / ".dockerignore").read_text().splitlines()
     ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]

@@ -1,31 +1,30 @@
-"""One typed settings object, read from the environment once per process.
+"""Every setting, declared once: its environment variable, type, default, group, the services
+that read it and what it means. From this one declaration come the typed `Settings` every
+service reads (once per process), docs/configuration.md (`python -m services.common.config`,
+checked by tests/unit/test_settings.py) and the check of Terraform's environment (same test).
 
-Every limit is a named setting here; the README's configuration table lists them all.
+A bad value stops the service at start-up, naming the variable, never a job later.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY_FILE = REPO_ROOT / "schemas" / "topology.json"
-
-
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def _list(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+SERVICES = ("ingest", "analyze", "render", "notify")
+ALL = SERVICES
 
 
 def parse_rgb(text: str) -> tuple[int, int, int]:
-    """'#rrggbb', 'rrggbb' or 'r,g,b' -> (r, g, b); a bad value fails start-up, not a job."""
+    """'#rrggbb', 'rrggbb' or 'r,g,b' -> (r, g, b)."""
     t = text.strip().lstrip("#")
     try:
         if len(t) == 6 and "," not in t:
@@ -35,184 +34,312 @@ def parse_rgb(text: str) -> tuple[int, int, int]:
     except ValueError:
         rgb = ()
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-        raise ValueError(f"FLATTEN_BACKGROUND={text!r}: expected #rrggbb or r,g,b")
+        raise ValueError("expected #rrggbb or r,g,b")
     return rgb[0], rgb[1], rgb[2]
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _lower(text: str) -> str:
+    return text.strip().lower()
+
+
+def _url(text: str) -> str:
+    return text.strip().rstrip("/")
+
+
+def _hosts(text: str) -> frozenset[str]:
+    return frozenset(h.lower() for h in _list(text))
+
+
+# How a value is read from the environment, by the field's type.
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": str, "int": int, "float": float, "Path": Path, "tuple[str, ...]": _list, "frozenset[str]": _hosts,
+}
+
+
+@dataclass(frozen=True)
+class Declared:
+    env: str
+    default: Any
+    services: tuple[str, ...]
+    help: str
+    parse: Callable[[str], Any] | None
+    group: str = ""
+
+    def shown_default(self) -> str:
+        """The default as the environment would spell it (paths relative to the repository)."""
+        d = self.default
+        if isinstance(d, Path):
+            return str(d.relative_to(REPO_ROOT)) if d.is_relative_to(REPO_ROOT) else str(d)
+        if isinstance(d, tuple) and len(d) == 3 and all(isinstance(v, int) for v in d):
+            return "#" + "".join(f"{v:02x}" for v in d)  # a colour
+        if isinstance(d, tuple | frozenset):
+            return ",".join(str(v) for v in d)
+        return str(d)
+
+
+def setting(env: str, default: Any, services: tuple[str, ...], help: str, *,
+            parse: Callable[[str], Any] | None = None) -> Any:
+    return dataclasses.field(metadata={"declared": Declared(env, default, services, help, parse)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    project: str
-    originals_bucket: str
-    renditions_bucket: str
-    schemas_dir: Path
-    topology_file: Path
-    # Where upload clients reach ingest; status URLs are built from it.
-    public_base_url: str
-    # Limits
-    max_upload_bytes: int
-    # Big uploads: V4 signed PUT URLs straight to GCS, then the bucket's finalize notification.
-    max_signed_upload_bytes: int
-    signed_url_ttl_seconds: int
-    # A service-account key file to sign with; empty = IAM signBlob as the runtime account.
-    signing_key_file: str
-    max_image_pixels: int
-    max_video_seconds: float
-    max_video_frames: int
-    # Width x height of one video frame, from the header: a 16K stream would need ~400 MB per decoded frame.
-    max_video_frame_pixels: int
-    stage_time_budget_seconds: float
-    # Bounded media work (issue 10): every decode/analysis/render runs in a child process.
-    jpeg_max_scans: int  # progressive JPEGs have ~10 scans; each is another pass over the image
-    media_memory_limit_bytes: int  # the child's memory limit (above its start-up size)
-    media_cpu_limit_seconds: int  # the child's CPU time (RLIMIT_CPU)
-    stage_deadline_margin_seconds: float  # the child's wall-clock deadline: ack deadline minus this
-    media_crash_attempts: int  # a decoder crash (signal) seen this often on one job -> corrupt-media
-    instance_memory_bytes: int  # admission: 0 = cgroup memory.max, else /proc/meminfo
-    animation_max_decode_pixels: int  # frames x canvas decoded for an animated rendition
-    publish_timeout_seconds: float
-    job_ttl_days: int
-    # Render
-    render_presets_file: Path
-    flatten_background: tuple[int, int, int]
-    render_encode_threads: int
-    animation_max_frames: int
-    animation_max_pixels: int
-    storyboard_tile_width: int
-    storyboard_columns: int
-    storyboard_interval_seconds: float
-    storyboard_max_tiles: int
-    video_max_stills: int
-    # Long videos in segments (services/media/spans.py, services/pipeline/handon.py)
-    video_segment_seconds: float  # a video longer than this is split at keyframes into segments of about this length
-    video_max_segments: int  # segments per job, at most
-    video_segment_overlap_seconds: float  # analysis decodes this much beyond each side of its span (cuts on boundaries)
-    video_segment_time_budget_seconds: float  # one segment's work, well inside its subscription's ack deadline
-    hls_segment_seconds: float  # HLS media segment duration (IDR at every boundary)
-    video_hdr: str  # HDR sources: "tonemap" to SDR BT.709, or "passthrough"
-    # Push authentication. PUSH_VERIFICATION=off is the only way to run without it (the local
-    # cloud: the emulator sends no token); when on, empty PUSH_AUDIENCE / PUSH_SERVICE_ACCOUNT
-    # stop the service at start-up instead of silently admitting anyone.
-    push_verification: str
-    push_audience: str
-    push_service_account: str
-    push_certs_url: str
-    # Signing keys are refetched for an unknown key id at most this often (a forged kid must not
-    # cost a certificate fetch per request).
-    certs_refetch_min_seconds: float
-    # Upload clients (ingest): API keys in Firestore clients/{id}, and Google-signed ID tokens.
-    api_key_cache_seconds: float  # a revoked key stops working within this
-    client_token_audiences: tuple[str, ...]  # empty = ID tokens are not accepted
-    client_token_issuers: tuple[str, ...]
-    client_token_certs_url: str
-    # The request body of an upload must arrive within this (a slow client cannot hold a thread).
-    request_body_timeout_seconds: float
-    # Uploads reading their body at once per process; more get 503 at once, so other requests
-    # (and /healthz) always find a thread. 0 = GUNICORN_THREADS - 2 (at least 1).
-    max_concurrent_uploads: int
-    upload_slot_wait_seconds: float  # a burst of fast uploads waits this long for a slot before 503
-    max_form_parts: int
-    max_form_memory_bytes: int  # the non-file fields of a multipart upload
-    max_filename_chars: int
-    # Renditions as upload clients fetch them: V4 signed GET URLs for this long, or plain
-    # URLs on RENDITIONS_BASE_URL (a CDN in front of the renditions bucket).
-    rendition_url_ttl_seconds: int
-    renditions_base_url: str
-    # Per-client quotas per UTC day (a client's document may override them), counted in
-    # sharded counters of this many shards.
-    quota_uploads_per_day: int
-    quota_bytes_per_day: int
-    quota_counter_shards: int
-    # Operations
-    stuck_after_seconds: int  # the sweep re-drives jobs with no progress for this long
-    sweep_max_redrives: int  # re-drives of one job by the sweep before it ends failed
-    max_replays: int  # dead-letter replays of one message before `dlq replay` refuses
-    scheduler_service_account: str  # the only caller the sweep endpoint accepts (when PUSH_AUDIENCE is set)
-    # Webhooks
-    webhook_secrets_key: str  # base64 AES-256 key sealing endpoint secrets (Secret Manager); empty = webhooks off
-    webhook_timeout_seconds: float  # one delivery attempt: connect + answer
-    webhook_allow_hosts: frozenset[str]  # exempt from the https-only and public-address rules (tests)
-    webhook_secret_overlap_seconds: int  # a rotated-out secret keeps signing for this long
-    webhook_max_endpoints: int  # endpoints one client may register
-    # Logging
-    log_level: str
+
+    # --- Cloud -----------------------------------------------------------------------------------------------
+    project: str = setting("GOOGLE_CLOUD_PROJECT", "mediarelay-local", ALL, "project of topics, Firestore, buckets")
+    originals_bucket: str = setting("ORIGINALS_BUCKET", "mediarelay-originals", ALL, "where originals live")
+    renditions_bucket: str = setting("RENDITIONS_BUCKET", "mediarelay-renditions", ALL,
+        "where renditions and the work of segments live")
+    schemas_dir: Path = setting("SCHEMAS_DIR", REPO_ROOT / "schemas", ALL,
+        "message schemas (JSON Schema 2020-12), one file per type and version")
+    topology_file: Path = setting("TOPOLOGY_FILE", TOPOLOGY_FILE, ALL,
+        "the one declaration of topics, push subscriptions and buckets")
+    public_base_url: str = setting("PUBLIC_BASE_URL", "", ALL, "base of `status_url` links", parse=_url)
+    publish_timeout_seconds: float = setting("PUBLISH_TIMEOUT_SECONDS", 30, ALL, "wait for a publish to be confirmed")
+    job_ttl_days: int = setting("JOB_TTL_DAYS", 30, ALL, "`expires_at` of job documents (Firestore TTL)")
+
+    # --- Serving ---------------------------------------------------------------------------------------------
+    port: int = setting("PORT", 8080, ALL, "the port the service listens on (Cloud Run sets it)")
+    host: str = setting("HOST", "0.0.0.0", ALL, "the address it listens on")
+    web_concurrency: int = setting("WEB_CONCURRENCY", 0, ALL, "gunicorn worker processes; 0 = the CPUs")
+    gunicorn_threads: int = setting("GUNICORN_THREADS", 4, ALL, "request threads per worker (they wait on GCS/Firestore/Pub/Sub)")
+    gunicorn_timeout: int = setting("GUNICORN_TIMEOUT", 600, ALL,
+        "gunicorn kills a request running longer (above the longest push ack deadline)")
+    gunicorn_graceful_timeout: int = setting("GUNICORN_GRACEFUL_TIMEOUT", 20, ALL,
+        "requests in flight get this long to finish on SIGTERM")
+    log_level: str = setting("LOG_LEVEL", "INFO", ALL, "JSON logs in the Cloud Logging format, with trace correlation")
+    fault_injection: str = setting("FAULT_INJECTION", "", ALL,
+        "chaos testing only: e.g. `storage=0.2,firestore=0.2,pubsub=0.1,stage.render=1` fails that share of calls with "
+        "a 503; `media-crash.render_media=1` kills that share of render's media children with SIGSEGV")
+
+    # --- Front door (nginx) ----------------------------------------------------------------------------------
+    front_header_timeout_seconds: float = setting("FRONT_HEADER_TIMEOUT_SECONDS", 10, ("ingest",),
+        "nginx in front of ingest (`services/common/front.py`): the request's headers must arrive whole within this, "
+        "else the connection is closed")
+    front_body_timeout_seconds: float = setting("FRONT_BODY_TIMEOUT_SECONDS", 10, ("ingest",),
+        "nginx: the longest pause between two reads of a request body (408 problem after); the body is buffered before "
+        "gunicorn sees it")
+    front_max_connections: int = setting("FRONT_MAX_CONNECTIONS", 4096, ("ingest",),
+        "client connections nginx holds at once (a slow one costs a connection, never a request thread)")
+    front_upstream_timeout_seconds: float = setting("FRONT_UPSTREAM_TIMEOUT_SECONDS", 120, ("ingest",),
+        "nginx waits this long for gunicorn's answer to a whole request")
+
+    # --- Uploads ---------------------------------------------------------------------------------------------
+    max_upload_bytes: int = setting("MAX_UPLOAD_BYTES", 32 * 1024 * 1024, ("ingest",),
+        "largest direct upload body (413 above)")
+    max_signed_upload_bytes: int = setting("MAX_SIGNED_UPLOAD_BYTES", 256 * 1024 * 1024, ("ingest",),
+        "largest signed-URL upload (413 when asked; a failed job if exceeded)")
+    signed_url_ttl_seconds: int = setting("SIGNED_URL_TTL_SECONDS", 900, ("ingest",), "lifetime of a signed upload URL")
+    signing_key_file: str = setting("SIGNING_KEY_FILE", "", ("ingest",),
+        "service-account key to sign URLs with; empty = IAM signBlob as the runtime account (Cloud Run)")
+    request_body_timeout_seconds: float = setting("REQUEST_BODY_TIMEOUT_SECONDS", 60, ("ingest",),
+        "an upload's body must arrive within this (408 after)")
+    max_concurrent_uploads: int = setting("MAX_CONCURRENT_UPLOADS", 0, ("ingest",),
+        "bodies read at once per process; more wait for a slot, then get 503 + `Retry-After`")
+    upload_slot_wait_seconds: float = setting("UPLOAD_SLOT_WAIT_SECONDS", 2, ("ingest",),
+        "how long an upload waits for a slot (a burst of fast uploads gets through; slow ones cannot hold every thread)")
+    max_form_parts: int = setting("MAX_FORM_PARTS", 8, ("ingest",),
+        "parts of a multipart upload, and bytes of its non-file fields (413 above)")
+    max_form_memory_bytes: int = setting("MAX_FORM_MEMORY_BYTES", 64 * 1024, ("ingest",),
+        "parts of a multipart upload, and bytes of its non-file fields (413 above)")
+    max_filename_chars: int = setting("MAX_FILENAME_CHARS", 200, ("ingest",),
+        "client filenames are cut to this (after dropping paths, control/format characters and markup)")
+    rendition_url_ttl_seconds: int = setting("RENDITION_URL_TTL_SECONDS", 3600, ("ingest",),
+        "lifetime of the signed rendition URLs in job answers (reused while more than half is left)")
+    renditions_base_url: str = setting("RENDITIONS_BASE_URL", "", ("ingest",),
+        "a CDN in front of the renditions bucket: rendition URLs are `<base>/<object>` instead of signed", parse=_url)
+
+    # --- Upload clients --------------------------------------------------------------------------------------
+    api_key_cache_seconds: float = setting("API_KEY_CACHE_SECONDS", 30, ("ingest",),
+        "ingest caches client documents this long: a revoked key stops working within it")
+    client_token_audiences: tuple[str, ...] = setting("CLIENT_TOKEN_AUDIENCES", (), ("ingest",),
+        "audiences of the Google ID tokens ingest accepts from upload clients (comma-separated); empty = API keys only")
+    client_token_issuers: tuple[str, ...] = setting(
+        "CLIENT_TOKEN_ISSUERS", ("https://accounts.google.com", "accounts.google.com"), ("ingest",),
+        "their issuers (Firebase Auth: `https://securetoken.google.com/<project>`)")
+    client_token_certs_url: str = setting("CLIENT_TOKEN_CERTS_URL", GOOGLE_CERTS_URL, ("ingest",),
+        "their signing keys (Firebase Auth: the `securetoken@system.gserviceaccount.com` x509 URL)")
+    quota_uploads_per_day: int = setting("QUOTA_UPLOADS_PER_DAY", 10000, ("ingest",),
+        "per client and UTC day (a client's `quotas` override them; `clients create --uploads-per-day/--bytes-per-"
+        "day`); 429 above")
+    quota_bytes_per_day: int = setting("QUOTA_BYTES_PER_DAY", 50 * 1024**3, ("ingest",),
+        "per client and UTC day (a client's `quotas` override them; `clients create --uploads-per-day/--bytes-per-"
+        "day`); 429 above")
+    quota_counter_shards: int = setting("QUOTA_COUNTER_SHARDS", 10, ("ingest",), "shards of each usage counter (no hot document)")
+
+    # --- Media limits ----------------------------------------------------------------------------------------
+    max_image_pixels: int = setting("MAX_IMAGE_PIXELS", 100_000_000, ("ingest", "analyze", "render"),
+        "largest image, checked from the header before decoding")
+    max_video_seconds: float = setting("MAX_VIDEO_SECONDS", 7200, ("ingest", "analyze", "render"),
+        "longest video, from the header and again while decoding (frames are counted per segment)")
+    max_video_frames: int = setting("MAX_VIDEO_FRAMES", 432000, ("ingest", "analyze", "render"),
+        "longest video, from the header and again while decoding (frames are counted per segment)")
+    max_video_frame_pixels: int = setting("MAX_VIDEO_FRAME_PIXELS", 7680 * 4320, ("ingest", "analyze", "render"),
+        "largest video frame, from the header before decoding and per decoded frame")
+    jpeg_max_scans: int = setting("JPEG_MAX_SCANS", 100, ("ingest", "analyze", "render"),
+        "most scans (SOS markers) a JPEG may have, counted from the bytes (a progressive photo has ~10; a scan bomb "
+        "thousands)")
+
+    # --- Bounded media work ----------------------------------------------------------------------------------
+    stage_time_budget_seconds: float = setting("STAGE_TIME_BUDGET_SECONDS", 90, ("analyze", "render"),
+        "work budget of one stage (enforced inside analysis), below the push ack deadline")
+    media_memory_limit_bytes: int = setting("MEDIA_MEMORY_LIMIT_BYTES", 1536 * 2**20, ("analyze", "render"),
+        "memory of the child process that decodes/analyses/renders one job (above its start-up size); a file whose one "
+        "decoded frame needs more is refused from its headers")
+    media_cpu_limit_seconds: int = setting("MEDIA_CPU_LIMIT_SECONDS", 300, ("analyze", "render"),
+        "CPU time of that child (RLIMIT_CPU)")
+    stage_deadline_margin_seconds: float = setting("STAGE_DEADLINE_MARGIN_SECONDS", 15, ("analyze", "render"),
+        "the child's wall-clock deadline is the stage's push ack deadline (topology) minus this")
+    media_crash_attempts: int = setting("MEDIA_CRASH_ATTEMPTS", 2, ("analyze", "render"),
+        "a child killed by a signal this many times on one job ends it `corrupt-media` (before: 503, redelivered)")
+    instance_memory_bytes: int = setting("INSTANCE_MEMORY_BYTES", 0, ("analyze", "render"),
+        "admission: a stage answers 503 (redelivered) to work whose declared memory need does not fit what the instance"
+        " has left")
+
+    # --- Render ----------------------------------------------------------------------------------------------
+    render_presets_file: Path = setting("RENDER_PRESETS_FILE", REPO_ROOT / "services" / "render" / "presets.json", ("render",),
+        "rendition presets (box, fit, formats, qualities), validated against `presets.schema.json` at start-up")
+    flatten_background: tuple[int, int, int] = setting("FLATTEN_BACKGROUND", (255, 255, 255), ("render",),
+        "colour alpha is flattened onto for JPEG (`#rrggbb` or `r,g,b`)", parse=parse_rgb)
+    render_encode_threads: int = setting("RENDER_ENCODE_THREADS", 0, ("render",),
+        "encode threads per job (a rendition over 10 MP always encodes alone, `services/render/image.py` `EncodeGate`: "
+        "24 MP peak 232 → 173 MB for ~20 % more wall time)")
+    animation_max_decode_pixels: int = setting("ANIMATION_MAX_DECODE_PIXELS", 2_000_000_000, ("render",),
+        "frames x canvas an animated rendition may decode; above, only the first frame is decoded (static WebP, noted "
+        "in `skipped`)")
+    animation_max_frames: int = setting("ANIMATION_MAX_FRAMES", 300, ("render",),
+        "above these, an animated source gets a static WebP (noted in `skipped`)")
+    animation_max_pixels: int = setting("ANIMATION_MAX_PIXELS", 25_000_000, ("render",),
+        "above these, an animated source gets a static WebP (noted in `skipped`)")
+    storyboard_tile_width: int = setting("STORYBOARD_TILE_WIDTH", 160, ("render",), "video storyboard sprite and its WebVTT")
+    storyboard_columns: int = setting("STORYBOARD_COLUMNS", 10, ("render",), "video storyboard sprite and its WebVTT")
+    storyboard_interval_seconds: float = setting("STORYBOARD_INTERVAL_SECONDS", 2, ("render",),
+        "video storyboard sprite and its WebVTT")
+    storyboard_max_tiles: int = setting("STORYBOARD_MAX_TILES", 100, ("render",), "video storyboard sprite and its WebVTT")
+    video_max_stills: int = setting("VIDEO_MAX_STILLS", 50, ("render",), "at most one still per shot, up to this many")
+    hls_segment_seconds: float = setting("HLS_SEGMENT_SECONDS", 6, ("analyze", "render"),
+        "HLS media segment length: an IDR at every boundary in every rung; a segment's last one absorbs a remainder "
+        "under half of it")
+    video_hdr: str = setting("VIDEO_HDR", "tonemap", ("render",),
+        "PQ/HLG sources: `tonemap` to SDR BT.709 (every player), or `passthrough` (10-bit H.264 High 10 with the HDR "
+        "tags; few players)", parse=_lower)
+
+    # --- Long videos -----------------------------------------------------------------------------------------
+    video_segment_seconds: float = setting("VIDEO_SEGMENT_SECONDS", 30, ("analyze", "render"),
+        "a video longer than this is split at keyframes into segments of about this length, fanned out over Pub/Sub "
+        "(one segment: no fan-out)")
+    video_max_segments: int = setting("VIDEO_MAX_SEGMENTS", 300, ("analyze", "render"),
+        "most segments per job (`limit-exceeded` above, naming both settings)")
+    video_segment_overlap_seconds: float = setting("VIDEO_SEGMENT_OVERLAP_SECONDS", 3, ("analyze", "render"),
+        "analysis decodes this much before and after each segment, so a transition on or across a boundary is found "
+        "once (the detector needs ≥ 2.55 s at 24–60 fps, 2.7 s at 10 fps)")
+    video_segment_time_budget_seconds: float = setting("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", 240, ("analyze", "render"),
+        "work budget of one analysis segment; every segment's child also stops at its subscription's ack deadline (300 "
+        "s analyze, 600 s render) minus `STAGE_DEADLINE_MARGIN_SECONDS`")
+
+    # --- Push authentication ---------------------------------------------------------------------------------
+    push_verification: str = setting("PUSH_VERIFICATION", "on", ALL,
+        "`on`: push (and sweep) requests must carry a valid OIDC token, and a service refuses to start while "
+        "`PUSH_AUDIENCE`, `PUSH_SERVICE_ACCOUNT` (or, on notify, `SCHEDULER_SERVICE_ACCOUNT`) is empty; `off`: no "
+        "verification, on purpose (the local cloud sets it: the emulator sends no token; Terraform never does), said in"
+        " the start-up log and by `/healthz`", parse=_lower)
+    push_audience: str = setting("PUSH_AUDIENCE", "", ALL,
+        "expected OIDC audience of push requests (required when verification is on)")
+    push_service_account: str = setting("PUSH_SERVICE_ACCOUNT", "", ALL,
+        "the only service account whose push tokens are accepted")
+    push_certs_url: str = setting("PUSH_CERTS_URL", GOOGLE_CERTS_URL, ALL,
+        "where token signing keys are fetched (PEM or JWKS; cached per `Cache-Control`)")
+    certs_refetch_min_seconds: float = setting("CERTS_REFETCH_MIN_SECONDS", 30, ALL,
+        "a token with an unknown key id refetches the certs at most this often (else 401 at once)")
+
+    # --- Operations ------------------------------------------------------------------------------------------
+    stuck_after_seconds: int = setting("STUCK_AFTER_SECONDS", 1800, ("notify",),
+        "the sweep re-drives active (and parked) jobs with no progress for this long")
+    sweep_max_redrives: int = setting("SWEEP_MAX_REDRIVES", 3, ("notify",),
+        "re-drives of one job by the sweep; the next sweep ends it `failed` (`stuck`) with its event")
+    max_replays: int = setting("MAX_REPLAYS", 3, ("notify",), "`dlq replay` refuses a message already replayed this often")
+    scheduler_service_account: str = setting("SCHEDULER_SERVICE_ACCOUNT", "", ("notify",),
+        "the only account whose token `POST /ops/sweep` accepts (required on notify when verification is on)")
+
+    # --- Webhooks --------------------------------------------------------------------------------------------
+    webhook_secrets_key: str = setting("WEBHOOK_SECRETS_KEY", "", ("ingest", "notify"),
+        "base64 of 32 random bytes sealing webhook secrets; Secret Manager in production")
+    webhook_timeout_seconds: float = setting("WEBHOOK_TIMEOUT_SECONDS", 5, ("notify",), "one delivery attempt, connect to answer")
+    webhook_allow_hosts: frozenset[str] = setting("WEBHOOK_ALLOW_HOSTS", frozenset(), ("ingest", "notify"),
+        "hosts exempt from the https-only and public-address rules", parse=_hosts)
+    webhook_secret_overlap_seconds: int = setting("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400, ("ingest", "notify"),
+        "how long a rotated-out secret still signs")
+    webhook_max_endpoints: int = setting("WEBHOOK_MAX_ENDPOINTS", 20, ("ingest",),
+        "webhook endpoints one client may register (409 above)")
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            project=_env("GOOGLE_CLOUD_PROJECT", "mediarelay-local"),
-            originals_bucket=_env("ORIGINALS_BUCKET", "mediarelay-originals"),
-            renditions_bucket=_env("RENDITIONS_BUCKET", "mediarelay-renditions"),
-            schemas_dir=Path(_env("SCHEMAS_DIR", str(REPO_ROOT / "schemas"))),
-            topology_file=Path(_env("TOPOLOGY_FILE", str(TOPOLOGY_FILE))),
-            public_base_url=_env("PUBLIC_BASE_URL", "").rstrip("/"),
-            max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(32 * 1024 * 1024))),
-            max_signed_upload_bytes=int(_env("MAX_SIGNED_UPLOAD_BYTES", str(256 * 1024 * 1024))),
-            signed_url_ttl_seconds=int(_env("SIGNED_URL_TTL_SECONDS", "900")),
-            signing_key_file=_env("SIGNING_KEY_FILE", ""),
-            max_image_pixels=int(_env("MAX_IMAGE_PIXELS", str(100_000_000))),
-            max_video_seconds=float(_env("MAX_VIDEO_SECONDS", "7200")),
-            max_video_frames=int(_env("MAX_VIDEO_FRAMES", "432000")),
-            max_video_frame_pixels=int(_env("MAX_VIDEO_FRAME_PIXELS", str(7680 * 4320))),
-            stage_time_budget_seconds=float(_env("STAGE_TIME_BUDGET_SECONDS", "90")),
-            jpeg_max_scans=int(_env("JPEG_MAX_SCANS", "100")),
-            media_memory_limit_bytes=int(_env("MEDIA_MEMORY_LIMIT_BYTES", str(1536 * 2**20))),
-            media_cpu_limit_seconds=int(_env("MEDIA_CPU_LIMIT_SECONDS", "300")),
-            stage_deadline_margin_seconds=float(_env("STAGE_DEADLINE_MARGIN_SECONDS", "15")),
-            media_crash_attempts=int(_env("MEDIA_CRASH_ATTEMPTS", "2")),
-            instance_memory_bytes=int(_env("INSTANCE_MEMORY_BYTES", "0")),
-            animation_max_decode_pixels=int(_env("ANIMATION_MAX_DECODE_PIXELS", str(2_000_000_000))),
-            publish_timeout_seconds=float(_env("PUBLISH_TIMEOUT_SECONDS", "30")),
-            job_ttl_days=int(_env("JOB_TTL_DAYS", "30")),
-            render_presets_file=Path(_env("RENDER_PRESETS_FILE", str(REPO_ROOT / "services" / "render" / "presets.json"))),
-            flatten_background=parse_rgb(_env("FLATTEN_BACKGROUND", "#ffffff")),
-            render_encode_threads=int(_env("RENDER_ENCODE_THREADS", "0")),
-            animation_max_frames=int(_env("ANIMATION_MAX_FRAMES", "300")),
-            animation_max_pixels=int(_env("ANIMATION_MAX_PIXELS", str(25_000_000))),
-            storyboard_tile_width=int(_env("STORYBOARD_TILE_WIDTH", "160")),
-            storyboard_columns=int(_env("STORYBOARD_COLUMNS", "10")),
-            storyboard_interval_seconds=float(_env("STORYBOARD_INTERVAL_SECONDS", "2")),
-            storyboard_max_tiles=int(_env("STORYBOARD_MAX_TILES", "100")),
-            video_max_stills=int(_env("VIDEO_MAX_STILLS", "50")),
-            video_segment_seconds=float(_env("VIDEO_SEGMENT_SECONDS", "30")),
-            video_max_segments=int(_env("VIDEO_MAX_SEGMENTS", "300")),
-            video_segment_overlap_seconds=float(_env("VIDEO_SEGMENT_OVERLAP_SECONDS", "3")),
-            video_segment_time_budget_seconds=float(_env("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", "240")),
-            hls_segment_seconds=float(_env("HLS_SEGMENT_SECONDS", "6")),
-            video_hdr=_env("VIDEO_HDR", "tonemap").strip().lower(),
-            push_verification=_env("PUSH_VERIFICATION", "on").strip().lower(),
-            push_audience=_env("PUSH_AUDIENCE", ""),
-            push_service_account=_env("PUSH_SERVICE_ACCOUNT", ""),
-            push_certs_url=_env("PUSH_CERTS_URL", GOOGLE_CERTS_URL),
-            certs_refetch_min_seconds=float(_env("CERTS_REFETCH_MIN_SECONDS", "30")),
-            api_key_cache_seconds=float(_env("API_KEY_CACHE_SECONDS", "30")),
-            client_token_audiences=_list(_env("CLIENT_TOKEN_AUDIENCES", "")),
-            client_token_issuers=_list(_env("CLIENT_TOKEN_ISSUERS", "https://accounts.google.com,accounts.google.com")),
-            client_token_certs_url=_env("CLIENT_TOKEN_CERTS_URL", GOOGLE_CERTS_URL),
-            request_body_timeout_seconds=float(_env("REQUEST_BODY_TIMEOUT_SECONDS", "60")),
-            max_concurrent_uploads=int(_env("MAX_CONCURRENT_UPLOADS", "0"))
-            or max(1, int(_env("GUNICORN_THREADS", "4")) - 2),
-            upload_slot_wait_seconds=float(_env("UPLOAD_SLOT_WAIT_SECONDS", "2")),
-            max_form_parts=int(_env("MAX_FORM_PARTS", "8")),
-            max_form_memory_bytes=int(_env("MAX_FORM_MEMORY_BYTES", str(64 * 1024))),
-            max_filename_chars=int(_env("MAX_FILENAME_CHARS", "200")),
-            rendition_url_ttl_seconds=int(_env("RENDITION_URL_TTL_SECONDS", "3600")),
-            renditions_base_url=_env("RENDITIONS_BASE_URL", "").rstrip("/"),
-            quota_uploads_per_day=int(_env("QUOTA_UPLOADS_PER_DAY", "10000")),
-            quota_bytes_per_day=int(_env("QUOTA_BYTES_PER_DAY", str(50 * 1024**3))),
-            quota_counter_shards=int(_env("QUOTA_COUNTER_SHARDS", "10")),
-            stuck_after_seconds=int(_env("STUCK_AFTER_SECONDS", "1800")),
-            sweep_max_redrives=int(_env("SWEEP_MAX_REDRIVES", "3")),
-            max_replays=int(_env("MAX_REPLAYS", "3")),
-            scheduler_service_account=_env("SCHEDULER_SERVICE_ACCOUNT", ""),
-            webhook_secrets_key=_env("WEBHOOK_SECRETS_KEY", ""),
-            webhook_timeout_seconds=float(_env("WEBHOOK_TIMEOUT_SECONDS", "5")),
-            webhook_allow_hosts=frozenset(h.strip().lower() for h in _env("WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()),
-            webhook_secret_overlap_seconds=int(_env("WEBHOOK_SECRET_OVERLAP_SECONDS", "86400")),
-            webhook_max_endpoints=int(_env("WEBHOOK_MAX_ENDPOINTS", "20")),
-            log_level=_env("LOG_LEVEL", "INFO"),
-        )
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values = {}
+        for f, d in declared():
+            raw = env.get(d.env)
+            if raw is None:
+                values[f.name] = d.default
+                continue
+            parse = d.parse or _PARSERS[str(f.type)]
+            try:
+                values[f.name] = parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"{d.env}={raw!r}: {exc}") from None
+        return cls(**values)
+
+
+_GROUPS = {
+    "project": "Cloud",
+    "port": "Serving",
+    "front_header_timeout_seconds": "Front door (nginx)",
+    "max_upload_bytes": "Uploads",
+    "api_key_cache_seconds": "Upload clients",
+    "max_image_pixels": "Media limits",
+    "stage_time_budget_seconds": "Bounded media work",
+    "render_presets_file": "Render",
+    "video_segment_seconds": "Long videos",
+    "push_verification": "Push authentication",
+    "stuck_after_seconds": "Operations",
+    "webhook_secrets_key": "Webhooks",
+}  # first field of each group -> its heading
+
+
+def declared() -> list[tuple[dataclasses.Field, Declared]]:
+    """Every setting in the order of its declaration, with its group."""
+    out, group = [], ""
+    for f in dataclasses.fields(Settings):
+        d: Declared = f.metadata["declared"]
+        group = _GROUPS.get(f.name, group)
+        out.append((f, dataclasses.replace(d, group=group)))
+    return out
+
+
+def markdown() -> str:
+    """docs/configuration.md, made from the declaration."""
+    lines = ["# Configuration", "",
+             "Every service reads one typed settings object from the environment, declared once in",
+             "`services/common/config.py`; this page is generated from it (`make docs`), and a test fails",
+             "when the two differ. *Read by* names the services whose behaviour the setting changes.", ""]
+    group = None
+    for _, d in declared():
+        if d.group != group:
+            group = d.group
+            lines += ["", f"## {group}", "", "| variable | default | read by | meaning |", "|---|---|---|---|"]
+        shown = d.shown_default()
+        readers = "all" if d.services == ALL else ", ".join(d.services)
+        lines.append(f"| `{d.env}` | {f'`{shown}`' if shown else 'empty'} | {readers} | {d.help} |")
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

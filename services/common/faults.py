@@ -13,11 +13,13 @@ import random
 import signal
 from functools import lru_cache
 
+from .config import get_settings
+
 
 @lru_cache(maxsize=1)
 def _rates() -> dict[str, float]:
     rates = {}
-    for part in os.environ.get("FAULT_INJECTION", "").split(","):
+    for part in get_settings().fault_injection.split(","):
         name, _, value = part.strip().partition("=")
         if name and value:
             rates[name] = float(value)

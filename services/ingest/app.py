@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     uploads = rt.topology.subscription_for_service("ingest")
     incoming_prefix = rt.topology.topics[uploads.topic]["gcs_notification"]["object_prefix"]
     auth = Authenticator(rt.settings)
-    slots = UploadSlots(rt.settings.max_concurrent_uploads, rt.settings.upload_slot_wait_seconds)
+    s = rt.settings
+    slots = UploadSlots(s.max_concurrent_uploads or max(1, s.gunicorn_threads - 2), s.upload_slot_wait_seconds)
     # Everything but these is for upload clients, who must authenticate; the push endpoint
     # has its own (OIDC) check.
     public_paths = {"/healthz", uploads.path}

@@ -92,7 +92,7 @@ def test_media_code_loads_no_flask_google_or_pipeline():
     """What a media child imports (budget, sandbox, video, images) brings none of the stage's weight."""
     code = ("import sys, services.media.budget, services.media.sandbox, services.media.video, services.media.imaging, "
             "services.media.spans, services.media.precheck; "
-            "print(sorted({m.split('.')[0] if not m.startswith('services') else '.'.join(m.split('.')[:2]) for m in sys.modules}))")
+            "print(sorted({'.'.join(m.split('.')[:2]) if m.startswith('services') else m.split('.')[0] for m in sys.modules}))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for heavy in ("'flask'", "'google'", "'services.pipeline'", "'jsonschema'"):
         assert heavy not in loaded, f"{heavy} loaded by media code: {loaded}"

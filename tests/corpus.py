@@ -193,6 +193,11 @@ def tiff_second_ifd_broken() -> bytes:
     return bytes(raw)
 
 
+def tiff_oriented(orientation: int, compression: str | None) -> bytes:
+    """Pillow's reader turns these itself on load (libtiff for LZW, its own decoder for raw strips)."""
+    return save(stored_for(orientation), "TIFF", compression=compression, tiffinfo={0x0112: orientation})
+
+
 def bigtiff() -> bytes:
     return save(asymmetric(), "TIFF", big_tiff=True)
 
@@ -317,6 +322,8 @@ def build() -> list[Case]:
         Case("gif-later-frame-bomb.gif", gif_later_frame_bomb, "limit-exceeded", ("MAX_IMAGE_PIXELS",)),
         Case("tiff-second-ifd-broken.tiff", tiff_second_ifd_broken, "corrupt-media", ("tiff",)),
         Case("bigtiff.tiff", bigtiff, "completed"),
+        Case("tiff-lzw-orientation-6.tiff", lambda: tiff_oriented(6, "tiff_lzw"), "completed", orientation=6),
+        Case("tiff-raw-orientation-7.tiff", lambda: tiff_oriented(7, None), "completed", orientation=7),
         Case("tiff-lab.tiff", tiff_lab, "unsupported-media", ("LAB",)),
         Case("tiff-webp-compressed.tiff", tiff_webp_compressed, "unsupported-media", ("compression",)),
         Case("bmp-rgb565.bmp", bmp_rgb565, "completed"),

@@ -15,7 +15,7 @@ from ..media.budget import Budget
 from ..media.decoding import decoding
 from ..media.firstframe import first_webp_frame
 from ..media.imaging import ANIMATED_FORMATS, describe, frame_count, frames, is_truncated, load_checked, open_image
-from ..media.orientation import upright_image, upright_size
+from ..media.orientation import left_to_apply, upright_image, upright_size_of
 from ..media.precheck import facts_of
 from .attention import attention_box
 from .exif import exif_subset
@@ -116,14 +116,14 @@ def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> 
     fmt = (im.format or "unknown").lower()
     with decoding(describe(im)):
         exif = exif_subset(im)
-    orientation = exif["orientation"]
-    width, height = upright_size(im.size, orientation)
+        pending = left_to_apply(im)  # what Pillow's decode leaves to apply (a TIFF it turns itself)
+        width, height = upright_size_of(im)
     color = {"mode": im.mode, "has_icc": bool(im.info.get("icc_profile"))}
     animation = _animation(raw, im, budget)
     if fmt == "webp" and animation["frames"] > 1:
         im = first_webp_frame(raw, im.size) or im  # not through the animation decoder's two canvases
 
-    work = _working_copy(im, orientation)
+    work = _working_copy(im, pending)
     budget.check("decoding the image")
     rgb = np.asarray(work)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -143,7 +143,7 @@ def analyze_image(raw: bytes, max_pixels: int, budget: Budget | None = None) -> 
         "format": fmt,
         "width": width,
         "height": height,
-        "orientation": orientation,
+        "orientation": exif["orientation"],  # as the file declares it
         "truncated": is_truncated(raw),
         "mean_color": mean,
         "exif": exif,

@@ -5,10 +5,10 @@ import datetime as dt
 import hashlib
 import logging
 
-from ..common.errors import HTTPProblem, OverLimit
+from ..common.errors import HTTPProblem, OverLimit, UnsupportedMedia
 from ..common.logs import bind_fields, log
 from ..media import precheck
-from ..media.mediatypes import ALLOWED, sniff
+from ..media.mediatypes import ALLOWED, AUDIO_ONLY, audio_only, sniff
 from ..pipeline.jobstore import to_json, utcnow
 from ..pipeline.runtime import Runtime
 from . import quotas
@@ -34,7 +34,8 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
         raise HTTPProblem(400, "Empty upload", "the uploaded file has no bytes")
     media = sniff(data[:64])
     if media is None:
-        raise unsupported("the file's first bytes match no supported type")
+        audio = audio_only(data[:64])
+        raise unsupported(f"{AUDIO_ONLY} ({audio})" if audio else "the file's first bytes match no supported type")
     at_the_door(data, media.kind, rt.settings)  # over a limit from its headers: 413, nothing stored
     sha = hashlib.sha256(data).hexdigest()
     job_id, first_sha, _ = claim_job_id(rt, client.client_id, "key" if key else "sha256", key or sha, sha)
@@ -110,8 +111,11 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
 
 
 def at_the_door(raw: bytes, kind: str, settings) -> precheck.MediaFacts:
-    """`precheck.check` for an upload that passes through ingest: the client learns at once (413 problem+json)."""
+    """`precheck.check` for an upload that passes through ingest: the client learns at once (413
+    problem+json for a limit; 415 for a video container the probe finds holding only sound)."""
     try:
         return precheck.check(raw, kind, settings)
     except OverLimit as exc:
         raise HTTPProblem(413, "Media over a limit", exc.reason, limit=exc.setting, code=exc.code) from None
+    except UnsupportedMedia as exc:
+        raise unsupported(exc.reason) from None

@@ -27,7 +27,7 @@ _BOMB = re.compile(r"\((\d+) pixels\) exceeds limit of ([\d.]+)")
 # Decoder messages that mean "valid, but a variant we cannot read" (BMP bitfields/compressions,
 # TIFF codecs, unusual modes). Everything else a decoder raises is damage.
 _UNSUPPORTED = re.compile(r"unsupported|not supported|unknown (compression|pixel mode|raw mode|mode)|"
-                          r"not implemented|no decoder|decoder .* not available|patch welcome", re.I)
+                          r"not (yet )?implemented|no decoder|decoder .* not available|patch(es)? welcome", re.I)
 # (pattern of the decoder's message, what a person reads); the first match wins.
 _CORRUPT = (
     (re.compile(r"truncated|premature end|unexpected end|ran out of data|end of (file|stream)|buffer is not large enough|"
@@ -52,6 +52,14 @@ _NOISE = (
     re.compile(r"\b\w+(ImagePlugin|ImageFile)\.\w+\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"),  # Pillow modules and constants
     re.compile(r"OpenCV\(.*?\)\s*\S+:\d+:\s*error:\s*\(-?\d+:[^)]*\)", re.S),  # OpenCV's source-location prefix
     re.compile(r":\s*'[^']*'\s*$"),  # FFmpeg's trailing ": '<file name>'" (a temporary path of ours)
+    re.compile(r"\bhttps?://\S+"),  # a bug tracker's or a sample upload's address
+    # Libraries' words to their own developers, not to the person whose file it is: FFmpeg's
+    # "Not yet implemented in FFmpeg, patches welcome", "Internal bug, should not have happened",
+    # "Generic error in an external library", its requests for samples and updates; libtiff's "Sorry,".
+    re.compile(r"[,;]?\s*\bpatch(es)? (are )?welcome\b|\s+in (FFmpeg|libav\w*)\b|"
+               r"\binternal bug\b[^.;]*|\bgeneric error in an external library\b|\bunknown error occurred\b|"
+               r"[,;.]?\s*\b(please|if you want to help|update your FFmpeg|if the problem still occurs)\b[^.;]*|"
+               r"^\s*sorry,\s*", re.I),
 )
 
 

@@ -28,6 +28,11 @@ AVI = MediaType("video/x-msvideo", "video", "avi")
 
 ALLOWED = (JPEG, PNG, GIF, WEBP, TIFF, BMP, AVIF, HEIC, HEIF, MP4, MOV, WEBM, MKV, AVI)
 
+# Said of a file that holds sound and no picture, at the door (415) and by a stage (unsupported-media).
+AUDIO_ONLY = "an audio-only file: mediarelay processes images and videos"
+# The first packet of an Ogg stream names its codec; these are sound (Theora, Ogg's video, is not).
+_OGG_AUDIO = ((b"\x01vorbis", "Ogg"), (b"OpusHead", "Ogg"), (b"\x7fFLAC", "Ogg"), (b"Speex   ", "Ogg"))
+
 _ISO_BMFF_BRANDS = {
     b"avif": AVIF, b"avis": AVIF,
     b"heic": HEIC, b"heix": HEIC, b"heim": HEIC, b"heis": HEIC,
@@ -59,6 +64,38 @@ def sniff(head: bytes) -> MediaType | None:
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: WebM or Matroska, told apart by DocType
         return WEBM if b"webm" in head[:64] else MKV
     return None
+
+
+def audio_only(head: bytes) -> str | None:
+    """The name of an audio-only format whose first bytes these are, or None. (Containers that
+    may hold video too, MP4/MOV/Matroska, are sniffed as video: a probe of their tracks tells.)"""
+    if head[:3] == b"ID3" or _mpeg_audio_frame(head):
+        return "MP3"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF"
+    if head[:4] == b"caff":
+        return "CAF"
+    if head[:5] == b"#!AMR":
+        return "AMR"
+    if head[:4] == b"OggS" and len(head) > 27:
+        packet = head[27 + head[26]:]  # after the page header and its segment table
+        return next((name for magic, name in _OGG_AUDIO if packet.startswith(magic)), None)
+    return None
+
+
+def _mpeg_audio_frame(head: bytes) -> bool:
+    """An MPEG audio (MP1/2/3) or ADTS AAC frame header: 11 sync bits, then fields with reserved values excluded."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+    if layer == 0:  # ADTS (AAC): version bits are MPEG-4/MPEG-2, the layer is always 0
+        return (head[2] >> 2) & 0xF < 13  # sampling frequency index
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+    return version != 1 and bitrate != 15 and rate != 3
 
 
 def _iso_bmff(head: bytes) -> MediaType | None:

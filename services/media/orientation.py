@@ -5,10 +5,18 @@ the eXIf chunk, the ImageMagick "Raw profile type exif" text chunk and XMP's
 tiff:Orientation), without PngImageFile.getexif()'s full decode to look for an eXIf chunk
 stored after the pixels, and it accepts a mistyped value (ASCII "6", UNDEFINED bytes):
 the camera meant it. Anything unreadable is 1 (as stored).
+
+Pillow's TIFF reader turns TIFF pixels itself: on load (`TiffImageFile.load_end` calls
+`ImageOps.exif_transpose`, Pillow >= 10.1, libtiff and Pillow's own decoders alike) and, for a
+quarter turn in the tag, it reports the upright size already at open (Pillow >= 11). So what a
+file declares (`orientation`) and what is left for us to apply to what Pillow decodes
+(`left_to_apply`) differ for TIFF: applying the tag again turned such a picture twice.
 """
 from __future__ import annotations
 
+import io
 import struct
+from functools import cache
 
 import cv2
 import numpy as np
@@ -67,8 +75,45 @@ def orientation(im: Image.Image) -> int:
     return orientation_value(exif.get(ORIENTATION_TAG, 1), exif.endian)
 
 
+def left_to_apply(im: Image.Image) -> int:
+    """The orientation still to apply to what Pillow decodes from `im` (read before it is loaded).
+    A TIFF value Pillow knows (an int 2..8, from the tag or XMP) it applies itself on load; a
+    mistyped one (ASCII "6") it leaves, and we apply it as for any other format."""
+    declared = orientation(im)
+    if im.format == "TIFF" and _pillow_tiff()[1] and _pillow_turns(exif_of(im).get(ORIENTATION_TAG)):
+        return 1
+    return declared
+
+
+def upright_size_of(im: Image.Image) -> tuple[int, int]:
+    """The upright (width, height) of a lazily opened image, before anything is decoded."""
+    if im.format == "TIFF" and _pillow_tiff()[0] and _pillow_turns(getattr(im, "tag_v2", {}).get(ORIENTATION_TAG), TRANSPOSED):
+        return im.size  # Pillow already reports it upright (not for an XMP-only value: that it applies on load only)
+    return upright_size(im.size, orientation(im))
+
+
 def upright_size(size: tuple[int, int], o: int) -> tuple[int, int]:
     return (size[1], size[0]) if o in TRANSPOSED else size
+
+
+def _pillow_turns(value, values=(2, 3, 4, 5, 6, 7, 8)) -> bool:
+    """Whether Pillow's own lookup (a dict keyed by 2..8: hash and equality) matches `value`."""
+    try:
+        return value in frozenset(values)
+    except TypeError:  # unhashable: Pillow's lookup would not match it either
+        return False
+
+
+@cache
+def _pillow_tiff() -> tuple[bool, bool]:
+    """(upright size at open, pixels turned on load) for a TIFF tagged 6, as the installed Pillow
+    does it: probed once on a 2x1 image rather than assumed from a version number."""
+    buf = io.BytesIO()
+    Image.new("L", (2, 1)).save(buf, "TIFF", tiffinfo={ORIENTATION_TAG: 6})
+    im = Image.open(buf)
+    at_open = im.size == (1, 2)
+    im.load()
+    return at_open, im.size == (1, 2)
 
 
 def upright_image(im: Image.Image, o: int) -> Image.Image:

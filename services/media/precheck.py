@@ -16,7 +16,7 @@ import io
 import struct
 from dataclasses import dataclass
 
-from ..common.errors import MediarelayError, OverLimit
+from ..common.errors import MediarelayError, OverLimit, UnsupportedMedia
 
 # What a stage holds per source pixel on top of one decoded frame (resampled copies, the
 # encoder's buffers): the declared need is decoded bytes x this, for admission.
@@ -90,7 +90,8 @@ def check(raw: bytes, kind: str, settings) -> MediaFacts:
 def check_video(raw: bytes, settings) -> MediaFacts:
     """Duration, frame count and frame size from the container header (services/media/video.py),
     against MAX_VIDEO_SECONDS, MAX_VIDEO_FRAMES and MAX_VIDEO_FRAME_PIXELS: the door refuses
-    them too. A container that cannot be opened is left to analyze, which says why."""
+    them too. A container that cannot be opened is left to analyze, which says why; one that
+    holds sound and no picture is refused here as it would be there (UnsupportedMedia)."""
     from .video import VideoFile, VideoLimits
 
     s = settings
@@ -99,6 +100,9 @@ def check_video(raw: bytes, settings) -> MediaFacts:
             video.check_header(VideoLimits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels))
     except OverLimit:
         raise
+    except UnsupportedMedia as exc:
+        if exc.code == "audio-only":
+            raise
     except MediarelayError:
         pass
     return MediaFacts("")

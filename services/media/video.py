@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 
 from ..common.errors import CorruptMedia, LimitExceeded, OverLimit, UnsupportedMedia
+from .decoding import clean
+from .mediatypes import AUDIO_ONLY
 
 # FFmpeg's AVColorTransferCharacteristic values that mean HDR (the others are SDR curves).
 HDR_TRANSFERS = {16: "pq", 18: "hlg"}
@@ -65,8 +67,9 @@ class Frame:
 
 
 def _reason(exc: Exception) -> str:
-    text = getattr(exc, "strerror", None) or ""
-    return text.rstrip(".").lower() if text else "unreadable data"
+    """FFmpeg's words for an error, for a person: its boilerplate ("patches welcome") left out."""
+    text = clean(getattr(exc, "strerror", None) or "")
+    return text.lower() if text else "unreadable data"
 
 
 def _seconds(value, time_base) -> float | None:
@@ -91,7 +94,10 @@ class VideoFile:
         except (av.error.FFmpegError, OSError) as exc:
             raise CorruptMedia(f"cannot open the video container: {_reason(exc)}", code="corrupt-video") from None
         if not self.container.streams.video:
+            sound = bool(self.container.streams.audio)
             self.close()
+            if sound:  # a song or a voice memo in a video container: valid, just not ours
+                raise UnsupportedMedia(AUDIO_ONLY, code="audio-only")
             raise CorruptMedia("the file has no video stream", code="corrupt-video")
         self.stream = self.container.streams.video[0]
         cc = self.stream.codec_context

@@ -19,7 +19,7 @@ from PIL import Image
 from ..media.budget import Budget
 from ..media.decoding import decoding
 from ..media.imaging import ANIMATED_FORMATS, describe, frame_count, frames, load_checked, open_image
-from ..media.orientation import orientation, upright_array
+from ..media.orientation import left_to_apply, upright_array
 from ..media.precheck import facts_of
 from . import crop
 from .colour import SRGB_PROFILE, normalise
@@ -118,9 +118,11 @@ def _frame_rgba(frame: Image.Image, o: int) -> np.ndarray:
 
 def _first_frame(raw: bytes, max_pixels: int) -> np.ndarray:
     im = open_image(raw, max_pixels)
+    with decoding(describe(im)):
+        o = left_to_apply(im)  # read before load: Pillow turns a TIFF while loading it
     load_checked(im)
     with decoding(describe(im)):
-        return _frame_rgba(im, orientation(im))
+        return _frame_rgba(im, o)
 
 
 def _animate(raw, analysis, anim: list[Step], n: int, max_pixels: int, encoders: dict, renditions: list[Rendition],
@@ -128,7 +130,7 @@ def _animate(raw, analysis, anim: list[Step], n: int, max_pixels: int, encoders:
     """Every frame, once, into each animated rendition; replaces their static WebP. Returns the first frame."""
     im = open_image(raw, max_pixels)
     with decoding(describe(im)):
-        o = orientation(im)
+        o = left_to_apply(im)
     upright = (analysis["width"], analysis["height"])
     out_frames: dict[str, list[Image.Image]] = {st.preset.name: [] for st in anim}
     durations, first, sal = [], None, []

@@ -19,7 +19,7 @@ from PIL import Image
 from ..media.decoding import decoding
 from ..media.firstframe import first_webp_frame
 from ..media.imaging import decodable, describe, load_checked, open_image
-from ..media.orientation import TRANSPOSED, orientation, upright_size
+from ..media.orientation import TRANSPOSED, left_to_apply, upright_size_of
 from .colour import is_srgb, normalise
 
 # Reduced-scale flags without their BGR bit, so IMREAD_COLOR_RGB can be added (no BGR->RGB pass).
@@ -29,9 +29,9 @@ _REDUCED = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYS
 
 @dataclass
 class Decoded:
-    pixels: np.ndarray | None  # H x W x 3 (RGB) or 4 (RGBA), uint8, stored orientation
+    pixels: np.ndarray | None  # H x W x 3 (RGB) or 4 (RGBA), uint8, as decoded (`orientation` still to apply)
     image: Image.Image | None  # or a decoded Pillow RGB(A) image (big JPEGs, 16-bit PNGs), shrunk band by band
-    orientation: int  # EXIF 1..8, still to apply
+    orientation: int  # EXIF 1..8 still to apply (1 for a TIFF Pillow turned itself)
     icc: bytes | None  # a non-sRGB profile still to apply (fast path: applied after the first shrink)
     upright: tuple[int, int]  # full-resolution upright size (width, height)
 
@@ -53,8 +53,8 @@ def decode(raw: bytes, max_pixels: int, need_upright: tuple[int, int]) -> Decode
 
 
 def _decode(raw: bytes, im: Image.Image, need_upright: tuple[int, int], max_pixels: int) -> Decoded:
-    o = orientation(im)
-    size = upright_size(im.size, o)
+    o = left_to_apply(im)  # a TIFF comes out of Pillow's load already turned
+    size = upright_size_of(im)
     need = (need_upright[1], need_upright[0]) if o in TRANSPOSED else need_upright
     icc = im.info.get("icc_profile")
     pending_icc = None if is_srgb(icc) else icc

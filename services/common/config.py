@@ -87,6 +87,8 @@ class Settings:
     video_max_segments: int  # segments per job, at most
     video_segment_overlap_seconds: float  # analysis decodes this much beyond each side of its span (cuts on boundaries)
     video_segment_time_budget_seconds: float  # one segment's work, well inside its subscription's ack deadline
+    # A video whose data ends more than this before its header's duration is truncated: corrupt-media.
+    video_truncation_tolerance_seconds: float
     hls_segment_seconds: float  # HLS media segment duration (IDR at every boundary)
     video_hdr: str  # HDR sources: "tonemap" to SDR BT.709, or "passthrough"
     # Push authentication. PUSH_VERIFICATION=off is the only way to run without it (the local
@@ -177,6 +179,7 @@ class Settings:
             video_max_segments=int(_env("VIDEO_MAX_SEGMENTS", "300")),
             video_segment_overlap_seconds=float(_env("VIDEO_SEGMENT_OVERLAP_SECONDS", "3")),
             video_segment_time_budget_seconds=float(_env("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", "240")),
+            video_truncation_tolerance_seconds=float(_env("VIDEO_TRUNCATION_TOLERANCE_SECONDS", "1")),
             hls_segment_seconds=float(_env("HLS_SEGMENT_SECONDS", "6")),
             video_hdr=_env("VIDEO_HDR", "tonemap").strip().lower(),
             push_verification=_env("PUSH_VERIFICATION", "on").strip().lower(),

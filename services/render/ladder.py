@@ -296,6 +296,7 @@ class _RungOutput:
         self.codecs: str | None = None
         # The span's first packets, held until one decodes after the first picture (see _lead_in).
         self.lead: list[av.Packet] | None = []
+        self.lead_pts = 0
 
     def open_next(self, with_audio: bool) -> None:
         if self.out is not None:
@@ -333,22 +334,28 @@ class _RungOutput:
     def mux_video(self, packet: av.Packet) -> None:
         if self.codecs is None and packet.is_keyframe:
             self.codecs = codecs_of(bytes(packet))
-        if packet.pts is None:  # x264 stamps every packet with its frame's PTS (route() has read it already)
-            raise RuntimeError(f"the {self.rung.name} encoder returned a packet without a PTS")
+        pts = self._pts(packet)
         if self.lead is not None:
+            if not self.lead:
+                self.lead_pts = pts  # the span's IDR: its first picture
             self.lead.append(packet)
-            if packet.dts is not None and packet.dts <= self.lead[0].pts:
+            if packet.dts is not None and packet.dts <= self.lead_pts:
                 return  # decodes at or before the first picture: its DTS may have to move
             held, self.lead = self.lead, None
-            for p in _lead_in(held):
+            for p in _lead_in(held, self.lead_pts):
                 self._mux(p)
             return
         self._mux(packet)
 
+    def _pts(self, packet: av.Packet) -> int:
+        if packet.pts is None:  # x264 stamps every packet with its frame's PTS (route() has read it already)
+            raise RuntimeError(f"the {self.rung.name} encoder returned a packet without a PTS")
+        return packet.pts
+
     def _mux(self, packet: av.Packet) -> None:
         out = self._file()
         offset = round(TS_OFFSET_S / self.tb)
-        packet.pts += offset
+        packet.pts = self._pts(packet) + offset
         if packet.dts is not None:
             packet.dts += offset
         packet.stream = out.video
@@ -537,7 +544,7 @@ class _RungWorker:
         self.thread.join(timeout=30)
 
 
-def _lead_in(packets: list[av.Packet]) -> list[av.Packet]:
+def _lead_in(packets: list[av.Packet], first: int) -> list[av.Packet]:
     """A span's first packets with their decode times moved up to its first picture.
 
     x264's B-frames put the first DTS a couple of frames before the first PTS (0.17 s at 12 fps), while
@@ -551,10 +558,9 @@ def _lead_in(packets: list[av.Packet]) -> list[av.Packet]:
     *held, after = packets
     if not held or after.dts is None:
         return packets
-    first = held[0].pts
     room = after.dts - first
     new = [first + i * room // len(held) for i in range(len(held))]
-    if room < len(held) or any(d > p.pts for d, p in zip(new, held, strict=True)):
+    if room < len(held) or any(p.pts is None or d > p.pts for d, p in zip(new, held, strict=True)):
         return packets
     for d, p in zip(new, held, strict=True):
         p.dts = d

@@ -548,8 +548,9 @@ def _lead_in(packets: list[av.Packet], first: int) -> list[av.Packet]:
     """A span's first packets with their decode times moved up to its first picture.
 
     x264's B-frames put the first DTS a couple of frames before the first PTS (0.17 s at 12 fps), while
-    the audio starts with the picture: a player starts its timeline at the earliest timestamp it gets,
-    so the video seemed to start late and hls.js reported a buffer hole at t=0 of every rung. MPEG-TS has
+    the audio starts with the picture. hls.js's remuxer counts the timeline from the first video DTS
+    (its older releases normalise every PTS against it) or clamps a DTS before the start to 0 (newer
+    ones), so the first picture landed after t=0 and the gap controller met a hole there. MPEG-TS has
     no edit list, and moving the PTS would move the picture off its sound; so the packets that decode
     at or before the first picture (the IDR and the references it is reordered with) get their DTS
     spread over [first PTS, the DTS of `packets[-1]`), the first packet that decodes later. Decode order

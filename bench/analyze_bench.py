@@ -261,7 +261,8 @@ def _times(manifest: list[dict], runs: dict) -> tuple[list[list[str]], bool]:
         worst = 0.0
         res = runs[("ours", 1)][i]
         for shot in res["shots"]:
-            for t in (shot["start_ms"], shot["keyframe_ms"], shot["transition"]["start_ms"], shot["transition"]["end_ms"]):
+            tr = shot["transition"] or {}  # the first shot's is null: it begins with the video
+            for t in (shot["start_ms"], shot["keyframe_ms"], *(tr[k] for k in ("start_ms", "end_ms") if k in tr)):
                 worst = max(worst, min(abs(t - p) for p in [*pts, end]))
         exact = [s["start_ms"] for s in res["shots"][1:]]
         truth = [round(pts[t["start"]]) for t in clip["transitions"] if t["kind"] == "cut"]

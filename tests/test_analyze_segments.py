@@ -146,7 +146,7 @@ def test_a_dissolve_across_a_boundary_is_reported_once(clip_file):
         assert len(reported) == 1, (boundary, reported)
         merged = merge(facts_of(path), spans)
         assert merged == whole(path)
-        [shot] = [s for s in merged["shots"] if s["transition"]["kind"] == "dissolve"
+        [shot] = [s for s in merged["shots"][1:] if s["transition"]["kind"] == "dissolve"
                   and s["transition"]["start_ms"] < pts[boundary] * 1000 < s["transition"]["end_ms"]]
         assert abs(shot["transition"]["start_ms"] - pts[long_dissolve.start] * 1000) <= 3 * 1000 / 24
 
@@ -165,7 +165,7 @@ def test_a_fade_and_a_blank_card_across_a_boundary_are_reported_once(clip_file):
             found = [tr["frame_s"] for s in spans for tr in s["transitions"] if lo <= tr["frame_s"] <= hi]
             assert len(found) == count, (t, boundary, found)
             merged = merge(facts_of(path), spans)
-            kinds = [s["transition"]["kind"] for s in merged["shots"] if lo * 1000 <= s["start_ms"] <= hi * 1000]
+            kinds = [s["transition"]["kind"] for s in merged["shots"][1:] if lo * 1000 <= s["start_ms"] <= hi * 1000]
             assert kinds == ["fade"] * count
             assert merged == expected
 

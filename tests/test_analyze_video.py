@@ -92,7 +92,7 @@ def test_header_facts_and_schema(clip_mp4):
     assert a["duration_s"] == pytest.approx(CLIP.frames / FPS, abs=0.01)
     msg = {"job_id": "job-00000001", "kind": "video", "analysis": a,
            "source": {"uri": "gs://b/o", "bucket": "bkt", "name": "o", "generation": "1", "content_type": "video/mp4", "size": 1}}
-    validate(REPO_ROOT / "schemas", "media-analyzed.v3", msg)
+    validate(REPO_ROOT / "schemas", "media-analyzed.v5", msg)
 
 
 def test_soft_dark_shot_scores_below_a_crisp_well_exposed_one(tmp_path):

@@ -93,7 +93,7 @@ def test_the_boundary_cut_and_the_dissolve_across_a_boundary_are_reported_once(d
     _, job, _ = done
     starts = [s["start_ms"] for s in job["analysis"]["shots"]]
     assert sum(abs(t - clip.cut_s * 1000) <= 1000 * FRAME for t in starts) == 1
-    dissolves = [s["transition"] for s in job["analysis"]["shots"] if s["transition"]["kind"] == "dissolve"]
+    dissolves = [s["transition"] for s in job["analysis"]["shots"][1:] if s["transition"]["kind"] == "dissolve"]
     assert sum(d["start_ms"] < clip.dissolve_s * 1000 < d["end_ms"] for d in dissolves) == 1
     assert len(starts) == len(set(starts))
 

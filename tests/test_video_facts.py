@@ -51,7 +51,7 @@ def test_vfr_shot_and_keyframe_times_are_the_frames_pts(tmp_path):
     # Frame index / average rate would be off by up to 21 ms here.
     assert [s["start_ms"] for s in a["shots"]] == [pts[0], pts[30], pts[57]]
     assert all(s["keyframe_ms"] in pts for s in a["shots"])
-    validate(REPO_ROOT / "schemas", "media-analyzed.v3", {
+    validate(REPO_ROOT / "schemas", "media-analyzed.v5", {
         "job_id": "job-00000001", "kind": "video", "analysis": a,
         "source": {"uri": "gs://b/o", "bucket": "bkt", "name": "o", "generation": "1", "content_type": "video/mp4", "size": 1}})
 

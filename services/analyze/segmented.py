@@ -153,8 +153,10 @@ def merge(facts: dict, spans: list[dict]) -> dict:
     def at(frame: int) -> int:
         return ms(pts[frame] if frame < len(pts) else end)
 
-    def begins(shot) -> dict:
+    def begins(shot) -> dict | None:
         tr = shot.transition
+        if tr is None:  # the first shot begins with the video: no transition, not a cut from nothing
+            return None
         out = {"kind": tr.kind, "start_ms": at(tr.start), "end_ms": at(tr.end)}
         if tr.via:
             out["via"] = tr.via

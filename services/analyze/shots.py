@@ -68,7 +68,7 @@ class Shot:
     end: int  # one past the last frame
     keyframe: int
     visual_score: float
-    transition: Transition = field(default_factory=lambda: Transition("cut", 0, 0))
+    transition: Transition | None = None  # how it begins; None for the first shot (nothing comes before it)
 
 
 @dataclass
@@ -368,13 +368,13 @@ def score_shots(transitions: list[tuple[int, Transition]], diff: np.ndarray, sha
     segments concatenates theirs and scores here, so a shot across a boundary gets the whole-file answer."""
     n = len(diff)
     bounds = [0, *[c for c, _ in transitions], n]
-    begins = [Transition("cut", 0, 0), *[tr for _, tr in transitions]]
+    begins: list[Transition | None] = [None, *[tr for _, tr in transitions]]
     out = []
     for start, end, tr in zip(bounds, bounds[1:], begins, strict=False):
         if end <= start:
             continue
         # Stay clear of the transitions: their blends are never a shot's best frame.
-        lo = max(start + (end - start) // 10, min(tr.end, end - 1))
+        lo = max(start + (end - start) // 10, min(tr.end if tr else start, end - 1))
         idx = np.arange(lo, max(lo + 1, end - (end - start) // 10))
         sampled = idx[sharp[idx] >= 0]
         if len(sampled) == 0:

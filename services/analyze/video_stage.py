@@ -25,15 +25,18 @@ def _limits(s) -> VideoLimits:
 
 
 def plan_video(_raw: bytes, path: str, suffix: str, limits: VideoLimits, target_s: float, max_segments: int,
-               overlap_s: float, budget: Budget) -> dict:
+               overlap_s: float, budget: Budget, truncation_tolerance_s: float) -> dict:
     """In the child: header limits, the container's facts and the segment plan; a one-segment
-    video is analysed right here too (one download, one child, no fan-out)."""
+    video is analysed right here too (one download, one child, no fan-out). Every video job
+    plans here first, inline or fanned out, so a truncated file fails here, before any segment."""
     with VideoFile(path) as video:
         video.check_header(limits)
         facts = video.probe()
         width, height = video.display_size()
     with VideoFile(path) as video:
-        spans = plan_file(video, target_s, max_segments)
+        index = video.packet_index()
+        video.check_complete(index, truncation_tolerance_s)
+        spans = plan_file(video, target_s, max_segments, index)
     facts.update(format=suffix.lstrip("."), width=width, height=height)
     plan = {"facts": facts, "segments": [s.as_dict() for s in spans]}
     if len(spans) == 1:
@@ -56,7 +59,7 @@ def handle_video(rt: Runtime, job: dict, msg: dict) -> StageResult:
         with downloaded(rt.blobs, src, suffix) as path:
             plan = media_work.media_work(rt, "analyze", msg["job_id"], limits, 0, plan_video, b"", path, suffix, _limits(s),
                                       s.video_segment_seconds, s.video_max_segments, s.video_segment_overlap_seconds,
-                                      budget)
+                                      budget, s.video_truncation_tolerance_seconds)
         if "result" in plan:
             return merged(msg, plan, [plan.pop("result")])
     spans = plan["segments"]

@@ -237,6 +237,10 @@ class Settings:
     video_segment_overlap_seconds: float = setting("VIDEO_SEGMENT_OVERLAP_SECONDS", 3, ("analyze", "render"),
         "analysis decodes this much before and after each segment, so a transition on or across a boundary is found "
         "once (the detector needs ≥ 2.55 s at 24–60 fps, 2.7 s at 10 fps)")
+    video_truncation_tolerance_seconds: float = setting("VIDEO_TRUNCATION_TOLERANCE_SECONDS", 1.0, ("analyze",),
+        "a video whose packets end more than this before the duration its header declares (a file cut short with its "
+        "index in front) fails `corrupt-media` (`truncated-video`: \"its data ends at 3.1 s of the 6.0 s its header "
+        "declares\"), before any segment is fanned out")
     video_segment_time_budget_seconds: float = setting("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", 240, ("analyze", "render"),
         "work budget of one analysis segment; every segment's child also stops at its subscription's ack deadline (300 "
         "s analyze, 600 s render) minus `STAGE_DEADLINE_MARGIN_SECONDS`")

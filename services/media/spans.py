@@ -45,8 +45,9 @@ def plan(keyframes: list[float], start_s: float, end_s: float, target_s: float, 
     return [Span(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(spans)]
 
 
-def plan_file(video, target_s: float, max_segments: int) -> list[Span]:
-    """The plan of an open VideoFile (before any decoding)."""
-    keys, end = video.keyframe_times()
+def plan_file(video, target_s: float, max_segments: int, index=None) -> list[Span]:
+    """The plan of an open VideoFile (before any decoding), from its packet index (read here unless given)."""
+    index = index or video.packet_index()
+    keys, end = index.keyframes, index.video_end_s
     start = keys[0] if keys else video.start_s()
     return plan(keys, start, end, target_s, max_segments)

@@ -59,6 +59,15 @@ class VideoLimits:
     max_frame_pixels: int = 7680 * 4320
 
 
+@dataclass(frozen=True)
+class PacketIndex:
+    """What the packets say, without decoding: the video's keyframe times (seconds, sorted), where the
+    video stream's data ends, and where each audio/video stream's data ends (by stream index)."""
+    keyframes: list[float]
+    video_end_s: float
+    stream_ends: dict[int, float]
+
+
 @dataclass
 class Frame:
     index: int
@@ -243,25 +252,57 @@ class VideoFile:
         return {"container": container, "video": video, "audio": audio, "other_streams": others}
 
     # -- decoding ------------------------------------------------------------------------------
-    def keyframe_times(self) -> tuple[list[float], float]:
-        """The video stream's keyframe times and its end, from the packet index: demuxed, not decoded.
+    def packet_index(self) -> PacketIndex:
+        """The keyframe times and where each stream's data really ends, from the packets: demuxed, not decoded.
 
         Call before any decoding (it reads the file from the start)."""
         tb = self.time_base
         keys: list[float] = []
-        end = 0.0
+        ends: dict[int, float] = {}
+        timed = [s for s in self.container.streams if s.type in ("video", "audio") and s.time_base]
         try:
-            for p in self.container.demux(self.stream):
+            for p in self.container.demux(*timed):
                 if p.pts is None:
                     continue
-                t = float(p.pts * tb)
-                end = max(end, t + float((p.duration or 0) * tb))
-                if p.is_keyframe:
-                    keys.append(t)
+                t = float(p.pts * p.time_base)
+                i = p.stream.index
+                ends[i] = max(ends.get(i, t), t + float((p.duration or 0) * p.time_base))
+                if i == self.stream.index and p.is_keyframe:
+                    keys.append(float(p.pts * tb))
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"the video's packets cannot be read: {_reason(exc)}", code="corrupt-video") from None
         self.container.seek(0)
-        return sorted(keys), end
+        return PacketIndex(sorted(keys), max(0.0, ends.get(self.stream.index, 0.0)), ends)
+
+    def keyframe_times(self) -> tuple[list[float], float]:
+        """The video stream's keyframe times and its end, from the packet index (see `packet_index`)."""
+        index = self.packet_index()
+        return index.keyframes, index.video_end_s
+
+    def check_complete(self, index: PacketIndex, tolerance_s: float) -> None:
+        """CorruptMedia when the data ends more than `tolerance_s` before what the header declares.
+
+        A file cut short with its index in front (moov first, as phones and web uploads write MP4)
+        still opens, and its index still promises the whole length: only the packets tell that the
+        data stops early. Each audio and video stream that declares its duration is held to it
+        (a stream is where a cut shows); where none does (Matroska), the container's duration is,
+        against the last packet of any stream (an audio track may rightly outlast the picture).
+        We fail the job rather than complete it flagged: a half video under `completed` is what
+        consumers who never read a new flag would publish; `failed` is an outcome every one handles."""
+        declared: list[tuple[float, float]] = []  # (length the header declares, length the data has)
+        for s in self.container.streams:
+            if s.index in index.stream_ends and s.duration and s.time_base:
+                start = float(s.start_time * s.time_base) if s.start_time is not None else self.start_s()
+                declared.append((float(s.duration * s.time_base), index.stream_ends[s.index] - start))
+        c = self.container
+        if not declared and c.duration and index.stream_ends:
+            start = c.start_time / av.time_base if c.start_time is not None else 0.0
+            declared.append((c.duration / av.time_base, max(index.stream_ends.values()) - start))
+        for want, have in declared:
+            if want - have > tolerance_s:
+                raise CorruptMedia(f"the file is truncated: its data ends at {max(have, 0.0):.1f} s of the {want:.1f} s its "
+                                   f"header declares (more than VIDEO_TRUNCATION_TOLERANCE_SECONDS={tolerance_s:g} short)",
+                                   code="truncated-video")
 
     def frames(self, limits: VideoLimits = VideoLimits(), check: Callable[[int], None] | None = None,
                start_s: float | None = None, end_s: float | None = None) -> Iterator[Frame]:

@@ -8,7 +8,8 @@ filter graph (split -> scale per rung, swscale's default bicubic, as ffmpeg's `s
 rung is one libx264 encoder for the whole span: closed GOPs, an IDR forced on the first frame at or
 after every HLS boundary (span start + k x hls_segment_s; the last HLS segment absorbs a remainder
 under half of it), so every rung's segments start together on an IDR and any rung can follow any
-other. Frames keep their source PTS, so spans join without gap or overlap.
+other. Frames keep their source PTS, so spans join without gap or overlap; a span's first packets
+decode from its first picture on (`_lead_in`), so a player's timeline starts with picture and sound.
 
 Audio is decoded, resampled to 48 kHz stereo, and AAC-LC encoded ONCE per span, then muxed into
 every rung. AAC frames (1024 samples) lie on one grid over the whole file, counted from the audio
@@ -293,8 +294,13 @@ class _RungOutput:
         self.out: _TsFile | None = None  # the current segment's file; None before the first and after close_file
         self.files: list[Path] = []
         self.codecs: str | None = None
+        # The span's first packets, held until one decodes after the first picture (see _lead_in).
+        self.lead: list[av.Packet] | None = []
+        self.lead_pts = 0
 
     def open_next(self, with_audio: bool) -> None:
+        if self.out is not None:
+            self.release_lead()
         self.close_file()
         self.k += 1
         path = self.dir / f"{self.k:02d}.ts"
@@ -313,6 +319,13 @@ class _RungOutput:
             self.out.container.close()
             self.out = None
 
+    def release_lead(self) -> None:
+        """Mux the packets still held at the span's start as they are: the span (or its first segment) ended
+        a frame or two in, before any packet decoded after the first picture."""
+        held, self.lead = self.lead or [], None
+        for p in held:
+            self._mux(p)
+
     def _file(self) -> _TsFile:
         if self.out is None:  # route() opens the first file on the span's first IDR: a bug of ours, not the video's
             raise RuntimeError(f"the {self.rung.name} rung muxed a packet with no segment file open")
@@ -321,11 +334,28 @@ class _RungOutput:
     def mux_video(self, packet: av.Packet) -> None:
         if self.codecs is None and packet.is_keyframe:
             self.codecs = codecs_of(bytes(packet))
+        pts = self._pts(packet)
+        if self.lead is not None:
+            if not self.lead:
+                self.lead_pts = pts  # the span's IDR: its first picture
+            self.lead.append(packet)
+            if packet.dts is not None and packet.dts <= self.lead_pts:
+                return  # decodes at or before the first picture: its DTS may have to move
+            held, self.lead = self.lead, None
+            for p in _lead_in(held, self.lead_pts):
+                self._mux(p)
+            return
+        self._mux(packet)
+
+    def _pts(self, packet: av.Packet) -> int:
         if packet.pts is None:  # x264 stamps every packet with its frame's PTS (route() has read it already)
             raise RuntimeError(f"the {self.rung.name} encoder returned a packet without a PTS")
+        return packet.pts
+
+    def _mux(self, packet: av.Packet) -> None:
         out = self._file()
         offset = round(TS_OFFSET_S / self.tb)
-        packet.pts += offset
+        packet.pts = self._pts(packet) + offset
         if packet.dts is not None:
             packet.dts += offset
         packet.stream = out.video
@@ -439,6 +469,7 @@ def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float,
             for w in workers:
                 w.finish()
             for i, o in enumerate(outs):
+                o.release_lead()
                 if with_audio:
                     audio_next[i] = _flush_audio(o, packets, audio_next[i], end_s)
         finally:
@@ -511,6 +542,30 @@ class _RungWorker:
         except queue.Full:
             pass
         self.thread.join(timeout=30)
+
+
+def _lead_in(packets: list[av.Packet], first: int) -> list[av.Packet]:
+    """A span's first packets with their decode times moved up to its first picture.
+
+    x264's B-frames put the first DTS a couple of frames before the first PTS (0.17 s at 12 fps), while
+    the audio starts with the picture. hls.js's remuxer counts the timeline from the first video DTS
+    (its older releases normalise every PTS against it) or clamps a DTS before the start to 0 (newer
+    ones), so the first picture landed after t=0 and the gap controller met a hole there. MPEG-TS has
+    no edit list, and moving the PTS would move the picture off its sound; so the packets that decode
+    at or before the first picture (the IDR and the references it is reordered with) get their DTS
+    spread over [first PTS, the DTS of `packets[-1]`), the first packet that decodes later. Decode order
+    is kept, every DTS stays at or before its PTS, and from there on nothing changes, so spans still
+    join as before. Where the ticks do not allow it (a coarse time base), the encoder's DTS are kept."""
+    *held, after = packets
+    if not held or after.dts is None:
+        return packets
+    room = after.dts - first
+    new = [first + i * room // len(held) for i in range(len(held))]
+    if room < len(held) or any(p.pts is None or d > p.pts for d, p in zip(new, held, strict=True)):
+        return packets
+    for d, p in zip(new, held, strict=True):
+        p.dts = d
+    return packets
 
 
 def _seg_end(starts: list[float], k: int, end_s: float) -> float:

@@ -74,8 +74,8 @@ def test_a_format_pillow_cannot_write_is_reported_at_start_up(monkeypatch):
 def test_flatten_background_setting_parses_and_rejects():
     assert parse_rgb("#ff00ff") == (255, 0, 255)
     assert parse_rgb("10, 20, 30") == (10, 20, 30)
-    with pytest.raises(ValueError, match="FLATTEN_BACKGROUND"):
-        parse_rgb("white")
+    with pytest.raises(ValueError, match="FLATTEN_BACKGROUND='white'"):
+        Settings.from_env({"FLATTEN_BACKGROUND": "white"})
 
 
 def test_object_names_are_deterministic():

@@ -10,12 +10,14 @@ from flask import Flask, Response, jsonify, request
 from ..common.errors import HTTPProblem
 from ..pipeline.runtime import Runtime
 from . import ssrf
-from .endpoints import EVENT_TYPES, endpoint_store, public_view
+from .endpoints import EVENT_TYPES, EndpointStore, endpoint_store, public_view
 
 
-def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str]) -> None:
-    """`client_of()` is the authenticated client of the current request (ingest's auth)."""
-    endpoints = endpoint_store(rt.settings)
+def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str],
+                            endpoints: EndpointStore | None = None) -> None:
+    """`client_of()` is the authenticated client of the current request (ingest's auth);
+    `endpoints` replaces the Firestore store (tests pass tests/fakes.py's)."""
+    endpoints = endpoints if endpoints is not None else endpoint_store(rt.settings)
 
     @app.post("/v1/webhooks")
     def add_webhook():

@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from ..pipeline.docstore import FirestoreCollection
-from ..pipeline.jobstore import utcnow
+from ..pipeline.jobstate import DELETE
+from ..pipeline.jobstore import Conflict, utcnow
 from ..pipeline.retrying import retried
 from . import signing
 from .secretbox import SecretBox
@@ -34,32 +37,54 @@ class EndpointStore(FirestoreCollection):
             raise RuntimeError("WEBHOOK_SECRETS_KEY is not set: webhook secrets cannot be sealed or opened")
         return self.box
 
-    @retried("firestore")
-    def create(self, client_id: str, url: str, events: list[str]) -> tuple[dict, str]:
-        endpoint_id = "wh_" + os.urandom(12).hex()
-        secret = signing.new_secret()
-        doc = {"id": endpoint_id, "client_id": client_id, "url": url, "events": events, "created_at": utcnow(),
-               "secrets": [{"sealed": self._sealed().seal(secret, endpoint_id), "created_at": utcnow()}]}
+    # --- the Firestore calls (tests/fakes.py MemoryEndpointStore replaces just these) ---------
+
+    def _create(self, endpoint_id: str, doc: dict) -> None:
         self._ref(endpoint_id).create(doc)
-        return doc, secret
+
+    def _read(self, endpoint_id: str) -> tuple[dict | None, object]:
+        """(document or None, version token for _write_if)."""
+        snap = self._ref(endpoint_id).get()
+        return (snap.to_dict() if snap.exists else None), snap.update_time
+
+    def _write_if(self, endpoint_id: str, updates: dict, version: object) -> None:
+        """Apply dotted-path `updates` if the document is still at `version`, else Conflict."""
+        try:
+            self._ref(endpoint_id).update(_firestore(updates), option=self.client.write_option(last_update_time=version))
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            raise Conflict() from None
 
     @retried("firestore")
-    def get(self, endpoint_id: str) -> dict | None:
-        snap = self._ref(endpoint_id).get()
-        return snap.to_dict() if snap.exists else None
+    def update(self, endpoint_id: str, fields: dict) -> None:
+        self._ref(endpoint_id).update(_firestore(fields))
 
-    def owned(self, client_id: str, endpoint_id: str) -> dict | None:
-        doc = self.get(endpoint_id)
-        return doc if doc is not None and doc["client_id"] == client_id else None
+    @retried("firestore")
+    def delete(self, endpoint_id: str) -> None:
+        self._ref(endpoint_id).delete()
 
     @retried("firestore")
     def for_client(self, client_id: str) -> list[dict]:
         query = self.client.collection(self.collection).where(filter=FieldFilter("client_id", "==", client_id))
         return sorted((s.to_dict() for s in query.stream()), key=lambda d: d["created_at"])
 
+    # --- the store's rules, over those calls ------------------------------------------------
+
     @retried("firestore")
-    def delete(self, endpoint_id: str) -> None:
-        self._ref(endpoint_id).delete()
+    def create(self, client_id: str, url: str, events: list[str]) -> tuple[dict, str]:
+        endpoint_id = "wh_" + os.urandom(12).hex()
+        secret = signing.new_secret()
+        doc = {"id": endpoint_id, "client_id": client_id, "url": url, "events": events, "created_at": utcnow(),
+               "secrets": [{"sealed": self._sealed().seal(secret, endpoint_id), "created_at": utcnow()}]}
+        self._create(endpoint_id, doc)
+        return doc, secret
+
+    @retried("firestore")
+    def get(self, endpoint_id: str) -> dict | None:
+        return self._read(endpoint_id)[0]
+
+    def owned(self, client_id: str, endpoint_id: str) -> dict | None:
+        doc = self.get(endpoint_id)
+        return doc if doc is not None and doc["client_id"] == client_id else None
 
     @retried("firestore")
     def rotate(self, endpoint_id: str, overlap: dt.timedelta) -> str:
@@ -69,7 +94,7 @@ class EndpointStore(FirestoreCollection):
         secret = signing.new_secret()
         kept = [{**s, "expires_at": s.get("expires_at") or now + overlap} for s in self.live_secrets(doc, now)]
         sealed = {"sealed": self._sealed().seal(secret, endpoint_id), "created_at": now}
-        self._ref(endpoint_id).update({"secrets": [sealed, *kept]})
+        self.update(endpoint_id, {"secrets": [sealed, *kept]})
         return secret
 
     @staticmethod
@@ -83,9 +108,9 @@ class EndpointStore(FirestoreCollection):
     def matching(self, client_id: str, event_type: str) -> list[dict]:
         return [d for d in self.for_client(client_id) if event_type in d["events"] and not d.get("disabled")]
 
-    @retried("firestore")
-    def update(self, endpoint_id: str, fields: dict) -> None:
-        self._ref(endpoint_id).update(fields)
+
+def _firestore(updates: dict) -> dict:
+    return {k: (firestore.DELETE_FIELD if v is DELETE else v) for k, v in updates.items()}
 
 
 def public_view(doc: dict) -> dict:

@@ -75,3 +75,15 @@ def test_the_allow_list_admits_local_receivers_over_http():
     assert target.address == "127.0.0.1"
     with pytest.raises(ssrf.Refused):
         ssrf.check("http://127.0.0.2:9999/hook", frozenset({"127.0.0.1"}), resolver({}))
+
+
+@pytest.mark.parametrize("address", [
+    "fec0::1", "feff:ffff::1",          # site-local (deprecated, RFC 3879)
+    "192.88.99.1", "192.88.99.254",     # 6to4 relay anycast (deprecated, RFC 7526)
+])
+def test_deprecated_site_local_and_6to4_relay_addresses_are_refused(address):
+    shown = f"[{address}]" if ":" in address else address
+    with pytest.raises(ssrf.Refused):
+        ssrf.check(f"https://{shown}/hook", frozenset(), resolver({}))
+    with pytest.raises(ssrf.Refused):  # and behind a name
+        ssrf.check("https://hooks.example/", frozenset(), resolver({"hooks.example": [address]}))

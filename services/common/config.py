@@ -133,6 +133,9 @@ class Settings:
     webhook_allow_hosts: frozenset[str]  # exempt from the https-only and public-address rules (tests)
     webhook_secret_overlap_seconds: int  # a rotated-out secret keeps signing for this long
     webhook_max_endpoints: int  # endpoints one client may register
+    webhook_breaker_threshold: int  # consecutive failed attempts that open an endpoint's circuit breaker
+    webhook_breaker_open_seconds: float  # how long an open breaker answers retry-later without an attempt
+    webhook_client_concurrency: int  # attempts one client may have in flight per notify worker process
     # Logging
     log_level: str
 
@@ -209,6 +212,9 @@ class Settings:
             webhook_allow_hosts=frozenset(h.strip().lower() for h in _env("WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()),
             webhook_secret_overlap_seconds=int(_env("WEBHOOK_SECRET_OVERLAP_SECONDS", "86400")),
             webhook_max_endpoints=int(_env("WEBHOOK_MAX_ENDPOINTS", "20")),
+            webhook_breaker_threshold=int(_env("WEBHOOK_BREAKER_THRESHOLD", "5")),
+            webhook_breaker_open_seconds=float(_env("WEBHOOK_BREAKER_OPEN_SECONDS", "60")),
+            webhook_client_concurrency=int(_env("WEBHOOK_CLIENT_CONCURRENCY", "2")),
             log_level=_env("LOG_LEVEL", "INFO"),
         )
 

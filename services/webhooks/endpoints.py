@@ -1,28 +1,36 @@
 """Clients' webhook endpoints, `webhook_endpoints/{id}` in Firestore.
 
-A document: id, client_id, url, events (`completed`, `failed`), secrets (sealed by SecretBox,
-newest first, each with an `expires_at` once rotated out), `disabled` (why, when the
-receiver answered 410), `health` (last delivery: status, at, latency, `unhealthy` after a
-dead-lettered delivery, or the SSRF refusal). The clear secret is returned once, on create
+A document: id, client_id, url (normalised, urls.py), events (`completed`, `failed`), secrets
+(sealed by SecretBox, newest first, each with an `expires_at` once rotated out), `disabled`
+(why, when the receiver answered 410), `health` (what the client is told: `state` ok, failing,
+circuit-open, unhealthy after a dead-lettered delivery, or refused by the SSRF guard; `reason`;
+`last_status`, `latency_ms`, `last_success_at`; `last_error`, `last_error_at`,
+`consecutive_failures`), `breaker` (breaker.py). The clear secret is returned once, on create
 and rotate, and never stored or logged.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from ..common.errors import TransientError
 from ..pipeline.docstore import FirestoreCollection
 from ..pipeline.jobstate import DELETE
-from ..pipeline.jobstore import Conflict, utcnow
+from ..pipeline.jobstore import CAS_ATTEMPTS, Conflict, utcnow
 from ..pipeline.retrying import retried
 from . import signing
 from .secretbox import SecretBox
 
 EVENT_TYPES = ("completed", "failed")
+T = TypeVar("T")
 
 
 class EndpointStore(FirestoreCollection):
@@ -87,6 +95,24 @@ class EndpointStore(FirestoreCollection):
         return doc if doc is not None and doc["client_id"] == client_id else None
 
     @retried("firestore")
+    def decide(self, endpoint_id: str, decision: Callable[[dict], tuple[T, dict]]) -> T | None:
+        """Read, decide, write only if unchanged, else again (as JobStoreBase._decide: no
+        read-write transaction). None when the endpoint is gone."""
+        for _ in range(CAS_ATTEMPTS):
+            doc, version = self._read(endpoint_id)
+            if doc is None:
+                return None
+            result, updates = decision(doc)
+            if not updates:
+                return result
+            try:
+                self._write_if(endpoint_id, updates, version)
+                return result
+            except Conflict:
+                time.sleep(random.uniform(0.0, 0.05))
+        raise TransientError(f"webhook endpoint {endpoint_id}: still contended after {CAS_ATTEMPTS} compare-and-set attempts")
+
+    @retried("firestore")
     def rotate(self, endpoint_id: str, overlap: dt.timedelta) -> str:
         """A new secret; the ones before stay valid for `overlap` (both signatures are sent)."""
         doc = self.get(endpoint_id) or {}
@@ -117,7 +143,7 @@ def public_view(doc: dict) -> dict:
     """What a client sees of its endpoint: never a secret, sealed or not."""
     from ..pipeline.jobstore import to_json
 
-    view = {k: doc.get(k) for k in ("id", "url", "events", "created_at", "disabled", "health")}
+    view = {k: doc.get(k) for k in ("id", "url", "events", "created_at", "disabled", "health", "breaker")}
     view["secrets"] = [{"created_at": s["created_at"], "expires_at": s.get("expires_at")} for s in doc.get("secrets", [])]
     return to_json({k: v for k, v in view.items() if v is not None})
 

@@ -1,5 +1,7 @@
-"""`/v1/webhooks` on ingest: a client's endpoints. The signing secret is in the answer that
-creates or rotates it, once; listing never shows one."""
+"""`/v1/webhooks` on ingest: a client's endpoints. The URL is stored normalised (what a browser
+would send: IDNA host, percent-encoded path and query) and shown so in the 201; one that cannot
+be, or that the SSRF guard refuses, is a 422 saying why. The signing secret is in the answer
+that creates or rotates it, once; listing never shows one."""
 from __future__ import annotations
 
 import datetime as dt
@@ -31,10 +33,12 @@ def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str
         url = body["url"].strip()
         if len(url) > 2048:
             raise HTTPProblem(422, "Bad URL", "the URL is longer than 2048 characters")
-        try:
-            ssrf.check(url, rt.settings.webhook_allow_hosts)  # checked again before every delivery
+        try:  # normalised as a browser would (urls.py), then the SSRF guard; both again before every delivery
+            url = ssrf.check(url, rt.settings.webhook_allow_hosts).url
         except ssrf.Refused as exc:
             raise HTTPProblem(422, "Webhook URL refused", exc.reason) from None
+        if len(url) > 2048:
+            raise HTTPProblem(422, "Bad URL", "the URL, percent-encoded, is longer than 2048 characters")
         cap = rt.settings.webhook_max_endpoints
         if len(endpoints.for_client(client)) >= cap:
             raise HTTPProblem(409, "Too many endpoints", f"a client has at most {cap} endpoints (WEBHOOK_MAX_ENDPOINTS)")

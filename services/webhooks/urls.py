@@ -37,7 +37,10 @@ def normalise(url: str) -> str:
     url = url.strip("".join(map(chr, range(0x21)))).translate({9: None, 10: None, 13: None})
     cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
     url = url[:cut].replace("\\", "/") + url[cut:]
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracketed host that is no IPv6 address
+        raise BadURL("the URL's IPv6 address is not valid") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise BadURL(f"webhook URLs must use https (got {scheme + ':' if scheme else 'no scheme'})")

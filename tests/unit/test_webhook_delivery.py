@@ -199,3 +199,85 @@ def test_every_failure_is_recorded_on_the_endpoint_health_without_a_traceback(ca
         assert "WEBHOOK_TIMEOUT_SECONDS" in n.health(slow)["last_error"]
     finally:
         trickler.close()
+
+
+# --- the circuit breaker --------------------------------------------------------------------
+
+def test_a_failing_endpoint_opens_its_breaker_then_one_trial_closes_it():
+    receiver = Receiver([500])
+    n = Notify(webhook_breaker_threshold=2, webhook_breaker_open_seconds=1.0)
+    try:
+        endpoint_id = n.endpoint("client-a", receiver.url)
+        assert [n.deliver(endpoint_id).status_code for _ in range(2)] == [503, 503]
+        assert len(receiver.requests) == 2 and n.health(endpoint_id)["state"] == "circuit-open"
+        started = time.monotonic()
+        paused = n.deliver(endpoint_id)  # open: answered at once, no network attempt
+        assert paused.status_code == 503 and time.monotonic() - started < 0.5
+        assert "WEBHOOK_BREAKER_THRESHOLD" in paused.get_json()["detail"] and len(receiver.requests) == 2
+        time.sleep(1.1)  # half-open: the next delivery is the trial
+        assert n.deliver(endpoint_id).status_code == 503 and len(receiver.requests) == 3  # the trial failed
+        assert n.deliver(endpoint_id).status_code == 503 and len(receiver.requests) == 3  # open again at once
+        receiver.answers = [204]
+        time.sleep(1.1)
+        assert n.deliver(endpoint_id).status_code == 204 and len(receiver.requests) == 4  # the trial succeeded
+        health = n.health(endpoint_id)
+        assert health["state"] == "ok" and health["consecutive_failures"] == 0 and "HTTP 500" in health["last_error"]
+        assert "breaker" not in n.endpoints.get(endpoint_id)
+        assert n.deliver(endpoint_id).status_code == 204 and len(receiver.requests) == 5  # closed
+    finally:
+        receiver.close()
+
+
+def test_while_half_open_only_one_delivery_makes_the_trial():
+    receiver = Receiver(["hang"], hang_s=1.0)
+    n = Notify(webhook_breaker_threshold=1, webhook_breaker_open_seconds=0.2)
+    try:
+        endpoint_id = n.endpoint("client-a", _closed_port_url())
+        assert n.deliver(endpoint_id).status_code == 503  # opens
+        n.endpoints.update(endpoint_id, {"url": receiver.url})  # the client fixed its receiver
+        time.sleep(0.3)
+        answers: list[int] = []
+        threads = [threading.Thread(target=lambda: answers.append(n.deliver(endpoint_id).status_code)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers) == [204, 503] and len(receiver.requests) == 1
+    finally:
+        receiver.close()
+
+
+def test_the_last_attempt_while_open_marks_the_endpoint_unhealthy():
+    n = Notify(webhook_breaker_threshold=1, webhook_breaker_open_seconds=60.0)
+    endpoint_id = n.endpoint("client-a", _closed_port_url())
+    assert n.deliver(endpoint_id).status_code == 503
+    assert n.deliver(endpoint_id, attempt=10).status_code == 503
+    health = n.health(endpoint_id)
+    assert health["state"] == "unhealthy" and "dead-lettered after 10 attempts" in health["reason"]
+
+
+# --- capacity shared between clients ----------------------------------------------------------
+
+def test_a_client_over_its_share_is_told_to_retry_while_another_client_is_served():
+    """Break 1's other half: one client's slow endpoints held every delivery thread."""
+    slow, fast = Receiver(["hang"], hang_s=1.5), Receiver([204])
+    n = Notify(webhook_client_concurrency=1)
+    try:
+        held = n.endpoint("client-slow", slow.url)
+        other = n.endpoint("client-slow", fast.url)
+        served = n.endpoint("client-fast", fast.url)
+        first = threading.Thread(target=n.deliver, args=(held,))
+        first.start()
+        while not slow.requests:
+            time.sleep(0.01)
+        started = time.monotonic()
+        over = n.deliver(other)
+        assert over.status_code == 503 and "WEBHOOK_CLIENT_CONCURRENCY" in over.get_json()["detail"]
+        assert n.deliver(served).status_code == 204
+        assert time.monotonic() - started < 0.5 and len(fast.requests) == 1
+        assert n.deliver(other, attempt=10).status_code == 204  # the last attempt is never refused for capacity
+        first.join()
+        assert n.health(other).get("consecutive_failures", 0) == 0  # capacity is not the endpoint's failure
+    finally:
+        slow.close()
+        fast.close()

@@ -163,6 +163,18 @@ def test_a_status_that_arrived_in_time_stands_even_if_the_body_trickles():
         trickler.close()
 
 
+def test_a_tls_receiver_that_never_finishes_its_handshake_is_cut_off_at_the_timeout():
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does), never speaks TLS
+    try:
+        target = ssrf.Target("https", "hooks.example", listener.getsockname()[1], "/", "127.0.0.1", "https://hooks.example/")
+        started = time.monotonic()
+        with pytest.raises(ssrf.Failed, match="WEBHOOK_TIMEOUT_SECONDS"):
+            ssrf.post(target, b"{}", {}, timeout=1.0)
+        assert time.monotonic() - started < 1.0 + 0.5
+    finally:
+        listener.close()
+
+
 # --- break 2: whatever a delivery meets is told to the client, never a traceback -----------
 
 def test_a_url_with_a_space_or_non_ascii_path_is_delivered_percent_encoded(caplog):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import NoReturn
 
 from ..common.errors import PermanentError, TransientError
 from ..common.logs import log
@@ -76,15 +77,17 @@ def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
                              "on this instance (WEBHOOK_CLIENT_CONCURRENCY): retried later")
     try:
         if claim:  # the breaker half-opens: one delivery wins the trial, the others retry later
-            gate = endpoints.decide(endpoint_id, lambda doc: breaker.gate(doc, utcnow(), lease)) or gate
-            if not gate.send:
-                _not_sent(endpoints, endpoint_id, gate.reason, msg.delivery_attempt if last else None)
+            decided = endpoints.decide(endpoint_id, lambda doc: breaker.gate(doc, utcnow(), lease))
+            if decided is None:
+                return  # the endpoint was removed meanwhile
+            if not decided.send:
+                _not_sent(endpoints, endpoint_id, decided.reason, msg.delivery_attempt if last else None)
         _attempt(rt, endpoints, endpoint, job_id, msg.data["event"], record, msg.delivery_attempt if last else None)
     finally:
         slots.release(client_id)
 
 
-def _not_sent(endpoints: EndpointStore, endpoint_id: str, reason: str, last_attempt: int | None) -> None:
+def _not_sent(endpoints: EndpointStore, endpoint_id: str, reason: str, last_attempt: int | None) -> NoReturn:
     if last_attempt is not None:
         endpoints.update(endpoint_id, {"health.state": "unhealthy", "health.at": utcnow(),
                                        "health.reason": f"dead-lettered after {last_attempt} attempts: {reason}"})

@@ -10,6 +10,11 @@ bounded) — while the threads left serve the others. The cap is per process, no
 shared counter to write on every delivery, and Cloud Run's autoscaling adds instances (and so
 capacity for every client) when requests queue. The last delivery attempt is never refused for
 capacity: the message would be dead-lettered without having been tried.
+
+Cost, said plainly: Pub/Sub paces a push subscription by its success rate, so these 503s (and
+an open breaker's) slow the subscription's push rate for everyone a little. They are answered in
+milliseconds, so they hold no thread, and a 503 that cost nothing beats a thread held for
+WEBHOOK_TIMEOUT_SECONDS; isolating clients completely would need a subscription per client.
 """
 from __future__ import annotations
 

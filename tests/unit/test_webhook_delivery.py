@@ -194,7 +194,7 @@ def test_a_url_with_a_space_or_non_ascii_path_is_delivered_percent_encoded(caplo
 
 
 def test_every_failure_is_recorded_on_the_endpoint_health_without_a_traceback(caplog):
-    n = Notify()
+    n = Notify(webhook_timeout_seconds=1.0)
     endpoint_id = n.endpoint("client-a", _closed_port_url())
     with caplog.at_level(logging.INFO):
         for count in (1, 2):
@@ -204,7 +204,7 @@ def test_every_failure_is_recorded_on_the_endpoint_health_without_a_traceback(ca
             assert health["consecutive_failures"] == count
             assert "connection refused" in health["last_error"] and health["last_error_at"]
     _no_traceback(caplog)
-    trickler = Trickler()
+    trickler = Trickler(interval=0.25)
     try:
         slow = n.endpoint("client-a", trickler.url)
         assert n.deliver(slow).status_code == 503

@@ -142,8 +142,8 @@ class _Deadline:
     timeout alone is per operation: a receiver sending one byte every few seconds never trips it.
     The lock keeps the timer from touching a socket the attempt has closed (its fd could be reused)."""
 
-    def __init__(self, seconds: float):
-        self.sock: socket.socket | None = None
+    def __init__(self, sock: socket.socket, seconds: float):
+        self.sock = sock
         self.expired = False
         self._lock = threading.Lock()
         self._done = False
@@ -153,20 +153,28 @@ class _Deadline:
 
     def _cut(self) -> None:
         with self._lock:
-            if self._done or self.sock is None:
-                return
-            self.expired = True
-            try:  # the base method: on an SSLSocket it must not drop the TLS object under a reader
-                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
+            if not self._done:
+                self.expired = True
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:  # the base method: on an SSLSocket it must not drop the TLS object under a reader
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def watch(self, sock: socket.socket) -> None:
+        """The socket to cut from now on (TLS wraps the first one: same fd, a new object)."""
+        with self._lock:
+            self.sock = sock
+            if self.expired:
+                self._shutdown()
 
     def close(self) -> None:
         with self._lock:
             self._done = True
             self._timer.cancel()
-            if self.sock is not None:
-                self.sock.close()
+            self.sock.close()
 
 
 def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
@@ -178,14 +186,13 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
         raw = socket.create_connection((target.address, target.port), timeout=timeout)
     except OSError as exc:
         raise Failed(_why(exc, timeout, expired=isinstance(exc, TimeoutError))) from None
-    deadline = _Deadline(timeout - (time.monotonic() - started))
-    deadline.sock = raw
+    deadline = _Deadline(raw, timeout - (time.monotonic() - started))
     status: int | None = None
     try:
         conn: http.client.HTTPConnection
         if target.scheme == "https":
             tls = ssl.create_default_context().wrap_socket(raw, server_hostname=target.host, do_handshake_on_connect=False)
-            deadline.sock = tls  # `raw` is detached from its fd now: the timer must cut this one
+            deadline.watch(tls)  # `raw` is detached from its fd now: the timer must cut this one
             tls.do_handshake()
             conn = http.client.HTTPSConnection(target.host, target.port, timeout=timeout)
             conn.sock = tls

@@ -24,6 +24,8 @@ from services.pipeline.push import register_stage
 from services.pipeline.runtime import Runtime
 from services.pipeline.topology import load_topology
 from services.pipeline.web import create_service_app
+from services.webhooks.endpoints import EndpointStore
+from services.webhooks.secretbox import SecretBox
 
 
 class MemoryJobStore(JobStoreBase):
@@ -61,6 +63,50 @@ class MemoryJobStore(JobStoreBase):
         with self._lock:
             docs = [d for d, _ in self.docs.values() if d["status"] in statuses and d["updated_at"] < cutoff]
         return sorted(docs, key=lambda d: d["updated_at"])[:limit]
+
+
+class MemoryEndpointStore(EndpointStore):
+    """EndpointStore's rules over a dict: only its Firestore calls are replaced, with their
+    semantics (create fails on an existing id, update on a missing one, compare-and-set on a
+    version)."""
+
+    def __init__(self, box: SecretBox | None):
+        super().__init__("memory", box)
+        self.docs: dict[str, tuple[dict, int]] = {}
+        self._lock = threading.Lock()
+        self._versions = itertools.count(1)
+
+    def _create(self, endpoint_id, doc):
+        with self._lock:
+            if endpoint_id in self.docs:
+                raise ValueError(f"{endpoint_id} exists")
+            self.docs[endpoint_id] = (jobstate.apply(doc, {}), next(self._versions))
+
+    def _read(self, endpoint_id):
+        with self._lock:
+            doc, version = self.docs.get(endpoint_id, (None, 0))
+            return (jobstate.apply(doc, {}) if doc is not None else None), version
+
+    def _write_if(self, endpoint_id, updates, version):
+        with self._lock:
+            doc, current = self.docs.get(endpoint_id, (None, 0))
+            if doc is None or current != version:
+                raise Conflict()
+            self.docs[endpoint_id] = (jobstate.apply(doc, updates), next(self._versions))
+
+    def update(self, endpoint_id, fields):
+        with self._lock:
+            doc, _ = self.docs[endpoint_id]
+            self.docs[endpoint_id] = (jobstate.apply(doc, fields), next(self._versions))
+
+    def delete(self, endpoint_id):
+        with self._lock:
+            self.docs.pop(endpoint_id, None)
+
+    def for_client(self, client_id):
+        with self._lock:
+            docs = [jobstate.apply(d, {}) for d, _ in self.docs.values() if d["client_id"] == client_id]
+        return sorted(docs, key=lambda d: d["created_at"])
 
 
 @dataclasses.dataclass

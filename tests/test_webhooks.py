@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -62,6 +63,48 @@ class Receiver:
 
     def close(self):
         self.server.shutdown()
+
+
+class Trickler:
+    """A receiver that answers one header byte per second, for a minute: every single read gets
+    a byte long before any per-read timeout. Records when each connection came and went."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.connections: list[dict] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            record = {"accepted": time.monotonic(), "closed": None}
+            self.connections.append(record)
+            threading.Thread(target=self._trickle, args=(conn, record), daemon=True).start()
+
+    @staticmethod
+    def _trickle(conn, record):
+        with conn:
+            conn.recv(65536)
+            conn.settimeout(1.0)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(60):
+                    conn.sendall(b"a")
+                    try:
+                        if conn.recv(1) == b"":  # the sender hung up
+                            break
+                    except TimeoutError:
+                        continue
+            except OSError:
+                pass
+            record["closed"] = time.monotonic()
+
+    def close(self):
+        self.listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +174,28 @@ def test_a_slow_endpoint_does_not_delay_another_and_rotation_signs_with_both_sec
     finally:
         slow.close()
         fast.close()
+
+
+def test_a_trickling_receiver_is_cut_off_at_the_timeout_and_told_on_its_health(http, stack, endpoints):
+    """Issue 21: WEBHOOK_TIMEOUT_SECONDS (5 here) bounds the whole attempt, not each read; the
+    failure is on the endpoint's health for its client to see."""
+    trickler = Trickler()
+    try:
+        doc, _ = endpoints.create("client-trickle", trickler.url, ["completed"])
+        _job_for(http, stack, "client-trickle")
+        deadline = time.monotonic() + 60
+        while not (trickler.connections and trickler.connections[0]["closed"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = trickler.connections[0]
+        held = first["closed"] - first["accepted"]
+        print(f"trickling receiver held for {held:.1f} s (WEBHOOK_TIMEOUT_SECONDS=5)")
+        assert held < 5 + 1.5
+        while not (endpoints.get(doc["id"]).get("health") or {}).get("last_error") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        health = endpoints.get(doc["id"])["health"]
+        assert "WEBHOOK_TIMEOUT_SECONDS=5" in health["last_error"] and health["consecutive_failures"] >= 1
+    finally:
+        trickler.close()
 
 
 def test_ssrf_targets_and_redirects_are_refused_and_gone_endpoints_disabled(http, stack, endpoints):

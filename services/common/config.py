@@ -272,7 +272,17 @@ class Settings:
     # --- Webhooks --------------------------------------------------------------------------------------------
     webhook_secrets_key: str = setting("WEBHOOK_SECRETS_KEY", "", ("ingest", "notify"),
         "base64 of 32 random bytes sealing webhook secrets; Secret Manager in production")
-    webhook_timeout_seconds: float = setting("WEBHOOK_TIMEOUT_SECONDS", 5, ("notify",), "one delivery attempt, connect to answer")
+    webhook_timeout_seconds: float = setting("WEBHOOK_TIMEOUT_SECONDS", 5, ("notify",),
+        "one delivery attempt as a whole: connect, TLS, request, status and headers, body (a timer cuts the socket; "
+        "a receiver trickling bytes cannot stretch it)")
+    webhook_breaker_threshold: int = setting("WEBHOOK_BREAKER_THRESHOLD", 5, ("notify",),
+        "consecutive failed attempts that open an endpoint's circuit breaker")
+    webhook_breaker_open_seconds: float = setting("WEBHOOK_BREAKER_OPEN_SECONDS", 60, ("notify",),
+        "an open breaker answers its deliveries 503 (retry later) at once, with no attempt, this long; then one trial "
+        "delivery half-opens it")
+    webhook_client_concurrency: int = setting("WEBHOOK_CLIENT_CONCURRENCY", 2, ("notify",),
+        "webhook attempts one client may have in flight per notify worker process; more answer 503 at once (Pub/Sub "
+        "retries them), the last delivery attempt excepted")
     webhook_allow_hosts: frozenset[str] = setting("WEBHOOK_ALLOW_HOSTS", frozenset(), ("ingest", "notify"),
         "hosts exempt from the https-only and public-address rules", parse=_hosts)
     webhook_secret_overlap_seconds: int = setting("WEBHOOK_SECRET_OVERLAP_SECONDS", 86400, ("ingest", "notify"),

@@ -13,7 +13,8 @@ from ..pipeline.push import register_push, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
 from ..webhooks import delivery
-from ..webhooks.endpoints import endpoint_store
+from ..webhooks.endpoints import EndpointStore, endpoint_store
+from ..webhooks.fairness import ClientSlots
 
 
 def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
@@ -31,15 +32,15 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     return StageResult(job_fields=fields, final="completed")
 
 
-def _with(handler, endpoints, rt, sub, msg) -> None:
-    handler(rt, endpoints, sub, msg)
-
-
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
+               endpoints: EndpointStore | None = None) -> Flask:
+    """`endpoints` replaces the Firestore endpoint store (tests pass tests/fakes.py's)."""
     app, rt = create_service_app("notify", settings, runtime)
     register_stage(app, rt, "notify", handle)
     register_ops_routes(app, rt)  # the scheduler's sweep endpoint lives on notify
-    endpoints = endpoint_store(rt.settings)
-    for path, handler in (("/push/events", delivery.fan_out), ("/push/webhooks", delivery.deliver)):
-        register_push(app, rt, rt.topology.subscription_for_service("notify", path), partial(_with, handler, endpoints))
+    endpoints = endpoints if endpoints is not None else endpoint_store(rt.settings)
+    handlers = (("/push/events", partial(delivery.fan_out, endpoints=endpoints)),
+                ("/push/webhooks", partial(delivery.deliver, endpoints=endpoints, slots=ClientSlots())))
+    for path, handler in handlers:
+        register_push(app, rt, rt.topology.subscription_for_service("notify", path), handler)
     return app

@@ -1,5 +1,7 @@
-"""`/v1/webhooks` on ingest: a client's endpoints. The signing secret is in the answer that
-creates or rotates it, once; listing never shows one."""
+"""`/v1/webhooks` on ingest: a client's endpoints. The URL is stored normalised (what a browser
+would send: IDNA host, percent-encoded path and query) and shown so in the 201; one that cannot
+be, or that the SSRF guard refuses, is a 422 saying why. The signing secret is in the answer
+that creates or rotates it, once; listing never shows one."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,12 +12,14 @@ from flask import Flask, Response, jsonify, request
 from ..common.errors import HTTPProblem
 from ..pipeline.runtime import Runtime
 from . import ssrf
-from .endpoints import EVENT_TYPES, endpoint_store, public_view
+from .endpoints import EVENT_TYPES, EndpointStore, endpoint_store, public_view
 
 
-def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str]) -> None:
-    """`client_of()` is the authenticated client of the current request (ingest's auth)."""
-    endpoints = endpoint_store(rt.settings)
+def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str],
+                            endpoints: EndpointStore | None = None) -> None:
+    """`client_of()` is the authenticated client of the current request (ingest's auth);
+    `endpoints` replaces the Firestore store (tests pass tests/fakes.py's)."""
+    endpoints = endpoints if endpoints is not None else endpoint_store(rt.settings)
 
     @app.post("/v1/webhooks")
     def add_webhook():
@@ -29,10 +33,12 @@ def register_webhook_routes(app: Flask, rt: Runtime, client_of: Callable[[], str
         url = body["url"].strip()
         if len(url) > 2048:
             raise HTTPProblem(422, "Bad URL", "the URL is longer than 2048 characters")
-        try:
-            ssrf.check(url, rt.settings.webhook_allow_hosts)  # checked again before every delivery
+        try:  # normalised as a browser would (urls.py), then the SSRF guard; both again before every delivery
+            url = ssrf.check(url, rt.settings.webhook_allow_hosts).url
         except ssrf.Refused as exc:
             raise HTTPProblem(422, "Webhook URL refused", exc.reason) from None
+        if len(url) > 2048:
+            raise HTTPProblem(422, "Bad URL", "the URL, percent-encoded, is longer than 2048 characters")
         cap = rt.settings.webhook_max_endpoints
         if len(endpoints.for_client(client)) >= cap:
             raise HTTPProblem(409, "Too many endpoints", f"a client has at most {cap} endpoints (WEBHOOK_MAX_ENDPOINTS)")

@@ -40,9 +40,10 @@ run: $(STAMP) system-packages
 test: $(STAMP) system-packages test-infra
 	$(BIN)/pytest
 
-# No local cloud, Java or Terraform: the rules of our own code, on both cores (pytest-xdist).
+# tests/unit: no local cloud, Java or Terraform; the rules of our own code and the media code,
+# on both cores (pytest-xdist). tests/cloud and tests/infra run with `make test`.
 test-unit: $(STAMP)
-	$(BIN)/pytest -m "not cloud" -n 2
+	$(BIN)/pytest tests/unit -n 2
 
 # Offline checks of terraform/ and the Dockerfile (the google provider cannot be downloaded
 # here, so no terraform init/validate): fmt (also catches broken HCL), then checkov from its

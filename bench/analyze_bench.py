@@ -45,7 +45,7 @@ def _video_worker(tool: str, manifest_path: str) -> list[dict]:
         cpu, wall = time.process_time(), time.perf_counter()
         extra = {}
         if tool == "decode":
-            from bench.videoset import bare_decode  # here: the worker pins its core before heavy imports
+            from tests.support.videoset import bare_decode  # here: the worker pins its core before heavy imports
 
             bare_decode(path)
             cuts = []
@@ -184,7 +184,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 def _build_set() -> tuple[list[dict], float]:
     """Write missing clips two at a time (encoding is the slow part), then the manifest."""
-    from bench import videoset
+    from tests.support import videoset
 
     folder, size, codec = OUT / "videoset", (1280, 720), videoset.codec_available()
     t = time.perf_counter()

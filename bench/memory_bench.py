@@ -31,7 +31,7 @@ CASES = (  # kind, megapixels
 
 def make_input(kind: str, mp: int) -> bytes:
     sys.path.insert(0, str(ROOT))
-    from tests import bombs
+    from tests.support import bombs
 
     side = int((mp * 1_000_000) ** 0.5)
     if kind == "opaque8":

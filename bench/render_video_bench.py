@@ -88,7 +88,7 @@ def _worker(tool: str, path: str, minutes: int) -> dict:
     s, cat = Settings.from_env(), load()
     cpu = time.process_time()
     if tool == "decode":
-        from bench.videoset import bare_decode
+        from tests.support.videoset import bare_decode
 
         bare_decode(path)
         out = {}

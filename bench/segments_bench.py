@@ -1,6 +1,6 @@
 """Segmented transcoding against one ffmpeg process, and the time-to-ready of a long video.
 
-Input: a 1080p clip from bench/videoset.py's writer (24 fps, AAC, a keyframe every 2 s as a
+Input: a 1080p clip from tests/support/videoset.py's writer (24 fps, AAC, a keyframe every 2 s as a
 phone writes it, pans, zooms, cuts, a dissolve and a fade), SECONDS long (60 s by default, which
 keeps the bench to a few minutes on two cores; SEGMENTS_BENCH_SECONDS overrides it), planned into
 spans of SPAN_SECONDS by services.media.spans.plan.
@@ -53,7 +53,7 @@ SCALER = "bicubic"  # swscale's default: what encode_span's scale filter uses, g
 
 def clip_spec(seconds: int, name: str):
     """Shots of ~6 s over the photos: pans and zooms (what costs an encoder), cuts, one dissolve, one fade."""
-    from bench.videoset import FPS, ClipSpec, ShotSpec
+    from tests.support.videoset import FPS, ClipSpec, ShotSpec
 
     kinds = [("coffee", "pan", 4.0, (1, 0)), ("astronaut", "zoom", 0.5, (1, 0)), ("rocket", "pan", 6.0, (0, 1)),
              ("chelsea", "still", 0.0, (1, 0)), ("hubble_deep_field", "pan", 5.0, (0.7, 0.7)),
@@ -72,7 +72,7 @@ def clip_spec(seconds: int, name: str):
 
 def source_clip(seconds: int) -> Path:
     """The input clip, written once (cached by VERSION and length)."""
-    from bench.videoset import write_clip
+    from tests.support.videoset import write_clip
 
     path = OUT / f"source-{seconds}s-v{VERSION}.mp4"
     if not path.exists():

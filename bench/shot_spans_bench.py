@@ -23,7 +23,7 @@ TARGETS = (10.0, 30.0)
 
 
 def clip():
-    from bench.videoset import ClipSpec, clip_specs
+    from tests.support.videoset import ClipSpec, clip_specs
 
     shots, frames = [], 0
     while frames < SECONDS * 24:
@@ -37,11 +37,11 @@ def clip():
 
 
 def main() -> None:
-    from bench.videoset import write_clip
     from services.analyze.segmented import DEFAULT_OVERLAP_S, analyze_span, file_facts, merge
     from services.analyze.video import analyze_video
     from services.media.spans import plan_file
     from services.media.video import VideoFile, VideoLimits
+    from tests.support.videoset import write_clip
 
     spec = clip()
     path = OUT / f"{spec.name}-v{VERSION}.mp4"

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import requests
 
-from localcloud import chaos
 from localcloud.stack import local_webhook_key, private_stack
 from localcloud.taps import TopicTap
 from services.ingest.clients import client_id_of
 from services.pipeline.jobstore import JobStore
 from services.webhooks.endpoints import EndpointStore
 from services.webhooks.secretbox import SecretBox
+from tests.support.pushes import envelope, seed_job
 
 RUNS = int(os.environ.get("WEBHOOK_BENCH_RUNS", "20"))
 
@@ -51,8 +51,8 @@ def main() -> None:
         hook, pulled = [], []
         try:
             for _ in range(RUNS):
-                payload = chaos.seed_job(cfg)
-                requests.post(f"{cfg.url('analyze')}/push", json=chaos.envelope(payload, "media-ingested.v1"), timeout=60)
+                payload = seed_job(cfg)
+                requests.post(f"{cfg.url('analyze')}/push", json=envelope(payload, "media-ingested.v1"), timeout=60)
                 job_id = payload["job_id"]
                 deadline = time.monotonic() + 60
                 while f"{job_id}/completed" not in received and time.monotonic() < deadline:

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from tests.audio import audio_bytes
+from tests.support.audio import audio_bytes
 
-from ..conftest import wait_for_status
+from .conftest import wait_for_status
 
 AUDIO_REASON = "an audio-only file: mediarelay processes images and videos"
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 from localcloud import chaos, samples
 from services.pipeline.jobstore import JobStore
+from tests.support.tokens import jwks_server, new_key, token
 
 from .conftest import wait_for_status
-from .tokens import jwks_server, new_key, token
 
 CLIENT_AUDIENCE = "mediarelay-clients-test"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import io
-import re
 import time
 
 import numpy as np
@@ -17,28 +16,14 @@ import pytest
 import requests
 from PIL import Image
 
-from services.common.config import declared
 from services.render.presets import load as load_presets
+from tests.support import corpus
+from tests.support.corpus import check_reason
 
-from . import corpus
 from .test_chain import upload
 
 FINAL_WITHIN = 60.0  # seconds: a bound on "final", far above what any of these files needs
 CASES = {c.name: c for c in corpus.build()}
-SETTINGS = {d.env for _, d in declared()}
-# What a reason must never carry: an object repr, a memory address, a library's code or constant, a traceback.
-NOT_FOR_PEOPLE = re.compile(r"<[^>]*object at|\b0x[0-9a-fA-F]+\b|decoder error|error -?\d+|Errno|Traceback"
-                            r"|\w+Error\b|\w+Plugin\b")
-
-
-def check_reason(reason: str, words: tuple[str, ...]) -> None:
-    assert not NOT_FOR_PEOPLE.search(reason), reason
-    for name in re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", reason):
-        assert name in SETTINGS, f"{name} in {reason!r} is not one of our settings"
-    for w in words:
-        assert w.lower() in reason.lower(), (w, reason)
-
-
 @pytest.fixture(scope="module")
 def outcomes(http, ingest_url, events) -> dict[str, dict]:
     """name -> {"upload": response, "event": final event or None, "seconds": upload to final event, "job": doc}."""

@@ -16,6 +16,7 @@ import pytest
 from localcloud import chaos
 from localcloud.taps import TopicTap
 from services.pipeline.jobstore import JobStore
+from tests.support.pushes import envelope, seed_job
 
 from .conftest import wait_for_status
 
@@ -28,7 +29,7 @@ def failing_analyze(stack):
 
 def test_sweep_redrives_a_job_stuck_in_a_stage_and_dry_run_touches_nothing(http, stack, events):
     # A job whose media-ingested was lost: created, never published, no progress for an hour.
-    payload = chaos.seed_job(stack)
+    payload = seed_job(stack)
     job_id = payload["job_id"]
     store = JobStore(stack.project)
     hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
@@ -54,18 +55,18 @@ def test_previous_message_version_is_still_accepted_during_a_rolling_deploy(http
     type are validated against their own schema, not refused as wrong-schema."""
     analyzed = {"analyze": {"state": "done", "attempts": 1}, "render": {"state": "pending", "attempts": 0},
                 "notify": {"state": "pending", "attempts": 0}}
-    payload = chaos.seed_job(stack, stages=analyzed)  # an old analyze handed this job on
+    payload = seed_job(stack, stages=analyzed)  # an old analyze handed this job on
     v1 = {**payload, "analysis": {"format": "jpeg", "width": 320, "height": 240, "orientation": 1,
                                   "mean_color": [120, 120, 120]}}
     v1.pop("submitted_at")
-    resp = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-analyzed.v1"), timeout=60)
+    resp = http.post(f"{stack.url('render')}/push", json=envelope(v1, "media-analyzed.v1"), timeout=60)
     assert resp.status_code == 204
     done = wait_for_status(http, stack.url("ingest"), payload["job_id"], timeout=60)
     assert done["status"] == "completed" and done["renditions"]
     assert [e["status"] for e in events.wait_for_jobs([payload["job_id"]])[payload["job_id"]]] == ["completed"]
     dlq = TopicTap(stack.project, "render-media-analyzed-dlq")
     try:
-        wrong = http.post(f"{stack.url('render')}/push", json=chaos.envelope(v1, "media-ingested.v1"), timeout=30)
+        wrong = http.post(f"{stack.url('render')}/push", json=envelope(v1, "media-ingested.v1"), timeout=30)
         assert wrong.status_code == 204  # acknowledged, never retried: it can never be right
         [(attrs, data)] = dlq.wait_and_get(payload["job_id"])
         assert attrs["error_class"] == "bad-message" and "expected a media-analyzed" in attrs["error_reason"]
@@ -80,9 +81,9 @@ def test_purge_ends_a_parked_job_failed_with_one_event(http, stack, events, fail
     attributes), then an operator gives up: the message goes, the job ends failed."""
     from google.cloud import pubsub_v1
 
-    payload = chaos.seed_job(stack)
+    payload = seed_job(stack)
     job_id = payload["job_id"]
-    http.post(failing_analyze, json=chaos.envelope(payload, "media-ingested.v1", delivery_attempt=5), timeout=30)
+    http.post(failing_analyze, json=envelope(payload, "media-ingested.v1", delivery_attempt=5), timeout=30)
     assert JobStore(stack.project).get(job_id)["status"] == "dead-lettered"
     publisher = pubsub_v1.PublisherClient()
     publisher.publish(publisher.topic_path(stack.project, "analyze-media-ingested-dlq"), json.dumps(payload).encode(),
@@ -150,7 +151,7 @@ def test_an_operator_cancels_a_running_render_and_it_writes_nothing_more(http, s
     assert len(events.wait_for_jobs([job_id])[job_id]) == 1
 
     # The same through the command line, on a job that is not running.
-    seeded = chaos.seed_job(stack)["job_id"]
+    seeded = seed_job(stack)["job_id"]
     env = {**os.environ, **stack.client_env()}
     out = subprocess.run([sys.executable, "-m", "services.cli", "jobs", "cancel", seeded, "--reason", "test", "--json"],
                          capture_output=True, text=True, timeout=60, env=env)

@@ -17,12 +17,12 @@ from pathlib import Path
 import av
 import pytest
 
-from bench.videoset import ClipSpec, ShotSpec, write_clip
 from localcloud import chaos, samples
 from localcloud.stack import private_stack
 from localcloud.taps import TopicTap
 from services.client import IngestClient, auth_headers
 from services.pipeline.jobstore import JobStore
+from tests.support.videoset import ClipSpec, ShotSpec, write_clip
 
 from .conftest import TEST_RETRY_BACKOFF
 

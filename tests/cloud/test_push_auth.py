@@ -14,8 +14,8 @@ import pytest
 
 from localcloud import chaos
 from localcloud.taps import TopicTap
-
-from .tokens import AUDIENCE, PUSH_SA, jwks_server, new_key, token
+from tests.support.pushes import envelope, seed_job
+from tests.support.tokens import AUDIENCE, PUSH_SA, jwks_server, new_key, token
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def analyzed_tap(stack):
 
 
 def test_valid_push_token_is_accepted_and_work_is_published(http, stack, secured_analyze, analyzed_tap, signing_key):
-    payload = chaos.seed_job(stack)
-    resp = http.post(secured_analyze, json=chaos.envelope(payload, "media-ingested.v1"),
+    payload = seed_job(stack)
+    resp = http.post(secured_analyze, json=envelope(payload, "media-ingested.v1"),
                      headers={"Authorization": f"Bearer {token(signing_key)}"}, timeout=30)
     assert resp.status_code == 204, resp.text
     deadline = time.monotonic() + 20
@@ -70,16 +70,16 @@ def test_unknown_key_ids_are_401_and_do_not_refetch_the_certs_per_request(http, 
         env = {"PUSH_VERIFICATION": "on", "PUSH_AUDIENCE": AUDIENCE, "PUSH_SERVICE_ACCOUNT": PUSH_SA,
                "PUSH_CERTS_URL": url, "CERTS_REFETCH_MIN_SECONDS": "3600"}
         with chaos.extra_instance(stack, "analyze", env) as base:
-            payload = chaos.seed_job(stack)
+            payload = seed_job(stack)
             for _ in range(20):
                 forged = token(new_key(), kid=f"made-up-{uuid.uuid4().hex[:8]}")
-                resp = http.post(f"{base}/push", json=chaos.envelope(payload, "media-ingested.v1"),
+                resp = http.post(f"{base}/push", json=envelope(payload, "media-ingested.v1"),
                                  headers={"Authorization": f"Bearer {forged}"}, timeout=30)
                 assert resp.status_code == 401, resp.text
                 assert resp.headers["Content-Type"] == "application/problem+json"
                 assert "unknown key" in resp.json()["detail"]
             assert len(fetches) == 1
-            ok = http.post(f"{base}/push", json=chaos.envelope(payload, "media-ingested.v1"),
+            ok = http.post(f"{base}/push", json=envelope(payload, "media-ingested.v1"),
                            headers={"Authorization": f"Bearer {token(signing_key)}"}, timeout=30)
             assert ok.status_code == 204, ok.text
 

@@ -16,8 +16,8 @@ from google.cloud import storage
 
 from services.client import IngestClient
 from services.render.ladder import TS_OFFSET_S
-from tests.conftest import wait_for_status
-from tests.longclip import long_clip
+from tests.cloud.conftest import wait_for_status
+from tests.support.longclip import long_clip
 
 FRAME = 1 / 20  # the clip's longest frame interval (VFR cycle 1/24, 1/30, 1/20 s)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.videoset import write_clip
-from tests.conftest import wait_for_status
+from tests.cloud.conftest import wait_for_status
+from tests.support.videoset import write_clip
 from tests.unit.test_video_truncation import CLIP, SECONDS, SIZE, _faststart
 
 

@@ -15,12 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks import Webhook
 
-from localcloud import chaos
 from localcloud.stack import local_webhook_key
 from localcloud.taps import TopicTap
 from services.pipeline.jobstore import JobStore
 from services.webhooks.endpoints import EndpointStore
 from services.webhooks.secretbox import SecretBox
+from tests.support.pushes import envelope, seed_job
 
 
 class Receiver:
@@ -114,8 +114,8 @@ def endpoints(stack):
 
 def _job_for(http, stack, client_id: str) -> str:
     """A job of `client_id`, sent through the chain (analyze is pushed its first message)."""
-    payload = chaos.seed_job(stack, owner=client_id)
-    assert http.post(f"{stack.url('analyze')}/push", json=chaos.envelope(payload, "media-ingested.v1"),
+    payload = seed_job(stack, owner=client_id)
+    assert http.post(f"{stack.url('analyze')}/push", json=envelope(payload, "media-ingested.v1"),
                      timeout=60).status_code == 204
     return payload["job_id"]
 
@@ -244,7 +244,7 @@ def test_a_dead_lettered_delivery_is_replayed_once_the_receiver_is_fixed(http, s
         [event] = events.wait_for_jobs([job_id])[job_id]
         delivery = {"endpoint_id": doc["id"], "job_id": job_id, "event": event}
         last = http.post(f"{stack.url('notify')}/push/webhooks",
-                         json=chaos.envelope(delivery, "webhook-delivery.v1", delivery_attempt=10), timeout=30)
+                         json=envelope(delivery, "webhook-delivery.v1", delivery_attempt=10), timeout=30)
         assert last.status_code == 503
         assert endpoints.get(doc["id"])["health"]["state"] == "unhealthy"
         from google.cloud import pubsub_v1

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lark import Token, Tree
 
-from .infra.hcl_eval import Module, Ref, ref
+from .hcl_eval import Module, Ref, ref
 
 REPO = Path(__file__).resolve().parents[1]
 TERRAFORM = REPO / "terraform"

@@ -8,6 +8,7 @@ known place, so each exercises one decoder path.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from localcloud import samples
+from services.common.config import declared
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -340,3 +342,18 @@ def build() -> list[Case]:
         Case("png-tiny-90x60.png", tiny_png, "completed", checks={"size": (90, 60)}),
         Case("png-header-bomb.png", png_header_bomb, "limit-exceeded", ("MAX_IMAGE_PIXELS",)),
     ]
+
+
+# What a failure reason may say (tests/cloud/test_corpus.py, tests/unit/test_decoding.py).
+SETTINGS = {d.env for _, d in declared()}
+# What a reason must never carry: an object repr, a memory address, a library's code or constant, a traceback.
+NOT_FOR_PEOPLE = re.compile(r"<[^>]*object at|\b0x[0-9a-fA-F]+\b|decoder error|error -?\d+|Errno|Traceback"
+                            r"|\w+Error\b|\w+Plugin\b")
+
+
+def check_reason(reason: str, words: tuple[str, ...]) -> None:
+    assert not NOT_FOR_PEOPLE.search(reason), reason
+    for name in re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", reason):
+        assert name in SETTINGS, f"{name} in {reason!r} is not one of our settings"
+    for w in words:
+        assert w.lower() in reason.lower(), (w, reason)

@@ -12,7 +12,6 @@ import threading
 import uuid
 from pathlib import Path
 
-from localcloud.chaos import envelope
 from services.common.config import Settings
 from services.common.errors import PermanentError
 from services.pipeline import jobstate
@@ -26,6 +25,7 @@ from services.pipeline.topology import load_topology
 from services.pipeline.web import create_service_app
 from services.webhooks.endpoints import EndpointStore
 from services.webhooks.secretbox import SecretBox
+from tests.support.pushes import envelope
 
 
 class MemoryJobStore(JobStoreBase):

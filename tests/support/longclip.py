@@ -1,6 +1,6 @@
 """The end-to-end clip of issue 12: 3 minutes of 720p with sound, rotation metadata and a variable frame rate.
 
-A script for bench/videoset.py's writer (reused, not copied): 181 s, 1280x720 upright, stored turned
+A script for tests/support/videoset.py's writer (reused, not copied): 181 s, 1280x720 upright, stored turned
 (display rotation 90), frame durations cycling 1/24, 1/30, 1/20 s, an AAC tone with a 50 ms burst at
 every shot change (to measure audio sync against the picture), and an IDR every 2 s and nowhere else,
 so the keyframes, and the segment plan for VIDEO_SEGMENT_SECONDS=40, are known from the script:
@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import videoset
-from bench.videoset import ClipSpec, ShotSpec, Transition
 from services.media.spans import plan, plan_file
 from services.media.video import VideoFile
+from tests.support import videoset
+from tests.support.videoset import ClipSpec, ShotSpec, Transition
 
 SEGMENT_SECONDS = 40.0
 KEYFRAME_SECONDS = 2.0
@@ -68,7 +68,7 @@ class LongClip:
     plan: list[tuple[float, float]]  # expected segments (start_s, end_s)
     keyframes: list[float]  # keyframe PTS, seconds
     pts: list[float]  # every frame's PTS, seconds, as written
-    transitions: list[Transition]  # frame indices (bench/videoset.py); times via `pts`
+    transitions: list[Transition]  # frame indices (tests/support/videoset.py); times via `pts`
     shot_starts_s: list[float]  # where each shot begins (the audio bursts start here, the first shot excepted)
 
     @property

@@ -1,6 +1,6 @@
 """Segmented video analysis: spans analysed apart and merged give the whole-file analysis, boundary or not.
 
-Clips from bench/videoset.py at 320x180 with IDR frames forced every 6 frames (0.25 s at 24 fps), so a
+Clips from tests/support/videoset.py at 320x180 with IDR frames forced every 6 frames (0.25 s at 24 fps), so a
 span boundary can fall anywhere: on a cut, inside a dissolve or a fade, inside a blank card.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ import json
 
 import pytest
 
-from bench.videoset import ClipSpec, ShotSpec, write_clip
 from services.analyze.segmented import DEFAULT_OVERLAP_S, analyze_span, detector_reach_s, file_facts, merge
 from services.analyze.video import analyze_video
 from services.media.spans import Span, plan_file
 from services.media.video import VideoFile, VideoLimits
+from tests.support.videoset import ClipSpec, ShotSpec, write_clip
 
 SIZE = (320, 180)
 EVERY = 6  # forced keyframe interval, frames

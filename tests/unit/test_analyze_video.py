@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.videoset import ClipSpec, ShotSpec, frames
 from localcloud import samples
 from services.analyze.image import analyze_image
 from services.analyze.video import analyze_video
@@ -16,6 +15,7 @@ from services.common.errors import CorruptMedia, LimitExceeded
 from services.media.budget import Budget
 from services.pipeline.schemas import validate
 from services.pipeline.topology import load_topology
+from tests.support.videoset import ClipSpec, ShotSpec, frames
 
 SIZE = (320, 180)
 FPS = 24

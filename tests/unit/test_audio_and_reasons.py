@@ -16,8 +16,8 @@ from services.ingest.clients import Client
 from services.ingest.uploads import accept_upload
 from services.media.decoding import decoding
 from services.media.mediatypes import audio_only, sniff
-from tests.audio import AUDIO, audio_bytes
-from tests.fakes import memory_runtime
+from tests.support.audio import AUDIO, audio_bytes
+from tests.support.fakes import memory_runtime
 
 AUDIO_REASON = "an audio-only file: mediarelay processes images and videos"
 CLIENT = Client("c-audio", "audio tester")

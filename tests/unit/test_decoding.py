@@ -20,9 +20,8 @@ from services.ops.dlq import DeadLetter
 from services.render.animated import is_animated, render_animated
 from services.render.image import render_image
 from services.render.presets import DEFAULT_FILE, PresetsError, load, parse
-
-from . import corpus
-from .test_corpus import check_reason
+from tests.support import corpus
+from tests.support.corpus import check_reason
 
 CATALOGUE = load()
 FAILING = [c for c in corpus.build() if c.outcome != "completed"]

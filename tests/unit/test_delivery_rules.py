@@ -13,7 +13,7 @@ from services.ops import jobs as job_ops
 from services.ops.sweep import sweep
 from services.pipeline import jobstate
 from services.pipeline.handon import ensure_job_active
-from tests.fakes import Pipeline, analyzed, ingested, jobstate_now, rendered
+from tests.support.fakes import Pipeline, analyzed, ingested, jobstate_now, rendered
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
-from localcloud.chaos import envelope
 from services.common.errors import CorruptMedia, TransientError
 from services.ops import sweep as sweeping
 from services.pipeline.handon import SEGMENTS_PATH, FanOut, StageResult, result_name, segment_messages
 from services.pipeline.push import register_segments, register_stage
 from services.pipeline.web import create_service_app
-from tests.fakes import memory_runtime
+from tests.support.fakes import memory_runtime
+from tests.support.pushes import envelope
 
 SOURCE = {"uri": "gs://mediarelay-originals/originals/v", "bucket": "mediarelay-originals", "name": "originals/v",
           "generation": "1", "content_type": "video/mp4", "size": 10}

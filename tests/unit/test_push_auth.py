@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from localcloud.chaos import envelope
 from services.notify.app import create_app as create_notify
 from services.pipeline.auth import PushTokenVerifier
-from tests import tokens
-from tests.fakes import Pipeline, ingested, memory_runtime
+from tests.support import tokens
+from tests.support.fakes import Pipeline, ingested, memory_runtime
+from tests.support.pushes import envelope
 
 
 @pytest.fixture(scope="module")

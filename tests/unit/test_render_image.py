@@ -13,8 +13,7 @@ from services.media.orientation import upright_array as orient
 from services.render.colour import SRGB_PROFILE
 from services.render.image import plan, render_image
 from services.render.presets import Preset, load
-
-from .test_render_support import (
+from tests.support.render_support import (
     BODY_SERIAL,
     P3_PROFILE,
     SERIAL,

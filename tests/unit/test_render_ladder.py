@@ -1,6 +1,6 @@
 """The HLS ladder of a video, span by span: rung choice, segments that join, playlists players open, the MP4.
 
-In-process, on small clips written by bench/videoset.py (and one flash-and-beep clip for A/V sync),
+In-process, on small clips written by tests/support/videoset.py (and one flash-and-beep clip for A/V sync),
 with a small ladder (360p/240p/144p) so every test has several rungs and stays quick.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.videoset import ClipSpec, ShotSpec, frames, write_clip
 from services.common.errors import LimitExceeded
 from services.media.budget import Budget
 from services.media.spans import plan_file
@@ -23,6 +22,7 @@ from services.media.video import VideoFile, VideoLimits
 from services.render.hls import media_playlist, playlists
 from services.render.ladder import TS_OFFSET_S, Rung, choose_rungs, encode_span, remux_mp4
 from services.render.presets import DEFAULT_FILE, Ladder, LadderRung, PresetsError, load, parse
+from tests.support.videoset import ClipSpec, ShotSpec, frames, write_clip
 
 SMALL = Ladder((LadderRung("360p", 360, 26, 1500, 3000), LadderRung("240p", 240, 28, 600, 1200),
                 LadderRung("144p", 144, 30, 300, 600)), "veryfast", "high", 96, 48000, 2)

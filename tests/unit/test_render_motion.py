@@ -14,8 +14,7 @@ from services.media.video import VideoFile, display_rgb
 from services.render.animated import is_animated, render_animated
 from services.render.presets import load
 from services.render.video import plan_storyboard, render_video
-
-from .test_render_support import animated_gif, encode
+from tests.support.render_support import animated_gif, encode
 
 WHITE = (255, 255, 255)
 CLIP = {"format": "mp4", "width": 640, "height": 360, "fps": 24.0, "frame_count": 72, "duration_s": 3.0}

@@ -21,8 +21,7 @@ from services.render.image import Rendition
 from services.render.presets import DEFAULT_FILE, PresetsError, load, parse
 from services.render.store import object_name
 from services.render.work import RenderOptions
-
-from .test_render_support import asymmetric, exif_jpeg
+from tests.support.render_support import asymmetric, exif_jpeg
 
 SCHEMAS = REPO_ROOT / "schemas"
 
@@ -139,7 +138,7 @@ def test_image_stage_output_validates_as_media_rendered_v2_and_is_stored_with_he
 
 def test_video_stage_output_carries_the_ladder_stills_and_storyboard_and_validates(tmp_path):
     """A short video (one segment, no fan-out) from an analysis of before segments (no start_s)."""
-    from tests.fakes import memory_runtime
+    from tests.support.fakes import memory_runtime
 
     raw = samples.video_mp4(tmp_path / "c.mp4")
     analysis = {"format": "mp4", "width": 640, "height": 360, "fps": 24.0, "frame_count": 72, "duration_s": 3.0, "codec": "mp4v"}

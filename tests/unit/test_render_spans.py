@@ -1,6 +1,6 @@
 """Poster, stills and storyboard made per segment (render fan-out) are the whole video's, picture for picture.
 
-Small clips from bench/videoset.py with an IDR every 0.5 s, planned into ~1 s segments: each segment
+Small clips from tests/support/videoset.py with an IDR every 0.5 s, planned into ~1 s segments: each segment
 serves its moments from its own frames (render_moments), the fan-in picks the poster and composes the
 sprite from the segments' tile strips; the result must equal render_video's over the whole file: the
 same frames chosen (identical encoded bytes), the same sprite layout and pixels, the same WebVTT.
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.videoset import ClipSpec, ShotSpec, write_clip
 from services.analyze.video import analyze_video
 from services.media.spans import Span, plan_file
 from services.media.video import VideoFile
@@ -27,6 +26,7 @@ from services.render.video import (
     render_video,
     storyboard_for,
 )
+from tests.support.videoset import ClipSpec, ShotSpec, write_clip
 
 SIZE = (320, 180)
 BOARD = {"tile_width": 96, "columns": 4, "interval_s": 0.5, "max_tiles": 100}

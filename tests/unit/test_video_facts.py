@@ -1,6 +1,6 @@
 """Video facts on real files PyAV writes (libx264): PTS times, edit-list delay, SAR, rotation, audio, transitions.
 
-Each clip is a script from bench/videoset.py (the truth) encoded in the test; the assertions compare
+Each clip is a script from tests/support/videoset.py (the truth) encoded in the test; the assertions compare
 what analyze and render report against the PTS and the pictures that were written.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.videoset import ClipSpec, ShotSpec, frames, write_clip
 from services.analyze.video import analyze_video
 from services.common.config import REPO_ROOT
 from services.common.errors import CorruptMedia, LimitExceeded
@@ -20,6 +19,7 @@ from services.media.video import VideoLimits
 from services.pipeline.schemas import validate
 from services.render.presets import load
 from services.render.video import render_video
+from tests.support.videoset import ClipSpec, ShotSpec, frames, write_clip
 
 SIZE = (320, 180)
 

@@ -11,7 +11,6 @@ import json
 
 import pytest
 
-from bench.videoset import ClipSpec, ShotSpec, write_clip
 from services.analyze.segmented import analyze_span, file_facts, merge
 from services.analyze.video import analyze_video
 from services.common.config import REPO_ROOT
@@ -20,6 +19,7 @@ from services.media.spans import Span
 from services.media.video import VideoFile, VideoLimits
 from services.pipeline.schemas import validate
 from services.pipeline.topology import load_topology
+from tests.support.videoset import ClipSpec, ShotSpec, write_clip
 
 SIZE = (320, 180)
 CLIP = ClipSpec("first-shot", [ShotSpec("astronaut", 36), ShotSpec("coffee", 36),

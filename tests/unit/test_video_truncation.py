@@ -1,7 +1,7 @@
 """A truncated video fails as corrupt-media, saying where its data ends and what its header declares.
 
 Issue 21: a 6 s MP4 cut after its first half completed as a 3 s video, with nothing in the job saying so.
-The clips are real ones (bench/videoset.py, with sound), remuxed with the moov atom in front as phones and
+The clips are real ones (tests/support/videoset.py, with sound), remuxed with the moov atom in front as phones and
 web uploads write them, then cut: the index still promises 6 s while the data stops half-way. They go
 through the analyze stage's planning function (`plan_video`, the one every video job runs first, whether
 it is then analysed inline or fanned out in segments), in a plan of one segment and in one of several.
@@ -13,11 +13,11 @@ from pathlib import Path
 import av
 import pytest
 
-from bench.videoset import ClipSpec, ShotSpec, write_clip
 from services.analyze.video_stage import plan_video
 from services.common.errors import CorruptMedia
 from services.media.budget import Budget
 from services.media.video import VideoLimits
+from tests.support.videoset import ClipSpec, ShotSpec, write_clip
 
 SIZE = (320, 180)
 CLIP = ClipSpec("trunc", [ShotSpec("astronaut", 48), ShotSpec("coffee", 48), ShotSpec("rocket", 48)], SIZE, audio=True)

@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from localcloud.chaos import envelope
 from services.notify.app import create_app
 from services.webhooks import ssrf
 from services.webhooks.secretbox import SecretBox
-from tests.fakes import SOURCE, MemoryEndpointStore, memory_runtime
+from tests.support.fakes import SOURCE, MemoryEndpointStore, memory_runtime
+from tests.support.pushes import envelope
 
 LOCAL = frozenset({"127.0.0.1"})
 KEY = base64.b64encode(os.urandom(32)).decode()

@@ -176,7 +176,7 @@ def test_public_addresses_pass(address):
 def registry():
     from services.pipeline.web import create_service_app
     from services.webhooks.api import register_webhook_routes
-    from tests.fakes import MemoryEndpointStore, memory_runtime
+    from tests.support.fakes import MemoryEndpointStore, memory_runtime
 
     key = base64.b64encode(os.urandom(32)).decode()
     rt = memory_runtime(webhook_secrets_key=key, webhook_allow_hosts=frozenset({"127.0.0.1"}))

@@ -3,59 +3,14 @@ connections that trickle their headers or their body hold no request thread, and
 bounded by its own deadline."""
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
-from contextlib import contextmanager
-from urllib.parse import urlparse
 
 import requests
 from google.cloud import storage
 
 from localcloud import chaos, samples
-
-
-def _connect(url: str) -> socket.socket:
-    parsed = urlparse(url)
-    return socket.create_connection((parsed.hostname, parsed.port), timeout=30)
-
-
-def _head(stack, length: int) -> bytes:
-    return (f"POST /v1/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {stack.api_key}\r\n"
-            f"Content-Type: image/jpeg\r\nContent-Length: {length}\r\n\r\n").encode()
-
-
-@contextmanager
-def trickling(url: str, stack, headers: int, bodies: int, every_s: float = 0.5):
-    """`headers` connections sending their request line a byte at a time, `bodies` connections
-    with whole headers sending their body a byte at a time, for as long as the block runs."""
-    socks = [(_connect(url), "header") for _ in range(headers)] + [(_connect(url), "body") for _ in range(bodies)]
-    for sock, kind in socks:
-        if kind == "body":
-            sock.sendall(_head(stack, 1_000_000))
-    stop = threading.Event()
-
-    def trickle():
-        request_line = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 10_000
-        i = 0
-        while not stop.wait(every_s):
-            for sock, kind in socks:
-                try:
-                    sock.send(request_line[i:i + 1] if kind == "header" else b"\0")
-                except OSError:
-                    pass  # closed by the front once its deadline passed: that is the point
-            i += 1
-
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        for sock, _ in socks:
-            sock.close()
+from tests.support.slow import connect, request_head, trickling
 
 
 def test_trickled_headers_and_bodies_hold_no_request_thread(stack, http, ingest_url):
@@ -72,7 +27,7 @@ def test_trickled_headers_and_bodies_hold_no_request_thread(stack, http, ingest_
 
 def test_headers_not_whole_within_the_deadline_end_the_connection(stack):
     with chaos.extra_instance(stack, "ingest", {"FRONT_HEADER_TIMEOUT_SECONDS": "1"}) as url:
-        sock = _connect(url)
+        sock = connect(url)
         try:
             started = time.monotonic()
             closed = False
@@ -97,9 +52,9 @@ def test_a_body_that_pauses_past_the_deadline_ends_the_connection_and_stores_not
     not listening), and gunicorn never saw the request."""
     before = {b.name for b in storage.Client().list_blobs("mediarelay-originals", prefix="originals/")}
     with chaos.extra_instance(stack, "ingest", {"FRONT_BODY_TIMEOUT_SECONDS": "1"}) as url:
-        sock = _connect(url)
+        sock = connect(url)
         try:
-            sock.sendall(_head(stack, 100_000) + b"\xff\xd8\xff")
+            sock.sendall(request_head(stack, 100_000) + b"\xff\xd8\xff")
             started = time.monotonic()
             sock.settimeout(10)
             try:

@@ -169,7 +169,13 @@ class Settings:
     quota_bytes_per_day: int = setting("QUOTA_BYTES_PER_DAY", 50 * 1024**3, ("ingest",),
         "per client and UTC day (a client's `quotas` override them; `clients create --uploads-per-day/--bytes-per-"
         "day`); 429 above")
-    quota_counter_shards: int = setting("QUOTA_COUNTER_SHARDS", 10, ("ingest",), "shards of each usage counter (no hot document)")
+    quota_counter_shards: int = setting("QUOTA_COUNTER_SHARDS", 10, ("ingest",),
+        "shards of each usage counter (no hot document); each holds its part of the quota, so a burst never exceeds it")
+    client_rate_per_second: float = setting("CLIENT_RATE_PER_SECOND", 20.0, ("ingest",),
+        "requests per second per client, per gunicorn worker (a token bucket in memory: services/ingest/ratelimit.py); "
+        "429 with `Retry-After` above; 0 turns it off")
+    client_rate_burst: int = setting("CLIENT_RATE_BURST", 40, ("ingest",),
+        "requests one client may make at once before CLIENT_RATE_PER_SECOND applies")
 
     # --- Media limits ----------------------------------------------------------------------------------------
     max_image_pixels: int = setting("MAX_IMAGE_PIXELS", 100_000_000, ("ingest", "analyze", "render"),

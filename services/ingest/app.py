@@ -9,6 +9,7 @@ public_job.py, quotas.py; the contract is openapi.json.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -19,16 +20,18 @@ from ..common.config import Settings
 from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields
 from ..media.mediatypes import ALLOWED
+from ..pipeline.params import int_arg
 from ..pipeline.push import register_push
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
 from ..webhooks.api import register_webhook_routes
 from . import quotas
-from .body import UploadSlots, read_body, split_upload
+from .body import UploadSlots, abandon_body, read_body, split_upload
 from .clients import Authenticator
 from .finalized import JOB_ID, accept_finalized
-from .listing import list_jobs
+from .listing import MAX_PAGE, list_jobs
 from .public_job import find_rendition, public_job
+from .ratelimit import RateLimiter
 from .uploads import accept_upload, grant_upload
 
 logger = logging.getLogger("mediarelay.ingest")
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     auth = Authenticator(rt.settings)
     s = rt.settings
     slots = UploadSlots(s.max_concurrent_uploads or max(1, s.gunicorn_threads - 2), s.upload_slot_wait_seconds)
+    rate = RateLimiter(s.client_rate_per_second, s.client_rate_burst)
     # Everything but these is for upload clients, who must authenticate; the push endpoint
     # has its own (OIDC) check.
     public_paths = {"/healthz", uploads.path}
@@ -55,6 +59,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             return
         g.client = auth.authenticate(request.headers.get("Authorization"))
         bind_fields(client_id=g.client.client_id)
+        try:
+            rate.admit(g.client.client_id)
+        except HTTPProblem:
+            abandon_body()  # an upload's body is not read: close rather than drain it
+            raise
 
     contract = json.loads(OPENAPI_FILE.read_text())
 
@@ -84,21 +93,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/v1/jobs")
     def jobs():
-        limit = request.args.get("limit", "20")
-        if not limit.isdigit():
-            raise HTTPProblem(400, "Bad limit", "limit must be a whole number")
-        return jsonify(list_jobs(rt, g.client.client_id, request.args.get("status"), int(limit),
+        return jsonify(list_jobs(rt, g.client.client_id, request.args.get("status"), int_arg("limit", 20, 1, MAX_PAGE),
                                  request.args.get("cursor")))
 
     @app.get("/v1/stats")
     def usage_stats():
-        days = request.args.get("days", "7")
-        if not days.isdigit() or not 1 <= int(days) <= MAX_STATS_DAYS:
-            raise HTTPProblem(400, "Bad days", f"days must be 1 to {MAX_STATS_DAYS}")
+        days = int_arg("days", 7, 1, MAX_STATS_DAYS)
         everyone = request.args.get("all", "false").lower() in ("1", "true", "yes")
         if everyone and not g.client.operator:
             raise HTTPProblem(403, "Forbidden", "only operator clients see every client's statistics")
-        return jsonify(days=quotas.stats(rt, g.client, int(days), everyone), limits=quotas.limits(rt, g.client))
+        return jsonify(days=quotas.stats(rt, g.client, days, everyone), limits=quotas.limits(rt, g.client))
 
     @app.get("/v1/jobs/<job_id>")
     def job_status(job_id: str):
@@ -110,7 +114,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         resp.headers["Cache-Control"] = "private, no-store"  # the target is a short-lived URL
         return resp
 
-    register_push(app, rt, uploads, accept_finalized)  # GCS finalize notifications: the big-upload path
+    # GCS finalize notifications: the big-upload path (it re-checks the owner, so it reads clients)
+    register_push(app, rt, uploads, functools.partial(accept_finalized, clients=auth.clients))
     register_webhook_routes(app, rt, lambda: g.client.client_id)
 
     return app

@@ -26,6 +26,13 @@ from ..pipeline.retrying import retried
 
 KEY_PREFIX = "mr_"
 COLLECTION = "clients"
+# ID-token clients' ids: the prefix and 20 hex digits. API-key clients' ids are 12 hex digits,
+# so the two never meet; only API-key clients have a document (and can be revoked here).
+TOKEN_CLIENT_PREFIX = "t"
+
+
+def is_token_client(client_id: str) -> bool:
+    return client_id.startswith(TOKEN_CLIENT_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,8 @@ class ClientStore(FirestoreCollection):
         return True
 
     @retried("firestore")
-    def _read(self, client_id: str) -> dict | None:
+    def current(self, client_id: str) -> dict | None:
+        """The client's document as it is now (no cache)."""
         snap = self._ref(client_id).get()
         return snap.to_dict() if snap.exists else None
 
@@ -102,7 +110,7 @@ class ClientStore(FirestoreCollection):
         hit = self._cache.get(client_id)
         if hit and now - hit[0] < self.cache_seconds:
             return hit[1]
-        doc = self._read(client_id)
+        doc = self.current(client_id)
         with self._lock:
             if len(self._cache) > 10_000:  # unknown ids are cached too: bound the memory they take
                 self._cache.clear()
@@ -147,4 +155,4 @@ class Authenticator:
             raise unauthorized("token has no subject")
         # One stable, opaque owner id per (issuer, subject): ids never contain what a token says.
         digest = hashlib.sha256(f"{claims['iss']}\0{claims['sub']}".encode()).hexdigest()[:20]
-        return Client(f"t{digest}", claims.get("email") or claims["sub"])
+        return Client(f"{TOKEN_CLIENT_PREFIX}{digest}", claims.get("email") or claims["sub"])

@@ -18,6 +18,8 @@ from ..pipeline.handon import publish_final_event
 from ..pipeline.jobstate import failure_fields
 from ..pipeline.runtime import Runtime
 from ..pipeline.topology import PushSubscription
+from . import grants
+from .clients import ClientStore, is_token_client
 from .jobs import ORIGINALS_PREFIX, open_job, publish_ingested, source_of
 
 logger = logging.getLogger("mediarelay.ingest")
@@ -25,7 +27,13 @@ JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
 
 
-def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage) -> None:
+class ClientRevoked(PermanentError):
+    """The upload's client was revoked after its grant: what it sends since is not accepted."""
+
+    error_class = "forbidden"
+
+
+def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage, clients: ClientStore) -> None:
     obj = msg.data
     prefix = rt.topology.topics[sub.topic]["gcs_notification"]["object_prefix"]
     name = obj["name"]
@@ -35,14 +43,22 @@ def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage) -> No
         return
     bind_fields(job_id=job_id)
     bucket, generation, size = obj["bucket"], str(obj["generation"]), int(obj["size"])
-    owner = (obj.get("metadata") or {}).get("owner")  # a signed header of the grant: the client cannot change it
     job = rt.jobs.get(job_id)
     if job is not None:  # a redelivered notification, or the signed URL used again
         if job["status"] == "received":
             publish_ingested(rt, job)
         rt.blobs.delete_generation(bucket, name, generation)  # a second upload never becomes a job: drop it
         return
+    grant = grants.find(rt, job_id)
+    # The grant says who may upload here and how much. Without one (granted by the version before
+    # grants were recorded) the object's owner metadata (a signed header, or set by ingest on a
+    # session) and MAX_SIGNED_UPLOAD_BYTES stand in, as they did then.
+    owner = grant["owner"] if grant else (obj.get("metadata") or {}).get("owner")
     try:
+        _check_owner(clients, owner)
+        if grant and size > grant["max_bytes"]:
+            raise LimitExceeded(f"the uploaded object is {size} bytes, over the {grant['max_bytes']} bytes its upload "
+                                "was granted for (the size announced to POST /v1/upload-urls)")
         if size > rt.settings.max_signed_upload_bytes:
             raise LimitExceeded(f"upload is {size} bytes, over MAX_SIGNED_UPLOAD_BYTES={rt.settings.max_signed_upload_bytes}")
         media = sniff(rt.blobs.read_head(bucket, name, generation)) if size else None
@@ -51,6 +67,7 @@ def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage) -> No
     except PermanentError as exc:
         # The client is already gone: the job records why it failed, its failed event says so,
         # and the notification goes to the dead letters with the reason (the plumbing does that).
+        grants.settle(rt, job_id, None)  # a refused upload counts against no quota
         source = {"uri": f"gs://{bucket}/{name}", "bucket": bucket, "name": name, "generation": generation,
                   "content_type": obj.get("contentType") or "application/octet-stream", "size": size}
         rt.jobs.create(job_id, {"kind": None, "source": source, "owner": owner})
@@ -58,8 +75,20 @@ def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage) -> No
         rt.blobs.delete_generation(bucket, name, generation)  # refused: nothing of it is kept
         log(logger, logging.WARNING, f"signed upload refused: {exc.reason}")
         raise
+    grants.settle(rt, job_id, size)  # counted at the size that arrived, not the size announced
     stored = rt.blobs.copy_if_absent(bucket, name, generation, ORIGINALS_PREFIX + job_id, media.content_type)
     filename = (obj.get("metadata") or {}).get("filename")
     open_job(rt, job_id, media.kind, source_of(stored, media, size, None, filename), None, owner)
     rt.blobs.delete_generation(bucket, name, generation)
     log(logger, logging.INFO, "signed upload accepted", kind=media.kind, bytes=size)
+
+
+def _check_owner(clients: ClientStore, owner: str | None) -> None:
+    """The owner must still be a client in good standing now, not only when it was granted: read
+    afresh (not the API key cache), one read per big upload."""
+    if owner is None or is_token_client(owner):
+        return  # no client document to look at: ID-token clients are managed by their issuer
+    doc = clients.current(owner)
+    if doc is None or doc.get("revoked_at"):
+        raise ClientRevoked(f"client {owner} was revoked after this upload was granted; the upload is not accepted "
+                            "and nothing of it is kept")

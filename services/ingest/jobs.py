@@ -65,11 +65,16 @@ def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key:
     A job still `received` is (re)published: that heals a crash between creating the job and
     publishing, and stages are idempotent, so a second media-ingested costs nothing.
     """
-    job, created = rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key,
-                                           "owner": owner})
+    job, created = create_job(rt, job_id, kind, source, idempotency_key, owner)
     if job["status"] == "received":
         publish_ingested(rt, job)
     return job, created
+
+
+def create_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key: str | None,
+               owner: str | None) -> tuple[dict, bool]:
+    """The job document (if absent), not yet handed on; returns (job, created)."""
+    return rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key, "owner": owner})
 
 
 def publish_ingested(rt: Runtime, job: dict) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from ..common.errors import HTTPProblem
 from ..pipeline.jobstate import DEAD_LETTERED, STATUS_RANK
 from ..pipeline.jobstore import JobStore, firestore_of
+from ..pipeline.params import bad_parameter
 from ..pipeline.retrying import retried
 from ..pipeline.runtime import Runtime
 from .public_job import public_job
@@ -22,9 +22,7 @@ MAX_PAGE = 100
 @retried("firestore")
 def list_jobs(rt: Runtime, owner: str, status: str | None, limit: int, cursor: str | None) -> dict:
     if status is not None and status not in STATUSES:
-        raise HTTPProblem(400, "Bad status", f"status must be one of: {', '.join(STATUSES)}")
-    if not 1 <= limit <= MAX_PAGE:
-        raise HTTPProblem(400, "Bad limit", f"limit must be 1 to {MAX_PAGE}")
+        raise bad_parameter("status", f"status must be one of: {', '.join(STATUSES)}")
     jobs = firestore_of(rt.jobs).collection(JobStore.collection)
     query = jobs.where(filter=FieldFilter("owner", "==", owner))
     if status:
@@ -33,7 +31,7 @@ def list_jobs(rt: Runtime, owner: str, status: str | None, limit: int, cursor: s
     if cursor:
         after = jobs.document(cursor).get() if cursor.isalnum() and len(cursor) <= 64 else None
         if after is None or not after.exists or (after.to_dict() or {}).get("owner") != owner:
-            raise HTTPProblem(400, "Bad cursor", "cursor is not one this listing handed out")
+            raise bad_parameter("cursor", "cursor is not one this listing handed out")
         query = query.start_after(after)
     found = [snap.to_dict() or {} for snap in query.limit(limit + 1).stream()]
     page = found[:limit]

@@ -11,10 +11,10 @@ from ..media import precheck
 from ..media.mediatypes import ALLOWED, AUDIO_ONLY, audio_only, sniff
 from ..pipeline.jobstore import to_json, utcnow
 from ..pipeline.runtime import Runtime
-from . import quotas
+from . import grants, quotas
 from .body import safe_filename, too_large
 from .clients import Client
-from .jobs import ORIGINALS_PREFIX, claim_job_id, open_job, publish_ingested, random_job_id, source_of
+from .jobs import ORIGINALS_PREFIX, claim_job_id, create_job, publish_ingested, random_job_id, source_of
 
 logger = logging.getLogger("mediarelay.ingest")
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
@@ -44,18 +44,20 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
         raise HTTPProblem(422, "Idempotency-Key reused",
                           "this Idempotency-Key was first used with different content", job_id=job_id)
     job = rt.jobs.get(job_id)
+    created = False
     if job is None:
-        quotas.check(rt, client, len(data))  # a replay (above) is not a new upload: never refused
-        name = safe_filename(filename, rt.settings.max_filename_chars)
-        stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, ORIGINALS_PREFIX + job_id, data, media.content_type)
-        job, created = open_job(rt, job_id, media.kind, source_of(stored, media, len(data), sha, name), key,
-                                client.client_id)
-        if created:
-            quotas.count(rt, client, len(data))
-    else:
-        created = False
-        if job["status"] == "received":
-            publish_ingested(rt, job)
+        reservation = quotas.reserve(rt, client, len(data))  # a replay (above) is not a new upload: never refused
+        try:
+            name = safe_filename(filename, rt.settings.max_filename_chars)
+            stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, ORIGINALS_PREFIX + job_id, data,
+                                            media.content_type)
+            job, created = create_job(rt, job_id, media.kind, source_of(stored, media, len(data), sha, name), key,
+                                      client.client_id)
+        finally:
+            if not created:  # failed, or a concurrent request with the same bytes made the job: not this upload's
+                quotas.release(rt, reservation)
+    if job["status"] == "received":
+        publish_ingested(rt, job)
     log(logger, logging.INFO, "upload accepted", replayed=not created, kind=job["kind"], bytes=len(data))
     return job, not created
 
@@ -84,14 +86,26 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     else:
         job_id = random_job_id()
     bind_fields(job_id=job_id)
-    quotas.check(rt, client, size)  # a grant counts as the upload it allows, at its announced size
+    # A grant reserves the upload it allows at its announced size; finalize settles it at the
+    # size that arrived, or gives it back if the upload is refused (grants.py).
+    reservation = quotas.reserve(rt, client, size)
+    try:
+        grant = _grant_url(rt, job_id, content_type, size, resumable, body.get("filename"), client, incoming_prefix)
+        grants.record(rt, job_id, client.client_id, size, reservation)
+    except BaseException:
+        quotas.release(rt, reservation)
+        raise
+    return grant
+
+
+def _grant_url(rt: Runtime, job_id: str, content_type: str, size: int, resumable: bool, filename, client: Client,
+               incoming_prefix: str) -> dict:
     ttl = rt.settings.signed_url_ttl_seconds
-    metadata = {"filename": safe_filename(body.get("filename"), rt.settings.max_filename_chars, ascii_only=True),
+    metadata = {"filename": safe_filename(filename, rt.settings.max_filename_chars, ascii_only=True),
                 "owner": client.client_id}
     if resumable:
         url = rt.blobs.resumable_session(rt.settings.originals_bucket, incoming_prefix + job_id, content_type, size,
                                          metadata)
-        quotas.count(rt, client, size)
         # A session URI is valid for a week (GCS's rule): it is the credential; no expiry of ours applies.
         return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": True,
                 "headers": {"Content-Type": content_type}, "max_bytes": size, "chunk_multiple": RESUMABLE_CHUNK}
@@ -104,7 +118,6 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
         raise HTTPProblem(503, "Signed uploads unavailable",
                           f"cannot sign URLs ({type(exc).__name__}); set SIGNING_KEY_FILE or grant the runtime "
                           "service account roles/iam.serviceAccountTokenCreator on itself") from None
-    quotas.count(rt, client, size)
     expires = utcnow() + dt.timedelta(seconds=ttl)
     return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": False, "headers": headers,
             "max_bytes": size, "expires_at": to_json({"t": expires})["t"]}

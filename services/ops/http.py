@@ -5,8 +5,8 @@ import datetime as dt
 
 from flask import Flask, jsonify, request
 
-from ..common.errors import HTTPProblem
 from ..pipeline.auth import check_push_settings
+from ..pipeline.params import int_arg
 from ..pipeline.runtime import Runtime
 from .sweep import sweep
 
@@ -17,9 +17,8 @@ def register_ops_routes(app: Flask, rt: Runtime) -> None:
     def run_sweep():
         if rt.verifier is not None:
             rt.verifier.verify(request.headers.get("Authorization"), rt.settings.scheduler_service_account)
-        older = request.args.get("older_than_seconds", type=int) or rt.settings.stuck_after_seconds
-        if older <= 0:
-            raise HTTPProblem(400, "Bad older_than_seconds", "must be a positive number of seconds")
+        # At most a job's whole life (JOB_TTL_DAYS): older jobs are gone anyway.
+        older = int_arg("older_than_seconds", rt.settings.stuck_after_seconds, 1, rt.settings.job_ttl_days * 86400)
         dry_run = request.args.get("dry_run", "false").lower() in ("1", "true", "yes")
         rows = sweep(rt, dt.timedelta(seconds=older), dry_run=dry_run)
         return jsonify(redriven=sum(r["action"] == "re-driven" for r in rows), jobs=rows, dry_run=dry_run)

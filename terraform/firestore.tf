@@ -98,3 +98,16 @@ resource "google_firestore_field" "job_key_expiry" {
 
   index_config {}
 }
+
+# Upload grants (services/ingest/grants.py): what a signed URL or resumable session allows and the
+# quota it reserved; needed until finalize, kept as long as the job's records.
+resource "google_firestore_field" "upload_grant_expiry" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "upload_grants"
+  field      = "expires_at"
+
+  ttl_config {}
+
+  index_config {}
+}

@@ -282,6 +282,10 @@ def test_firestore_indexes_of_the_jobs_listing_and_key_ttl(root):
 
     keys = instances(root, "google_firestore_field", "job_key_expiry")[None]
     assert (keys["collection"], keys["field"], keys["ttl_config"]) == (JOB_KEYS, "expires_at", [{}])
+    from services.ingest.grants import GRANTS
+
+    grants = instances(root, "google_firestore_field", "upload_grant_expiry")[None]
+    assert (grants["collection"], grants["field"], grants["ttl_config"]) == (GRANTS, "expires_at", [{}])
 
 
 def test_push_verification_is_never_turned_off_by_terraform(root):

@@ -19,6 +19,7 @@ size (grants.py).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -123,7 +124,7 @@ def reserve(rt: Runtime, client: Client, size: int) -> Reservation:
     for _ in range(CAS_ATTEMPTS):
         start = random.randrange(n)  # spreads one client's concurrent uploads over the shards
         snaps = _read_shards(db, counter_id)
-        takes, seen = plan([(start + k) % n for k in range(n)], lambda i, got=snaps: _usage(got.get(i)), shares, need)
+        takes, seen = plan([(start + k) % n for k in range(n)], functools.partial(_usage_of, snaps), shares, need)
         if takes is None:
             raise _over(seen, size, lim)
         if _write_takes(db, counter_id, snaps, takes, {"client_id": client.client_id, "day": day}):
@@ -134,6 +135,10 @@ def reserve(rt: Runtime, client: Client, size: int) -> Reservation:
 
 def _usage(snap) -> dict:
     return (snap.to_dict() or {}) if snap is not None and snap.exists else {}
+
+
+def _usage_of(snaps: dict, i: int) -> dict:
+    return _usage(snaps.get(i))
 
 
 @retried("firestore")

@@ -12,7 +12,7 @@ import requests
 
 from localcloud import samples
 
-from ..conftest import wait_for_status
+from .conftest import wait_for_status
 
 BURST = 36  # uploads fired at once
 

@@ -101,3 +101,26 @@ def test_a_burst_then_the_sustained_rate_and_a_retry_after_that_is_true():
 def test_zero_rate_is_off():
     rl = RateLimiter(per_second=0, burst=0, clock=Clock())
     assert all(rl.wait_for("a") == 0 for _ in range(1000))
+
+
+class Clients:
+    """ClientStore's `current` over a dict: the client's document as it is now."""
+
+    def __init__(self, docs: dict):
+        self.docs = docs
+
+    def current(self, client_id):
+        return self.docs.get(client_id)
+
+
+def test_finalize_accepts_only_an_owner_in_good_standing_now():
+    from services.ingest.finalized import ClientRevoked, _check_owner
+
+    clients = Clients({"0123456789ab": {"revoked_at": None}, "ba9876543210": {"revoked_at": "2026-12-07T12:00:00Z"}})
+    _check_owner(clients, "0123456789ab")
+    _check_owner(clients, "t" + "0" * 20)  # an ID-token client has no document of ours to revoke
+    _check_owner(clients, None)  # granted before owners were recorded
+    for gone in ("ba9876543210", "ffffffffffff"):  # revoked, or no longer there
+        with pytest.raises(ClientRevoked) as caught:
+            _check_owner(clients, gone)
+        assert caught.value.error_class == "forbidden" and "revoked" in caught.value.reason

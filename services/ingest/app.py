@@ -26,7 +26,7 @@ from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
 from ..webhooks.api import register_webhook_routes
 from . import quotas
-from .body import UploadSlots, abandon_body, read_body, split_upload
+from .body import UploadSlots, read_body, split_upload
 from .clients import Authenticator
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
@@ -59,11 +59,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             return
         g.client = auth.authenticate(request.headers.get("Authorization"))
         bind_fields(client_id=g.client.client_id)
-        try:
-            rate.admit(g.client.client_id)
-        except HTTPProblem:
-            abandon_body()  # an upload's body is not read: close rather than drain it
-            raise
+        rate.admit(g.client.client_id)
 
     contract = json.loads(OPENAPI_FILE.read_text())
 

@@ -4,6 +4,11 @@ object-finalize notification, pushed to ingest); the object becomes the job's or
 Registered on the shared push plumbing (services/pipeline/push.py register_push): token,
 envelope and schema as for the stages; a refused upload fails its job with its one event and
 the notification is dead-lettered with the reason, like any stage's permanent failure.
+
+The bucket is not trusted alone: the grant recorded at POST /v1/upload-urls (grants.py) says
+how many bytes the object may have, and its owner must still be a client in good standing
+(a resumable session lives a week, past any revocation). The quota reservation of the grant is
+settled here, at the size that arrived, or given back when the upload is refused.
 """
 from __future__ import annotations
 

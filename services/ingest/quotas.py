@@ -124,9 +124,16 @@ def reserve(rt: Runtime, client: Client, size: int) -> Reservation:
     for _ in range(CAS_ATTEMPTS):
         start = random.randrange(n)  # spreads one client's concurrent uploads over the shards
         snaps = _read_shards(db, counter_id)
-        takes, seen = plan([(start + k) % n for k in range(n)], functools.partial(_usage_of, snaps), shares, need)
+        # The whole day first (every shard, also those of an earlier QUOTA_COUNTER_SHARDS): after
+        # a change of that setting a shard may hold more than its new part, so the parts alone
+        # would not keep the sum within the quota.
+        used = {k: sum(_usage(snap).get(k, 0) for snap in snaps.values()) for k in KINDS}
+        if any(used[k] + need[k] > total for k, total in (("uploads", lim["uploads_per_day"]),
+                                                           ("bytes", lim["bytes_per_day"]))):
+            raise _over(used, size, lim)
+        takes, _ = plan([(start + k) % n for k in range(n)], functools.partial(_usage_of, snaps), shares, need)
         if takes is None:
-            raise _over(seen, size, lim)
+            raise _over(used, size, lim)
         if _write_takes(db, counter_id, snaps, takes, {"client_id": client.client_id, "day": day}):
             return Reservation(counter_id, takes)
         time.sleep(random.uniform(0, CAS_BACKOFF_SECONDS))  # another upload of this client took a shard first

@@ -30,6 +30,8 @@ MAX_CLIENTS = 10_000  # buckets kept; the least recently seen go first (a full b
 
 class RateLimiter:
     def __init__(self, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        if per_second > 0 and burst < 1:  # nobody would ever get in: stop start-up, naming the setting
+            raise ValueError(f"CLIENT_RATE_BURST={burst} must be at least 1 while CLIENT_RATE_PER_SECOND > 0")
         self.per_second, self.burst, self.clock = per_second, burst, clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
         self._lock = threading.Lock()

@@ -103,6 +103,11 @@ def test_zero_rate_is_off():
     assert all(rl.wait_for("a") == 0 for _ in range(1000))
 
 
+def test_a_rate_with_no_burst_stops_start_up_naming_the_setting():
+    with pytest.raises(ValueError, match="CLIENT_RATE_BURST"):
+        RateLimiter(per_second=5, burst=0)
+
+
 class Clients:
     """ClientStore's `current` over a dict: the client's document as it is now."""
 

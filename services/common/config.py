@@ -136,12 +136,6 @@ class Settings:
     signed_url_ttl_seconds: int = setting("SIGNED_URL_TTL_SECONDS", 900, ("ingest",), "lifetime of a signed upload URL")
     signing_key_file: str = setting("SIGNING_KEY_FILE", "", ("ingest",),
         "service-account key to sign URLs with; empty = IAM signBlob as the runtime account (Cloud Run)")
-    request_body_timeout_seconds: float = setting("REQUEST_BODY_TIMEOUT_SECONDS", 60, ("ingest",),
-        "an upload's body must arrive within this (408 after)")
-    max_concurrent_uploads: int = setting("MAX_CONCURRENT_UPLOADS", 0, ("ingest",),
-        "bodies read at once per process; more wait for a slot, then get 503 + `Retry-After`")
-    upload_slot_wait_seconds: float = setting("UPLOAD_SLOT_WAIT_SECONDS", 2, ("ingest",),
-        "how long an upload waits for a slot (a burst of fast uploads gets through; slow ones cannot hold every thread)")
     max_form_parts: int = setting("MAX_FORM_PARTS", 8, ("ingest",),
         "parts of a multipart upload, and bytes of its non-file fields (413 above)")
     max_form_memory_bytes: int = setting("MAX_FORM_MEMORY_BYTES", 64 * 1024, ("ingest",),

@@ -26,7 +26,7 @@ from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
 from ..webhooks.api import register_webhook_routes
 from . import quotas
-from .body import UploadSlots, read_body, split_upload
+from .body import read_body, split_upload
 from .clients import Authenticator
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
@@ -46,9 +46,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     uploads = rt.topology.subscription_for_service("ingest")
     incoming_prefix = rt.topology.topics[uploads.topic]["gcs_notification"]["object_prefix"]
     auth = Authenticator(rt.settings)
-    s = rt.settings
-    slots = UploadSlots(s.max_concurrent_uploads or max(1, s.gunicorn_threads - 2), s.upload_slot_wait_seconds)
-    rate = RateLimiter(s.client_rate_per_second, s.client_rate_burst)
+    rate = RateLimiter(rt.settings.client_rate_per_second, rt.settings.client_rate_burst)
     # Everything but these is for upload clients, who must authenticate; the push endpoint
     # has its own (OIDC) check.
     public_paths = {"/healthz", uploads.path}
@@ -69,8 +67,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.post("/v1/uploads")
     def upload():
-        with slots:
-            body = read_body(rt.settings)
+        body = read_body(rt.settings)
         data, filename = split_upload(rt.settings, body)
         job, replayed = accept_upload(rt, g.client, data, filename, _idempotency_key())
         return _accepted(rt, job, replayed)

@@ -241,6 +241,9 @@ class Settings:
         "a video whose packets end more than this before the duration its header declares (a file cut short with its "
         "index in front) fails `corrupt-media` (`truncated-video`: \"its data ends at 3.1 s of the 6.0 s its header "
         "declares\"), before any segment is fanned out")
+    video_segment_record_ttl_days: float = setting("VIDEO_SEGMENT_RECORD_TTL_DAYS", 2, ("analyze", "render"),
+        "`expires_at` of finished-segment records (Firestore TTL): the backstop for records whose fan-in never "
+        "came; the fan-in deletes them itself (as Terraform's `segment_work_ttl_days` is for work/ objects)")
     video_segment_time_budget_seconds: float = setting("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", 240, ("analyze", "render"),
         "work budget of one analysis segment; every segment's child also stops at its subscription's ack deadline (300 "
         "s analyze, 600 s render) minus `STAGE_DEADLINE_MARGIN_SECONDS`")

@@ -226,3 +226,14 @@ class BlobStore:
             self.client.bucket(bucket).blob(name).delete()
         except gexc.NotFound:
             pass
+
+    @retried("storage")
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under `prefix` (work files of a fan-out once it fanned in)."""
+        names = [b.name for b in self.client.list_blobs(bucket, prefix=prefix)]
+        for name in names:
+            try:
+                self.client.bucket(bucket).blob(name).delete()
+            except gexc.NotFound:
+                pass
+        return len(names)

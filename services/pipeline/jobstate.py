@@ -127,14 +127,23 @@ def transient_error(stage: str, reason: str, now: dt.datetime) -> dict:
     return {f"stages.{stage}.error": reason, "updated_at": now}
 
 
-# --- segments: a stage's work fanned out over Pub/Sub, fanned in on the job ---------------------
-# `stages.<stage>.segments` holds {"count", "done": [sorted indices], ...the plan}: a set, so a
-# redelivered segment changes nothing; the write that completes it wins the fan-in.
+# --- segments: a stage's work fanned out over Pub/Sub, fanned in once ----------------------------
+# `stages.<stage>.segments` holds the plan and `count`. A finished segment is not written here: it
+# is its own record beside the job (jobstore.py, create-if-absent), so hundreds finishing at once
+# write hundreds of documents, not one. Completion is read by counting those records; the one
+# delivery that sees them all and wins `segments.fan_in` (compare-and-set, so exactly one of the
+# few that may see the count whole) merges and hands off (ARCHITECTURE.md, invariant 12).
+
+# A fan-in claim held this long by a delivery that went silent may be taken over. Longer than
+# the longest push ack deadline (600 s): the claimant's own request has ended by then, and its
+# redelivery (same claimant) takes the claim back at once anyway.
+FAN_IN_LEASE = dt.timedelta(seconds=660)
 
 
-def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.datetime) -> tuple[list[int] | None, dict | None]:
-    """The running stage splits its work into `count` segments. Result: the indices already
-    finished (a redelivered input keeps them), or None when the stage is no longer running."""
+def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.datetime) -> tuple[str | None, dict | None]:
+    """The running stage splits its work into `count` segments. Result: "new" (recorded now),
+    "again" (a redelivered input: the same fan-out, its finished records kept), or None when
+    the stage is no longer running."""
     if job is None or job["status"] in FINAL:
         return None, None
     record = job["stages"][stage]
@@ -142,8 +151,8 @@ def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.dateti
         return None, None
     segments = record.get("segments") or {}
     if segments.get("count") == count:
-        return sorted(segments.get("done") or []), None
-    return [], {f"stages.{stage}.segments": {**plan, "count": count, "done": []}, "updated_at": now}
+        return "again", None
+    return "new", {f"stages.{stage}.segments": {**plan, "count": count}, "updated_at": now}
 
 
 @dataclass
@@ -175,19 +184,32 @@ def begin_segment(job: dict | None, stage: str, index: int, count: int, now: dt.
     return SegmentStart(apply(job, updates), True), updates
 
 
-def segment_done(job: dict | None, stage: str, index: int, now: dt.datetime) -> tuple[str, dict | None]:
-    """Add `index` to the finished set. "complete": the set is whole and the stage not handed
-    off yet (this delivery fans in: the one whose write completed the set, or a redelivery after
-    that one was lost); "pending": segments remain; "stale": the job ended or the stage fanned in."""
+def claim_fan_in(job: dict | None, stage: str, claimant: str, finished: int, now: dt.datetime) -> tuple[str, dict | None]:
+    """`finished` segment records exist (counted after this delivery wrote its own). "complete":
+    every segment is in and `claimant` holds the fan-in (this delivery merges and hands off; a
+    redelivery of the same claimant takes its claim back); "claimed": another delivery holds a
+    fresh claim; "pending": segments remain; "stale": the job ended or the stage fanned in."""
     if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
         return "stale", None
     segments = job["stages"][stage].get("segments") or {}
-    done = set(segments.get("done") or [])
-    updates = None
-    if index not in done:
-        done.add(index)
-        updates = {f"stages.{stage}.segments.done": sorted(done), f"stages.{stage}.error": DELETE, "updated_at": now}
-    return ("complete" if len(done) >= segments.get("count", 0) else "pending"), updates
+    if "count" not in segments:
+        return "stale", None
+    if finished < segments["count"]:
+        return "pending", None
+    claim = segments.get("fan_in") or {}
+    if claim and claim.get("by") != claimant and now - claim["at"] < FAN_IN_LEASE:
+        return "claimed", None
+    return "complete", {f"stages.{stage}.segments.fan_in": {"by": claimant, "at": now}, "updated_at": now}
+
+
+def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta) -> dict:
+    """One finished segment (jobs/{job}/segments/{stage}-{index}): deleted after the fan-in; the
+    expiry is the Firestore TTL backstop for one whose fan-in never came."""
+    return {"stage": stage, "index": index, "done_at": now, "expires_at": now + ttl}
+
+
+def segment_record_id(stage: str, index: int) -> str:
+    return f"{stage}-{index:04d}"
 
 
 def park(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[bool, dict | None]:

@@ -32,6 +32,7 @@ class MemoryJobStore(JobStoreBase):
     def __init__(self, ttl_days: int = 30):
         super().__init__(ttl_days)
         self.docs: dict[str, tuple[dict, int]] = {}
+        self.segments: dict[str, dict[str, dict]] = {}  # job -> record id -> finished-segment record
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
 
@@ -63,6 +64,31 @@ class MemoryJobStore(JobStoreBase):
         with self._lock:
             docs = [d for d, _ in self.docs.values() if d["status"] in statuses and d["updated_at"] < cutoff]
         return sorted(docs, key=lambda d: d["updated_at"])[:limit]
+
+    # Finished-segment records: a subcollection of the job in Firestore, which (like this) does
+    # not need the job document to exist and is not deleted with it.
+    def _create_segment(self, job_id, record_id, doc):
+        with self._lock:
+            records = self.segments.setdefault(job_id, {})
+            if record_id in records:
+                return False
+            records[record_id] = jobstate.apply(doc, {})
+            return True
+
+    def _segment_records(self, job_id, stage):
+        with self._lock:
+            return [jobstate.apply(r, {}) for r in self.segments.get(job_id, {}).values() if r["stage"] == stage]
+
+    def _count_segments(self, job_id, stage):
+        return len(self._segment_records(job_id, stage))
+
+    def _delete_segments(self, job_id, stage):
+        with self._lock:
+            records = self.segments.get(job_id, {})
+            gone = [k for k, r in records.items() if r["stage"] == stage]
+            for k in gone:
+                del records[k]
+            return len(gone)
 
 
 class MemoryEndpointStore(EndpointStore):
@@ -169,6 +195,15 @@ class MemoryBlobs(BlobStore):
 
     def copy_if_absent(self, bucket, name, generation, new_name, content_type):
         return self.put_if_absent(bucket, new_name, self.get_bytes(bucket, name, generation), content_type)
+
+    def delete(self, bucket, name):
+        self.objects.pop((bucket, name), None)
+
+    def delete_prefix(self, bucket, prefix):
+        gone = [k for k in list(self.objects) if k[0] == bucket and k[1].startswith(prefix)]
+        for k in gone:
+            self.objects.pop(k, None)
+        return len(gone)
 
 
 def memory_runtime(**settings) -> Runtime:

@@ -196,6 +196,9 @@ class Settings:
         "the child's wall-clock deadline is the stage's push ack deadline (topology) minus this")
     media_crash_attempts: int = setting("MEDIA_CRASH_ATTEMPTS", 2, ("analyze", "render"),
         "a child killed by a signal this many times on one job ends it `corrupt-media` (before: 503, redelivered)")
+    media_cancel_poll_seconds: float = setting("MEDIA_CANCEL_POLL_SECONDS", 1.0, ("analyze", "render"),
+        "while a child works, its stage reads the job this often; once the job has ended (`jobs cancel`) the child is "
+        "killed and the stage writes nothing more")
     instance_memory_bytes: int = setting("INSTANCE_MEMORY_BYTES", 0, ("analyze", "render"),
         "admission: a stage answers 503 (redelivered) to work whose declared memory need does not fit what the instance"
         " has left")

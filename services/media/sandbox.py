@@ -112,15 +112,19 @@ class Running:
             return 0
 
 
-def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable[[Running], None] | None = None):
+def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable[[Running], None] | None = None,
+        watch: Callable[[], None] | None = None, watch_seconds: float = 1.0):
     """fn(raw, *args) in a bounded child; its return value, or the error it raised (error
-    classes cross over as themselves), or LimitExceeded / ChildCrashed when it was stopped."""
+    classes cross over as themselves), or LimitExceeded / ChildCrashed when it was stopped.
+    `watch` is called every `watch_seconds` while the child works: when it raises (the job was
+    cancelled), the child is killed at once and that exception is raised here."""
     parent, child = _ctx.Pipe(duplex=True)
     proc = _ctx.Process(target=_child_main, args=(child, fn, limits.memory_bytes, limits.cpu_seconds, limits.deadline),
                         name="media-child", daemon=True)
     proc.start()
     child.close()
     killed = False
+    stopped: Exception | None = None
     try:
         if on_start:
             on_start(Running(proc.pid or 0))
@@ -129,8 +133,7 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
             parent.send(args)
         except (BrokenPipeError, ConnectionResetError):
             pass  # it died at once: judged from its exit below
-        remaining = limits.deadline + KILL_GRACE_SECONDS - time.monotonic()
-        ready = wait([parent, proc.sentinel], timeout=max(0.0, remaining))
+        ready, stopped = _wait(parent, proc, limits.deadline + KILL_GRACE_SECONDS, watch, watch_seconds)
         message = None
         if parent in ready:
             try:
@@ -138,7 +141,7 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
             except (EOFError, ConnectionResetError, OSError):
                 message = None
         if not ready:
-            killed = True
+            killed = stopped is None
             proc.kill()
         proc.join(5)
         if proc.exitcode is None:  # sent its answer but does not exit: nothing more is needed from it
@@ -149,11 +152,27 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
         if proc.is_alive():
             proc.kill()
             proc.join(5)
+    if stopped is not None:
+        raise stopped
     if killed:
         raise LimitExceeded(f"media work ran past {limits.deadline_reason} and was stopped", code="deadline")
     if message is not None:
         return _result(message)
     return _judge_exit(proc.exitcode, limits)
+
+
+def _wait(parent, proc, until: float, watch: Callable[[], None] | None, every: float) -> tuple[list, Exception | None]:
+    """Wait for the child's answer or exit until `until` (monotonic); ([], None) at the deadline,
+    ([], exc) when `watch` raised exc."""
+    while True:
+        remaining = until - time.monotonic()
+        ready = wait([parent, proc.sentinel], timeout=max(0.0, remaining if watch is None else min(remaining, every)))
+        if ready or watch is None or time.monotonic() >= until:
+            return ready, None
+        try:
+            watch()
+        except Exception as exc:  # noqa: BLE001 - the watch's own error (Cancelled) ends the work as it says
+            return [], exc
 
 
 def _result(message):

@@ -75,6 +75,10 @@ class FanOut:
 
 SegmentWork = Callable[[Runtime, dict, dict], dict]  # (runtime, job, segment message) -> result (JSON-able)
 
+# The object-name prefixes (renditions bucket) a segment writes outside its work files, e.g. its
+# HLS media segments: removed with them when the job is cancelled while the segment runs.
+SegmentOutputs = Callable[[dict], list[str]]
+
 Merge = Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in index order)
 
 
@@ -129,6 +133,12 @@ def work_prefix(job_id: str, stage: str) -> str:
 
 
 
+def segment_prefix(job_id: str, stage: str, index: int) -> str:
+    """A segment's own work files in the renditions bucket (removed if its job is cancelled under it)."""
+    return f"{work_prefix(job_id, stage)}{index:04d}-"
+
+
+
 def result_name(job_id: str, stage: str, index: int) -> str:
     """Where a segment's result is kept until the fan-in (the renditions bucket's work/ prefix)."""
     return f"{work_prefix(job_id, stage)}segment-{index:04d}.json"
@@ -167,7 +177,8 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
 
 
 
-def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dict) -> None:
+def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dict,
+                     outputs: SegmentOutputs | None = None) -> None:
     job_id, index, count = data["job_id"], data["index"], data["count"]
     start = rt.jobs.begin_segment(job_id, stage, index, count)
     if not start.proceed:
@@ -177,17 +188,34 @@ def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, d
         return
     maybe_fail(f"segment.{stage}")
     bucket, name = rt.settings.renditions_bucket, result_name(job_id, stage, index)
-    with running(rt, job_id, stage):
-        if rt.blobs.find_bytes(bucket, name) is None:  # a redelivery after the result was stored does no work
-            result = work(rt, start.job, data)
-            ensure_job_active()
-            rt.blobs.put_if_absent(bucket, name, encode(result), RESULT_TYPE)
+    try:
+        with running(rt, job_id, stage):
+            if rt.blobs.find_bytes(bucket, name) is None:  # a redelivery after the result was stored does no work
+                result = work(rt, start.job, data)
+                ensure_job_active()
+                rt.blobs.put_if_absent(bucket, name, encode(result), RESULT_TYPE)
+    except Cancelled:  # the job ended under this segment (its child was killed, or a check saw it)
+        _discard_segment(rt, stage, data, outputs)
+        raise
     rt.jobs.record_segment(job_id, stage, index)  # create-if-absent: a redelivery changes nothing
     # Also on a redelivery: the delivery that saw the set whole may have died before fanning in.
     outcome = rt.jobs.claim_fan_in(job_id, stage, f"segment-{index}", count)
     log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome})")
     if outcome == "complete":
         _fan_in(rt, stage, job_id, count, merge)
+
+
+
+def _discard_segment(rt: Runtime, stage: str, data: dict, outputs: SegmentOutputs | None) -> None:
+    """What the segment wrote before it was stopped: nothing of a cancelled job's is read again."""
+    bucket = rt.settings.renditions_bucket
+    prefixes = [segment_prefix(data["job_id"], stage, data["index"]), *(outputs(data) if outputs else [])]
+    try:
+        gone = sum(rt.blobs.delete_prefix(bucket, prefix) for prefix in prefixes)
+    except TransientError as exc:
+        log(logger, logging.WARNING, f"{stage}: partial outputs of a cancelled segment not deleted ({exc})")
+        return
+    log(logger, logging.INFO, f"{stage}: segment {data['index']} stopped; {gone} partial outputs deleted")
 
 
 

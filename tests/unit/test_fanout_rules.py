@@ -11,8 +11,17 @@ import threading
 import pytest
 
 from services.common.errors import CorruptMedia, TransientError
+from services.ops import jobs as job_ops
 from services.ops import sweep as sweeping
-from services.pipeline.handon import SEGMENTS_PATH, FanOut, StageResult, result_name, segment_messages
+from services.pipeline.handon import (
+    SEGMENTS_PATH,
+    FanOut,
+    StageResult,
+    ensure_job_active,
+    result_name,
+    segment_messages,
+    segment_prefix,
+)
 from services.pipeline.push import register_segments, register_stage
 from services.pipeline.web import create_service_app
 from tests.support.fakes import memory_runtime
@@ -32,6 +41,7 @@ class FanHarness:
         self.work_calls: list[int] = []
         self.merge_calls = 0
         self.fail: dict[int, Exception] = {}  # index -> raised by the work, once
+        self.during = None  # called inside the work: (runtime, segment message)
         self.lock = threading.Lock()
         app, _ = create_service_app("analyze", runtime=self.rt)
         register_stage(app, self.rt, "analyze", self.handle)
@@ -51,6 +61,8 @@ class FanHarness:
             exc = self.fail.pop(seg["index"], None)
         if exc is not None:
             raise exc
+        if self.during:
+            self.during(rt, seg)
         return {"index": seg["index"], "shots": [seg["start_s"]]}
 
     def merge(self, rt, job, results):
@@ -166,6 +178,29 @@ def test_the_sweep_leaves_alone_a_fan_out_whose_segments_keep_finishing(fan):
     fan.deliver(segs[0])  # ...still making progress: a segment finished just now
     assert sweeping.sweep(fan.rt, older_than=dt.timedelta(minutes=30)) == []
     assert len(fan.rt.bus.on("media-ingested", job_id)) == 0
+
+
+def test_a_segment_cancelled_under_it_stops_its_partial_outputs_go_and_no_new_segment_starts(fan):
+    job_id = fan.seed()
+    fan.start(job_id)
+    segs = fan.segments_published(job_id)
+    bucket = fan.rt.settings.renditions_bucket
+
+    def writes_then_the_operator_cancels(rt, seg):
+        rt.blobs.put_if_absent(bucket, segment_prefix(job_id, "analyze", seg["index"]) + "tiles.png", b"x", "image/png")
+        job_ops.cancel(rt, job_id, "wrong file")
+        ensure_job_active()  # the stage's next check (in the child's stead: its watch is tested in test_bounded_media)
+
+    fan.during = writes_then_the_operator_cancels
+    assert fan.deliver(segs[0]).status_code == 204
+    assert [k for k in fan.rt.blobs.objects if k[1].startswith(f"work/{job_id}/")] == []
+    job = fan.job(job_id)
+    assert job["status"] == "failed" and job["error"]["error_class"] == "cancelled"
+    assert job["stages"]["analyze"]["stopped"].startswith("job ended while analyze was running")
+    for seg in segs[1:]:  # the segments still queued: acknowledged, none starts
+        assert fan.deliver(seg).status_code == 204
+    assert fan.work_calls == [0] and fan.rt.jobs.segments_done(job_id, "analyze") == {}
+    assert [e.payload["status"] for e in fan.rt.bus.on("media-events", job_id)] == ["failed"]
 
 
 def test_the_last_segments_racing_still_publish_the_next_message_once(fan):

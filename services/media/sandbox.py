@@ -32,12 +32,13 @@ from multiprocessing.connection import wait
 
 from ..common import faults
 from ..common.errors import CorruptMedia, LimitExceeded, PermanentError, TransientError, UnsupportedMedia
+from . import rangefile
 from .budget import Budget
 
 logger = logging.getLogger("mediarelay.sandbox")
 KILL_GRACE_SECONDS = 2.0  # the child's own budget checks name the step; past this the parent kills it
 _PERMANENT = {c.error_class: c for c in (LimitExceeded, CorruptMedia, UnsupportedMedia)}
-_BASE_PRELOAD = ["numpy", "cv2", "PIL.Image", "services.media.budget", "services.media.sandbox"]
+_BASE_PRELOAD = ["numpy", "cv2", "PIL.Image", "services.media.budget", "services.media.rangefile", "services.media.sandbox"]
 _ctx = multiprocessing.get_context("forkserver")
 _preload: list[str] = list(_BASE_PRELOAD)
 
@@ -113,16 +114,24 @@ class Running:
 
 
 def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable[[Running], None] | None = None,
-        watch: Callable[[], None] | None = None, watch_seconds: float = 1.0):
+        watch: Callable[[], None] | None = None, watch_seconds: float = 1.0, source=None, served: list | None = None):
     """fn(raw, *args) in a bounded child; its return value, or the error it raised (error
     classes cross over as themselves), or LimitExceeded / ChildCrashed when it was stopped.
     `watch` is called every `watch_seconds` while the child works: when it raises (the job was
-    cancelled), the child is killed at once and that exception is raised here."""
+    cancelled), the child is killed at once and that exception is raised here. `source`: a
+    seekable binary file object the child reads by ranges through a `rangefile.RangeSource`
+    among `args` (rangefile.py); the bytes it read are appended to `served` when given."""
     parent, child = _ctx.Pipe(duplex=True)
-    proc = _ctx.Process(target=_child_main, args=(child, fn, limits.memory_bytes, limits.cpu_seconds, limits.deadline),
+    ranges, child_ranges = _ctx.Pipe(duplex=True) if source is not None else (None, None)
+    proc = _ctx.Process(target=_child_main, args=(child, fn, limits.memory_bytes, limits.cpu_seconds, limits.deadline,
+                                                  child_ranges),
                         name="media-child", daemon=True)
     proc.start()
     child.close()
+    server = None
+    if ranges is not None and child_ranges is not None:
+        child_ranges.close()
+        server = rangefile.Server(ranges, source)
     killed = False
     stopped: Exception | None = None
     try:
@@ -152,8 +161,14 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
         if proc.is_alive():
             proc.kill()
             proc.join(5)
+        if server is not None:
+            server.stop()
+            if served is not None:
+                served.append(server.served)
     if stopped is not None:
         raise stopped
+    if server is not None and server.error is not None:
+        raise server.error  # the source could not be read (storage): that, not what the decoder made of it
     if killed:
         raise LimitExceeded(f"media work ran past {limits.deadline_reason} and was stopped", code="deadline")
     if message is not None:
@@ -200,8 +215,9 @@ def _judge_exit(code: int | None, limits: ChildLimits):
 M_ARENA_MAX = -8
 
 
-def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float) -> None:
+def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float, ranges=None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    rangefile.attach(ranges)
     try:  # two malloc arenas instead of 8 per core: less reserved address space under RLIMIT_AS
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)
     except (OSError, AttributeError):

@@ -14,9 +14,7 @@ import contextlib
 import tempfile
 from pathlib import Path
 
-from ..media.mediatypes import suffix_for
 from ..media.spans import Span
-from ..media.video import downloaded
 from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages, segment_prefix
 from ..pipeline.runtime import Runtime
@@ -114,9 +112,9 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits, keep_in:
     job_id, index, src = seg["job_id"], seg["index"], seg["source"]
     work = segment_prefix(job_id, "render", index)
     folder = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
-    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, folder as out_dir:
-        out = media_work.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
-                                 limits.budget("rendering"))
+    with media_work.ranged(rt, src) as source, folder as out_dir:
+        out = media_work.media_work(rt, "render", job_id, limits, 0, _span_work, b"", source.ref, seg, opts, out_dir,
+                                    limits.budget("rendering"), source=source)
         ladder = out["ladder"]
         for name, rung in ladder["rungs"].items():
             for s in rung["segments"]:

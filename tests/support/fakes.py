@@ -15,7 +15,7 @@ from pathlib import Path
 from services.common.config import Settings
 from services.common.errors import PermanentError
 from services.pipeline import jobstate
-from services.pipeline.blobs import BlobStore, StoredObject
+from services.pipeline.blobs import BlobStore, RangedObject, StoredObject
 from services.pipeline.bus import Bus
 from services.pipeline.handon import StageResult
 from services.pipeline.jobstore import Conflict, JobStoreBase
@@ -198,6 +198,10 @@ class MemoryBlobs(BlobStore):
 
     def delete(self, bucket, name):
         self.objects.pop((bucket, name), None)
+
+    def open_ranged(self, bucket, name, generation, block_bytes, blocks):
+        data = self.get_bytes(bucket, name, generation)
+        return RangedObject(lambda start, n: data[start:start + n], len(data), block_bytes, blocks), len(data)
 
     def delete_prefix(self, bucket, prefix):
         gone = [k for k in list(self.objects) if k[0] == bucket and k[1].startswith(prefix)]

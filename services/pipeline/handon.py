@@ -12,12 +12,14 @@ the stage stays running. Each segment delivery:
     job check -> work (skipped when its result is stored already) -> result stored under a
     deterministic name, create-if-absent -> its own finished record, create-if-absent
     (jobs/{job}/segments/{stage}-{index}) -> the records counted -> when all are in, the fan-in
-    claimed on the job (compare-and-set) -> the claimant reads every result, merges them and
+    claimed (a claim record, create-if-absent) -> the claimant reads every result, merges them and
     hands on exactly like a stage (StageResult: outputs, hand-off, next message) -> the
     records and work/{job}/{stage}/ objects deleted.
 
 No document is written by every segment (a Firestore document takes about one write a second):
-each writes its own record, and only the few deliveries that count the set whole touch the job.
+each writes its own record, the few deliveries that count the set whole race for one claim
+record (one create succeeds, the others are told at once), and the job is written only by the
+claimant's hand-off.
 Redeliveries change nothing (create-if-absent, deterministic names); one claim wins the fan-in
 and a second hand-off is refused by hand_off's compare-and-set anyway. A permanent failure of
 one segment fails the job with its reason; a transient one retries that segment alone, with
@@ -227,6 +229,7 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
     results = [json.loads(rt.blobs.get_bytes(bucket, result_name(job_id, stage, i))) for i in range(count)]
     with running(rt, job_id, stage):
         result = merge(rt, job, results)
+    result.job_fields[f"stages.{stage}.segments.fanned_in_at"] = utcnow()  # written with the hand-off: no extra write
     hand_on(rt, stage, job_id, result)
     log(logger, logging.INFO, f"{stage}: fanned in {count} segments")
     clean_up_segments(rt, stage, job_id)

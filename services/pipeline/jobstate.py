@@ -130,9 +130,9 @@ def transient_error(stage: str, reason: str, now: dt.datetime) -> dict:
 # --- segments: a stage's work fanned out over Pub/Sub, fanned in once ----------------------------
 # `stages.<stage>.segments` holds the plan and `count`. A finished segment is not written here: it
 # is its own record beside the job (jobstore.py, create-if-absent), so hundreds finishing at once
-# write hundreds of documents, not one. Completion is read by counting those records; the one
-# delivery that sees them all and wins `segments.fan_in` (compare-and-set, so exactly one of the
-# few that may see the count whole) merges and hands off (ARCHITECTURE.md, invariant 12).
+# write hundreds of documents, not one. Completion is read by counting those records; of the few
+# deliveries that may see them all, the one whose create of the claim record `<stage>-fan-in`
+# succeeds merges and hands off; the others are told "claimed" at once (ARCHITECTURE.md, invariant 12).
 
 # A fan-in claim held this long by a delivery that went silent may be taken over. Longer than
 # the longest push ack deadline (600 s): the claimant's own request has ended by then, and its
@@ -184,22 +184,32 @@ def begin_segment(job: dict | None, stage: str, index: int, count: int, now: dt.
     return SegmentStart(apply(job, updates), True), updates
 
 
-def claim_fan_in(job: dict | None, stage: str, claimant: str, finished: int, now: dt.datetime) -> tuple[str, dict | None]:
-    """`finished` segment records exist (counted after this delivery wrote its own). "complete":
-    every segment is in and `claimant` holds the fan-in (this delivery merges and hands off; a
-    redelivery of the same claimant takes its claim back); "claimed": another delivery holds a
-    fresh claim; "pending": segments remain; "stale": the job ended or the stage fanned in."""
+def ready_to_fan_in(job: dict | None, stage: str, finished: int) -> str:
+    """`finished` segment records exist (counted after this delivery wrote its own). "ready": every
+    segment is in and the stage waits for its fan-in; "pending": segments remain; "stale": the job
+    ended or the stage fanned in."""
     if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
-        return "stale", None
+        return "stale"
     segments = job["stages"][stage].get("segments") or {}
     if "count" not in segments:
-        return "stale", None
-    if finished < segments["count"]:
-        return "pending", None
-    claim = segments.get("fan_in") or {}
-    if claim and claim.get("by") != claimant and now - claim["at"] < FAN_IN_LEASE:
-        return "claimed", None
-    return "complete", {f"stages.{stage}.segments.fan_in": {"by": claimant, "at": now}, "updated_at": now}
+        return "stale"
+    return "ready" if finished >= segments["count"] else "pending"
+
+
+def fan_in_claim(stage: str, claimant: str, now: dt.datetime, ttl: dt.timedelta) -> dict:
+    """The claim record: who fans the stage in (a segment's delivery, or "input" for a re-driven
+    stage input), since when. Without a `stage` field, so it never counts as a finished segment."""
+    return {"fan_in_of": stage, "by": claimant, "at": now, "expires_at": now + ttl}
+
+
+def may_take_claim(claim: dict, claimant: str, now: dt.datetime) -> bool:
+    """A claim already made: the claimant's own redelivery takes it back (it died mid fan-in),
+    anyone takes it once it is older than FAN_IN_LEASE (its claimant went silent for good)."""
+    return claim.get("by") == claimant or now - claim["at"] >= FAN_IN_LEASE
+
+
+def fan_in_claim_id(stage: str) -> str:
+    return f"{stage}-fan-in"
 
 
 def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta) -> dict:

@@ -67,6 +67,14 @@ class JobStoreBase:
         raise NotImplementedError
 
     def _delete_segments(self, job_id: str, stage: str) -> int:
+        """The stage's finished records and its fan-in claim."""
+        raise NotImplementedError
+
+    def _read_segment(self, job_id: str, record_id: str) -> tuple[dict | None, object]:
+        raise NotImplementedError
+
+    def _replace_segment_if(self, job_id: str, record_id: str, doc: dict, version: object) -> None:
+        """Replace the record if still at `version`, else Conflict."""
         raise NotImplementedError
 
     # --- operations ----------------------------------------------------------------------
@@ -136,13 +144,34 @@ class JobStoreBase:
 
     @retried("firestore")
     def claim_fan_in(self, job_id: str, stage: str, claimant: str, count: int) -> str:
-        """Count the finished records (an aggregation: no document written); only when all
-        `count` are in, decide the claim on the job (jobstate.claim_fan_in). Counted after the
-        caller's own record was created, so the delivery whose record came last sees them all."""
+        """"complete" when this delivery fans in: every record is in (counted by an aggregation,
+        after the caller's own record was created, so the delivery whose record came last is sure
+        to see them all) and the claim record is this claimant's (create-if-absent: of the few
+        that see the set whole, one create succeeds). "claimed" (another delivery fans in),
+        "pending", "stale" (jobstate.ready_to_fan_in) otherwise. The job document is only read."""
         finished = self._count_segments(job_id, stage)
         if finished < count:
             return "pending"
-        return self._decide(job_id, lambda job: jobstate.claim_fan_in(job, stage, claimant, finished, utcnow()))
+        ready = jobstate.ready_to_fan_in(self._read(job_id)[0], stage, finished)
+        if ready != "ready":
+            return ready
+        record_id = jobstate.fan_in_claim_id(stage)
+        for _ in range(CAS_ATTEMPTS):
+            now = utcnow()
+            if self._create_segment(job_id, record_id, jobstate.fan_in_claim(stage, claimant, now, self.segment_ttl)):
+                return "complete"
+            claim, version = self._read_segment(job_id, record_id)
+            if claim is None:
+                continue  # deleted meanwhile (a taken-over claim being replaced): create again
+            if not jobstate.may_take_claim(claim, claimant, now):
+                return "claimed"
+            try:
+                self._replace_segment_if(job_id, record_id, jobstate.fan_in_claim(stage, claimant, now, self.segment_ttl),
+                                         version)
+                return "complete"
+            except Conflict:
+                continue
+        raise TransientError(f"job {job_id}: the {stage} fan-in claim still contended after {CAS_ATTEMPTS} attempts")
 
     @retried("firestore")
     def delete_segments(self, job_id: str, stage: str) -> int:
@@ -239,8 +268,19 @@ class JobStore(JobStoreBase, FirestoreCollection):
         [[result]] = self._of_stage(job_id, stage).count().get()
         return int(result.value)
 
+    def _read_segment(self, job_id: str, record_id: str):
+        snap = self._segments(job_id).document(record_id).get()
+        return (snap.to_dict() if snap.exists else None), snap.update_time
+
+    def _replace_segment_if(self, job_id: str, record_id: str, doc: dict, version) -> None:
+        try:
+            self._segments(job_id).document(record_id).update(doc, option=self.client.write_option(last_update_time=version))
+        except gexc.FailedPrecondition:
+            raise Conflict() from None
+
     def _delete_segments(self, job_id: str, stage: str) -> int:
         refs = [snap.reference for snap in self._of_stage(job_id, stage).select([]).stream()]
+        refs.append(self._segments(job_id).document(jobstate.fan_in_claim_id(stage)))  # deleting a missing one is no error
         for start in range(0, len(refs), 400):  # a batch takes at most 500 writes
             batch = self.client.batch()
             for ref in refs[start:start + 400]:

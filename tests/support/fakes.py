@@ -32,7 +32,8 @@ class MemoryJobStore(JobStoreBase):
     def __init__(self, ttl_days: int = 30):
         super().__init__(ttl_days)
         self.docs: dict[str, tuple[dict, int]] = {}
-        self.segments: dict[str, dict[str, dict]] = {}  # job -> record id -> finished-segment record
+        self.segments: dict[str, dict[str, dict]] = {}  # job -> record id -> finished-segment record (or fan-in claim)
+        self.segment_versions: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
 
@@ -73,11 +74,25 @@ class MemoryJobStore(JobStoreBase):
             if record_id in records:
                 return False
             records[record_id] = jobstate.apply(doc, {})
+            self.segment_versions[(job_id, record_id)] = next(self._versions)
             return True
+
+    def _read_segment(self, job_id, record_id):
+        with self._lock:
+            doc = self.segments.get(job_id, {}).get(record_id)
+            return (jobstate.apply(doc, {}) if doc is not None else None), self.segment_versions.get((job_id, record_id), 0)
+
+    def _replace_segment_if(self, job_id, record_id, doc, version):
+        with self._lock:
+            records = self.segments.setdefault(job_id, {})
+            if record_id not in records or self.segment_versions.get((job_id, record_id)) != version:
+                raise Conflict()
+            records[record_id] = jobstate.apply(doc, {})
+            self.segment_versions[(job_id, record_id)] = next(self._versions)
 
     def _segment_records(self, job_id, stage):
         with self._lock:
-            return [jobstate.apply(r, {}) for r in self.segments.get(job_id, {}).values() if r["stage"] == stage]
+            return [jobstate.apply(r, {}) for r in self.segments.get(job_id, {}).values() if r.get("stage") == stage]
 
     def _count_segments(self, job_id, stage):
         return len(self._segment_records(job_id, stage))
@@ -85,7 +100,9 @@ class MemoryJobStore(JobStoreBase):
     def _delete_segments(self, job_id, stage):
         with self._lock:
             records = self.segments.get(job_id, {})
-            gone = [k for k, r in records.items() if r["stage"] == stage]
+            gone = [k for k, r in records.items() if r.get("stage") == stage]
+            if jobstate.fan_in_claim_id(stage) in records:  # its fan-in claim too, as JobStore does
+                records.pop(jobstate.fan_in_claim_id(stage))
             for k in gone:
                 del records[k]
             return len(gone)

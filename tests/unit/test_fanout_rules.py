@@ -336,11 +336,32 @@ def test_a_fan_in_claim_left_by_a_silent_delivery_is_taken_over_after_its_lease(
 
     now = dt.datetime.now(dt.UTC)
     job = jobstate.new_job("job-1", {}, now, dt.timedelta(days=1))
-    job = jobstate.apply(job, {"status": "analyzing", "stages.analyze.state": "running",
-                               "stages.analyze.segments": {"count": 4, "fan_in": {"by": "segment-3", "at": now}}})
-    assert jobstate.claim_fan_in(job, "analyze", "segment-1", 3, now) == ("pending", None)
-    assert jobstate.claim_fan_in(job, "analyze", "segment-1", 4, now) == ("claimed", None)
-    assert jobstate.claim_fan_in(job, "analyze", "segment-3", 4, now)[0] == "complete"  # its own redelivery
-    later = now + jobstate.FAN_IN_LEASE
-    outcome, updates = jobstate.claim_fan_in(job, "analyze", "input", 4, later)
-    assert outcome == "complete" and updates["stages.analyze.segments.fan_in"] == {"by": "input", "at": later}
+    job = jobstate.apply(job, {"status": "analyzing", "stages.analyze.state": "running", "stages.analyze.segments": {"count": 4}})
+    assert jobstate.ready_to_fan_in(job, "analyze", 3) == "pending"
+    assert jobstate.ready_to_fan_in(job, "analyze", 4) == "ready"
+    claim = jobstate.fan_in_claim("analyze", "segment-3", now, dt.timedelta(days=2))
+    assert not jobstate.may_take_claim(claim, "segment-1", now)
+    assert jobstate.may_take_claim(claim, "segment-3", now)  # its own redelivery
+    assert jobstate.may_take_claim(claim, "input", now + jobstate.FAN_IN_LEASE)
+
+
+def test_of_many_deliveries_seeing_the_set_whole_at_once_one_claims_and_none_retries(fan):
+    job_id = fan.seed()
+    fan.start(job_id)
+    for i in range(4):
+        fan.rt.jobs.record_segment(job_id, "analyze", i)
+    version = fan.rt.jobs.docs[job_id][1]
+    outcomes = []
+    barrier = threading.Barrier(8)
+
+    def claim(i):
+        barrier.wait()
+        outcomes.append(fan.rt.jobs.claim_fan_in(job_id, "analyze", f"segment-{i}", 4))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["claimed"] * 7 + ["complete"]
+    assert fan.rt.jobs.docs[job_id][1] == version  # the claim is a record of its own: the job is not written

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..media.budget import Budget
 from ..media.mediatypes import suffix_for
 from ..media.spans import plan_file
-from ..media.video import VideoFile, VideoLimits, downloaded
+from ..media.video import VideoFile, VideoLimits
 from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, segment_messages
 from ..pipeline.messages import ingested_message
@@ -56,10 +56,11 @@ def handle_video(rt: Runtime, job: dict, msg: dict) -> StageResult:
         limits = media_work.stage_limits(rt, "analyze")
         budget = Budget(s.stage_time_budget_seconds).sooner(limits.budget("analysis"))
         suffix = suffix_for(src["content_type"])
-        with downloaded(rt.blobs, src, suffix) as path:
-            plan = media_work.media_work(rt, "analyze", msg["job_id"], limits, 0, plan_video, b"", path, suffix, _limits(s),
-                                      s.video_segment_seconds, s.video_max_segments, s.video_segment_overlap_seconds,
-                                      budget, s.video_truncation_tolerance_seconds)
+        with media_work.ranged(rt, src) as source:
+            plan = media_work.media_work(rt, "analyze", msg["job_id"], limits, 0, plan_video, b"", source.ref, suffix,
+                                         _limits(s), s.video_segment_seconds, s.video_max_segments,
+                                         s.video_segment_overlap_seconds, budget, s.video_truncation_tolerance_seconds,
+                                         source=source)
         if "result" in plan:
             return merged(msg, plan, [plan.pop("result")])
     spans = plan["segments"]
@@ -74,9 +75,9 @@ def analyze_segment(rt: Runtime, job: dict, seg: dict) -> dict:
     limits = media_work.segment_limits(rt, "analyze")
     budget = Budget(s.video_segment_time_budget_seconds, "VIDEO_SEGMENT_TIME_BUDGET_SECONDS").sooner(
         limits.budget("analysis"))
-    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path:
-        return media_work.media_work(rt, "analyze", seg["job_id"], limits, 0, _span, b"", path, seg["start_s"], seg["end_s"],
-                                  seg["params"]["overlap_s"], _limits(s), budget)
+    with media_work.ranged(rt, src) as source:
+        return media_work.media_work(rt, "analyze", seg["job_id"], limits, 0, _span, b"", source.ref, seg["start_s"],
+                                     seg["end_s"], seg["params"]["overlap_s"], _limits(s), budget, source=source)
 
 
 def merge_segments(rt: Runtime, job: dict, results: list[dict]) -> StageResult:

@@ -196,6 +196,9 @@ class Settings:
         "the child's wall-clock deadline is the stage's push ack deadline (topology) minus this")
     media_crash_attempts: int = setting("MEDIA_CRASH_ATTEMPTS", 2, ("analyze", "render"),
         "a child killed by a signal this many times on one job ends it `corrupt-media` (before: 503, redelivered)")
+    media_cancel_poll_seconds: float = setting("MEDIA_CANCEL_POLL_SECONDS", 1.0, ("analyze", "render"),
+        "while a child works, its stage reads the job this often; once the job has ended (`jobs cancel`) the child is "
+        "killed and the stage writes nothing more")
     instance_memory_bytes: int = setting("INSTANCE_MEMORY_BYTES", 0, ("analyze", "render"),
         "admission: a stage answers 503 (redelivered) to work whose declared memory need does not fit what the instance"
         " has left")
@@ -241,6 +244,15 @@ class Settings:
         "a video whose packets end more than this before the duration its header declares (a file cut short with its "
         "index in front) fails `corrupt-media` (`truncated-video`: \"its data ends at 3.1 s of the 6.0 s its header "
         "declares\"), before any segment is fanned out")
+    source_read_block_bytes: int = setting("SOURCE_READ_BLOCK_BYTES", 1 * 2**20, ("analyze", "render"),
+        "a video's original is read by byte ranges (never downloaded whole), one ranged GET per block of this size "
+        "(fewer requests vs less read beyond what a segment needs)")
+    source_read_cache_blocks: int = setting("SOURCE_READ_CACHE_BLOCKS", 16, ("analyze", "render"),
+        "blocks of the original kept per open source (memory: this times `SOURCE_READ_BLOCK_BYTES`), so FFmpeg's jumps "
+        "between index, video and audio of a badly interleaved file do not fetch the same block again")
+    video_segment_record_ttl_days: float = setting("VIDEO_SEGMENT_RECORD_TTL_DAYS", 2, ("analyze", "render"),
+        "`expires_at` of finished-segment records (Firestore TTL): the backstop for records whose fan-in never "
+        "came; the fan-in deletes them itself (as Terraform's `segment_work_ttl_days` is for work/ objects)")
     video_segment_time_budget_seconds: float = setting("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", 240, ("analyze", "render"),
         "work budget of one analysis segment; every segment's child also stops at its subscription's ack deadline (300 "
         "s analyze, 600 s render) minus `STAGE_DEADLINE_MARGIN_SECONDS`")

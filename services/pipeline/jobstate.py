@@ -127,14 +127,23 @@ def transient_error(stage: str, reason: str, now: dt.datetime) -> dict:
     return {f"stages.{stage}.error": reason, "updated_at": now}
 
 
-# --- segments: a stage's work fanned out over Pub/Sub, fanned in on the job ---------------------
-# `stages.<stage>.segments` holds {"count", "done": [sorted indices], ...the plan}: a set, so a
-# redelivered segment changes nothing; the write that completes it wins the fan-in.
+# --- segments: a stage's work fanned out over Pub/Sub, fanned in once ----------------------------
+# `stages.<stage>.segments` holds the plan and `count`. A finished segment is not written here: it
+# is its own record beside the job (jobstore.py, create-if-absent), so hundreds finishing at once
+# write hundreds of documents, not one. Completion is read by counting those records; of the few
+# deliveries that may see them all, the one whose create of the claim record `<stage>-fan-in`
+# succeeds merges and hands off; the others are told "claimed" at once (ARCHITECTURE.md, invariant 12).
+
+# A fan-in claim held this long by a delivery that went silent may be taken over. Longer than
+# the longest push ack deadline (600 s): the claimant's own request has ended by then, and its
+# redelivery (same claimant) takes the claim back at once anyway.
+FAN_IN_LEASE = dt.timedelta(seconds=660)
 
 
-def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.datetime) -> tuple[list[int] | None, dict | None]:
-    """The running stage splits its work into `count` segments. Result: the indices already
-    finished (a redelivered input keeps them), or None when the stage is no longer running."""
+def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.datetime) -> tuple[str | None, dict | None]:
+    """The running stage splits its work into `count` segments. Result: "new" (recorded now),
+    "again" (a redelivered input: the same fan-out, its finished records kept), or None when
+    the stage is no longer running."""
     if job is None or job["status"] in FINAL:
         return None, None
     record = job["stages"][stage]
@@ -142,8 +151,8 @@ def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.dateti
         return None, None
     segments = record.get("segments") or {}
     if segments.get("count") == count:
-        return sorted(segments.get("done") or []), None
-    return [], {f"stages.{stage}.segments": {**plan, "count": count, "done": []}, "updated_at": now}
+        return "again", None
+    return "new", {f"stages.{stage}.segments": {**plan, "count": count}, "updated_at": now}
 
 
 @dataclass
@@ -175,19 +184,42 @@ def begin_segment(job: dict | None, stage: str, index: int, count: int, now: dt.
     return SegmentStart(apply(job, updates), True), updates
 
 
-def segment_done(job: dict | None, stage: str, index: int, now: dt.datetime) -> tuple[str, dict | None]:
-    """Add `index` to the finished set. "complete": the set is whole and the stage not handed
-    off yet (this delivery fans in: the one whose write completed the set, or a redelivery after
-    that one was lost); "pending": segments remain; "stale": the job ended or the stage fanned in."""
+def ready_to_fan_in(job: dict | None, stage: str, finished: int) -> str:
+    """`finished` segment records exist (counted after this delivery wrote its own). "ready": every
+    segment is in and the stage waits for its fan-in; "pending": segments remain; "stale": the job
+    ended or the stage fanned in."""
     if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
-        return "stale", None
+        return "stale"
     segments = job["stages"][stage].get("segments") or {}
-    done = set(segments.get("done") or [])
-    updates = None
-    if index not in done:
-        done.add(index)
-        updates = {f"stages.{stage}.segments.done": sorted(done), f"stages.{stage}.error": DELETE, "updated_at": now}
-    return ("complete" if len(done) >= segments.get("count", 0) else "pending"), updates
+    if "count" not in segments:
+        return "stale"
+    return "ready" if finished >= segments["count"] else "pending"
+
+
+def fan_in_claim(stage: str, claimant: str, now: dt.datetime, ttl: dt.timedelta) -> dict:
+    """The claim record: who fans the stage in (a segment's delivery, or "input" for a re-driven
+    stage input), since when. Without a `stage` field, so it never counts as a finished segment."""
+    return {"fan_in_of": stage, "by": claimant, "at": now, "expires_at": now + ttl}
+
+
+def may_take_claim(claim: dict, claimant: str, now: dt.datetime) -> bool:
+    """A claim already made: the claimant's own redelivery takes it back (it died mid fan-in),
+    anyone takes it once it is older than FAN_IN_LEASE (its claimant went silent for good)."""
+    return claim.get("by") == claimant or now - claim["at"] >= FAN_IN_LEASE
+
+
+def fan_in_claim_id(stage: str) -> str:
+    return f"{stage}-fan-in"
+
+
+def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta) -> dict:
+    """One finished segment (jobs/{job}/segments/{stage}-{index}): deleted after the fan-in; the
+    expiry is the Firestore TTL backstop for one whose fan-in never came."""
+    return {"stage": stage, "index": index, "done_at": now, "expires_at": now + ttl}
+
+
+def segment_record_id(stage: str, index: int) -> str:
+    return f"{stage}-{index:04d}"
 
 
 def park(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[bool, dict | None]:

@@ -18,7 +18,17 @@ from ..common.logs import bind_fields, log
 from . import jobstate
 from .bus import encode
 from .envelope import PushMessage, parse_push
-from .handon import SEGMENTS_PATH, Merge, SegmentWork, StageResult, hand_on, publish_final_event, running, segment_delivery
+from .handon import (
+    SEGMENTS_PATH,
+    Merge,
+    SegmentOutputs,
+    SegmentWork,
+    StageResult,
+    hand_on,
+    publish_final_event,
+    running,
+    segment_delivery,
+)
 from .jobstore import utcnow
 from .retrying import RETRYABLE, maybe_fail, reset_retries
 from .runtime import Runtime
@@ -88,7 +98,8 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
         return Response(status=204)
 
 
-def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge) -> None:
+def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge,
+                      outputs: SegmentOutputs | None = None) -> None:
     sub = rt.topology.subscription_for_service(stage, SEGMENTS_PATH)
 
     def for_this_stage(msg: PushMessage) -> None:
@@ -97,7 +108,7 @@ def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, me
 
     def run(msg: PushMessage) -> Response:
         bind_fields(segment=msg.data["index"])
-        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, msg.data))
+        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, msg.data, outputs))
 
     register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
 

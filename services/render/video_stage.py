@@ -14,11 +14,9 @@ import contextlib
 import tempfile
 from pathlib import Path
 
-from ..media.mediatypes import suffix_for
 from ..media.spans import Span
-from ..media.video import downloaded
 from ..pipeline import media_work
-from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages
+from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages, segment_prefix
 from ..pipeline.runtime import Runtime
 from . import hls
 from .image import Rendition
@@ -78,6 +76,12 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> Stag
     return StageResult(fan_out=FanOut(messages, {"spans": len(spans)}, make_merge(opts)))
 
 
+def segment_outputs(seg: dict) -> list[str]:
+    """A span's HLS media segments (named by its index, media_segment_name) in every rung: removed
+    if its job is cancelled while it runs. Its shot stills keep their shot's name (not removed)."""
+    return [hls_prefix(seg["job_id"]) + f"{r['name']}/{seg['index']:04d}-" for r in seg["params"]["rungs"]]
+
+
 def make_work(opts: RenderOptions):
     def work(rt: Runtime, job: dict, seg: dict) -> dict:
         return render_segment(rt, opts, seg, media_work.segment_limits(rt, "render"))
@@ -106,11 +110,11 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits, keep_in:
     """One span rendered in the bounded child and stored; returns its JSON-able result. With
     `keep_in`, the media segments are written there and left for the caller (the inline fan-in)."""
     job_id, index, src = seg["job_id"], seg["index"], seg["source"]
-    work = f"work/{job_id}/render/{index:04d}-"
+    work = segment_prefix(job_id, "render", index)
     folder = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
-    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, folder as out_dir:
-        out = media_work.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
-                                 limits.budget("rendering"))
+    with media_work.ranged(rt, src) as source, folder as out_dir:
+        out = media_work.media_work(rt, "render", job_id, limits, 0, _span_work, b"", source.ref, seg, opts, out_dir,
+                                    limits.budget("rendering"), source=source)
         ladder = out["ladder"]
         for name, rung in ladder["rungs"].items():
             for s in rung["segments"]:

@@ -136,6 +136,9 @@ class Settings:
     signed_url_ttl_seconds: int = setting("SIGNED_URL_TTL_SECONDS", 900, ("ingest",), "lifetime of a signed upload URL")
     signing_key_file: str = setting("SIGNING_KEY_FILE", "", ("ingest",),
         "service-account key to sign URLs with; empty = IAM signBlob as the runtime account (Cloud Run)")
+    storage_read_endpoint: str = setting("STORAGE_READ_ENDPOINT", "", ("ingest",),
+        "where signed GET URLs point (scheme://host[:port]); empty = the storage client's endpoint "
+        "(https://storage.googleapis.com in production). Upload URLs always use the client's endpoint", parse=_url)
     max_form_parts: int = setting("MAX_FORM_PARTS", 8, ("ingest",),
         "parts of a multipart upload, and bytes of its non-file fields (413 above)")
     max_form_memory_bytes: int = setting("MAX_FORM_MEMORY_BYTES", 64 * 1024, ("ingest",),

@@ -30,7 +30,7 @@ def rendition_url(rt: Runtime, ref: dict) -> tuple[str, str | None]:
     if rt.settings.renditions_base_url:
         return f"{rt.settings.renditions_base_url}/{name}", None
     url, expires = rt.blobs.signed_get_url(bucket, name, ref.get("generation"), rt.settings.rendition_url_ttl_seconds,
-                                           rt.settings.signing_key_file)
+                                           rt.settings.signing_key_file, rt.settings.storage_read_endpoint)
     return url, to_json({"t": dt.datetime.fromtimestamp(expires, dt.UTC)})["t"]
 
 

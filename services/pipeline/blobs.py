@@ -193,19 +193,20 @@ class BlobStore:
         return url, headers
 
     def signed_get_url(self, bucket: str, name: str, generation: str | None, ttl_seconds: int,
-                       key_file: str = "") -> tuple[str, float]:
-        """A V4 signed GET URL of one object and when it expires (epoch seconds).
+                       key_file: str = "", endpoint: str = "") -> tuple[str, float]:
+        """A V4 signed GET URL of one object and when it expires (epoch seconds), on `endpoint`
+        (STORAGE_READ_ENDPOINT; empty = the client's).
 
         One URL is handed out again while more than half its life is left: a status poll does
         not cost a signBlob call per rendition."""
-        key = (bucket, name, generation, ttl_seconds)
+        key = (bucket, name, generation, ttl_seconds, endpoint)
         now = time.time()
         hit = self._signed_gets.get(key)
         if hit and hit[0] - now > ttl_seconds / 2:
             return hit[1], hit[0]
         blob = self.client.bucket(bucket).blob(name)
         url = blob.generate_signed_url(version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds),
-                                       **self._signing_kwargs(key_file))
+                                       api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
         if len(self._signed_gets) > 50_000:
             self._signed_gets.clear()
         self._signed_gets[key] = (now + ttl_seconds, url)

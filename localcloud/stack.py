@@ -175,6 +175,19 @@ def local_webhook_key(state_dir: Path) -> str:
         path.write_text(base64.b64encode(os.urandom(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
+def local_playback_keys(state_dir: Path) -> str:
+    """PLAYBACK_TOKEN_KEYS (Secret Manager in production): one throwaway key made at run time in
+    the git-ignored state folder."""
+    import base64
+
+    path = state_dir / "playback-keys"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("local1:" + base64.b64encode(os.urandom(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def local_client_key(cfg: StackConfig) -> str:
     """The API key of the local upload client "local" (an operator), kept in the git-ignored
     state folder; made again when the Firestore emulator no longer knows it (it keeps nothing
@@ -196,6 +209,7 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
     procs = []
     signing_key = local_signing_key(cfg.state_dir)
     webhook_key = local_webhook_key(cfg.state_dir)
+    playback_keys = local_playback_keys(cfg.state_dir)
     for name in SERVICES:
         env = {
             **os.environ,
@@ -211,6 +225,7 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             # to fake-gcs-server (STORAGE_EMULATOR_HOST).
             "STORAGE_READ_ENDPOINT": cfg.url("storage"),
             "WEBHOOK_SECRETS_KEY": webhook_key,
+            "PLAYBACK_TOKEN_KEYS": playback_keys,
             "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",  # receivers on this machine; production allows none
             # The Pub/Sub emulator sends no OIDC token: verification is off here, said so on
             # purpose (production refuses to start without PUSH_AUDIENCE instead).

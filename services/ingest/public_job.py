@@ -100,9 +100,10 @@ def stored_files(job: dict) -> list[dict]:
 
 
 def _public_video(rt: Runtime, video: dict) -> dict:
-    """The ladder as a player needs it. The playlists name their media segments relative to
-    themselves, so HLS plays from RENDITIONS_BASE_URL (a CDN or public bucket before the
-    renditions); the MP4 plays from its signed URL as well."""
+    """The ladder's files. The stored playlists name their media segments relative to
+    themselves, so they play as they are only from RENDITIONS_BASE_URL (a CDN or public origin);
+    from the private bucket, a player uses the playback URL (playback.py). The MP4 plays from its
+    signed URL."""
     out = {k: v for k, v in video.items() if k not in ("hls", "mp4", "ladder")}
     out["hls"] = {**{k: v for k, v in video["hls"].items() if k != "master"}, "master": _public_file(rt, video["hls"]["master"])}
     out["mp4"] = _public_file(rt, video["mp4"])

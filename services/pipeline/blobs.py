@@ -49,6 +49,8 @@ class BlobStore:
         self._signer: tuple[str, Any] | None = None  # (key file, credentials)
         self._signer_lock = threading.Lock()
         self._signed_gets: dict[tuple, tuple[float, str]] = {}
+        # Signatures made by this process (each one an IAM signBlob call on Cloud Run).
+        self.signatures = 0
 
     @property
     def client(self) -> storage.Client:
@@ -188,6 +190,7 @@ class BlobStore:
                 headers[f"x-goog-meta-{key}"] = value
         blob = self.client.bucket(bucket).blob(name)
         # generate_signed_url adds Host to the dict it is given: hand it a copy.
+        self.signatures += 1
         url = blob.generate_signed_url(version="v4", method="PUT", expiration=dt.timedelta(seconds=ttl_seconds),
                                        headers=dict(headers), **self._signing_kwargs(key_file))
         return url, headers
@@ -205,12 +208,22 @@ class BlobStore:
         if hit and hit[0] - now > ttl_seconds / 2:
             return hit[1], hit[0]
         blob = self.client.bucket(bucket).blob(name)
+        self.signatures += 1
         url = blob.generate_signed_url(version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds),
                                        api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
         if len(self._signed_gets) > 50_000:
             self._signed_gets.clear()
         self._signed_gets[key] = (now + ttl_seconds, url)
         return url, now + ttl_seconds
+
+    def signed_get_url_until(self, bucket: str, name: str, expires_at: int, key_file: str = "",
+                             endpoint: str = "") -> str:
+        """A V4 signed GET URL of one object valid until `expires_at` (epoch seconds), uncached."""
+        blob = self.client.bucket(bucket).blob(name)
+        self.signatures += 1
+        return blob.generate_signed_url(version="v4", method="GET",
+                                        expiration=dt.datetime.fromtimestamp(expires_at, dt.UTC),
+                                        api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
 
     @retried("storage")
     def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict) -> str:

@@ -2,8 +2,12 @@
 every child from the (verifying) storage front, and ffmpeg (PyAV) playing the whole ladder."""
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import av
 import pytest
@@ -11,7 +15,7 @@ import requests
 
 from localcloud import samples
 from localcloud.stack import local_playback_keys
-from services.common.config import _keyring
+from services.common.config import REPO_ROOT, _keyring
 from services.ingest import playback_token
 
 from .conftest import wait_for_status
@@ -107,3 +111,28 @@ def test_a_bad_token_gets_403_on_every_playlist_and_only_the_owner_mints(grant, 
     _, stranger, _ = new_client("stranger")
     assert stranger.post(f"{ingest_url}/v1/jobs/{video_job['job_id']}/playback", timeout=10).status_code == 404
     assert requests.post(f"{ingest_url}/v1/jobs/{video_job['job_id']}/playback", timeout=10).status_code == 401
+
+
+BROWSER_DIR = REPO_ROOT / "tests" / "browser"
+HLS_JS = BROWSER_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+
+
+def test_the_example_player_plays_the_private_job_in_chromium_with_hls_js(grant, video_job, ingest_url, stack):
+    """examples/player.html in Debian's chromium (playwright-core; `make browser-deps` installs it
+    and hls.js): playback passes 5 s, more than one rung is played, the storyboard's sprite shows
+    on the scrub bar, and no request fails (segments and sprite through the verifying front)."""
+    assert HLS_JS.exists() and shutil.which("node"), "run `make browser-deps` (npm ci in tests/browser)"
+    assert Path("/usr/bin/chromium").exists(), "run `make system-packages` (apt-get install chromium)"
+    done = subprocess.run(["node", str(BROWSER_DIR / "play.mjs"), ingest_url, grant["playback_url"],
+                           grant["storyboard_url"], str(REPO_ROOT / "examples"), str(HLS_JS)],
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["errors"] == [] and out["failed"] == [] and out["bad_status"] == [], out
+    assert out["current_time"] >= 5, out
+    assert len(out["levels"]) == len(video_job["video"]["ladder"]) >= 2
+    rungs = {u.rsplit("/", 2)[-2] for u in out["requests"] if u.endswith(".ts")}
+    assert len(rungs) >= 2 or len(set(out["switches"])) >= 2, out  # the variant switched
+    assert all(u.startswith(stack.url("storage")) for u in out["requests"] if u.endswith((".ts", ".jpg")))
+    assert out["cues"] > 0 and out["sprite_loaded"], out
+    assert out["preview"]["display"] == "block" and "storyboard.jpg" in out["preview"]["image"], out

@@ -323,6 +323,9 @@ class Settings:
     playback_sign_bucket_seconds: int = setting("PLAYBACK_SIGN_BUCKET_SECONDS", 900, ("ingest",),
         "segment URLs in playlists are signed to the end of the bucket of this length their token expires in, and "
         "kept per process: tokens expiring in one bucket share one signature per object (no signing on a re-fetch)")
+    playback_sign_concurrency: int = setting("PLAYBACK_SIGN_CONCURRENCY", 16, ("ingest",),
+        "signatures made at once for one playlist answer (on Cloud Run each is an IAM signBlob call: a 300-segment "
+        "playlist in a new bucket waits for 300 / this many round trips, not 300)")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

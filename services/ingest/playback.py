@@ -18,7 +18,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, Response, jsonify, request
 
@@ -41,10 +42,24 @@ class ChildSigner:
 
     MAX_ENTRIES = 200_000  # ~100 MB of URLs at most; beyond, expired buckets go first, then everything
 
-    def __init__(self, blobs: BlobStore, key_file: str, endpoint: str, bucket_seconds: int):
+    def __init__(self, blobs: BlobStore, key_file: str, endpoint: str, bucket_seconds: int, concurrency: int = 1):
         self.blobs, self.key_file, self.endpoint, self.bucket_seconds = blobs, key_file, endpoint, bucket_seconds
+        self.concurrency = max(1, concurrency)
         self._urls: dict[tuple[str, str, int], str] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # made on first use: gunicorn forks after import
+
+    def prefetch(self, bucket: str, names: Iterable[str], token_expires: int) -> None:
+        """Sign the missing ones of `names` concurrently (a new bucket's first playlist answer would
+        otherwise wait for one signBlob round trip per segment, one after another)."""
+        until = self.valid_until(token_expires)
+        missing = list(dict.fromkeys(n for n in names if (bucket, n, until) not in self._urls))
+        if len(missing) < 2 or self.concurrency == 1:
+            return
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="playback-sign")
+        list(self._pool.map(lambda n: self.url(bucket, n, token_expires), missing))
 
     def valid_until(self, token_expires: int) -> int:
         """The end of the bucket the token's expiry falls in: never before the token's own end."""
@@ -72,6 +87,21 @@ def _child_name(parent: str, uri: str, folder: str) -> str:
     if not name.startswith(folder) or "://" in uri or uri.startswith("/"):
         raise ValueError(f"playlist child {uri[:100]!r} is outside {folder}")
     return name
+
+
+def child_uris(text: str, vtt: bool = False) -> list[str]:
+    """Every URI a playlist (or a storyboard's cues) names: what rewrite_playlist / rewrite_vtt pass to `child`."""
+    uris = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if vtt:
+            if "#xywh=" in stripped and "-->" not in stripped:
+                uris.append(stripped.partition("#")[0])
+        elif stripped and not stripped.startswith("#"):
+            uris.append(stripped)
+        elif "URI=" in stripped:
+            uris += _URI_ATTR.findall(stripped)
+    return uris
 
 
 def rewrite_playlist(text: str, child: Callable[[str], str]) -> str:
@@ -105,7 +135,8 @@ class Playback:
             raise ValueError("PLAYBACK_TOKEN_TTL_SECONDS + PLAYBACK_SIGN_BUCKET_SECONDS must not exceed 7 days "
                              "(the longest life of a V4 signed URL)")
         self.rt = rt
-        self.signer = ChildSigner(rt.blobs, s.signing_key_file, s.storage_read_endpoint, s.playback_sign_bucket_seconds)
+        self.signer = ChildSigner(rt.blobs, s.signing_key_file, s.storage_read_endpoint, s.playback_sign_bucket_seconds,
+                                  s.playback_sign_concurrency)
         self._playlists: OrderedDict[tuple, str] = OrderedDict()  # generation-pinned, so never stale
         self._lock = threading.Lock()
 
@@ -151,9 +182,10 @@ class Playback:
                 self._playlists.popitem(last=False)
         return text
 
-    def _signed_child(self, ref: dict, grant: playback_token.Grant) -> Callable[[str], str]:
+    def _signed_child(self, ref: dict, grant: playback_token.Grant, text: str, vtt: bool = False) -> Callable[[str], str]:
         bucket, _, parent = ref["uri"].removeprefix("gs://").partition("/")
         folder = f"renditions/{grant.job_id}/"
+        self.signer.prefetch(bucket, (_child_name(parent, uri, folder) for uri in child_uris(text, vtt)), grant.expires_at)
         return lambda uri: self.signer.url(bucket, _child_name(parent, uri, folder), grant.expires_at)
 
     def master(self, token: str) -> Response:
@@ -173,14 +205,16 @@ class Playback:
         ref = next((r["playlist"] for r in job["video"]["ladder"] if r["name"] == rung), None)
         if ref is None:
             raise HTTPProblem(404, "No such rung", f"the ladder has no rung {rung[:40]!r}")
-        return self._answer(rewrite_playlist(self._text(ref), self._signed_child(ref, grant)), PLAYLIST_TYPE, grant)
+        text = self._text(ref)
+        return self._answer(rewrite_playlist(text, self._signed_child(ref, grant, text)), PLAYLIST_TYPE, grant)
 
     def storyboard(self, token: str) -> Response:
         job, grant = self._job(token)
         board = job.get("storyboard")
         if not board:
             raise HTTPProblem(404, "No storyboard", "this job has no storyboard")
-        return self._answer(rewrite_vtt(self._text(board["vtt"]), self._signed_child(board["vtt"], grant)), VTT_TYPE, grant)
+        text = self._text(board["vtt"])
+        return self._answer(rewrite_vtt(text, self._signed_child(board["vtt"], grant, text, vtt=True)), VTT_TYPE, grant)
 
     def _answer(self, text: str, content_type: str, grant: playback_token.Grant) -> Response:
         resp = Response(text, content_type=content_type)

@@ -5,53 +5,23 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import threading
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from localcloud.stack import local_signing_key
 from localcloud.storage_front import Verifier, public_keys
 from services.ingest import playback_token
-from services.ingest.app import create_app
 from services.ingest.playback import rewrite_vtt
-from tests.support.fakes import memory_runtime
-
-JOB = "0123456789abcdef0123456789abcdef"
-BUCKET = "mediarelay-renditions"
-KEYS = (("k2", b"n" * 32), ("k1", b"o" * 32))  # k2 signs; k1 (the previous key) still verifies
-SEGMENTS = 300
-
-
-def _media(n: int) -> str:
-    return "".join(["#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n",
-                    *(f"#EXTINF:2,\n{i:04d}-00.ts\n" for i in range(n)), "#EXT-X-ENDLIST\n"])
-
-
-MASTER = ("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n"
-          '#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360,CODECS="avc1.64001e"\n360p/index.m3u8\n'
-          '#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=320x180,CODECS="avc1.64000d"\n180p/index.m3u8\n')
-VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nstoryboard.jpg#xywh=0,0,160,90\n\n"
+from tests.support.playback import BUCKET, JOB, KEYS, SEGMENTS, VTT, playback_app
 
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # anonymous client; signing is local
-    rt = memory_runtime(playback_token_keys=KEYS, playback_token_ttl_seconds=3600, playback_sign_bucket_seconds=900,
-                        signing_key_file=str(local_signing_key(tmp_path)), storage_read_endpoint="http://127.0.0.1:4444")
-    refs = {}
-    for name, text in {"master.m3u8": MASTER, "360p/index.m3u8": _media(SEGMENTS), "180p/index.m3u8": _media(SEGMENTS),
-                       "../storyboard.vtt": VTT}.items():
-        obj = f"renditions/{JOB}/hls/{name}".replace("hls/../", "")
-        stored = rt.blobs.put_if_absent(BUCKET, obj, text.encode(), "text/plain")
-        refs[name] = {"uri": stored.uri, "generation": stored.generation}
-    video = {"hls": {"master": refs["master.m3u8"]}, "ladder": [{"name": r, "playlist": refs[f"{r}/index.m3u8"]}
-                                                                 for r in ("360p", "180p")]}
-    rt.jobs.create(JOB, {"owner": "c1", "video": video, "storyboard": {"vtt": refs["../storyboard.vtt"]}})
-    flask_app = create_app(rt.settings, rt)
-    flask_app.rt = rt
-    return flask_app
+    return playback_app(tmp_path)
 
 
 def _token(job=JOB, ttl=3600, keys=KEYS) -> str:
@@ -109,6 +79,29 @@ def test_a_repeated_playlist_request_makes_no_new_signature(app):
     later = playback_token.mint(KEYS, JOB, now + 900, 3600)[0]
     assert c.get(f"/v1/play/{later}/360p/index.m3u8").status_code == 200
     assert blobs.signatures - before == 2 * SEGMENTS
+
+
+def test_a_cold_playlist_signs_its_segments_concurrently(app):
+    """A new bucket's first answer must not wait for 300 signBlob round trips one after another."""
+    blobs, real = app.rt.blobs, type(app.rt.blobs).signed_get_url_until
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_sign(*args, **kwargs):  # the real signature, with an IAM round trip's wait
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.005)
+        try:
+            return real(blobs, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    blobs.signed_get_url_until = slow_sign
+    resp = app.test_client().get(f"/v1/play/{_token()}/180p/index.m3u8")
+    assert resp.status_code == 200 and resp.text.count("X-Goog-Signature=") == SEGMENTS
+    assert most[0] == app.rt.settings.playback_sign_concurrency, most
 
 
 @pytest.mark.parametrize("case", ["expired", "forged", "tampered-job", "unknown-key", "alg-none", "garbage",

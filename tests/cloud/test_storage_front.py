@@ -9,6 +9,7 @@ import uuid
 
 import requests
 from google.cloud import storage
+from google.oauth2 import service_account
 
 from localcloud import samples
 from localcloud.stack import local_signing_key
@@ -34,7 +35,8 @@ def _signed(stack, name: str, ttl: int = 60) -> str:
 
 def test_a_signed_url_reads_the_object_whole_and_by_range(stack):
     data = bytes(range(256)) * 64
-    url = _signed(stack, _object(stack, data))
+    name = _object(stack, data)
+    url = _signed(stack, name)
     assert url.startswith(stack.url("storage") + f"/{BUCKET}/")
     whole = requests.get(url, timeout=10)
     assert whole.status_code == 200 and whole.content == data
@@ -42,6 +44,13 @@ def test_a_signed_url_reads_the_object_whole_and_by_range(stack):
     part = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=10)
     assert part.status_code == 206 and part.content == data[100:200]
     assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+    # HEAD with a URL signed for HEAD (the method is part of the canonical request).
+    creds = service_account.Credentials.from_service_account_file(str(local_signing_key(stack.state_dir)))
+    blob = storage.Client(project=stack.project).bucket(BUCKET).blob(name)
+    head_url = blob.generate_signed_url(version="v4", method="HEAD", expiration=60, credentials=creds,
+                                        api_access_endpoint=stack.url("storage"))
+    head = requests.head(head_url, timeout=10)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(data) and not head.content
 
 
 def test_unsigned_tampered_and_expired_urls_are_refused_with_gcs_errors(stack):

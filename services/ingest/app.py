@@ -30,6 +30,7 @@ from .body import read_body, split_upload
 from .clients import Authenticator
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
+from .playback import PLAY_PREFIX, register_playback_routes
 from .public_job import find_rendition, public_job
 from .ratelimit import RateLimiter
 from .uploads import accept_upload, grant_upload
@@ -53,8 +54,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.before_request
     def _authenticate():
-        if request.path in public_paths:
-            return
+        if request.path in public_paths or request.path.startswith(PLAY_PREFIX):
+            return  # the push endpoint checks its OIDC token; playback routes their playback token
         g.client = auth.authenticate(request.headers.get("Authorization"))
         bind_fields(client_id=g.client.client_id)
         rate.admit(g.client.client_id)
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # GCS finalize notifications: the big-upload path (it re-checks the owner, so it reads clients)
     register_push(app, rt, uploads, functools.partial(accept_finalized, clients=auth.clients))
     register_webhook_routes(app, rt, lambda: g.client.client_id)
+    register_playback_routes(app, rt, lambda job_id: _own_job(rt, job_id))
 
     return app
 

@@ -51,6 +51,8 @@ class BlobStore:
         self._signer: tuple[str, Any] | None = None  # (key file, credentials)
         self._signer_lock = threading.Lock()
         self._signed_gets: dict[tuple, tuple[float, str]] = {}
+        # Signatures made by this process (each one an IAM signBlob call on Cloud Run).
+        self.signatures = 0
 
     @property
     def client(self) -> storage.Client:
@@ -212,28 +214,40 @@ class BlobStore:
                 headers[f"x-goog-meta-{key}"] = value
         blob = self.client.bucket(bucket).blob(name)
         # generate_signed_url adds Host to the dict it is given: hand it a copy.
+        self.signatures += 1
         url = blob.generate_signed_url(version="v4", method="PUT", expiration=dt.timedelta(seconds=ttl_seconds),
                                        headers=dict(headers), **self._signing_kwargs(key_file))
         return url, headers
 
     def signed_get_url(self, bucket: str, name: str, generation: str | None, ttl_seconds: int,
-                       key_file: str = "") -> tuple[str, float]:
-        """A V4 signed GET URL of one object and when it expires (epoch seconds).
+                       key_file: str = "", endpoint: str = "") -> tuple[str, float]:
+        """A V4 signed GET URL of one object and when it expires (epoch seconds), on `endpoint`
+        (STORAGE_READ_ENDPOINT; empty = the client's).
 
         One URL is handed out again while more than half its life is left: a status poll does
         not cost a signBlob call per rendition."""
-        key = (bucket, name, generation, ttl_seconds)
+        key = (bucket, name, generation, ttl_seconds, endpoint)
         now = time.time()
         hit = self._signed_gets.get(key)
         if hit and hit[0] - now > ttl_seconds / 2:
             return hit[1], hit[0]
         blob = self.client.bucket(bucket).blob(name)
+        self.signatures += 1
         url = blob.generate_signed_url(version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds),
-                                       **self._signing_kwargs(key_file))
+                                       api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
         if len(self._signed_gets) > 50_000:
             self._signed_gets.clear()
         self._signed_gets[key] = (now + ttl_seconds, url)
         return url, now + ttl_seconds
+
+    def signed_get_url_until(self, bucket: str, name: str, expires_at: int, key_file: str = "",
+                             endpoint: str = "") -> str:
+        """A V4 signed GET URL of one object valid until `expires_at` (epoch seconds), uncached."""
+        blob = self.client.bucket(bucket).blob(name)
+        self.signatures += 1
+        return blob.generate_signed_url(version="v4", method="GET",
+                                        expiration=dt.datetime.fromtimestamp(expires_at, dt.UTC),
+                                        api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
 
     @retried("storage")
     def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict) -> str:

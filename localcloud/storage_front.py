@@ -166,15 +166,16 @@ def make_handler(verifier: Verifier, upstream: str) -> type[BaseHTTPRequestHandl
             except Refused as exc:
                 return self._answer(exc.status, exc.xml(), "application/xml; charset=UTF-8", body)
             generation = dict(urllib.parse.parse_qsl(query)).get("generation")
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
             try:
                 headers = {"Range": self.headers["Range"]} if self.headers.get("Range") else {}
                 conn.request(self.command, path + (f"?generation={generation}" if generation else ""), headers=headers)
                 resp = conn.getresponse()
                 self.send_response(resp.status)
                 for name in PASSED_HEADERS:
-                    if resp.getheader(name) is not None:
-                        self.send_header(name, resp.getheader(name))
+                    value = resp.getheader(name)
+                    if value is not None:
+                        self.send_header(name, value)
                 self._cors()
                 self.end_headers()
                 if body:

@@ -13,6 +13,7 @@ from ..media import precheck, sandbox
 from ..media.budget import Budget
 from ..pipeline import media_work
 from ..pipeline.handon import StageResult
+from ..pipeline.jobstate import Job
 from ..pipeline.push import register_segments, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -20,7 +21,7 @@ from .image import analyze_image
 from .video_stage import analyze_segment, handle_video, merge_segments
 
 
-def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
     if msg["kind"] == "video":
         return handle_video(rt, job, msg)
     s = rt.settings

@@ -9,13 +9,18 @@ analysis in order (services/analyze/segmented.py). The plan travels on in
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..media.budget import Budget
 from ..media.mediatypes import suffix_for
 from ..media.spans import plan_file
 from ..media.video import VideoFile, VideoLimits, downloaded
 from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, segment_messages
+from ..pipeline.jobstate import Job
 from ..pipeline.messages import ingested_message
+from ..pipeline.payloads import SegmentMessage
 from ..pipeline.runtime import Runtime
 from .segmented import analyze_span, merge
 
@@ -48,7 +53,7 @@ def _span(_raw: bytes, path: str, start_s: float, end_s: float, overlap_s: float
     return analyze_span(path, start_s, end_s, overlap_s, limits, budget)
 
 
-def handle_video(rt: Runtime, job: dict, msg: dict) -> StageResult:
+def handle_video(rt: Runtime, job: Job, msg: dict) -> StageResult:
     s = rt.settings
     src = msg["source"]
     plan = (job["stages"]["analyze"].get("segments") or {}).get("plan")  # a re-driven fan-out reuses its plan
@@ -67,7 +72,7 @@ def handle_video(rt: Runtime, job: dict, msg: dict) -> StageResult:
     return StageResult(fan_out=FanOut(messages, {"plan": plan}, merge_segments))
 
 
-def analyze_segment(rt: Runtime, job: dict, seg: dict) -> dict:
+def analyze_segment(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:
     """One span's analysis, in the bounded child, within the segment's budget."""
     s = rt.settings
     src = seg["source"]
@@ -79,12 +84,12 @@ def analyze_segment(rt: Runtime, job: dict, seg: dict) -> dict:
                                   seg["params"]["overlap_s"], _limits(s), budget)
 
 
-def merge_segments(rt: Runtime, job: dict, results: list[dict]) -> StageResult:
+def merge_segments(rt: Runtime, job: Job, results: list[dict]) -> StageResult:
     """The fan-in: every segment's result, in order, into the video's analysis."""
     return merged(ingested_message(job), job["stages"]["analyze"]["segments"]["plan"], results)
 
 
-def merged(msg: dict, plan: dict, results: list[dict]) -> StageResult:
+def merged(msg: Mapping[str, Any], plan: dict, results: list[dict]) -> StageResult:
     analysis = merge(plan["facts"], results)
     analysis["segments"] = [dict(s) for s in plan["segments"]]
     payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": msg["source"], "analysis": analysis}

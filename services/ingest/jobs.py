@@ -9,6 +9,7 @@ from google.api_core import exceptions as gexc
 
 from ..media.mediatypes import MediaType
 from ..pipeline.blobs import StoredObject
+from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import firestore_of, utcnow
 from ..pipeline.messages import ingested_message
 from ..pipeline.retrying import retried
@@ -59,7 +60,7 @@ def source_of(stored: StoredObject, media: MediaType, size: int, sha256: str | N
 
 
 def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key: str | None,
-             owner: str | None = None) -> tuple[dict, bool]:
+             owner: str | None = None) -> tuple[Job, bool]:
     """Create the job (if absent) and hand it to analyze; return (job, created).
 
     A job still `received` is (re)published: that heals a crash between creating the job and
@@ -72,10 +73,10 @@ def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key:
 
 
 def create_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key: str | None,
-               owner: str | None) -> tuple[dict, bool]:
+               owner: str | None) -> tuple[Job, bool]:
     """The job document (if absent), not yet handed on; returns (job, created)."""
     return rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key, "owner": owner})
 
 
-def publish_ingested(rt: Runtime, job: dict) -> None:
+def publish_ingested(rt: Runtime, job: Job) -> None:
     rt.bus.publish("media-ingested", ingested_message(job), job_id=job["job_id"])

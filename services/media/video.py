@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -45,7 +46,7 @@ VFR_TOLERANCE = 0.02  # frame intervals differing by more than 2 % from one anot
 
 
 @contextmanager
-def downloaded(blobs, source: dict, suffix: str = "") -> Iterator[str]:
+def downloaded(blobs, source: Mapping[str, Any], suffix: str = "") -> Iterator[str]:
     """The GCS original streamed to a temporary file (FFmpeg reads it from there, never a second copy in memory)."""
     with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
         blobs.download_to(source["bucket"], source["name"], source["generation"], tmp)

@@ -6,7 +6,9 @@ always handed its work on.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
@@ -18,7 +20,7 @@ from .retrying import RETRYABLE, maybe_fail
 from .topology import Topology
 
 
-def encode(payload: dict) -> bytes:
+def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -39,7 +41,7 @@ class Bus:
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"
 
-    def publish(self, topic: str, payload: dict, *, job_id: str, attributes: dict | None = None) -> str:
+    def publish(self, topic: str, payload: Mapping[str, Any], *, job_id: str, attributes: dict | None = None) -> str:
         """Validate `payload` against the topic's schema and publish it; return the message id."""
         schema = self.topology.schema_of_topic(topic)
         schemas.validate(self.schemas_dir, schema, payload)

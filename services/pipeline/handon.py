@@ -28,8 +28,9 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..common.errors import Cancelled
 from ..common.logs import log
@@ -37,7 +38,9 @@ from ..media import budget
 from . import jobstate
 from .bus import encode
 from .events import build_event
+from .jobstate import FinalStatus, HandOff, Job, SegmentsDone, Skip, Updates
 from .jobstore import utcnow
+from .payloads import Handoff, SegmentMessage
 from .retrying import maybe_fail, retries_so_far
 from .runtime import Runtime
 
@@ -54,9 +57,9 @@ RESULT_TYPE = "application/json"
 class StageResult:
     """What a handler hands back: the next message(s) and the fields to store on the job."""
 
-    publish: list[tuple[str, dict]] = field(default_factory=list)
-    job_fields: dict = field(default_factory=dict)
-    final: str | None = None  # "completed" for the last stage
+    publish: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    job_fields: Updates = field(default_factory=dict)
+    final: FinalStatus | None = None  # "completed" for the last stage
     # A long video: the stage's work split into segments (services/pipeline/handon.py); the
     # stage stays running until the delivery that finishes the last segment fans in.
     fan_out: FanOut | None = None
@@ -64,14 +67,15 @@ class StageResult:
 
 @dataclass
 class FanOut:
-    messages: list[dict]  # one video-segment message per segment
-    plan: dict  # kept on the job beside the finished set (a re-driven stage reuses it)
-    merge: Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in order) -> the stage's result
+    messages: list[SegmentMessage]  # one video-segment message per segment
+    plan: dict[str, Any]  # kept on the job beside the finished set (a re-driven stage reuses it)
+    merge: Merge  # (runtime, job, results in order) -> the stage's result
 
 
-SegmentWork = Callable[[Runtime, dict, dict], dict]  # (runtime, job, segment message) -> result (JSON-able)
+# (runtime, job, segment message) -> result (JSON-able)
+SegmentWork = Callable[[Runtime, Job, SegmentMessage], dict[str, Any]]
 
-Merge = Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in index order)
+Merge = Callable[[Runtime, Job, list[dict[str, Any]]], StageResult]  # (runtime, job, results in index order)
 
 
 
@@ -84,14 +88,14 @@ def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> N
     if result.fan_out:
         fan_out(runtime, stage, job_id, result.fan_out)
         return
-    handoff = None
+    handoff: Handoff | None = None
     if result.publish:
         topic, payload = result.publish[-1]
         handoff = {"topic": topic, "payload": payload}  # what the sweep republishes to re-drive
-    if not runtime.jobs.hand_off(job_id, stage, fields, handoff):
-        job = runtime.jobs.get(job_id)
-        if job is None or job["status"] in jobstate.FINAL:
-            raise Cancelled(f"job ended while {stage} was running; nothing published")
+    handed = runtime.jobs.hand_off(job_id, stage, fields, handoff)
+    if handed is HandOff.ENDED:
+        raise Cancelled(f"job ended while {stage} was running; nothing published")
+    if handed is HandOff.DUPLICATE:
         log(logger, logging.INFO, f"{stage}: another delivery handed off first; this duplicate publishes nothing")
         return
     for topic, payload in result.publish:
@@ -100,7 +104,7 @@ def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> N
 
 
 
-def publish_final_event(runtime: Runtime, job_id: str, outcome: str, fields: dict) -> bool:
+def publish_final_event(runtime: Runtime, job_id: str, outcome: FinalStatus, fields: Updates) -> bool:
     """Finalise the job and publish its one public event (see jobstate.claim_final).
     False when the event was already out (or the job does not exist)."""
     job = runtime.jobs.claim_final(job_id, outcome, fields)
@@ -125,7 +129,8 @@ def result_name(job_id: str, stage: str, index: int) -> str:
 
 
 
-def segment_messages(msg: dict, stage: str, spans: list[dict], params: list[dict]) -> list[dict]:
+def segment_messages(msg: Mapping[str, Any], stage: str, spans: list[dict[str, Any]],
+                     params: list[dict[str, Any]]) -> list[SegmentMessage]:
     """One video-segment message per span of the stage input `msg` (params: per segment)."""
     count = len(spans)
     return [{"job_id": msg["job_id"], "stage": stage, "kind": msg["kind"], "source": msg["source"], "index": i,
@@ -153,12 +158,12 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
 
 
 
-def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dict) -> None:
+def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: SegmentMessage) -> None:
     job_id, index, count = data["job_id"], data["index"], data["count"]
     start = rt.jobs.begin_segment(job_id, stage, index, count)
-    if not start.proceed:
-        if start.outcome == "final":
-            publish_final_event(rt, job_id, start.job["status"], {})  # heals an event lost to a crash
+    if not start.proceed or start.job is None:
+        if start.outcome is Skip.FINAL and (status := jobstate.ended(start.job)):
+            publish_final_event(rt, job_id, status, {})  # heals an event lost to a crash
         log(logger, logging.INFO, f"{stage}: segment {index} acknowledged without work ({start.reason})")
         return
     maybe_fail(f"segment.{stage}")
@@ -169,8 +174,8 @@ def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, d
             ensure_job_active()
             rt.blobs.put_if_absent(bucket, name, encode(result), RESULT_TYPE)
     outcome = rt.jobs.segment_done(job_id, stage, index)
-    log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome})")
-    if outcome == "complete":
+    log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome.value})")
+    if outcome is SegmentsDone.COMPLETE:
         _fan_in(rt, stage, job_id, count, merge)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -15,7 +17,8 @@ from google.cloud import firestore
 from ..common.errors import TransientError
 from . import jobstate
 from .docstore import FirestoreCollection
-from .jobstate import StageStart
+from .jobstate import FinalStatus, HandOff, Job, SegmentsDone, StageStart, Updates
+from .payloads import Handoff
 from .retrying import retried
 
 CAS_ATTEMPTS = 20
@@ -34,7 +37,7 @@ class JobStoreBase:
         self.ttl = dt.timedelta(days=ttl_days)
 
     # --- the backend -------------------------------------------------------------------
-    def _read(self, job_id: str) -> tuple[dict | None, object]:
+    def _read(self, job_id: str) -> tuple[Job | None, object]:
         """(document or None, version token for _write_if)."""
         raise NotImplementedError
 
@@ -45,11 +48,11 @@ class JobStoreBase:
     def _write(self, job_id: str, updates: dict) -> None:
         raise NotImplementedError
 
-    def _create(self, job_id: str, doc: dict) -> bool:
+    def _create(self, job_id: str, doc: Job) -> bool:
         """Create if absent; False when it exists."""
         raise NotImplementedError
 
-    def find_stuck(self, statuses, cutoff: dt.datetime, limit: int = 500) -> list[dict]:
+    def find_stuck(self, statuses: Iterable[str], cutoff: dt.datetime, limit: int = 500) -> list[Job]:
         """Jobs in `statuses` with no progress since `cutoff`, oldest first."""
         raise NotImplementedError
 
@@ -72,11 +75,11 @@ class JobStoreBase:
         raise TransientError(f"job {job_id}: still contended after {CAS_ATTEMPTS} compare-and-set attempts")
 
     @retried("firestore")
-    def get(self, job_id: str) -> dict | None:
+    def get(self, job_id: str) -> Job | None:
         return self._read(job_id)[0]
 
     @retried("firestore")
-    def create(self, job_id: str, fields: dict) -> tuple[dict, bool]:
+    def create(self, job_id: str, fields: dict[str, Any]) -> tuple[Job, bool]:
         """Create the job if absent; return (document, created)."""
         doc = jobstate.new_job(job_id, fields, utcnow(), self.ttl)
         if self._create(job_id, doc):
@@ -88,7 +91,7 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.begin_stage(job, stage, utcnow()))
 
     @retried("firestore")
-    def hand_off(self, job_id: str, stage: str, fields: dict, handoff: dict | None) -> bool:
+    def hand_off(self, job_id: str, stage: str, fields: Updates, handoff: Handoff | None) -> HandOff:
         return self._decide(job_id, lambda job: jobstate.hand_off(job, stage, fields, handoff, utcnow()))
 
     @retried("firestore")
@@ -100,7 +103,7 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.begin_segment(job, stage, index, count, utcnow()))
 
     @retried("firestore")
-    def segment_done(self, job_id: str, stage: str, index: int) -> str:
+    def segment_done(self, job_id: str, stage: str, index: int) -> SegmentsDone:
         return self._decide(job_id, lambda job: jobstate.segment_done(job, stage, index, utcnow()))
 
     @retried("firestore")
@@ -122,7 +125,7 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.park(job, stage, reason, utcnow()))
 
     @retried("firestore")
-    def claim_final(self, job_id: str, outcome: str, fields: dict) -> dict | None:
+    def claim_final(self, job_id: str, outcome: FinalStatus, fields: Updates) -> Job | None:
         """See jobstate.claim_final; a fresh claim by another delivery is a transient error."""
         try:
             return self._decide(job_id, lambda job: jobstate.claim_final(job, outcome, fields, utcnow()))
@@ -165,7 +168,7 @@ class JobStore(JobStoreBase, FirestoreCollection):
     def _write(self, job_id: str, updates: dict) -> None:
         self._ref(job_id).update(_firestore(updates))
 
-    def _create(self, job_id: str, doc: dict) -> bool:
+    def _create(self, job_id: str, doc: Job) -> bool:
         try:
             self._ref(job_id).create(doc)
             return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Flask, Response, request
 
@@ -19,7 +20,9 @@ from . import jobstate
 from .bus import encode
 from .envelope import PushMessage, parse_push
 from .handon import SEGMENTS_PATH, Merge, SegmentWork, StageResult, hand_on, publish_final_event, running, segment_delivery
+from .jobstate import Job, Skip
 from .jobstore import utcnow
+from .payloads import SegmentMessage
 from .retrying import RETRYABLE, maybe_fail, reset_retries
 from .runtime import Runtime
 from .schemas import validate
@@ -28,7 +31,7 @@ from .web import problem_response
 
 logger = logging.getLogger("mediarelay.push")
 
-Handler = Callable[[Runtime, dict, dict], StageResult]  # (runtime, job, message data)
+Handler = Callable[[Runtime, Job, dict[str, Any]], StageResult]  # (runtime, job, message data)
 
 
 def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -> None:
@@ -97,7 +100,9 @@ def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, me
 
     def run(msg: PushMessage) -> Response:
         bind_fields(segment=msg.data["index"])
-        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, msg.data))
+        # The schema was checked at the door (register_job_push): the data is a video-segment message.
+        segment = cast(SegmentMessage, msg.data)
+        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, segment))
 
     register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
 
@@ -129,7 +134,7 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
 
     def body() -> None:
         start = runtime.jobs.begin_stage(job_id, stage)
-        if not start.proceed:
+        if not start.proceed or start.job is None:
             _without_work(runtime, sub, msg, start)
             return
         maybe_fail(f"stage.{stage}")
@@ -168,14 +173,14 @@ def run_classified(runtime: Runtime, sub: PushSubscription, msg: PushMessage, bo
 
 def _without_work(runtime: Runtime, sub: PushSubscription, msg: PushMessage, start: jobstate.StageStart) -> None:
     stage, job_id = sub.service, msg.data["job_id"]
-    if start.outcome in ("unknown-job", "out-of-order"):
-        code = start.outcome
+    if start.outcome in (Skip.UNKNOWN_JOB, Skip.OUT_OF_ORDER):
+        code = str(start.outcome)
         dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage(start.reason, code=code), job_id)
-    elif start.outcome == "final":
-        publish_final_event(runtime, job_id, start.job["status"], {})  # heals an event lost to a crash
-    elif start.outcome == "handed-off":
-        handoff = start.job.get("handoff") or {}
-        if handoff.get("topic") in runtime.topology.services[stage]["publishes"]:
+    elif start.outcome is Skip.FINAL and (status := jobstate.ended(start.job)):
+        publish_final_event(runtime, job_id, status, {})  # heals an event lost to a crash
+    elif start.outcome is Skip.HANDED_OFF and start.job is not None:
+        handoff = start.job.get("handoff")
+        if handoff is not None and handoff["topic"] in runtime.topology.services[stage]["publishes"]:
             runtime.bus.publish(handoff["topic"], handoff["payload"], job_id=job_id)
         runtime.jobs.finish_stage(job_id, stage)
     log(logger, logging.INFO, f"{stage}: acknowledged without work ({start.reason})")

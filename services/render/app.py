@@ -18,6 +18,7 @@ from ..media import precheck, sandbox
 from ..media.mediatypes import suffix_for
 from ..pipeline import media_work
 from ..pipeline.handon import StageResult
+from ..pipeline.jobstate import Job
 from ..pipeline.push import register_segments, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -32,7 +33,7 @@ logger = logging.getLogger("mediarelay.render")
 
 
 def make_handler(opts: RenderOptions):
-    def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+    def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
         if msg["kind"] == "video":
             return handle_video(rt, opts, job, msg)
         return render_image_job(rt, opts, msg)

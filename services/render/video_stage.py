@@ -19,6 +19,8 @@ from ..media.spans import Span
 from ..media.video import downloaded
 from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages
+from ..pipeline.jobstate import Job
+from ..pipeline.payloads import SegmentMessage
 from ..pipeline.runtime import Runtime
 from . import hls
 from .image import Rendition
@@ -60,7 +62,7 @@ def board_of(opts: RenderOptions, analysis: dict):
                           opts.storyboard_max_tiles)
 
 
-def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> StageResult:
+def handle_video(rt: Runtime, opts: RenderOptions, job: Job, msg: dict) -> StageResult:
     analysis = msg["analysis"] = on_the_clock(msg["analysis"])
     spans = spans_of(analysis)
     rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
@@ -79,14 +81,14 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> Stag
 
 
 def make_work(opts: RenderOptions):
-    def work(rt: Runtime, job: dict, seg: dict) -> dict:
+    def work(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:
         return render_segment(rt, opts, seg, media_work.segment_limits(rt, "render"))
 
     return work
 
 
 def make_merge(opts: RenderOptions):
-    def merge(rt: Runtime, job: dict, results: list[dict]) -> StageResult:
+    def merge(rt: Runtime, job: Job, results: list[dict]) -> StageResult:
         return merged(rt, opts, job, on_the_clock(job["analysis"]), results, media_work.segment_limits(rt, "render"))
 
     return merge
@@ -102,7 +104,7 @@ def _span_work(_raw: bytes, path: str, seg: dict, opts: RenderOptions, out_dir: 
     return {"ladder": ladder, "pictures": pictures}
 
 
-def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits, keep_in: str | None = None) -> dict:
+def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits, keep_in: str | None = None) -> dict:
     """One span rendered in the bounded child and stored; returns its JSON-able result. With
     `keep_in`, the media segments are written there and left for the caller (the inline fan-in)."""
     job_id, index, src = seg["job_id"], seg["index"], seg["source"]
@@ -142,7 +144,7 @@ def _adopt(rt: Runtime, ref: dict) -> dict:
     return {k: v for k, v in ref.items() if k != "final_name"} | stored
 
 
-def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results: list[dict], limits,
+def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: list[dict], limits,
            local_dir: str | None = None) -> StageResult:
     """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3.
     `local_dir`: where the media segments still are (one segment, in this push), else from GCS."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..common.errors import HTTPProblem
-from ..pipeline.jobstate import STAGES
+from ..pipeline.jobstate import STAGES, Job
 from ..pipeline.jobstore import to_json
 from ..pipeline.runtime import Runtime
 
@@ -54,7 +54,7 @@ def _stage(record: dict) -> dict:
     return out
 
 
-def public_job(rt: Runtime, job: dict, with_urls: bool = True) -> dict:
+def public_job(rt: Runtime, job: Job, with_urls: bool = True) -> dict:
     doc = to_json(job)
     src = doc.get("source") or {}
     status = doc["status"]
@@ -88,7 +88,7 @@ def public_job(rt: Runtime, job: dict, with_urls: bool = True) -> dict:
     return out
 
 
-def stored_files(job: dict) -> list[dict]:
+def stored_files(job: Job) -> list[dict]:
     """Every file the job document names (renditions, storyboard, the video's playlists and MP4)."""
     refs = list(job.get("renditions") or [])
     board = job.get("storyboard") or {}
@@ -111,7 +111,7 @@ def _public_video(rt: Runtime, video: dict) -> dict:
     return out
 
 
-def find_rendition(rt: Runtime, job: dict, name: str) -> str:
+def find_rendition(rt: Runtime, job: Job, name: str) -> str:
     """A fresh URL of the job's rendition `name`, or a 404."""
     for ref in stored_files(job):
         if rendition_name(ref["uri"]) == name:

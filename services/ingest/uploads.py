@@ -9,6 +9,7 @@ from ..common.errors import HTTPProblem, OverLimit, UnsupportedMedia
 from ..common.logs import bind_fields, log
 from ..media import precheck
 from ..media.mediatypes import ALLOWED, AUDIO_ONLY, audio_only, sniff
+from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import to_json, utcnow
 from ..pipeline.runtime import Runtime
 from . import grants, quotas
@@ -27,7 +28,7 @@ def unsupported(detail: str) -> HTTPProblem:
 
 
 def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None,
-                  key: str | None) -> tuple[dict, bool]:
+                  key: str | None) -> tuple[Job, bool]:
     """Store the original and open its job, or find the job these bytes (or this
     Idempotency-Key) already made for this client. Returns (job, replayed)."""
     if not data:

@@ -226,7 +226,8 @@ def ensure_job_active() -> None:
     running.checked_at = time.monotonic()
     job = running.runtime.jobs.get(running.job_id)
     if job is not None and job["status"] in jobstate.FINAL:
-        reason = (job.get("error") or {}).get("reason") or f"job {job['status']}"
+        error = job.get("error")
+        reason = (error["reason"] if error else "") or f"job {job['status']}"
         raise Cancelled(f"job ended while {running.stage} was running ({reason}); nothing more written")
 
 

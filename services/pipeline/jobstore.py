@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -22,6 +22,7 @@ from .payloads import Handoff
 from .retrying import retried
 
 CAS_ATTEMPTS = 20
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -33,7 +34,7 @@ class Conflict(Exception):
 
 
 class JobStoreBase:
-    def __init__(self, ttl_days: int = 30):
+    def __init__(self, ttl_days: int = 30) -> None:
         self.ttl = dt.timedelta(days=ttl_days)
 
     # --- the backend -------------------------------------------------------------------
@@ -41,11 +42,11 @@ class JobStoreBase:
         """(document or None, version token for _write_if)."""
         raise NotImplementedError
 
-    def _write_if(self, job_id: str, updates: dict, version: object) -> None:
+    def _write_if(self, job_id: str, updates: Updates, version: object) -> None:
         """Apply dotted-path `updates` if the document is still at `version`, else Conflict."""
         raise NotImplementedError
 
-    def _write(self, job_id: str, updates: dict) -> None:
+    def _write(self, job_id: str, updates: Updates) -> None:
         raise NotImplementedError
 
     def _create(self, job_id: str, doc: Job) -> bool:
@@ -57,7 +58,7 @@ class JobStoreBase:
         raise NotImplementedError
 
     # --- operations ----------------------------------------------------------------------
-    def _decide(self, job_id: str, decision):
+    def _decide(self, job_id: str, decision: Callable[[Job | None], tuple[T, Updates | None]]) -> T:
         """Read, decide, write only if unchanged (else again). Optimistic rather than a
         read-write transaction: two deliveries of one message racing on one job would hold
         each other's locks (the emulator makes the loser wait seconds); here the loser
@@ -95,7 +96,7 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.hand_off(job, stage, fields, handoff, utcnow()))
 
     @retried("firestore")
-    def fan_out(self, job_id: str, stage: str, count: int, plan: dict) -> list[int] | None:
+    def fan_out(self, job_id: str, stage: str, count: int, plan: dict[str, Any]) -> list[int] | None:
         return self._decide(job_id, lambda job: jobstate.fan_out(job, stage, count, plan, utcnow()))
 
     @retried("firestore")
@@ -115,7 +116,7 @@ class JobStoreBase:
         self._write(job_id, jobstate.transient_error(stage, reason, utcnow()))
 
     @retried("firestore")
-    def record(self, job_id: str, fields: dict) -> None:
+    def record(self, job_id: str, fields: Updates) -> None:
         """Facts about the job that decide nothing (a stage that stopped, webhook attempts): a
         plain write of their own fields, also on a final job."""
         self._write(job_id, fields)
@@ -151,21 +152,21 @@ class JobStore(JobStoreBase, FirestoreCollection):
 
     collection = "jobs"
 
-    def __init__(self, project: str, ttl_days: int = 30):
+    def __init__(self, project: str, ttl_days: int = 30) -> None:
         JobStoreBase.__init__(self, ttl_days)
         FirestoreCollection.__init__(self, project)
 
-    def _read(self, job_id: str):
+    def _read(self, job_id: str) -> tuple[Job | None, object]:
         snap = self._ref(job_id).get()
-        return (snap.to_dict() if snap.exists else None), snap.update_time
+        return (cast(Job, snap.to_dict()) if snap.exists else None), snap.update_time
 
-    def _write_if(self, job_id: str, updates: dict, version) -> None:
+    def _write_if(self, job_id: str, updates: Updates, version: object) -> None:
         try:
             self._ref(job_id).update(_firestore(updates), option=self.client.write_option(last_update_time=version))
         except gexc.FailedPrecondition:
             raise Conflict() from None
 
-    def _write(self, job_id: str, updates: dict) -> None:
+    def _write(self, job_id: str, updates: Updates) -> None:
         self._ref(job_id).update(_firestore(updates))
 
     def _create(self, job_id: str, doc: Job) -> bool:
@@ -176,18 +177,18 @@ class JobStore(JobStoreBase, FirestoreCollection):
             return False
 
     @retried("firestore")
-    def find_stuck(self, statuses, cutoff, limit: int = 500) -> list[dict]:
+    def find_stuck(self, statuses: Iterable[str], cutoff: dt.datetime, limit: int = 500) -> list[Job]:
         """One equality + one range filter per status: served by the composite index
         (status ASC, updated_at ASC), never a collection scan."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        found: list[dict] = []
+        found: list[Job] = []
         for status in statuses:
             query = (self.client.collection(self.collection)
                      .where(filter=FieldFilter("status", "==", status))
                      .where(filter=FieldFilter("updated_at", "<", cutoff))
                      .order_by("updated_at").limit(limit - len(found)))
-            found.extend(snap.to_dict() for snap in query.stream())
+            found.extend(cast(Job, snap.to_dict()) for snap in query.stream())
             if len(found) >= limit:
                 break
         return found
@@ -201,14 +202,14 @@ def firestore_of(jobs: JobStoreBase) -> firestore.Client:
     return jobs.client
 
 
-def _firestore(updates: dict) -> dict:
+def _firestore(updates: Updates) -> Updates:
     return {k: (firestore.DELETE_FIELD if v is jobstate.DELETE else v) for k, v in updates.items()}
 
 
-def to_json(job: dict) -> dict:
+def to_json(job: Mapping[str, Any]) -> dict[str, Any]:
     """Firestore types (timestamps) to JSON-friendly values, for the status API and events."""
 
-    def conv(v):
+    def conv(v: Any) -> Any:
         if isinstance(v, dt.datetime):
             return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         if isinstance(v, dict):
@@ -217,4 +218,4 @@ def to_json(job: dict) -> dict:
             return [conv(x) for x in v]
         return v
 
-    return conv(job)
+    return {k: conv(v) for k, v in job.items()}

@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..common.errors import CorruptMedia
 from ..media.admission import Admission
 from ..media.sandbox import ChildCrashed, ChildLimits, Running, run
 from .handon import SEGMENTS_PATH
+from .jobstore import JobStoreBase
 from .runtime import Runtime
 
 logger = logging.getLogger("mediarelay.media_work")
+T = TypeVar("T")
 
 
-def run_for_job(jobs, job_id: str, stage: str, crash_attempts: int, fn: Callable, raw: bytes, *args, limits: ChildLimits,
-                on_start: Callable[[Running], None] | None = None):
+def run_for_job(jobs: JobStoreBase, job_id: str, stage: str, crash_attempts: int, fn: Callable[..., T], raw: bytes,
+                *args: Any, limits: ChildLimits, on_start: Callable[[Running], None] | None = None) -> T:
     """`run`, with crashes counted on the job (JobStore.record_crash): the same input crashing
     the decoder `crash_attempts` times is `corrupt-media`; before that, a retry (503)."""
     try:
-        return run(fn, raw, *args, limits=limits, on_start=on_start)
+        result: T = run(fn, raw, *args, limits=limits, on_start=on_start)  # what fn returned in the child
+        return result
     except ChildCrashed as exc:
         crashes = jobs.record_crash(job_id, stage, exc.reason)
         logger.warning("%s: media child crashed (%s), %d of %d", stage, exc.signal_name, crashes, crash_attempts)
@@ -47,7 +51,8 @@ def segment_limits(rt: Runtime, stage: str) -> ChildLimits:
     return ChildLimits.for_stage(rt.settings, ack, f"one {stage} segment")
 
 
-def media_work(rt: Runtime, stage: str, job_id: str, limits: ChildLimits, need_bytes: int, fn: Callable, raw: bytes, *args):
+def media_work(rt: Runtime, stage: str, job_id: str, limits: ChildLimits, need_bytes: int, fn: Callable[..., T], raw: bytes,
+               *args: Any) -> T:
     """What a stage calls: admission for `need_bytes` on this instance, then fn(raw, *args)
     in a bounded child, crashes counted on the job."""
     s = rt.settings

@@ -21,6 +21,7 @@ from ..common.errors import PermanentError, TransientError
 from ..common.logs import log
 from ..pipeline.bus import encode
 from ..pipeline.envelope import PushMessage
+from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import utcnow
 from ..pipeline.runtime import Runtime
 from ..pipeline.topology import PushSubscription
@@ -32,9 +33,9 @@ logger = logging.getLogger("mediarelay.webhooks")
 TOPIC = "webhook-deliveries"
 
 
-def owner_of(job: dict | None) -> str | None:
+def owner_of(job: Job | None) -> str | None:
     """The client a job belongs to (its webhooks receive its events)."""
-    return (job or {}).get("owner")
+    return job.get("owner") if job is not None else None
 
 
 def fan_out(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: EndpointStore) -> None:
@@ -60,8 +61,8 @@ def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
     if endpoint is None or endpoint.get("disabled"):
         log(logger, logging.INFO, "webhook not sent: endpoint removed or disabled", endpoint_id=endpoint_id)
         return
-    job = rt.jobs.get(job_id) or {}
-    record = (job.get("webhooks") or {}).get(endpoint_id) or {}
+    job = rt.jobs.get(job_id)
+    record = ((job.get("webhooks") if job is not None else None) or {}).get(endpoint_id) or {}
     if record.get("delivered_at"):
         return  # a duplicate delivery message: this endpoint has the event already
     s = rt.settings

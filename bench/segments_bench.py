@@ -293,7 +293,7 @@ def pubsub_hop(samples: int = 20) -> dict:
     arrived = threading.Condition()
 
     class Push(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
+        def do_POST(self):  # http.server's name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with arrived:
                 got[body["message"]["attributes"]["n"]] = time.perf_counter()

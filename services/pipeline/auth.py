@@ -125,7 +125,7 @@ class TokenVerifier:
         """The verified claims of `token`; raise a 401 HTTPProblem when it is not good."""
         try:
             header = _decode_header(token)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever google.auth raises on a malformed token means the same: not a JWT
             raise unauthorized("bearer token is not a JWT") from None
         kid = header.get("kid")
         certs = self.certs.get()

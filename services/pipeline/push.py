@@ -196,7 +196,7 @@ def _retry_later(runtime: Runtime, sub: PushSubscription, msg: PushMessage, job_
             runtime.jobs.mark_dead_lettered(job_id, stage, f"gave up after {msg.delivery_attempt} delivery attempts: {reason}")
         else:
             runtime.jobs.record_transient_error(job_id, stage, reason)
-    except Exception:  # the store may be what is failing; the 503 stands either way (the sweep bounds the job)
+    except Exception:  # noqa: BLE001 - the store may be what is failing; the 503 stands either way (the sweep bounds the job)
         logger.warning("could not record the failure on job %s", job_id)
     log(logger, logging.WARNING, f"{stage}: transient failure, Pub/Sub will {'dead-letter' if last else 'redeliver'}: {reason}")
     return problem_response(503, "Transient failure", reason, retry=True)

@@ -478,6 +478,11 @@ def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float,
             for o in outs:
                 o.close_file()
         del graph
+    return {"rungs": _rungs_written(outs, starts, end_s, rate, with_audio), "audio": with_audio, "hdr": plan.done}
+
+
+def _rungs_written(outs: list[_RungOutput], starts: list[float], end_s: float, rate: Fraction, with_audio: bool) -> dict:
+    """What each rung's encoder wrote: its media segments, timed by the frames that opened them."""
     for o in outs:  # every forced IDR opened its segment: a mismatch is a bug of ours, not the file's
         assert len(o.files) == len(starts), (o.rung.name, len(o.files), len(starts))
     result = {}
@@ -490,7 +495,7 @@ def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float,
         result[o.rung.name] = {"width": o.rung.width, "height": o.rung.height,
                                "codecs": f"{o.codecs},mp4a.40.2" if with_audio else o.codecs,
                                "frame_rate": round(float(rate), 3), "segments": segs}
-    return {"rungs": result, "audio": with_audio, "hdr": plan.done}
+    return result
 
 
 class _RungWorker:

@@ -149,7 +149,7 @@ def child_overhead(reps: int = 5) -> dict:
     inproc, child, noop = [], [], []
     for _ in range(reps):
         t = time.perf_counter()
-        render_media(raw, "image", ".jpg", analysis, opts, Budget.unlimited())
+        render_media(raw, kind="image", suffix=".jpg", analysis=analysis, opts=opts, budget=Budget.unlimited())
         inproc.append(time.perf_counter() - t)
         t = time.perf_counter()
         sandbox.run(render_media, raw, "image", ".jpg", analysis, opts, Budget.unlimited(), limits=limits)

@@ -117,7 +117,7 @@ def _worker(spec: dict) -> dict:
 
         for i, a, b in spec["spans"]:
             c, w = _cpu_self(), time.perf_counter()
-            res = analyze_span(spec["path"], a, b, spec["overlap_s"], VideoLimits(), Budget.unlimited())
+            res = analyze_span(spec["path"], a, b, spec["overlap_s"], VideoLimits(), budget=Budget.unlimited())
             out.append({"index": i, "start_s": a, "end_s": b, "cpu": _cpu_self() - c, "wall": time.perf_counter() - w,
                         "decoded_s": res["decoded_to_s"] - res["decoded_from_s"], "result": res})
     elif spec["task"] == "one-segment":
@@ -151,7 +151,7 @@ def _one_segment(spec: dict) -> dict:
     (segments, facts, (w, h)), costs["plan from the packet index"], _ = _timed(plan)
     [seg] = segments
     span, costs["analysis (analyze_span)"], _ = _timed(
-        lambda: segmented.analyze_span(path, seg.start_s, seg.end_s, 0.0, limits, budget))
+        lambda: segmented.analyze_span(path, seg.start_s, seg.end_s, 0.0, limits, budget=budget))
     with tempfile.TemporaryDirectory() as tmp:
         rendered, costs["render (encode_span)"], _ = _timed(
             lambda: ladder.encode_span(path, seg.start_s, seg.end_s, rungs, spec["hls_s"], tmp, limits, budget, audio=True))

@@ -10,6 +10,7 @@ analysis in order (services/analyze/segmented.py). The plan travels on in
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from ..media.budget import Budget
@@ -29,7 +30,7 @@ def _limits(s) -> VideoLimits:
     return VideoLimits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels)
 
 
-def plan_video(_raw: bytes, path: str, suffix: str, limits: VideoLimits, target_s: float, max_segments: int,
+def plan_video(_raw: bytes, *, path: str, suffix: str, limits: VideoLimits, target_s: float, max_segments: int,
                overlap_s: float, budget: Budget, truncation_tolerance_s: float) -> dict:
     """In the child: header limits, the container's facts and the segment plan; a one-segment
     video is analysed right here too (one download, one child, no fan-out). Every video job
@@ -45,12 +46,13 @@ def plan_video(_raw: bytes, path: str, suffix: str, limits: VideoLimits, target_
     facts.update(format=suffix.lstrip("."), width=width, height=height)
     plan = {"facts": facts, "segments": [s.as_dict() for s in spans]}
     if len(spans) == 1:
-        plan["result"] = analyze_span(path, spans[0].start_s, spans[0].end_s, overlap_s, limits, budget)
+        plan["result"] = analyze_span(path, spans[0].start_s, spans[0].end_s, overlap_s, limits, budget=budget)
     return plan
 
 
-def _span(_raw: bytes, path: str, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits, budget: Budget) -> dict:
-    return analyze_span(path, start_s, end_s, overlap_s, limits, budget)
+def _span(_raw: bytes, *, path: str, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits,
+          budget: Budget) -> dict:
+    return analyze_span(path, start_s, end_s, overlap_s, limits, budget=budget)
 
 
 def handle_video(rt: Runtime, job: Job, msg: dict) -> StageResult:
@@ -62,9 +64,10 @@ def handle_video(rt: Runtime, job: Job, msg: dict) -> StageResult:
         budget = Budget(s.stage_time_budget_seconds).sooner(limits.budget("analysis"))
         suffix = suffix_for(src["content_type"])
         with downloaded(rt.blobs, src, suffix) as path:
-            plan = media_work.media_work(rt, "analyze", msg["job_id"], limits, 0, plan_video, b"", path, suffix, _limits(s),
-                                      s.video_segment_seconds, s.video_max_segments, s.video_segment_overlap_seconds,
-                                      budget, s.video_truncation_tolerance_seconds)
+            work = partial(plan_video, path=path, suffix=suffix, limits=_limits(s), target_s=s.video_segment_seconds,
+                           max_segments=s.video_max_segments, overlap_s=s.video_segment_overlap_seconds, budget=budget,
+                           truncation_tolerance_s=s.video_truncation_tolerance_seconds)
+            plan = media_work.media_work(rt, "analyze", msg["job_id"], work, limits=limits)
         if "result" in plan:
             return merged(msg, plan, [plan.pop("result")])
     spans = plan["segments"]
@@ -80,8 +83,9 @@ def analyze_segment(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:
     budget = Budget(s.video_segment_time_budget_seconds, "VIDEO_SEGMENT_TIME_BUDGET_SECONDS").sooner(
         limits.budget("analysis"))
     with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path:
-        return media_work.media_work(rt, "analyze", seg["job_id"], limits, 0, _span, b"", path, seg["start_s"], seg["end_s"],
-                                  seg["params"]["overlap_s"], _limits(s), budget)
+        work = partial(_span, path=path, start_s=seg["start_s"], end_s=seg["end_s"], overlap_s=seg["params"]["overlap_s"],
+                       limits=_limits(s), budget=budget)
+        return media_work.media_work(rt, "analyze", seg["job_id"], work, limits=limits)
 
 
 def merge_segments(rt: Runtime, job: Job, results: list[dict]) -> StageResult:

@@ -181,6 +181,11 @@ def _judge_exit(code: int | None, limits: ChildLimits):
 M_ARENA_MAX = -8
 
 
+def _name(fn: Callable) -> str:
+    """The work's function name (FAULT_INJECTION's `media-crash.<function>`), through a functools.partial."""
+    return getattr(fn, "func", fn).__name__
+
+
 def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:  # two malloc arenas instead of 8 per core: less reserved address space under RLIMIT_AS
@@ -194,7 +199,7 @@ def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadlin
     try:
         raw = conn.recv_bytes()
         args = conn.recv()
-        faults.maybe_crash(f"media-crash.{fn.__name__}")
+        faults.maybe_crash(f"media-crash.{_name(fn)}")
         result = fn(raw, *args)
         del raw
         conn.send(("ok", result))

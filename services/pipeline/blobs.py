@@ -177,7 +177,7 @@ class BlobStore:
                 creds.refresh(Request())
             return {"service_account_email": creds.service_account_email, "access_token": creds.token}
 
-    def signed_put_url(self, bucket: str, name: str, content_type: str, ttl_seconds: int, max_bytes: int,
+    def signed_put_url(self, bucket: str, name: str, content_type: str, *, ttl_seconds: int, max_bytes: int,
                        key_file: str = "", metadata: dict[str, str | None] | None = None) -> tuple[str, dict[str, str]]:
         """A V4 signed PUT URL and the headers the client must send with it.
 

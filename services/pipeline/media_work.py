@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..common.errors import CorruptMedia
 from ..media.admission import Admission
@@ -20,12 +20,12 @@ logger = logging.getLogger("mediarelay.media_work")
 T = TypeVar("T")
 
 
-def run_for_job(jobs: JobStoreBase, job_id: str, stage: str, crash_attempts: int, fn: Callable[..., T], raw: bytes,
-                *args: Any, limits: ChildLimits, on_start: Callable[[Running], None] | None = None) -> T:
+def run_for_job(jobs: JobStoreBase, job_id: str, stage: str, work: Callable[[bytes], T], raw: bytes = b"", *,
+                crash_attempts: int, limits: ChildLimits, on_start: Callable[[Running], None] | None = None) -> T:
     """`run`, with crashes counted on the job (JobStore.record_crash): the same input crashing
     the decoder `crash_attempts` times is `corrupt-media`; before that, a retry (503)."""
     try:
-        result: T = run(fn, raw, *args, limits=limits, on_start=on_start)  # what fn returned in the child
+        result: T = run(work, raw, limits=limits, on_start=on_start)  # what work returned in the child
         return result
     except ChildCrashed as exc:
         crashes = jobs.record_crash(job_id, stage, exc.reason)
@@ -51,14 +51,15 @@ def segment_limits(rt: Runtime, stage: str) -> ChildLimits:
     return ChildLimits.for_stage(rt.settings, ack, f"one {stage} segment")
 
 
-def media_work(rt: Runtime, stage: str, job_id: str, limits: ChildLimits, need_bytes: int, fn: Callable[..., T], raw: bytes,
-               *args: Any) -> T:
-    """What a stage calls: admission for `need_bytes` on this instance, then fn(raw, *args)
-    in a bounded child, crashes counted on the job."""
+def media_work(rt: Runtime, stage: str, job_id: str, work: Callable[[bytes], T], *, limits: ChildLimits,
+               need_bytes: int = 0, raw: bytes = b"") -> T:
+    """What a stage calls: admission for `need_bytes` on this instance, then work(raw) in a
+    bounded child, crashes counted on the job. `work` is a module-level function of the raw
+    bytes, its other arguments bound by keyword (functools.partial): it is pickled to the child."""
     s = rt.settings
     admission = _admission.get(s.instance_memory_bytes)
     if admission is None:  # one per process (the instance's memory is read once)
         admission = _admission[s.instance_memory_bytes] = Admission(s.instance_memory_bytes)
     with admission.admit(need_bytes, f"this {stage} job") as hand_over:
-        return run_for_job(rt.jobs, job_id, stage, s.media_crash_attempts, fn, raw, *args, limits=limits,
+        return run_for_job(rt.jobs, job_id, stage, work, raw, crash_attempts=s.media_crash_attempts, limits=limits,
                            on_start=hand_over)

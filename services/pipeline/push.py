@@ -40,7 +40,7 @@ def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -
 
 
 def register_job_push(app: Flask, runtime: Runtime, sub: PushSubscription, endpoint: str,
-                      run: Callable[[PushMessage], Response], check: Callable[[PushMessage], None] | None = None) -> None:
+                      run: Callable[[PushMessage], Response], *, check: Callable[[PushMessage], None] | None = None) -> None:
     """A push that works on a job (a stage's input, a segment): token, envelope, schema (and
     `check`), then `run`. A message we cannot trust says nothing about its job: only the message
     goes to the dead letters; the job is left to its real message (or the sweep's bound)."""
@@ -56,7 +56,7 @@ def register_job_push(app: Flask, runtime: Runtime, sub: PushSubscription, endpo
                 check(msg)
         except BadMessage as exc:
             log(logger, logging.ERROR, f"{sub.service}: bad message dead-lettered: {exc.reason}")
-            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, _job_id_of(msg))
+            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, job_id=_job_id_of(msg))
             return Response(status=204)
         return run(msg)
 
@@ -80,7 +80,7 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
             handler(runtime, sub, msg)
         except PermanentError as exc:
             log(logger, logging.ERROR, f"{sub.name}: dead-lettered: {exc.reason}", error_class=exc.error_class)
-            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, _job_id_of(msg))
+            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, job_id=_job_id_of(msg))
         except (TransientError, *RETRYABLE) as exc:
             reason = exc.reason if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
             log(logger, logging.WARNING, f"{sub.name}: transient failure, Pub/Sub will redeliver: {reason}")
@@ -175,7 +175,7 @@ def _without_work(runtime: Runtime, sub: PushSubscription, msg: PushMessage, sta
     stage, job_id = sub.service, msg.data["job_id"]
     if start.outcome in (Skip.UNKNOWN_JOB, Skip.OUT_OF_ORDER):
         code = str(start.outcome)
-        dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage(start.reason, code=code), job_id)
+        dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage(start.reason, code=code), job_id=job_id)
     elif start.outcome is Skip.FINAL and (status := jobstate.ended(start.job)):
         publish_final_event(runtime, job_id, status, {})  # heals an event lost to a crash
     elif start.outcome is Skip.HANDED_OFF and start.job is not None:
@@ -206,11 +206,11 @@ def fail_job(runtime: Runtime, stage: str, dlq_topic: str, msg: PushMessage, exc
     """Permanent failure: record it on the job, dead-letter the message, publish `failed`."""
     job_id = msg.data["job_id"]
     log(logger, logging.ERROR, f"{stage}: permanent failure: {exc.reason}", error_class=exc.error_class)
-    dead_letter(runtime, dlq_topic, stage, msg, exc, job_id)
+    dead_letter(runtime, dlq_topic, stage, msg, exc, job_id=job_id)
     publish_final_event(runtime, job_id, "failed", jobstate.failure_fields(stage, exc.error_class, exc.reason))
 
 
-def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc: MediarelayError, job_id: str) -> None:
+def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc: MediarelayError, *, job_id: str) -> None:
     attrs = dict(msg.attributes)
     attrs.update(
         {

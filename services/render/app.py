@@ -10,6 +10,7 @@ headers checked first, the declared memory admitted, a deadline from the ack dea
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from flask import Flask
 
@@ -47,8 +48,9 @@ def render_image_job(rt: Runtime, opts: RenderOptions, msg: dict) -> StageResult
     limits = media_work.stage_limits(rt, "render")  # before the download: the whole job fits the ack deadline
     raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
     facts = precheck.check(raw, "image", rt.settings)
-    out = media_work.media_work(rt, "render", job_id, limits, facts.need_bytes, render_media, raw, msg["kind"],
-                             suffix_for(src["content_type"]), analysis, opts, limits.budget("rendering"))
+    work = partial(render_media, kind=msg["kind"], suffix=suffix_for(src["content_type"]), analysis=analysis, opts=opts,
+                   budget=limits.budget("rendering"))
+    out = media_work.media_work(rt, "render", job_id, work, limits=limits, need_bytes=facts.need_bytes, raw=raw)
     fields = {"renditions": [store_rendition(rt, job_id, r) for r in out.renditions], "skipped": out.skipped}
     payload = {"job_id": job_id, "kind": msg["kind"], "source": src, "analysis": analysis, **fields}
     return StageResult(publish=[("media-rendered", payload)], job_fields=fields)

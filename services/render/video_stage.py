@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from ..media.mediatypes import suffix_for
@@ -94,7 +95,7 @@ def make_merge(opts: RenderOptions):
     return merge
 
 
-def _span_work(_raw: bytes, path: str, seg: dict, opts: RenderOptions, out_dir: str, budget) -> dict:
+def _span_work(_raw: bytes, *, path: str, seg: SegmentMessage, opts: RenderOptions, out_dir: str, budget) -> dict:
     """In the child: the span's ladder, then its poster, stills and storyboard tiles."""
     p, cat = seg["params"], opts.catalogue
     ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], p["hls_segment_s"], out_dir,
@@ -111,8 +112,8 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits
     work = f"work/{job_id}/render/{index:04d}-"
     folder = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
     with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, folder as out_dir:
-        out = media_work.media_work(rt, "render", job_id, limits, 0, _span_work, b"", path, seg, opts, out_dir,
-                                 limits.budget("rendering"))
+        span = partial(_span_work, path=path, seg=seg, opts=opts, out_dir=out_dir, budget=limits.budget("rendering"))
+        out = media_work.media_work(rt, "render", job_id, span, limits=limits)
         ladder = out["ladder"]
         for name, rung in ladder["rungs"].items():
             for s in rung["segments"]:
@@ -212,7 +213,7 @@ def _mp4(rt: Runtime, job_id: str, segments: list[dict], limits, local_dir: str 
                     rt.blobs.download_to(bucket, name, None, f)
                 paths.append(str(path))
         out = Path(tmp) / MP4_NAME
-        media_work.media_work(rt, "render", job_id, limits, 0, _remux, b"", paths, str(out))
+        media_work.media_work(rt, "render", job_id, partial(_remux, paths=paths, out=str(out)), limits=limits)
         ensure_job_active()
         return store_file(rt, f"renditions/{job_id}/{MP4_NAME}", out, MP4_TYPE)
 

@@ -48,7 +48,7 @@ class RenderOutput:
     skipped: list[dict] = field(default_factory=list)
 
 
-def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget) -> RenderOutput:
+def render_media(raw: bytes, *, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget) -> RenderOutput:
     """An image's renditions from its bytes (videos: services/render/video_stage.py)."""
     del kind, suffix  # images only; the format is recognised from the bytes
     cat = opts.catalogue

@@ -83,7 +83,8 @@ def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
                 return  # the endpoint was removed meanwhile
             if not decided.send:
                 _not_sent(endpoints, endpoint_id, decided.reason, msg.delivery_attempt if last else None)
-        _attempt(rt, endpoints, endpoint, job_id, msg.data["event"], record, msg.delivery_attempt if last else None)
+        _attempt(rt, endpoints, endpoint, job_id, msg.data["event"], record=record,
+                 last_attempt=msg.delivery_attempt if last else None)
     finally:
         slots.release(client_id)
 
@@ -95,7 +96,7 @@ def _not_sent(endpoints: EndpointStore, endpoint_id: str, reason: str, last_atte
     raise TransientError(f"webhook not sent: {reason}")
 
 
-def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str, event: dict, record: dict,
+def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str, event: dict, *, record: dict,
              last_attempt: int | None) -> None:
     endpoint_id, s = endpoint["id"], rt.settings
     try:
@@ -132,6 +133,6 @@ def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str,
         return
     dead = f"dead-lettered after {last_attempt} attempts: {outcome}" if last_attempt is not None else ""
     endpoints.decide(endpoint_id, lambda doc: (None, breaker.after_failure(
-        doc, outcome, now, s.webhook_breaker_threshold, dt.timedelta(seconds=s.webhook_breaker_open_seconds),
-        answer.status if answer is not None else None, dead)))
+        doc, outcome, now, threshold=s.webhook_breaker_threshold, open_for=dt.timedelta(seconds=s.webhook_breaker_open_seconds),
+        status=answer.status if answer is not None else None, dead_lettered=dead)))
     raise TransientError(f"webhook to {target.url}: {outcome}")

@@ -140,10 +140,10 @@ class _Crashes:
 def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
     jobs = _Crashes()
     with pytest.raises(sandbox.ChildCrashed) as first:
-        media_work.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", _segfault, crash_attempts=2, limits=_limits())
     assert first.value.error_class == "transient" and "SIGSEGV" in first.value.reason
     with pytest.raises(CorruptMedia) as second:
-        media_work.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", _segfault, crash_attempts=2, limits=_limits())
     assert "SIGSEGV" in second.value.reason and "MEDIA_CRASH_ATTEMPTS=2" in second.value.reason
 
 

@@ -108,8 +108,9 @@ def _worker(spec: dict) -> dict:
         rungs = [Rung.from_dict(r) for r in spec["rungs"]]
         for i, a, b in spec["spans"]:
             c, w = _cpu_self(), time.perf_counter()
-            res = encode_span(spec["path"], a, b, rungs, spec["hls_s"], str(Path(spec["out"]) / f"span-{i:03d}"),
-                                 VideoLimits(), Budget.unlimited(), audio=True)
+            res = encode_span(spec["path"], a, b, rungs, hls_segment_s=spec["hls_s"],
+                              out_dir=str(Path(spec["out"]) / f"span-{i:03d}"), limits=VideoLimits(), budget=Budget.unlimited(),
+                              audio=True)
             out.append({"index": i, "start_s": a, "end_s": b, "cpu": _cpu_self() - c, "wall": time.perf_counter() - w,
                         "result": res})
     elif spec["task"] == "analyze":
@@ -154,7 +155,8 @@ def _one_segment(spec: dict) -> dict:
         lambda: segmented.analyze_span(path, seg.start_s, seg.end_s, 0.0, limits, budget=budget))
     with tempfile.TemporaryDirectory() as tmp:
         rendered, costs["render (encode_span)"], _ = _timed(
-            lambda: ladder.encode_span(path, seg.start_s, seg.end_s, rungs, spec["hls_s"], tmp, limits, budget, audio=True))
+            lambda: ladder.encode_span(path, seg.start_s, seg.end_s, rungs, hls_segment_s=spec["hls_s"], out_dir=tmp,
+                                       limits=limits, budget=budget, audio=True))
 
         def roundtrip():
             for name, result in (("analyze", span), ("render", rendered)):

@@ -404,7 +404,7 @@ def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: 
     return g, src, sinks  # the graph owns the filter contexts: keep it alive while they are used
 
 
-def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float, out_dir, limits: VideoLimits, budget, *,
+def encode_span(path, start_s: float, end_s: float, rungs, *, hls_segment_s: float, out_dir, limits: VideoLimits, budget,
                    audio: bool = True, hdr: str = "tonemap", threads: int = X264_THREADS) -> dict:
     """Every rung's HLS media segments of the span [start_s, end_s): `out_dir/{rung}/{k:02d}.ts`.
 

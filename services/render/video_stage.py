@@ -98,10 +98,11 @@ def make_merge(opts: RenderOptions):
 def _span_work(_raw: bytes, *, path: str, seg: SegmentMessage, opts: RenderOptions, out_dir: str, budget) -> dict:
     """In the child: the span's ladder, then its poster, stills and storyboard tiles."""
     p, cat = seg["params"], opts.catalogue
-    ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], p["hls_segment_s"], out_dir,
-                            opts.video_limits, budget, audio=p["audio"], hdr=p["hdr"])
-    pictures = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]], cat.poster,
-                              cat.still, cat.encoders, tuple(p["tile"]), opts.video_limits, budget)
+    ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], hls_segment_s=p["hls_segment_s"], out_dir=out_dir,
+                         limits=opts.video_limits, budget=budget, audio=p["audio"], hdr=p["hdr"])
+    pictures = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]],
+                              poster=cat.poster, still=cat.still, encoders=cat.encoders, tile=tuple(p["tile"]),
+                              limits=opts.video_limits, budget=budget)
     return {"ladder": ladder, "pictures": pictures}
 
 

@@ -239,8 +239,8 @@ def test_render_has_a_time_budget_checked_between_renditions():
     raw = _encode(Image.new("RGB", (1600, 1200), (90, 120, 150)), "JPEG")
     over = sandbox.ChildLimits(2**30, 60, time.monotonic() - 1, "render's deadline of 165 s (test)").budget("rendering")
     with pytest.raises(LimitExceeded) as err:
-        render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, cat.encoders, 10**8, (255, 255, 255),
-                     budget=over)
+        render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, encoders=cat.encoders, max_pixels=10**8,
+                     background=(255, 255, 255), budget=over)
     assert "rendering ran past render's deadline of 165 s (test)" in err.value.reason
 
 

@@ -77,7 +77,7 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: Job, msg: dict) -> Stage
         limits = media_work.stage_limits(rt, "render")
         with tempfile.TemporaryDirectory() as out_dir:  # kept until the MP4 is made: no download back
             result = render_segment(rt, opts, messages[0], limits, out_dir)
-            return merged(rt, opts, job, analysis, [result], limits, out_dir)
+            return merged(rt, opts, job, analysis, [result], limits=limits, local_dir=out_dir)
     return StageResult(fan_out=FanOut(messages, {"spans": len(spans)}, make_merge(opts)))
 
 
@@ -90,7 +90,7 @@ def make_work(opts: RenderOptions):
 
 def make_merge(opts: RenderOptions):
     def merge(rt: Runtime, job: Job, results: list[dict]) -> StageResult:
-        return merged(rt, opts, job, on_the_clock(job["analysis"]), results, media_work.segment_limits(rt, "render"))
+        return merged(rt, opts, job, on_the_clock(job["analysis"]), results, limits=media_work.segment_limits(rt, "render"))
 
     return merge
 
@@ -146,7 +146,7 @@ def _adopt(rt: Runtime, ref: dict) -> dict:
     return {k: v for k, v in ref.items() if k != "final_name"} | stored
 
 
-def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: list[dict], limits,
+def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: list[dict], *, limits,
            local_dir: str | None = None) -> StageResult:
     """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3.
     `local_dir`: where the media segments still are (one segment, in this push), else from GCS."""

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help install system-packages docs run test test-unit test-infra up down bench lint clean
+.PHONY: help install system-packages browser-deps docs run test test-unit test-infra up down bench lint clean
 
 help:
 	@echo "make run    local cloud + services, sample media through the chain, then serve (ONCE=1: exit after the table)"
@@ -24,20 +24,30 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 # Debian packages the local stack runs beside the Python ones: nginx fronts ingest as in the
-# container (services/common/front.py). Installed when missing and we are root; else the command.
-SYSTEM_PACKAGES := nginx-light
+# container (services/common/front.py); chromium plays examples/player.html in the suite
+# (tests/browser). Installed when missing and we are root; else the command.
+SYSTEM_PACKAGES := nginx-light chromium
 system-packages:
-	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+	@{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } && [ -x /usr/bin/chromium ] || { \
 		if [ "$$(id -u)" = 0 ]; then echo "installing $(SYSTEM_PACKAGES) (apt-get)..."; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
 		else echo "missing Debian packages: sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; }
 
-install: $(STAMP) system-packages
+# The browser test's npm packages (playwright-core drives the system chromium, never a browser
+# download; hls.js is served to the player page), exactly as package-lock.json pins them.
+BROWSER_STAMP := tests/browser/node_modules/.installed
+$(BROWSER_STAMP): tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install npm" >&2; exit 1; }
+	@cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+browser-deps: $(BROWSER_STAMP)
+
+install: $(STAMP) system-packages browser-deps
 
 run: $(STAMP) system-packages
 	$(BIN)/mediarelay local run $(if $(ONCE),--once)
 
-test: $(STAMP) system-packages test-infra
+test: $(STAMP) system-packages browser-deps test-infra
 	$(BIN)/pytest
 
 # tests/unit: no local cloud, Java or Terraform; the rules of our own code and the media code,

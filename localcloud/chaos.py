@@ -7,7 +7,6 @@ All traffic stays on 127.0.0.1; every loop is bounded in count and time.
 from __future__ import annotations
 
 import io
-import json
 import signal
 import threading
 import time
@@ -117,7 +116,8 @@ def audit(docs: dict[str, dict], job_ids: list[str], events: TopicTap, drain_sec
             bucket, _, name = r["uri"].removeprefix("gs://").partition("/")
             blob = gcs.bucket(bucket).get_blob(name)
             # Written once: the object is still the generation the job recorded, never replaced.
-            if blob is None or str(blob.generation) != r["generation"] or blob.metageneration != 1:
+            replaced = "created_before" in r and blob is not None and blob.time_created > r["created_before"]
+            if blob is None or str(blob.generation) != r["generation"] or blob.metageneration != 1 or replaced:
                 result.renditions_written_twice += 1
                 result.notes.append(f"{job_id}: {name} written again")
     return result
@@ -125,14 +125,18 @@ def audit(docs: dict[str, dict], job_ids: list[str], events: TopicTap, drain_sec
 
 def outputs_of(gcs: storage.Client, doc: dict) -> list[dict]:
     """Every stored output of a job with the generation it recorded: renditions, the storyboard,
-    and for a video the playlists, the MP4 and each HLS media segment (from the segment results)."""
+    and for a video the playlists and the MP4. Each HLS media segment is listed with the render
+    fan-in's time instead (the segment results naming their generations are deleted at the
+    fan-in): written once, it was created before that."""
     refs = stored_files(doc)
     video = doc.get("video")
-    if video:  # the HLS media segments are named in the segment results, not on the job
+    fanned_in_at = ((doc.get("stages", {}).get("render") or {}).get("segments") or {}).get("fanned_in_at")
+    if video and fanned_in_at:
         bucket = video["mp4"]["uri"].removeprefix("gs://").partition("/")[0]
-        for blob in gcs.bucket(bucket).list_blobs(prefix=f"work/{doc['job_id']}/render/segment-"):
-            result = json.loads(blob.download_as_bytes())
-            refs += [s for rung in result["ladder"]["rungs"].values() for s in rung["segments"]]
+        for blob in gcs.bucket(bucket).list_blobs(prefix=f"renditions/{doc['job_id']}/hls/"):
+            if blob.name.endswith(".ts"):
+                refs.append({"uri": f"gs://{bucket}/{blob.name}", "generation": str(blob.generation),
+                             "created_before": fanned_in_at})
     return refs
 
 

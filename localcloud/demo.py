@@ -6,7 +6,6 @@ import signal
 import time
 
 from services.client import IngestClient
-from services.common.config import Settings
 from services.pipeline.jobstate import STAGES
 from services.tables import text_table
 
@@ -52,9 +51,6 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 def run(once: bool = False) -> int:
     cfg = StackConfig.from_env()
-    # Renditions on fake-gcs-server's public path (as https://storage.googleapis.com/<bucket>/...
-    # would be for a public bucket or a CDN): the HLS playlists' relative URIs resolve there.
-    cfg.service_env.setdefault("RENDITIONS_BASE_URL", f"{cfg.url('gcs')}/{Settings.from_env().renditions_bucket}")
     started = up(cfg)
     try:
         client = IngestClient(cfg.url("ingest"), api_key=cfg.api_key)
@@ -69,9 +65,9 @@ def run(once: bool = False) -> int:
         print(table([(name, docs.get(job, {"job_id": job, "status": "timed out"})) for name, job in submitted]))
         for name, job in submitted:
             video = docs.get(job, {}).get("video")
-            if video:
-                print(f"\n{name}: play the HLS ladder with  ffplay {video['hls']['master']['url']}  (or VLC, Safari), "
-                      f"the MP4 at {video['mp4']['url']}")
+            if video:  # private playback: a token URL; every segment is a signed read
+                print(f"\n{name}: play the HLS ladder with  ffplay {client.playback(job)['playback_url']}  "
+                      f"(or VLC, Safari), the MP4 at {video['mp4']['url']}")
         ok = all(docs.get(job, {}).get("status") == "completed" for _, job in submitted)
         if once:
             return 0 if ok else 1

@@ -22,12 +22,14 @@ from services.pipeline.topology import load_topology
 
 from .processes import Proc, ProcessManager
 from .provision import create_buckets, create_topology
+from .storage_front import HEALTH_PATH
 
 SERVICES = tuple(load_topology().services)  # ingest, analyze, render, notify
-EMULATORS = ("pubsub", "firestore", "gcs")
+# "storage": the verifying front of signed reads before fake-gcs-server (storage_front.py).
+EMULATORS = ("pubsub", "firestore", "gcs", "storage")
 DEFAULT_PORTS = {
     "ingest": 8080, "analyze": 8081, "render": 8082, "notify": 8083,
-    "pubsub": 8085, "firestore": 8086, "gcs": 4443,
+    "pubsub": 8085, "firestore": 8086, "gcs": 4443, "storage": 4444,
 }
 
 
@@ -129,11 +131,16 @@ def emulator_procs(cfg: StackConfig, firestore_import: Path | None = None) -> li
                      "-port", str(gcs_port), "-public-host", f"127.0.0.1:{gcs_port}",
                      "-external-url", cfg.url("gcs"), "-log-level", "warn", *events],
              cfg.url("gcs") + "/_internal/healthcheck", env),
+        # What clients are given for signed reads (STORAGE_READ_ENDPOINT): it checks the V4
+        # signature as GCS does, since fake-gcs-server serves anyone.
+        Proc("storage", [sys.executable, "-m", "localcloud.storage_front", "--port", str(cfg.ports["storage"]),
+                         "--upstream", cfg.url("gcs"), "--key-file", str(local_signing_key(cfg.state_dir))],
+             cfg.url("storage") + HEALTH_PATH, env, cwd=REPO_ROOT),
     ]
 
 
 def local_signing_key(state_dir: Path) -> Path:
-    """A throwaway service-account key for V4 signed URLs; fake-gcs-server checks no signature.
+    """A throwaway service-account key for V4 signed URLs (the storage front checks read signatures with it).
 
     Made on first use under the git-ignored state folder: no key is ever committed.
     """
@@ -168,6 +175,19 @@ def local_webhook_key(state_dir: Path) -> str:
         path.write_text(base64.b64encode(os.urandom(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
+def local_playback_keys(state_dir: Path) -> str:
+    """PLAYBACK_TOKEN_KEYS (Secret Manager in production): one throwaway key made at run time in
+    the git-ignored state folder."""
+    import base64
+
+    path = state_dir / "playback-keys"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("local1:" + base64.b64encode(os.urandom(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def local_client_key(cfg: StackConfig) -> str:
     """The API key of the local upload client "local" (an operator), kept in the git-ignored
     state folder; made again when the Firestore emulator no longer knows it (it keeps nothing
@@ -189,6 +209,7 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
     procs = []
     signing_key = local_signing_key(cfg.state_dir)
     webhook_key = local_webhook_key(cfg.state_dir)
+    playback_keys = local_playback_keys(cfg.state_dir)
     for name in SERVICES:
         env = {
             **os.environ,
@@ -200,7 +221,11 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "GUNICORN_THREADS": str(cfg.threads),
             "PUBLIC_BASE_URL": cfg.url("ingest"),
             "SIGNING_KEY_FILE": str(signing_key),
+            # Signed GET URLs name the verifying front; uploads and the services' own calls go
+            # to fake-gcs-server (STORAGE_EMULATOR_HOST).
+            "STORAGE_READ_ENDPOINT": cfg.url("storage"),
             "WEBHOOK_SECRETS_KEY": webhook_key,
+            "PLAYBACK_TOKEN_KEYS": playback_keys,
             "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",  # receivers on this machine; production allows none
             # The Pub/Sub emulator sends no OIDC token: verification is off here, said so on
             # purpose (production refuses to start without PUSH_AUDIENCE instead).

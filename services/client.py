@@ -150,6 +150,10 @@ class IngestClient:
     def status(self, job_id: str) -> dict:
         return _json_or_raise(self._api("GET", f"/v1/jobs/{job_id}"))
 
+    def playback(self, job_id: str) -> dict:
+        """{playback_url, storyboard_url, expires_at}: the job's HLS ladder with an expiring token."""
+        return _json_or_raise(self._api("POST", f"/v1/jobs/{job_id}/playback"))
+
     def stats(self, days: int = 7, everyone: bool = False) -> dict:
         return _json_or_raise(self._api("GET", "/v1/stats", params={"days": days, "all": str(everyone).lower()}))
 

@@ -111,3 +111,18 @@ resource "google_firestore_field" "upload_grant_expiry" {
 
   index_config {}
 }
+
+# Finished-segment records of a fan-out (jobs/{job}/segments/{stage}-NNNN, services/pipeline/
+# jobstore.py): the fan-in deletes them; TTL (VIDEO_SEGMENT_RECORD_TTL_DAYS) is the backstop for
+# those whose fan-in never came. Their count query filters on `stage` (automatic single-field
+# index); the expiry is never queried.
+resource "google_firestore_field" "segment_expiry" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "segments"
+  field      = "expires_at"
+
+  ttl_config {}
+
+  index_config {}
+}

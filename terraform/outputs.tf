@@ -38,6 +38,11 @@ output "webhook_secret" {
   value       = google_secret_manager_secret.webhook_signing.id
 }
 
+output "playback_keys_secret" {
+  description = "Secret Manager secret that holds PLAYBACK_TOKEN_KEYS (add versions out of band)."
+  value       = google_secret_manager_secret.playback_keys.id
+}
+
 output "latest_revisions" {
   description = "Revision serving each service (note them before a rollout; see README, Rolling back)."
   value       = { for name, svc in module.service : name => svc.latest_ready_revision }

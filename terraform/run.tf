@@ -54,15 +54,26 @@ locals {
   }
 
   service_secret_env = {
-    for name in keys(local.services) : name => {
-      for k, v in {
-        # Seals (ingest, on create/rotate) and opens (notify, to sign) clients' endpoint secrets.
-        WEBHOOK_SECRETS_KEY = {
-          secret  = google_secret_manager_secret.webhook_signing.secret_id
-          version = var.webhook_secret_version
-        }
-      } : k => v if contains(var.webhook_services, name)
-    }
+    for name in keys(local.services) : name => merge(
+      {
+        for k, v in {
+          # Seals (ingest, on create/rotate) and opens (notify, to sign) clients' endpoint secrets.
+          WEBHOOK_SECRETS_KEY = {
+            secret  = google_secret_manager_secret.webhook_signing.secret_id
+            version = var.webhook_secret_version
+          }
+        } : k => v if contains(var.webhook_services, name)
+      },
+      {
+        for k, v in {
+          # Signs and checks playback tokens (`kid:base64,...`; the first signs, all verify).
+          PLAYBACK_TOKEN_KEYS = {
+            secret  = google_secret_manager_secret.playback_keys.secret_id
+            version = var.playback_keys_version
+          }
+        } : k => v if name == "ingest"
+      },
+    )
   }
 }
 

@@ -20,3 +20,24 @@ resource "google_secret_manager_secret_iam_member" "webhook_reader" {
   role      = "roles/secretmanager.secretAccessor"
   member    = local.service_member[each.value]
 }
+
+# The keys of playback tokens (PLAYBACK_TOKEN_KEYS: `kid:base64-of-32-random-bytes`, comma-
+# separated, the first signs). Rotate by adding a version whose list puts a new key first and
+# keeps the previous one for PLAYBACK_TOKEN_TTL_SECONDS; values are added out of band.
+resource "google_secret_manager_secret" "playback_keys" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}playback-token-keys"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_secret_manager_secret_iam_member" "playback_reader" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.playback_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.service_member["ingest"]
+}

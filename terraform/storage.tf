@@ -11,7 +11,8 @@ locals {
       # An original is needed while its job lives; the job document expires after job_ttl_days.
       key == "originals" ? [{ prefixes = ["originals/"], age = var.job_ttl_days }] : [],
       key == "renditions" && var.renditions_retention_days > 0 ? [{ prefixes = ["renditions/"], age = var.renditions_retention_days }] : [],
-      # Segment results (services/common/fanout.py) only matter until their job fans in.
+      # Segment results and work files (services/pipeline/handon.py) only matter until their job fans
+      # in, which deletes them; this rule is the backstop.
       key == "renditions" ? [{ prefixes = ["work/"], age = var.segment_work_ttl_days }] : [],
     )
   }

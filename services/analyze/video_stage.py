@@ -15,8 +15,9 @@ from typing import Any
 
 from ..media.budget import Budget
 from ..media.mediatypes import suffix_for
+from ..media.rangefile import RangeSource
 from ..media.spans import plan_file
-from ..media.video import VideoFile, VideoLimits, downloaded
+from ..media.video import VideoFile, VideoLimits
 from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, segment_messages
 from ..pipeline.jobstate import Job
@@ -30,8 +31,8 @@ def _limits(s) -> VideoLimits:
     return VideoLimits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels)
 
 
-def plan_video(_raw: bytes, *, path: str, suffix: str, limits: VideoLimits, target_s: float, max_segments: int,
-               overlap_s: float, budget: Budget, truncation_tolerance_s: float) -> dict:
+def plan_video(_raw: bytes, *, path: str | RangeSource, suffix: str, limits: VideoLimits, target_s: float,
+               max_segments: int, overlap_s: float, budget: Budget, truncation_tolerance_s: float) -> dict:
     """In the child: header limits, the container's facts and the segment plan; a one-segment
     video is analysed right here too (one download, one child, no fan-out). Every video job
     plans here first, inline or fanned out, so a truncated file fails here, before any segment."""
@@ -50,7 +51,7 @@ def plan_video(_raw: bytes, *, path: str, suffix: str, limits: VideoLimits, targ
     return plan
 
 
-def _span(_raw: bytes, *, path: str, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits,
+def _span(_raw: bytes, *, path: str | RangeSource, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits,
           budget: Budget) -> dict:
     return analyze_span(path, start_s, end_s, overlap_s, limits, budget=budget)
 
@@ -63,11 +64,11 @@ def handle_video(rt: Runtime, job: Job, msg: dict) -> StageResult:
         limits = media_work.stage_limits(rt, "analyze")
         budget = Budget(s.stage_time_budget_seconds).sooner(limits.budget("analysis"))
         suffix = suffix_for(src["content_type"])
-        with downloaded(rt.blobs, src, suffix) as path:
-            work = partial(plan_video, path=path, suffix=suffix, limits=_limits(s), target_s=s.video_segment_seconds,
+        with media_work.ranged(rt, src) as source:
+            work = partial(plan_video, path=source.ref, suffix=suffix, limits=_limits(s), target_s=s.video_segment_seconds,
                            max_segments=s.video_max_segments, overlap_s=s.video_segment_overlap_seconds, budget=budget,
                            truncation_tolerance_s=s.video_truncation_tolerance_seconds)
-            plan = media_work.media_work(rt, "analyze", msg["job_id"], work, limits=limits)
+            plan = media_work.media_work(rt, "analyze", msg["job_id"], work, limits=limits, source=source)
         if "result" in plan:
             return merged(msg, plan, [plan.pop("result")])
     spans = plan["segments"]
@@ -82,10 +83,10 @@ def analyze_segment(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:
     limits = media_work.segment_limits(rt, "analyze")
     budget = Budget(s.video_segment_time_budget_seconds, "VIDEO_SEGMENT_TIME_BUDGET_SECONDS").sooner(
         limits.budget("analysis"))
-    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path:
-        work = partial(_span, path=path, start_s=seg["start_s"], end_s=seg["end_s"], overlap_s=seg["params"]["overlap_s"],
+    with media_work.ranged(rt, src) as source:
+        work = partial(_span, path=source.ref, start_s=seg["start_s"], end_s=seg["end_s"], overlap_s=seg["params"]["overlap_s"],
                        limits=_limits(s), budget=budget)
-        return media_work.media_work(rt, "analyze", seg["job_id"], work, limits=limits)
+        return media_work.media_work(rt, "analyze", seg["job_id"], work, limits=limits, source=source)
 
 
 def merge_segments(rt: Runtime, job: Job, results: list[dict]) -> StageResult:

@@ -54,6 +54,26 @@ def _hosts(text: str) -> frozenset[str]:
     return frozenset(h.lower() for h in _list(text))
 
 
+def _keyring(text: str) -> tuple[tuple[str, bytes], ...]:
+    """'kid:base64,kid:base64' -> ((kid, secret), ...), each secret at least 32 bytes, ids unique."""
+    import base64
+    import binascii
+
+    ring = []
+    for item in _list(text):
+        kid, _, b64 = item.partition(":")
+        try:
+            secret = base64.b64decode(b64, validate=True)
+        except binascii.Error:
+            secret = b""
+        if not kid or len(secret) < 32:
+            raise ValueError("expected kid:base64 of at least 32 random bytes (e.g. `k1:$(openssl rand -base64 32)`)")
+        ring.append((kid, secret))
+    if len({k for k, _ in ring}) != len(ring):
+        raise ValueError("key ids must be unique")
+    return tuple(ring)
+
+
 # How a value is read from the environment, by the field's type.
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str, "int": int, "float": float, "Path": Path, "tuple[str, ...]": _list, "frozenset[str]": _hosts,
@@ -136,12 +156,9 @@ class Settings:
     signed_url_ttl_seconds: int = setting("SIGNED_URL_TTL_SECONDS", 900, ("ingest",), "lifetime of a signed upload URL")
     signing_key_file: str = setting("SIGNING_KEY_FILE", "", ("ingest",),
         "service-account key to sign URLs with; empty = IAM signBlob as the runtime account (Cloud Run)")
-    request_body_timeout_seconds: float = setting("REQUEST_BODY_TIMEOUT_SECONDS", 60, ("ingest",),
-        "an upload's body must arrive within this (408 after)")
-    max_concurrent_uploads: int = setting("MAX_CONCURRENT_UPLOADS", 0, ("ingest",),
-        "bodies read at once per process; more wait for a slot, then get 503 + `Retry-After`")
-    upload_slot_wait_seconds: float = setting("UPLOAD_SLOT_WAIT_SECONDS", 2, ("ingest",),
-        "how long an upload waits for a slot (a burst of fast uploads gets through; slow ones cannot hold every thread)")
+    storage_read_endpoint: str = setting("STORAGE_READ_ENDPOINT", "", ("ingest",),
+        "where signed GET URLs point (scheme://host[:port]); empty = the storage client's endpoint "
+        "(https://storage.googleapis.com in production). Upload URLs always use the client's endpoint", parse=_url)
     max_form_parts: int = setting("MAX_FORM_PARTS", 8, ("ingest",),
         "parts of a multipart upload, and bytes of its non-file fields (413 above)")
     max_form_memory_bytes: int = setting("MAX_FORM_MEMORY_BYTES", 64 * 1024, ("ingest",),
@@ -202,6 +219,9 @@ class Settings:
         "the child's wall-clock deadline is the stage's push ack deadline (topology) minus this")
     media_crash_attempts: int = setting("MEDIA_CRASH_ATTEMPTS", 2, ("analyze", "render"),
         "a child killed by a signal this many times on one job ends it `corrupt-media` (before: 503, redelivered)")
+    media_cancel_poll_seconds: float = setting("MEDIA_CANCEL_POLL_SECONDS", 1.0, ("analyze", "render"),
+        "while a child works, its stage reads the job this often; once the job has ended (`jobs cancel`) the child is "
+        "killed and the stage writes nothing more")
     instance_memory_bytes: int = setting("INSTANCE_MEMORY_BYTES", 0, ("analyze", "render"),
         "admission: a stage answers 503 (redelivered) to work whose declared memory need does not fit what the instance"
         " has left")
@@ -247,6 +267,15 @@ class Settings:
         "a video whose packets end more than this before the duration its header declares (a file cut short with its "
         "index in front) fails `corrupt-media` (`truncated-video`: \"its data ends at 3.1 s of the 6.0 s its header "
         "declares\"), before any segment is fanned out")
+    source_read_block_bytes: int = setting("SOURCE_READ_BLOCK_BYTES", 1 * 2**20, ("analyze", "render"),
+        "a video's original is read by byte ranges (never downloaded whole), one ranged GET per block of this size "
+        "(fewer requests vs less read beyond what a segment needs)")
+    source_read_cache_blocks: int = setting("SOURCE_READ_CACHE_BLOCKS", 16, ("analyze", "render"),
+        "blocks of the original kept per open source (memory: this times `SOURCE_READ_BLOCK_BYTES`), so FFmpeg's jumps "
+        "between index, video and audio of a badly interleaved file do not fetch the same block again")
+    video_segment_record_ttl_days: float = setting("VIDEO_SEGMENT_RECORD_TTL_DAYS", 2, ("analyze", "render"),
+        "`expires_at` of finished-segment records (Firestore TTL): the backstop for records whose fan-in never "
+        "came; the fan-in deletes them itself (as Terraform's `segment_work_ttl_days` is for work/ objects)")
     video_segment_time_budget_seconds: float = setting("VIDEO_SEGMENT_TIME_BUDGET_SECONDS", 240, ("analyze", "render"),
         "work budget of one analysis segment; every segment's child also stops at its subscription's ack deadline (300 "
         "s analyze, 600 s render) minus `STAGE_DEADLINE_MARGIN_SECONDS`")
@@ -296,6 +325,20 @@ class Settings:
     webhook_max_endpoints: int = setting("WEBHOOK_MAX_ENDPOINTS", 20, ("ingest",),
         "webhook endpoints one client may register (409 above)")
 
+    # --- Playback --------------------------------------------------------------------------------------------
+    playback_token_keys: tuple[tuple[str, bytes], ...] = setting("PLAYBACK_TOKEN_KEYS", (), ("ingest",),
+        "keys of playback tokens (HS256), `kid:base64-of-32+-random-bytes`, comma-separated; the first signs, every one "
+        "verifies: to rotate, put the new key first and keep the old one listed for PLAYBACK_TOKEN_TTL_SECONDS. Secret "
+        "Manager in production; empty = no playback", parse=_keyring)
+    playback_token_ttl_seconds: int = setting("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, ("ingest",),
+        "lifetime of a playback token (and of every playlist answer and signed child URL made for it)")
+    playback_sign_bucket_seconds: int = setting("PLAYBACK_SIGN_BUCKET_SECONDS", 900, ("ingest",),
+        "segment URLs in playlists are signed to the end of the bucket of this length their token expires in, and "
+        "kept per process: tokens expiring in one bucket share one signature per object (no signing on a re-fetch)")
+    playback_sign_concurrency: int = setting("PLAYBACK_SIGN_CONCURRENCY", 16, ("ingest",),
+        "signatures made at once for one playlist answer (on Cloud Run each is an IAM signBlob call: a 300-segment "
+        "playlist in a new bucket waits for 300 / this many round trips, not 300)")
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -326,6 +369,7 @@ _GROUPS = {
     "push_verification": "Push authentication",
     "stuck_after_seconds": "Operations",
     "webhook_secrets_key": "Webhooks",
+    "playback_token_keys": "Playback",
 }  # first field of each group -> its heading
 
 

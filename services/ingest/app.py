@@ -27,10 +27,11 @@ from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
 from ..webhooks.api import register_webhook_routes
 from . import quotas
-from .body import UploadSlots, read_body, split_upload
+from .body import read_body, split_upload
 from .clients import Authenticator
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
+from .playback import PLAY_PREFIX, register_playback_routes
 from .public_job import find_rendition, public_job
 from .ratelimit import RateLimiter
 from .uploads import accept_upload, grant_upload
@@ -47,17 +48,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     uploads = rt.topology.subscription_for_service("ingest")
     incoming_prefix = rt.topology.topics[uploads.topic]["gcs_notification"]["object_prefix"]
     auth = Authenticator(rt.settings)
-    s = rt.settings
-    slots = UploadSlots(s.max_concurrent_uploads or max(1, s.gunicorn_threads - 2), s.upload_slot_wait_seconds)
-    rate = RateLimiter(s.client_rate_per_second, s.client_rate_burst)
+    rate = RateLimiter(rt.settings.client_rate_per_second, rt.settings.client_rate_burst)
     # Everything but these is for upload clients, who must authenticate; the push endpoint
     # has its own (OIDC) check.
     public_paths = {"/healthz", uploads.path}
 
     @app.before_request
     def _authenticate():
-        if request.path in public_paths:
-            return
+        if request.path in public_paths or request.path.startswith(PLAY_PREFIX):
+            return  # the push endpoint checks its OIDC token; playback routes their playback token
         g.client = auth.authenticate(request.headers.get("Authorization"))
         bind_fields(client_id=g.client.client_id)
         rate.admit(g.client.client_id)
@@ -70,8 +69,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.post("/v1/uploads")
     def upload():
-        with slots:
-            body = read_body(rt.settings)
+        body = read_body(rt.settings)
         data, filename = split_upload(rt.settings, body)
         job, replayed = accept_upload(rt, g.client, data, filename, _idempotency_key())
         return _accepted(rt, job, replayed)
@@ -114,6 +112,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # GCS finalize notifications: the big-upload path (it re-checks the owner, so it reads clients)
     register_push(app, rt, uploads, functools.partial(accept_finalized, clients=auth.clients))
     register_webhook_routes(app, rt, lambda: g.client.client_id)
+    register_playback_routes(app, rt, lambda job_id: _own_job(rt, job_id))
 
     return app
 

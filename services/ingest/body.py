@@ -1,15 +1,15 @@
-"""Reading an upload's body safely: bounded in size, in time and in concurrency.
+"""Reading an upload's body: bounded in size.
 
-Read from the WSGI input directly (not `request.get_data`, whose limited stream cuts a chunked
-body at the limit and calls it complete): one byte over MAX_UPLOAD_BYTES is a 413, whether
-the size was announced or not. The whole body must arrive within REQUEST_BODY_TIMEOUT_SECONDS
-(the socket's timeout is the time left, re-set before every read), and at most
-MAX_CONCURRENT_UPLOADS bodies are read at once, so slow clients never hold every thread.
+nginx (services/common/front.py) buffers every request before gunicorn sees it, so a body is
+read here at memory speed and a slow client never holds this thread; nginx refuses a body more
+than 64 KiB over MAX_UPLOAD_BYTES itself. Read from the WSGI input directly (not
+`request.get_data`, whose limited stream cuts a body at the limit and calls it complete): one
+byte over MAX_UPLOAD_BYTES is a 413. The body is always read to its end, never abandoned:
+closing gunicorn's side of nginx's kept-alive connection would turn the next request on it
+into a 502.
 """
 from __future__ import annotations
 
-import threading
-import time
 import unicodedata
 
 from flask import request
@@ -22,35 +22,6 @@ from ..common.errors import HTTPProblem
 CHUNK = 256 * 1024
 
 
-def abandon_body() -> None:
-    """This request's body will not be read to its end: close the connection after the answer
-    rather than let the server drain the rest (a slow client would hold the thread again).
-    gunicorn's own flag for a body that cannot be finished; other servers ignore it."""
-    stream = request.environ.get("wsgi.input")
-    if stream is not None and hasattr(stream, "failed"):
-        stream.failed = True
-
-
-class UploadSlots:
-    """At most `n` bodies read at once; a request waits up to `wait` seconds for a slot (a
-    burst of fast uploads gets through), then is told to retry."""
-
-    def __init__(self, n: int, wait: float):
-        self.n, self.wait = n, wait
-        self._sem = threading.BoundedSemaphore(n)
-
-    def __enter__(self):
-        if not self._sem.acquire(timeout=self.wait):
-            abandon_body()
-            raise HTTPProblem(503, "Too many uploads in progress",
-                              f"this instance is reading MAX_CONCURRENT_UPLOADS={self.n} uploads; retry shortly",
-                              headers={"Retry-After": "2"})
-        return self
-
-    def __exit__(self, *exc):
-        self._sem.release()
-
-
 def too_large(limit: int, setting: str, what: str = "request body") -> HTTPProblem:
     return HTTPProblem(413, "Upload too large", f"{what} exceeds the limit of {limit} bytes ({setting})")
 
@@ -58,36 +29,13 @@ def too_large(limit: int, setting: str, what: str = "request body") -> HTTPProbl
 def read_body(settings: Settings) -> bytes:
     limit = settings.max_upload_bytes
     declared = request.content_length
-    if declared is not None and declared > limit:
-        abandon_body()
-        raise too_large(limit, "MAX_UPLOAD_BYTES")
     stream = request.environ["wsgi.input"]
-    sock = request.environ.get("gunicorn.socket")
-    deadline = time.monotonic() + settings.request_body_timeout_seconds
-    want = declared if declared is not None else limit + 1
     parts, got = [], 0
-    try:
-        while got < want:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError()
-            if sock is not None:
-                sock.settimeout(left)
-            chunk = stream.read(min(CHUNK, want - got))
-            if not chunk:
-                break
+    while chunk := stream.read(CHUNK):
+        got += len(chunk)
+        if got <= limit:
             parts.append(chunk)
-            got += len(chunk)
-    except TimeoutError:
-        abandon_body()
-        seconds = settings.request_body_timeout_seconds
-        raise HTTPProblem(408, "Request timeout",
-                          f"the body did not arrive within REQUEST_BODY_TIMEOUT_SECONDS={seconds:g}") from None
-    finally:
-        if sock is not None:
-            sock.settimeout(None)
     if got > limit:
-        abandon_body()
         raise too_large(limit, "MAX_UPLOAD_BYTES")
     if declared is not None and got < declared:
         raise HTTPProblem(400, "Incomplete body", f"the body ended after {got} of the {declared} bytes announced")

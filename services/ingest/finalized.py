@@ -17,7 +17,7 @@ import re
 
 from ..common.errors import LimitExceeded, PermanentError, UnsupportedMedia
 from ..common.logs import bind_fields, log
-from ..media.mediatypes import ALLOWED, sniff
+from ..media.mediatypes import ALLOWED, AUDIO_ONLY, audio_only, sniff
 from ..pipeline.envelope import PushMessage
 from ..pipeline.handon import publish_final_event
 from ..pipeline.jobstate import failure_fields
@@ -66,9 +66,13 @@ def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage, clien
                                 "was granted for (the size announced to POST /v1/upload-urls)")
         if size > rt.settings.max_signed_upload_bytes:
             raise LimitExceeded(f"upload is {size} bytes, over MAX_SIGNED_UPLOAD_BYTES={rt.settings.max_signed_upload_bytes}")
-        media = sniff(rt.blobs.read_head(bucket, name, generation)) if size else None
+        head = rt.blobs.read_head(bucket, name, generation) if size else b""
+        media = sniff(head) if head else None
         if media is None:
-            raise UnsupportedMedia(f"the file's first bytes match no supported type; supported: {ALLOWED_TYPES}")
+            audio = audio_only(head)
+            raise UnsupportedMedia(f"{AUDIO_ONLY} ({audio})" if audio else
+                                   f"the file's first bytes match no supported type; supported: {ALLOWED_TYPES}",
+                                   code="audio-only" if audio else "error")
     except PermanentError as exc:
         # The client is already gone: the job records why it failed, its failed event says so,
         # and the notification goes to the dead letters with the reason (the plumbing does that).

@@ -30,7 +30,8 @@ def rendition_url(rt: Runtime, ref: dict) -> tuple[str, str | None]:
     if rt.settings.renditions_base_url:
         return f"{rt.settings.renditions_base_url}/{name}", None
     url, expires = rt.blobs.signed_get_url(bucket, name, ref.get("generation"), rt.settings.rendition_url_ttl_seconds,
-                                           rt.settings.signing_key_file)
+                                           key_file=rt.settings.signing_key_file,
+                                           endpoint=rt.settings.storage_read_endpoint)
     return url, to_json({"t": dt.datetime.fromtimestamp(expires, dt.UTC)})["t"]
 
 
@@ -100,9 +101,10 @@ def stored_files(job: Job) -> list[dict]:
 
 
 def _public_video(rt: Runtime, video: dict) -> dict:
-    """The ladder as a player needs it. The playlists name their media segments relative to
-    themselves, so HLS plays from RENDITIONS_BASE_URL (a CDN or public bucket before the
-    renditions); the MP4 plays from its signed URL as well."""
+    """The ladder's files. The stored playlists name their media segments relative to
+    themselves, so they play as they are only from RENDITIONS_BASE_URL (a CDN or public origin);
+    from the private bucket, a player uses the playback URL (playback.py). The MP4 plays from its
+    signed URL."""
     out = {k: v for k, v in video.items() if k not in ("hls", "mp4", "ladder")}
     out["hls"] = {**{k: v for k, v in video["hls"].items() if k != "master"}, "master": _public_file(rt, video["hls"]["master"])}
     out["mp4"] = _public_file(rt, video["mp4"])

@@ -3,12 +3,12 @@
 Each client may make CLIENT_RATE_BURST requests at once and CLIENT_RATE_PER_SECOND sustained;
 beyond that it gets 429 problem+json with Retry-After (the seconds until its next token), and
 the request costs nothing more (no body read, no Firestore read): one client's burst cannot hold
-the threads and upload slots the others' uploads need. The daily quotas (quotas.py) bound how
+the threads the others' uploads need. The daily quotas (quotas.py) bound how
 much a client stores; this bounds how fast it asks.
 
 Why in memory, per process, is enough here, and what it is not: each gunicorn worker of each
 Cloud Run instance keeps its own buckets, so a client can reach rate x workers x instances in
-total. What this protects is the instance itself (its threads, its MAX_CONCURRENT_UPLOADS slots),
+total. What this protects is the instance itself (its request threads),
 and that is exactly per instance: a burst that lands on one instance is cut there, whatever the
 others see. It costs no network call per request. It does not give a global per-client rate:
 production that needs one (billing, a contract) adds it in front, at the load balancer (Cloud

@@ -32,12 +32,13 @@ from multiprocessing.connection import wait
 
 from ..common import faults
 from ..common.errors import CorruptMedia, LimitExceeded, PermanentError, TransientError, UnsupportedMedia
+from . import rangefile
 from .budget import Budget
 
 logger = logging.getLogger("mediarelay.sandbox")
 KILL_GRACE_SECONDS = 2.0  # the child's own budget checks name the step; past this the parent kills it
 _PERMANENT = {c.error_class: c for c in (LimitExceeded, CorruptMedia, UnsupportedMedia)}
-_BASE_PRELOAD = ["numpy", "cv2", "PIL.Image", "services.media.budget", "services.media.sandbox"]
+_BASE_PRELOAD = ["numpy", "cv2", "PIL.Image", "services.media.budget", "services.media.rangefile", "services.media.sandbox"]
 _ctx = multiprocessing.get_context("forkserver")
 _preload: list[str] = list(_BASE_PRELOAD)
 
@@ -112,15 +113,26 @@ class Running:
             return 0
 
 
-def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable[[Running], None] | None = None):
+def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable[[Running], None] | None = None,
+        watch: Callable[[], None] | None = None, watch_seconds: float = 1.0, source=None, served: list | None = None):
     """fn(raw, *args) in a bounded child; its return value, or the error it raised (error
-    classes cross over as themselves), or LimitExceeded / ChildCrashed when it was stopped."""
+    classes cross over as themselves), or LimitExceeded / ChildCrashed when it was stopped.
+    `watch` is called every `watch_seconds` while the child works: when it raises (the job was
+    cancelled), the child is killed at once and that exception is raised here. `source`: a
+    seekable binary file object the child reads by ranges through a `rangefile.RangeSource`
+    among `args` (rangefile.py); the bytes it read are appended to `served` when given."""
     parent, child = _ctx.Pipe(duplex=True)
+    ranges, child_ranges = _ctx.Pipe(duplex=True) if source is not None else (None, None)
     proc = _ctx.Process(target=_child_main, args=(child, fn, limits.memory_bytes, limits.cpu_seconds, limits.deadline),
-                        name="media-child", daemon=True)
+                        kwargs={"ranges": child_ranges}, name="media-child", daemon=True)
     proc.start()
     child.close()
+    server = None
+    if ranges is not None and child_ranges is not None:
+        child_ranges.close()
+        server = rangefile.Server(ranges, source)
     killed = False
+    stopped: Exception | None = None
     try:
         if on_start:
             on_start(Running(proc.pid or 0))
@@ -129,8 +141,7 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
             parent.send(args)
         except (BrokenPipeError, ConnectionResetError):
             pass  # it died at once: judged from its exit below
-        remaining = limits.deadline + KILL_GRACE_SECONDS - time.monotonic()
-        ready = wait([parent, proc.sentinel], timeout=max(0.0, remaining))
+        ready, stopped = _wait(parent, proc, limits.deadline + KILL_GRACE_SECONDS, watch, watch_seconds)
         message = None
         if parent in ready:
             try:
@@ -138,7 +149,7 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
             except (EOFError, ConnectionResetError, OSError):
                 message = None
         if not ready:
-            killed = True
+            killed = stopped is None
             proc.kill()
         proc.join(5)
         if proc.exitcode is None:  # sent its answer but does not exit: nothing more is needed from it
@@ -149,11 +160,33 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
         if proc.is_alive():
             proc.kill()
             proc.join(5)
+        if server is not None:
+            server.stop()
+            if served is not None:
+                served.append(server.served)
+    if stopped is not None:
+        raise stopped
+    if server is not None and server.error is not None:
+        raise server.error  # the source could not be read (storage): that, not what the decoder made of it
     if killed:
         raise LimitExceeded(f"media work ran past {limits.deadline_reason} and was stopped", code="deadline")
     if message is not None:
         return _result(message)
     return _judge_exit(proc.exitcode, limits)
+
+
+def _wait(parent, proc, until: float, watch: Callable[[], None] | None, every: float) -> tuple[list, Exception | None]:
+    """Wait for the child's answer or exit until `until` (monotonic); ([], None) at the deadline,
+    ([], exc) when `watch` raised exc."""
+    while True:
+        remaining = until - time.monotonic()
+        ready = wait([parent, proc.sentinel], timeout=max(0.0, remaining if watch is None else min(remaining, every)))
+        if ready or watch is None or time.monotonic() >= until:
+            return ready, None
+        try:
+            watch()
+        except Exception as exc:  # noqa: BLE001 - the watch's own error (Cancelled) ends the work as it says
+            return [], exc
 
 
 def _result(message):
@@ -186,8 +219,9 @@ def _name(fn: Callable) -> str:
     return getattr(fn, "func", fn).__name__
 
 
-def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float) -> None:
+def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float, *, ranges=None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    rangefile.attach(ranges)
     try:  # two malloc arenas instead of 8 per core: less reserved address space under RLIMIT_AS
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)
     except (OSError, AttributeError):

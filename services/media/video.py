@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import io
 import math
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
@@ -31,6 +28,7 @@ import numpy as np
 from ..common.errors import CorruptMedia, LimitExceeded, OverLimit, UnsupportedMedia
 from .decoding import clean
 from .mediatypes import AUDIO_ONLY
+from .rangefile import RangeSource
 
 # FFmpeg's AVColorTransferCharacteristic values that mean HDR (the others are SDR curves).
 HDR_TRANSFERS = {16: "pq", 18: "hlg"}
@@ -43,14 +41,6 @@ PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
 # millisecond of a boundary is on it.
 SPAN_EPSILON = 5e-4
 VFR_TOLERANCE = 0.02  # frame intervals differing by more than 2 % from one another: variable frame rate
-
-
-@contextmanager
-def downloaded(blobs, source: Mapping[str, Any], suffix: str = "") -> Iterator[str]:
-    """The GCS original streamed to a temporary file (FFmpeg reads it from there, never a second copy in memory)."""
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        blobs.download_to(source["bucket"], source["name"], source["generation"], tmp)
-        yield tmp.name
 
 
 @dataclass(frozen=True)
@@ -93,10 +83,12 @@ def _ratio(r) -> list[int] | None:
 class VideoFile:
     """An open video. Use as a context manager; `frames()` may be called once."""
 
-    def __init__(self, source: str | Path | bytes | io.IOBase, *, threads: int = 0,
+    def __init__(self, source: str | Path | bytes | io.IOBase | RangeSource, *, threads: int = 0,
                  skip_loop_filter: Mapping[str, str] | None = None):
         if isinstance(source, bytes):
             source = io.BytesIO(source)  # shares the bytes object's buffer until written to: no copy
+        if isinstance(source, RangeSource):
+            source = source.open()  # read by ranges from the stage's process (rangefile.py)
         try:
             self.container = av.open(source if not isinstance(source, Path) else str(source), "r")
         except av.error.DemuxerNotFoundError:

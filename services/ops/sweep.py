@@ -39,12 +39,24 @@ def input_message(rt: Runtime, job: Job, stage: str) -> tuple[str, Mapping[str, 
     return None
 
 
+def _segments_progressing(rt: Runtime, job: Job, cutoff: dt.datetime) -> bool:
+    """A fanned-out stage writes nothing on its job while its segments finish (each writes its own
+    record: ARCHITECTURE.md, invariant 12), so a long fan-out's progress is its newest record."""
+    stage = jobstate.current_stage(job)
+    if not job["stages"][stage].get("segments"):
+        return False
+    done = rt.jobs.segments_done(job["job_id"], stage)
+    return bool(done) and max(done.values()) >= cutoff
+
+
 def sweep(rt: Runtime, older_than: dt.timedelta, *, dry_run: bool = False, limit: int = 500) -> list[dict[str, Any]]:
     cutoff = utcnow() - older_than
     max_redrives = rt.settings.sweep_max_redrives
     results = []
     for found in rt.jobs.find_stuck(SWEPT_STATUSES, cutoff, limit):
         job_id = found["job_id"]
+        if _segments_progressing(rt, found, cutoff):
+            continue
         row: dict[str, Any] = {"job_id": job_id, "status": found["status"], "updated_at": found["updated_at"].isoformat()}
         if dry_run:
             decision, _ = jobstate.redrive(found, max_redrives, utcnow())

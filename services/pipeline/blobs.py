@@ -4,8 +4,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,9 @@ class BlobStore:
         self._client: storage.Client | None = None
         self._signer: tuple[str, Any] | None = None  # (key file, credentials)
         self._signer_lock = threading.Lock()
-        self._signed_gets: dict[tuple[str, str, str | None, int], tuple[float, str]] = {}
+        self._signed_gets: dict[tuple[str, str, str | None, int, str], tuple[float, str]] = {}
+        # Signatures made by this process (each one an IAM signBlob call on Cloud Run).
+        self.signatures = 0
 
     @property
     def client(self) -> storage.Client:
@@ -116,6 +120,28 @@ class BlobStore:
         except gexc.NotFound:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
         fileobj.flush()
+
+    @retried("storage")
+    def open_ranged(self, bucket: str, name: str, generation: str | None, block_bytes: int,
+                    blocks: int) -> tuple[RangedObject, int]:
+        """(a seekable binary file object over one generation of the object, its size): reads are
+        served from ranged GETs of `block_bytes`-aligned blocks, the last `blocks` of them kept;
+        nothing is downloaded whole."""
+        blob = self.client.bucket(bucket).blob(name, generation=int(generation) if generation else None)
+        try:
+            blob.reload()
+        except gexc.NotFound:
+            raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
+        size = int(blob.size or 0)
+        return RangedObject(lambda start, n: self.read_range(blob, start, n), size, block_bytes, blocks), size
+
+    @retried("storage")
+    def read_range(self, blob: storage.Blob, start: int, size: int) -> bytes:
+        try:
+            return cast(bytes, blob.download_as_bytes(start=start, end=start + size - 1, checksum=None))
+        except gexc.NotFound:
+            raise PermanentError(f"gs://{blob.bucket.name}/{blob.name}#{blob.generation} no longer exists",
+                                 code="source-missing") from None
 
     @retried("storage")
     def read_head(self, bucket: str, name: str, generation: str, size: int = 64) -> bytes:
@@ -189,28 +215,40 @@ class BlobStore:
                 headers[f"x-goog-meta-{key}"] = value
         blob = self.client.bucket(bucket).blob(name)
         # generate_signed_url adds Host to the dict it is given: hand it a copy.
+        self.signatures += 1
         url: str = blob.generate_signed_url(version="v4", method="PUT", expiration=dt.timedelta(seconds=ttl_seconds),
                                             headers=dict(headers), **self._signing_kwargs(key_file))
         return url, headers
 
-    def signed_get_url(self, bucket: str, name: str, generation: str | None, ttl_seconds: int,
-                       key_file: str = "") -> tuple[str, float]:
-        """A V4 signed GET URL of one object and when it expires (epoch seconds).
+    def signed_get_url(self, bucket: str, name: str, generation: str | None, ttl_seconds: int, *,
+                       key_file: str = "", endpoint: str = "") -> tuple[str, float]:
+        """A V4 signed GET URL of one object and when it expires (epoch seconds), on `endpoint`
+        (STORAGE_READ_ENDPOINT; empty = the client's).
 
         One URL is handed out again while more than half its life is left: a status poll does
         not cost a signBlob call per rendition."""
-        key = (bucket, name, generation, ttl_seconds)
+        key = (bucket, name, generation, ttl_seconds, endpoint)
         now = time.time()
         hit = self._signed_gets.get(key)
         if hit and hit[0] - now > ttl_seconds / 2:
             return hit[1], hit[0]
         blob = self.client.bucket(bucket).blob(name)
+        self.signatures += 1
         url: str = blob.generate_signed_url(version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds),
-                                            **self._signing_kwargs(key_file))
+                                            api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
         if len(self._signed_gets) > 50_000:
             self._signed_gets.clear()
         self._signed_gets[key] = (now + ttl_seconds, url)
         return url, now + ttl_seconds
+
+    def signed_get_url_until(self, bucket: str, name: str, expires_at: int, key_file: str = "",
+                             endpoint: str = "") -> str:
+        """A V4 signed GET URL of one object valid until `expires_at` (epoch seconds), uncached."""
+        blob = self.client.bucket(bucket).blob(name)
+        self.signatures += 1
+        url: str = blob.generate_signed_url(version="v4", method="GET", expiration=dt.datetime.fromtimestamp(expires_at, dt.UTC),
+                                            api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
+        return url
 
     @retried("storage")
     def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict[str, str | None]) -> str:
@@ -227,3 +265,67 @@ class BlobStore:
             self.client.bucket(bucket).blob(name).delete()
         except gexc.NotFound:
             pass
+
+    @retried("storage")
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under `prefix` (work files of a fan-out once it fanned in)."""
+        names = [b.name for b in self.client.list_blobs(bucket, prefix=prefix)]
+        for name in names:
+            try:
+                self.client.bucket(bucket).blob(name).delete()
+            except gexc.NotFound:
+                pass
+        return len(names)
+
+
+class RangedObject(io.RawIOBase):
+    """A stored object read by blocks: each block one ranged GET (retried like every storage call;
+    the generation pinned, so a replaced object is never read half old, half new), the most
+    recently used `blocks` kept. FFmpeg jumps between the index, the video and the audio of a
+    file, and a file whose streams are badly interleaved would otherwise fetch a block per jump."""
+
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int, block_bytes: int, blocks: int):
+        self.fetch, self.size, self.block_bytes, self.blocks = fetch, size, block_bytes, max(1, blocks)
+        self.pos = 0
+        self.fetched = 0  # bytes fetched from storage
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def _block(self, index: int) -> bytes:
+        data = self._cache.get(index)
+        if data is None:
+            start = index * self.block_bytes
+            data = self.fetch(start, min(self.block_bytes, self.size - start))
+            self.fetched += len(data)
+            self._cache[index] = data
+            if len(self._cache) > self.blocks:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(index)
+        return data
+
+    def readinto(self, buffer: Any) -> int:  # a writable buffer (memoryview, bytearray)
+        want = min(len(buffer), self.size - self.pos)
+        done = 0
+        while done < want:
+            index, offset = divmod(self.pos, self.block_bytes)
+            chunk = self._block(index)[offset:offset + want - done]
+            if not chunk:
+                break
+            buffer[done:done + len(chunk)] = chunk
+            done += len(chunk)
+            self.pos += len(chunk)
+        return done

@@ -92,6 +92,6 @@ def _parse_unwrapped(doc: dict[str, Any], headers: Headers) -> PushMessage:
         message_id=headers.get("x-goog-pubsub-message-id", ""),
         publish_time=headers.get("x-goog-pubsub-publish-time", ""),
         subscription=headers.get("x-goog-pubsub-subscription-name", ""),
-        delivery_attempt=int(attempt) if attempt and attempt.isdigit() else None,
+        delivery_attempt=int(attempt) if attempt and attempt.isascii() and attempt.isdigit() else None,
         wrapped=False,
     )

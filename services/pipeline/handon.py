@@ -10,16 +10,22 @@ subscription pushing to the stage at /push/segments, so many instances share one
 the stage stays running. Each segment delivery:
 
     job check -> work (skipped when its result is stored already) -> result stored under a
-    deterministic name, create-if-absent -> index added to the job's finished set
-    (compare-and-set) -> the delivery that completes the set reads every result, merges them
-    and hands on exactly like a stage (StageResult: outputs, hand-off, next message).
+    deterministic name, create-if-absent -> its own finished record, create-if-absent
+    (jobs/{job}/segments/{stage}-{index}) -> the records counted -> when all are in, the fan-in
+    claimed (a claim record, create-if-absent) -> the claimant reads every result, merges them and
+    hands on exactly like a stage (StageResult: outputs, hand-off, next message) -> the
+    records and work/{job}/{stage}/ objects deleted.
 
-Redeliveries change nothing (a set, not a counter; deterministic names); a second fan-in is
-refused by hand_off's compare-and-set, so the next message goes out once in effect. A
-permanent failure of one segment fails the job with its reason; a transient one retries that
-segment alone, with the segment subscription's backoff. The sweep re-drives a stalled fan-out
-through the stage's input, which republishes only the segments not finished (or fans in when
-none is missing). Fan-out and fan-in share this module because hand_on and _fan_in recurse.
+No document is written by every segment (a Firestore document takes about one write a second):
+each writes its own record, the few deliveries that count the set whole race for one claim
+record (one create succeeds, the others are told at once), and the job is written only by the
+claimant's hand-off.
+Redeliveries change nothing (create-if-absent, deterministic names); one claim wins the fan-in
+and a second hand-off is refused by hand_off's compare-and-set anyway. A permanent failure of
+one segment fails the job with its reason; a transient one retries that segment alone, with
+the segment subscription's backoff. The sweep re-drives a stalled fan-out through the stage's
+input, which republishes only the segments without a record (or fans in when none is missing).
+Fan-out and fan-in share this module because hand_on and _fan_in recurse.
 """
 from __future__ import annotations
 
@@ -32,13 +38,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..common.errors import Cancelled
+from ..common.errors import Cancelled, TransientError
 from ..common.logs import log
 from ..media import budget
 from . import jobstate
 from .bus import encode
 from .events import build_event
-from .jobstate import FinalStatus, HandOff, Job, SegmentsDone, Skip, Updates
+from .jobstate import FanIn, FinalStatus, HandOff, Job, Skip, Updates
 from .jobstore import utcnow
 from .payloads import Handoff, SegmentMessage
 from .retrying import maybe_fail, retries_so_far
@@ -74,6 +80,10 @@ class FanOut:
 
 # (runtime, job, segment message) -> result (JSON-able)
 SegmentWork = Callable[[Runtime, Job, SegmentMessage], dict[str, Any]]
+
+# The object-name prefixes (renditions bucket) a segment writes outside its work files, e.g. its
+# HLS media segments: removed with them when the job is cancelled while the segment runs.
+SegmentOutputs = Callable[[SegmentMessage], list[str]]
 
 Merge = Callable[[Runtime, Job, list[dict[str, Any]]], StageResult]  # (runtime, job, results in index order)
 
@@ -123,9 +133,21 @@ def segment_topic(rt: Runtime, stage: str) -> str:
 
 
 
+def work_prefix(job_id: str, stage: str) -> str:
+    """The stage's work files of one job in the renditions bucket, deleted after its fan-in."""
+    return f"work/{job_id}/{stage}/"
+
+
+
+def segment_prefix(job_id: str, stage: str, index: int) -> str:
+    """A segment's own work files in the renditions bucket (removed if its job is cancelled under it)."""
+    return f"{work_prefix(job_id, stage)}{index:04d}-"
+
+
+
 def result_name(job_id: str, stage: str, index: int) -> str:
     """Where a segment's result is kept until the fan-in (the renditions bucket's work/ prefix)."""
-    return f"work/{job_id}/{stage}/segment-{index:04d}.json"
+    return f"{work_prefix(job_id, stage)}segment-{index:04d}.json"
 
 
 
@@ -149,7 +171,11 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
     finished = set(done)
     missing = [m for m in messages if m["index"] not in finished]
     if not missing:  # every result is in but the fan-in was lost (a crash, a restart): do it now
-        _fan_in(rt, stage, job_id, len(messages), fan.merge)
+        claim = rt.jobs.claim_fan_in(job_id, stage, "input", len(messages))
+        if claim is FanIn.COMPLETE:
+            _fan_in(rt, stage, job_id, len(messages), fan.merge)
+        else:
+            log(logger, logging.INFO, f"{stage}: every segment is in; not fanned in here ({claim.value})")
         return
     topic = segment_topic(rt, stage)
     for m in missing:
@@ -158,7 +184,8 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
 
 
 
-def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: SegmentMessage) -> None:
+def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: SegmentMessage, *,
+                     outputs: SegmentOutputs | None = None) -> None:
     job_id, index, count = data["job_id"], data["index"], data["count"]
     start = rt.jobs.begin_segment(job_id, stage, index, count)
     if not start.proceed or start.job is None:
@@ -168,15 +195,34 @@ def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, d
         return
     maybe_fail(f"segment.{stage}")
     bucket, name = rt.settings.renditions_bucket, result_name(job_id, stage, index)
-    with running(rt, job_id, stage):
-        if rt.blobs.find_bytes(bucket, name) is None:  # a redelivery after the result was stored does no work
-            result = work(rt, start.job, data)
-            ensure_job_active()
-            rt.blobs.put_if_absent(bucket, name, encode(result), RESULT_TYPE)
-    outcome = rt.jobs.segment_done(job_id, stage, index)
+    try:
+        with running(rt, job_id, stage):
+            if rt.blobs.find_bytes(bucket, name) is None:  # a redelivery after the result was stored does no work
+                result = work(rt, start.job, data)
+                ensure_job_active()
+                rt.blobs.put_if_absent(bucket, name, encode(result), RESULT_TYPE)
+    except Cancelled:  # the job ended under this segment (its child was killed, or a check saw it)
+        _discard_segment(rt, stage, data, outputs)
+        raise
+    rt.jobs.record_segment(job_id, stage, index)  # create-if-absent: a redelivery changes nothing
+    # Also on a redelivery: the delivery that saw the set whole may have died before fanning in.
+    outcome = rt.jobs.claim_fan_in(job_id, stage, f"segment-{index}", count)
     log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome.value})")
-    if outcome is SegmentsDone.COMPLETE:
+    if outcome is FanIn.COMPLETE:
         _fan_in(rt, stage, job_id, count, merge)
+
+
+
+def _discard_segment(rt: Runtime, stage: str, data: SegmentMessage, outputs: SegmentOutputs | None) -> None:
+    """What the segment wrote before it was stopped: nothing of a cancelled job's is read again."""
+    bucket = rt.settings.renditions_bucket
+    prefixes = [segment_prefix(data["job_id"], stage, data["index"]), *(outputs(data) if outputs else [])]
+    try:
+        gone = sum(rt.blobs.delete_prefix(bucket, prefix) for prefix in prefixes)
+    except TransientError as exc:
+        log(logger, logging.WARNING, f"{stage}: partial outputs of a cancelled segment not deleted ({exc})")
+        return
+    log(logger, logging.INFO, f"{stage}: segment {data['index']} stopped; {gone} partial outputs deleted")
 
 
 
@@ -188,8 +234,24 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
     results = [json.loads(rt.blobs.get_bytes(bucket, result_name(job_id, stage, i))) for i in range(count)]
     with running(rt, job_id, stage):
         result = merge(rt, job, results)
+    result.job_fields[f"stages.{stage}.segments.fanned_in_at"] = utcnow()  # written with the hand-off: no extra write
     hand_on(rt, stage, job_id, result)
     log(logger, logging.INFO, f"{stage}: fanned in {count} segments")
+    clean_up_segments(rt, stage, job_id)
+
+
+
+def clean_up_segments(rt: Runtime, stage: str, job_id: str) -> None:
+    """After the hand-off nothing reads a segment's record or work objects again (a late
+    segment delivery is acknowledged as fanned-in). Best effort: what a failure here leaves is
+    removed by the records' Firestore TTL and the work/ lifecycle rule (terraform/)."""
+    try:
+        records = rt.jobs.delete_segments(job_id, stage)
+        objects = rt.blobs.delete_prefix(rt.settings.renditions_bucket, work_prefix(job_id, stage))
+    except TransientError as exc:
+        log(logger, logging.WARNING, f"{stage}: segment records or work files not deleted; their TTL will ({exc})")
+        return
+    log(logger, logging.INFO, f"{stage}: deleted {records} segment records and {objects} work files")
 
 
 

@@ -51,10 +51,10 @@ DELETE = _Delete()  # as an update value: remove the field
 
 
 class Segments(TypedDict, total=False):
-    """`stages.<stage>.segments`: the fan-out's plan (the stage's own keys) and the finished set."""
+    """`stages.<stage>.segments`: the fan-out's plan (the stage's own keys) and its size; finished
+    segments are records of their own (SegmentRecord)."""
 
     count: int
-    done: list[int]  # sorted indices: a set, so a redelivered segment changes nothing
     plan: dict[str, Any]  # analyze's plan
     spans: int  # render's plan
 
@@ -241,15 +241,29 @@ def transient_error(stage: str, reason: str, now: dt.datetime) -> Updates:
     return {f"stages.{stage}.error": reason, "updated_at": now}
 
 
-# --- segments: a stage's work fanned out over Pub/Sub, fanned in on the job ---------------------
-# `stages.<stage>.segments` holds {"count", "done": [sorted indices], ...the plan}: a set, so a
-# redelivered segment changes nothing; the write that completes it wins the fan-in.
+# --- segments: a stage's work fanned out over Pub/Sub, fanned in once ----------------------------
+# `stages.<stage>.segments` holds the plan and `count`. A finished segment is not written here: it
+# is its own record beside the job (jobstore.py, create-if-absent), so hundreds finishing at once
+# write hundreds of documents, not one. Completion is read by counting those records; of the few
+# deliveries that may see them all, the one whose create of the claim record `<stage>-fan-in`
+# succeeds merges and hands off; the others are told "claimed" at once (ARCHITECTURE.md, invariant 12).
+
+# A fan-in claim held this long by a delivery that went silent may be taken over. Longer than
+# the longest push ack deadline (600 s): the claimant's own request has ended by then, and its
+# redelivery (same claimant) takes the claim back at once anyway.
+FAN_IN_LEASE = dt.timedelta(seconds=660)
+
+
+class FannedOut(enum.Enum):
+    """What recording a fan-out came to (when the stage still runs)."""
+
+    NEW = "new"  # recorded now
+    AGAIN = "again"  # a redelivered input: the same fan-out, its finished records kept
 
 
 def fan_out(job: Job | None, stage: str, count: int, plan: dict[str, Any],
-            now: dt.datetime) -> tuple[list[int] | None, Updates | None]:
-    """The running stage splits its work into `count` segments. Result: the indices already
-    finished (a redelivered input keeps them), or None when the stage is no longer running."""
+            now: dt.datetime) -> tuple[FannedOut | None, Updates | None]:
+    """The running stage splits its work into `count` segments. None: the stage is no longer running."""
     if job is None or job["status"] in FINAL:
         return None, None
     record = job["stages"][stage]
@@ -257,8 +271,8 @@ def fan_out(job: Job | None, stage: str, count: int, plan: dict[str, Any],
         return None, None
     segments = record.get("segments") or {}
     if segments.get("count") == count:
-        return sorted(segments.get("done") or []), None
-    return [], {f"stages.{stage}.segments": {**plan, "count": count, "done": []}, "updated_at": now}
+        return FannedOut.AGAIN, None
+    return FannedOut.NEW, {f"stages.{stage}.segments": {**plan, "count": count}, "updated_at": now}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,26 +307,66 @@ def begin_segment(job: Job | None, stage: str, index: int, count: int,
     return SegmentStart(job=apply(job, updates), proceed=True), updates
 
 
-class SegmentsDone(enum.Enum):
-    """The finished set after one more segment joined it."""
+class FanIn(enum.Enum):
+    """Where a fan-out stands once this delivery's segment record is counted: ready_to_fan_in
+    answers READY, PENDING or STALE; the store's claim_fan_in COMPLETE, CLAIMED, PENDING or STALE."""
 
-    COMPLETE = "complete"  # whole, the stage not handed off yet: this delivery fans in
+    READY = "ready"  # every segment is in and the stage waits for its fan-in
     PENDING = "pending"  # segments remain
-    STALE = "stale"  # the job ended or the stage fanned in already
+    STALE = "stale"  # the job ended or the stage fanned in
+    COMPLETE = "complete"  # this delivery holds the fan-in claim: it merges and hands off
+    CLAIMED = "claimed"  # another delivery holds the claim
 
 
-def segment_done(job: Job | None, stage: str, index: int, now: dt.datetime) -> tuple[SegmentsDone, Updates | None]:
-    """Add `index` to the finished set. COMPLETE goes to the delivery whose write completed the
-    set, or to a redelivery after that one was lost (hand_off refuses a second fan-in)."""
+def ready_to_fan_in(job: Job | None, stage: str, finished: int) -> FanIn:
+    """`finished` segment records exist (counted after this delivery wrote its own)."""
     if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
-        return SegmentsDone.STALE, None
+        return FanIn.STALE
     segments = job["stages"][stage].get("segments") or {}
-    done = set(segments.get("done") or [])
-    updates: Updates | None = None
-    if index not in done:
-        done.add(index)
-        updates = {f"stages.{stage}.segments.done": sorted(done), f"stages.{stage}.error": DELETE, "updated_at": now}
-    return (SegmentsDone.COMPLETE if len(done) >= segments.get("count", 0) else SegmentsDone.PENDING), updates
+    if "count" not in segments:
+        return FanIn.STALE
+    return FanIn.READY if finished >= segments["count"] else FanIn.PENDING
+
+
+class FanInClaim(TypedDict):
+    """jobs/{job}/segments/{stage}-fan-in: who fans the stage in, since when. Without a `stage`
+    field, so it never counts as a finished segment."""
+
+    fan_in_of: str
+    by: str  # a segment's delivery, or "input" for a re-driven stage input
+    at: dt.datetime
+    expires_at: dt.datetime
+
+
+class SegmentRecord(TypedDict):
+    """jobs/{job}/segments/{stage}-NNNN: one finished segment, deleted after the fan-in."""
+
+    stage: str
+    index: int
+    done_at: dt.datetime
+    expires_at: dt.datetime  # the Firestore TTL backstop for one whose fan-in never came
+
+
+def fan_in_claim(stage: str, claimant: str, now: dt.datetime, ttl: dt.timedelta) -> FanInClaim:
+    return {"fan_in_of": stage, "by": claimant, "at": now, "expires_at": now + ttl}
+
+
+def may_take_claim(claim: FanInClaim, claimant: str, now: dt.datetime) -> bool:
+    """A claim already made: the claimant's own redelivery takes it back (it died mid fan-in),
+    anyone takes it once it is older than FAN_IN_LEASE (its claimant went silent for good)."""
+    return claim.get("by") == claimant or now - claim["at"] >= FAN_IN_LEASE
+
+
+def fan_in_claim_id(stage: str) -> str:
+    return f"{stage}-fan-in"
+
+
+def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta) -> SegmentRecord:
+    return {"stage": stage, "index": index, "done_at": now, "expires_at": now + ttl}
+
+
+def segment_record_id(stage: str, index: int) -> str:
+    return f"{stage}-{index:04d}"
 
 
 def park(job: Job | None, stage: str, reason: str, now: dt.datetime) -> tuple[bool, Updates | None]:

@@ -1,7 +1,9 @@
 """Job documents `jobs/{job_id}`: the job state machine (jobstate.py) applied with
 compare-and-set. JobStoreBase holds every operation; a backend supplies read / write-if-
-unchanged / plain write / create / the stuck-job query. JobStore is Firestore; tests use an
-in-memory backend with the same compare-and-set semantics (tests/fakes.py).
+unchanged / plain write / create / the stuck-job query, and the finished-segment records of a
+fan-out (create-if-absent, list, count, delete: one document each under the job, never a shared
+one). JobStore is Firestore; tests use an in-memory backend with the same semantics
+(tests/support/fakes.py).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from google.cloud import firestore
 from ..common.errors import TransientError
 from . import jobstate
 from .docstore import FirestoreCollection
-from .jobstate import FinalStatus, HandOff, Job, SegmentsDone, StageStart, Updates
+from .jobstate import FanIn, FanInClaim, FannedOut, FinalStatus, HandOff, Job, SegmentRecord, StageStart, Updates
 from .payloads import Handoff
 from .retrying import retried
 
@@ -34,8 +36,9 @@ class Conflict(Exception):
 
 
 class JobStoreBase:
-    def __init__(self, ttl_days: int = 30) -> None:
+    def __init__(self, ttl_days: int = 30, segment_ttl_days: float = 2) -> None:
         self.ttl = dt.timedelta(days=ttl_days)
+        self.segment_ttl = dt.timedelta(days=segment_ttl_days)
 
     # --- the backend -------------------------------------------------------------------
     def _read(self, job_id: str) -> tuple[Job | None, object]:
@@ -55,6 +58,28 @@ class JobStoreBase:
 
     def find_stuck(self, statuses: Iterable[str], cutoff: dt.datetime, limit: int = 500) -> list[Job]:
         """Jobs in `statuses` with no progress since `cutoff`, oldest first."""
+        raise NotImplementedError
+
+    def _create_segment(self, job_id: str, record_id: str, doc: SegmentRecord | FanInClaim) -> bool:
+        """Create the segment record if absent; False when it exists."""
+        raise NotImplementedError
+
+    def _segment_records(self, job_id: str, stage: str) -> list[SegmentRecord]:
+        raise NotImplementedError
+
+    def _count_segments(self, job_id: str, stage: str) -> int:
+        raise NotImplementedError
+
+    def _delete_segments(self, job_id: str, stage: str) -> int:
+        """The stage's finished records and its fan-in claim."""
+        raise NotImplementedError
+
+    def _read_segment(self, job_id: str, record_id: str) -> tuple[FanInClaim | None, object]:
+        """The fan-in claim record (the one record read back) and its version token."""
+        raise NotImplementedError
+
+    def _replace_segment_if(self, job_id: str, record_id: str, doc: FanInClaim, version: object) -> None:
+        """Replace the record if still at `version`, else Conflict."""
         raise NotImplementedError
 
     # --- operations ----------------------------------------------------------------------
@@ -97,15 +122,65 @@ class JobStoreBase:
 
     @retried("firestore")
     def fan_out(self, job_id: str, stage: str, count: int, plan: dict[str, Any]) -> list[int] | None:
-        return self._decide(job_id, lambda job: jobstate.fan_out(job, stage, count, plan, utcnow()))
+        """Record the fan-out; the indices already finished (a redelivered input keeps them), or
+        None when the stage is no longer running."""
+        outcome = self._decide(job_id, lambda job: jobstate.fan_out(job, stage, count, plan, utcnow()))
+        if outcome is None:
+            return None
+        if outcome is FannedOut.NEW:  # records of an earlier plan (another count) must not count towards this one
+            self._delete_segments(job_id, stage)
+            return []
+        return sorted(self.segments_done(job_id, stage))
 
     @retried("firestore")
     def begin_segment(self, job_id: str, stage: str, index: int, count: int) -> jobstate.SegmentStart:
         return self._decide(job_id, lambda job: jobstate.begin_segment(job, stage, index, count, utcnow()))
 
     @retried("firestore")
-    def segment_done(self, job_id: str, stage: str, index: int) -> SegmentsDone:
-        return self._decide(job_id, lambda job: jobstate.segment_done(job, stage, index, utcnow()))
+    def record_segment(self, job_id: str, stage: str, index: int) -> bool:
+        """The segment's result is stored: its record, create-if-absent (False: a redelivery)."""
+        doc = jobstate.segment_record(stage, index, utcnow(), self.segment_ttl)
+        return self._create_segment(job_id, jobstate.segment_record_id(stage, index), doc)
+
+    @retried("firestore")
+    def segments_done(self, job_id: str, stage: str) -> dict[int, dt.datetime]:
+        """Finished segments of the stage's fan-out: index -> when (the sweep's progress signal)."""
+        return {int(r["index"]): r["done_at"] for r in self._segment_records(job_id, stage)}
+
+    @retried("firestore")
+    def claim_fan_in(self, job_id: str, stage: str, claimant: str, count: int) -> FanIn:
+        """COMPLETE when this delivery fans in: every record is in (counted by an aggregation,
+        after the caller's own record was created, so the delivery whose record came last is sure
+        to see them all) and the claim record is this claimant's (create-if-absent: of the few
+        that see the set whole, one create succeeds). CLAIMED (another delivery fans in),
+        PENDING, STALE (jobstate.ready_to_fan_in) otherwise. The job document is only read."""
+        finished = self._count_segments(job_id, stage)
+        if finished < count:
+            return FanIn.PENDING
+        ready = jobstate.ready_to_fan_in(self._read(job_id)[0], stage, finished)
+        if ready is not FanIn.READY:
+            return ready
+        record_id = jobstate.fan_in_claim_id(stage)
+        for _ in range(CAS_ATTEMPTS):
+            now = utcnow()
+            if self._create_segment(job_id, record_id, jobstate.fan_in_claim(stage, claimant, now, self.segment_ttl)):
+                return FanIn.COMPLETE
+            claim, version = self._read_segment(job_id, record_id)
+            if claim is None:
+                continue  # deleted meanwhile (a taken-over claim being replaced): create again
+            if not jobstate.may_take_claim(claim, claimant, now):
+                return FanIn.CLAIMED
+            try:
+                self._replace_segment_if(job_id, record_id, jobstate.fan_in_claim(stage, claimant, now, self.segment_ttl),
+                                         version)
+                return FanIn.COMPLETE
+            except Conflict:
+                continue
+        raise TransientError(f"job {job_id}: the {stage} fan-in claim still contended after {CAS_ATTEMPTS} attempts")
+
+    @retried("firestore")
+    def delete_segments(self, job_id: str, stage: str) -> int:
+        return self._delete_segments(job_id, stage)
 
     @retried("firestore")
     def finish_stage(self, job_id: str, stage: str) -> None:
@@ -152,8 +227,8 @@ class JobStore(JobStoreBase, FirestoreCollection):
 
     collection = "jobs"
 
-    def __init__(self, project: str, ttl_days: int = 30) -> None:
-        JobStoreBase.__init__(self, ttl_days)
+    def __init__(self, project: str, ttl_days: int = 30, segment_ttl_days: float = 2) -> None:
+        JobStoreBase.__init__(self, ttl_days, segment_ttl_days)
         FirestoreCollection.__init__(self, project)
 
     def _read(self, job_id: str) -> tuple[Job | None, object]:
@@ -175,6 +250,49 @@ class JobStore(JobStoreBase, FirestoreCollection):
             return True
         except gexc.AlreadyExists:
             return False
+
+    def _segments(self, job_id: str) -> firestore.CollectionReference:
+        return self._ref(job_id).collection("segments")
+
+    def _of_stage(self, job_id: str, stage: str) -> firestore.Query:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        return self._segments(job_id).where(filter=FieldFilter("stage", "==", stage))
+
+    def _create_segment(self, job_id: str, record_id: str, doc: SegmentRecord | FanInClaim) -> bool:
+        try:
+            self._segments(job_id).document(record_id).create(doc)
+            return True
+        except gexc.AlreadyExists:
+            return False
+
+    def _segment_records(self, job_id: str, stage: str) -> list[SegmentRecord]:
+        query = self._of_stage(job_id, stage).select(["index", "done_at"])
+        return [cast(SegmentRecord, snap.to_dict()) for snap in query.stream()]
+
+    def _count_segments(self, job_id: str, stage: str) -> int:
+        [[result]] = self._of_stage(job_id, stage).count().get()
+        return int(result.value)
+
+    def _read_segment(self, job_id: str, record_id: str) -> tuple[FanInClaim | None, object]:
+        snap = self._segments(job_id).document(record_id).get()
+        return (cast(FanInClaim, snap.to_dict()) if snap.exists else None), snap.update_time
+
+    def _replace_segment_if(self, job_id: str, record_id: str, doc: FanInClaim, version: object) -> None:
+        try:
+            self._segments(job_id).document(record_id).update(doc, option=self.client.write_option(last_update_time=version))
+        except gexc.FailedPrecondition:
+            raise Conflict() from None
+
+    def _delete_segments(self, job_id: str, stage: str) -> int:
+        refs = [snap.reference for snap in self._of_stage(job_id, stage).select([]).stream()]
+        refs.append(self._segments(job_id).document(jobstate.fan_in_claim_id(stage)))  # deleting a missing one is no error
+        for start in range(0, len(refs), 400):  # a batch takes at most 500 writes
+            batch = self.client.batch()
+            for ref in refs[start:start + 400]:
+                batch.delete(ref)
+            batch.commit()
+        return len(refs)
 
     @retried("firestore")
     def find_stuck(self, statuses: Iterable[str], cutoff: dt.datetime, limit: int = 500) -> list[Job]:

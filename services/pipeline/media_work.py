@@ -5,13 +5,18 @@ job (its stage's ack deadline from the topology, the job store's crash count) li
 """
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from ..common.errors import CorruptMedia
+from ..common.errors import Cancelled, CorruptMedia, TransientError
 from ..media.admission import Admission
+from ..media.rangefile import RangeSource
 from ..media.sandbox import ChildCrashed, ChildLimits, Running, run
+from . import jobstate
 from .handon import SEGMENTS_PATH
 from .jobstore import JobStoreBase
 from .runtime import Runtime
@@ -20,12 +25,54 @@ logger = logging.getLogger("mediarelay.media_work")
 T = TypeVar("T")
 
 
+def job_watch(jobs: JobStoreBase, job_id: str, stage: str) -> Callable[[], None]:
+    """Raises Cancelled once the job has ended (an operator's `jobs cancel`): the running child is
+    then killed at once (services/media/sandbox.py) instead of working on to its deadline."""
+
+    def check() -> None:
+        try:
+            job = jobs.get(job_id)
+        except TransientError:
+            return  # the store is unreachable for a moment: the child keeps working, the next poll asks again
+        if job is not None and job["status"] in jobstate.FINAL:
+            error = job.get("error")
+            reason = (error["reason"] if error else "") or f"job {job['status']}"
+            raise Cancelled(f"job ended while {stage} was running ({reason}); its media work was stopped")
+
+    return check
+
+
+@dataclass
+class Source:
+    """A job's stored original for its media child: `ref` goes where a path would among the
+    work's arguments; the child reads `file` by ranges through it (services/media/rangefile.py)."""
+
+    ref: RangeSource
+    file: io.RawIOBase
+    served: list[int] = field(default_factory=list)  # bytes the child read, per run
+
+
+@contextmanager
+def ranged(rt: Runtime, src: Mapping[str, Any]) -> Iterator[Source]:
+    """The original `src` (a message's source reference) opened for ranged reads: a segment reads
+    the container's index and its own span, and no copy of the source is written anywhere."""
+    s = rt.settings
+    file, size = rt.blobs.open_ranged(src["bucket"], src["name"], src["generation"], s.source_read_block_bytes,
+                                      s.source_read_cache_blocks)
+    with file:
+        yield Source(RangeSource(size), file)
+
+
 def run_for_job(jobs: JobStoreBase, job_id: str, stage: str, work: Callable[[bytes], T], raw: bytes = b"", *,
-                crash_attempts: int, limits: ChildLimits, on_start: Callable[[Running], None] | None = None) -> T:
-    """`run`, with crashes counted on the job (JobStore.record_crash): the same input crashing
-    the decoder `crash_attempts` times is `corrupt-media`; before that, a retry (503)."""
+                crash_attempts: int, limits: ChildLimits, on_start: Callable[[Running], None] | None = None,
+                watch_seconds: float = 1.0, source: Source | None = None) -> T:
+    """`run`, watching the job every `watch_seconds` (a cancelled job's child is killed) and
+    with crashes counted on the job (JobStore.record_crash): the same input crashing the decoder
+    `crash_attempts` times is `corrupt-media`; before that, a retry (503)."""
     try:
-        result: T = run(work, raw, limits=limits, on_start=on_start)  # what work returned in the child
+        result: T = run(work, raw, limits=limits, on_start=on_start, watch=job_watch(jobs, job_id, stage),
+                        watch_seconds=watch_seconds, source=source.file if source else None,
+                        served=source.served if source else None)  # what work returned in the child
         return result
     except ChildCrashed as exc:
         crashes = jobs.record_crash(job_id, stage, exc.reason)
@@ -52,14 +99,15 @@ def segment_limits(rt: Runtime, stage: str) -> ChildLimits:
 
 
 def media_work(rt: Runtime, stage: str, job_id: str, work: Callable[[bytes], T], *, limits: ChildLimits,
-               need_bytes: int = 0, raw: bytes = b"") -> T:
+               need_bytes: int = 0, raw: bytes = b"", source: Source | None = None) -> T:
     """What a stage calls: admission for `need_bytes` on this instance, then work(raw) in a
-    bounded child, crashes counted on the job. `work` is a module-level function of the raw
-    bytes, its other arguments bound by keyword (functools.partial): it is pickled to the child."""
+    bounded child, crashes counted on the job; `source` (ranged()) when the work's arguments hold
+    its ref. `work` is a module-level function of the raw bytes, its other arguments bound by
+    keyword (functools.partial): it is pickled to the child."""
     s = rt.settings
     admission = _admission.get(s.instance_memory_bytes)
     if admission is None:  # one per process (the instance's memory is read once)
         admission = _admission[s.instance_memory_bytes] = Admission(s.instance_memory_bytes)
     with admission.admit(need_bytes, f"this {stage} job") as hand_over:
         return run_for_job(rt.jobs, job_id, stage, work, raw, crash_attempts=s.media_crash_attempts, limits=limits,
-                           on_start=hand_over)
+                           on_start=hand_over, watch_seconds=s.media_cancel_poll_seconds, source=source)

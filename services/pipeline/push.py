@@ -19,7 +19,17 @@ from ..common.logs import bind_fields, log
 from . import jobstate
 from .bus import encode
 from .envelope import PushMessage, parse_push
-from .handon import SEGMENTS_PATH, Merge, SegmentWork, StageResult, hand_on, publish_final_event, running, segment_delivery
+from .handon import (
+    SEGMENTS_PATH,
+    Merge,
+    SegmentOutputs,
+    SegmentWork,
+    StageResult,
+    hand_on,
+    publish_final_event,
+    running,
+    segment_delivery,
+)
 from .jobstate import Job, Skip
 from .jobstore import utcnow
 from .payloads import SegmentMessage
@@ -91,7 +101,8 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
         return Response(status=204)
 
 
-def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge) -> None:
+def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge, *,
+                      outputs: SegmentOutputs | None = None) -> None:
     sub = rt.topology.subscription_for_service(stage, SEGMENTS_PATH)
 
     def for_this_stage(msg: PushMessage) -> None:
@@ -102,7 +113,7 @@ def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, me
         bind_fields(segment=msg.data["index"])
         # The schema was checked at the door (register_job_push): the data is a video-segment message.
         segment = cast(SegmentMessage, msg.data)
-        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, segment))
+        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, segment, outputs=outputs))
 
     register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
 

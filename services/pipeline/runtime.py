@@ -28,7 +28,7 @@ class Runtime:
             settings=settings,
             topology=topology,
             bus=Bus(settings.project, topology, settings.schemas_dir, settings.publish_timeout_seconds),
-            jobs=JobStore(settings.project, settings.job_ttl_days),
+            jobs=JobStore(settings.project, settings.job_ttl_days, settings.video_segment_record_ttl_days),
             blobs=BlobStore(settings.project),
             verifier=verifier,
         )

@@ -34,6 +34,7 @@ import av
 import numpy as np
 
 from ..common.errors import CorruptMedia, UnsupportedMedia
+from ..media.rangefile import RangeSource, opened
 from ..media.video import SPAN_EPSILON, VideoFile, VideoLimits, _reason
 from . import hdr as colour
 from .presets import Ladder
@@ -170,11 +171,11 @@ def _audio_stream(container):
     return container.streams.audio[0] if container.streams.audio else None
 
 
-def span_audio(path: str, start_s: float, end_s: float, rung: Rung, budget) -> list[tuple[int, bytes]] | None:
+def span_audio(path: str | RangeSource, start_s: float, end_s: float, rung: Rung, budget) -> list[tuple[int, bytes]] | None:
     """The span's AAC-LC frames as (pts in 1/rate, ADTS bytes); None when the file has no audio."""
     rate, channels = rung.audio_rate, rung.audio_channels
     try:
-        container = av.open(str(path))
+        container = av.open(opened(path))
     except (av.error.FFmpegError, OSError):
         raise CorruptMedia("cannot open the video container to read its audio", code="corrupt-video") from None
     with container:
@@ -416,10 +417,10 @@ def encode_span(path, start_s: float, end_s: float, rungs, *, hls_segment_s: flo
     rungs = [r if isinstance(r, Rung) else Rung.from_dict(r) for r in rungs]
     out_dir = Path(out_dir)
     bounds = hls_bounds(start_s, end_s, hls_segment_s)
-    packets = span_audio(str(path), start_s, end_s, rungs[0], budget) if audio else None
+    packets = span_audio(path, start_s, end_s, rungs[0], budget) if audio else None
     with_audio = packets is not None
     budget.check("encoding the audio")
-    with VideoFile(str(path)) as video:
+    with VideoFile(path) as video:
         video.check_header(limits)
         rotation = video.rotation
         rate = video.stream.average_rate or video.stream.guessed_rate or Fraction(25)

@@ -15,11 +15,10 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from ..media.mediatypes import suffix_for
+from ..media.rangefile import RangeSource
 from ..media.spans import Span
-from ..media.video import downloaded
 from ..pipeline import media_work
-from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages
+from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages, segment_prefix
 from ..pipeline.jobstate import Job
 from ..pipeline.payloads import SegmentMessage
 from ..pipeline.runtime import Runtime
@@ -81,6 +80,12 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: Job, msg: dict) -> Stage
     return StageResult(fan_out=FanOut(messages, {"spans": len(spans)}, make_merge(opts)))
 
 
+def segment_outputs(seg: SegmentMessage) -> list[str]:
+    """A span's HLS media segments (named by its index, media_segment_name) in every rung: removed
+    if its job is cancelled while it runs. Its shot stills keep their shot's name (not removed)."""
+    return [hls_prefix(seg["job_id"]) + f"{r['name']}/{seg['index']:04d}-" for r in seg["params"]["rungs"]]
+
+
 def make_work(opts: RenderOptions):
     def work(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:
         return render_segment(rt, opts, seg, media_work.segment_limits(rt, "render"))
@@ -95,7 +100,8 @@ def make_merge(opts: RenderOptions):
     return merge
 
 
-def _span_work(_raw: bytes, *, path: str, seg: SegmentMessage, opts: RenderOptions, out_dir: str, budget) -> dict:
+def _span_work(_raw: bytes, *, path: str | RangeSource, seg: SegmentMessage, opts: RenderOptions, out_dir: str,
+               budget) -> dict:
     """In the child: the span's ladder, then its poster, stills and storyboard tiles."""
     p, cat = seg["params"], opts.catalogue
     ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], hls_segment_s=p["hls_segment_s"], out_dir=out_dir,
@@ -110,11 +116,11 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits
     """One span rendered in the bounded child and stored; returns its JSON-able result. With
     `keep_in`, the media segments are written there and left for the caller (the inline fan-in)."""
     job_id, index, src = seg["job_id"], seg["index"], seg["source"]
-    work = f"work/{job_id}/render/{index:04d}-"
+    work = segment_prefix(job_id, "render", index)
     folder = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
-    with downloaded(rt.blobs, src, suffix_for(src["content_type"])) as path, folder as out_dir:
-        span = partial(_span_work, path=path, seg=seg, opts=opts, out_dir=out_dir, budget=limits.budget("rendering"))
-        out = media_work.media_work(rt, "render", job_id, span, limits=limits)
+    with media_work.ranged(rt, src) as source, folder as out_dir:
+        span = partial(_span_work, path=source.ref, seg=seg, opts=opts, out_dir=out_dir, budget=limits.budget("rendering"))
+        out = media_work.media_work(rt, "render", job_id, span, limits=limits, source=source)
         ladder = out["ladder"]
         for name, rung in ladder["rungs"].items():
             for s in rung["segments"]:

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from services.media.mediatypes import AUDIO_ONLY
 from tests.support.audio import audio_bytes
 
 from .conftest import wait_for_status
@@ -33,3 +34,16 @@ def test_an_audio_only_mp4_through_a_signed_url_fails_as_unsupported_media(http,
     assert job["status"] == "failed", job
     assert job["error"]["error_class"] == "unsupported-media"
     assert job["error"]["reason"] == AUDIO_REASON
+
+
+def test_an_mp3_through_a_signed_url_fails_saying_it_is_audio_only(http, ingest_url):
+    """Finalize sniffs the object's first bytes: an MP3 is named as such, not "no supported type"."""
+    data = audio_bytes("mp3") + uuid.uuid4().bytes
+    grant = http.post(f"{ingest_url}/v1/upload-urls", json={"content_type": "video/mp4", "size": len(data),
+                                                            "filename": "song.mp4"}, timeout=10)
+    assert grant.status_code == 201, grant.text
+    g = grant.json()
+    assert http.put(g["upload_url"], data=data, headers=g["headers"], timeout=30).status_code == 200
+    job = wait_for_status(http, ingest_url, g["job_id"])
+    assert job["status"] == "failed" and job["error"]["error_class"] == "unsupported-media", job
+    assert job["error"]["reason"].startswith(AUDIO_ONLY) and "MP3" in job["error"]["reason"], job["error"]

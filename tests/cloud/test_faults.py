@@ -154,7 +154,7 @@ def _once_segments(cloud, stage: str, done_at_least: int = 0, timeout: float = 1
         while time.monotonic() < deadline:
             for job_id in job_ids:
                 seg = ((store.get(job_id) or {}).get("stages", {}).get(stage) or {}).get("segments")
-                if seg and len(seg.get("done", [])) >= done_at_least:
+                if seg and len(store.segments_done(job_id, stage)) >= done_at_least:
                     return
             time.sleep(0.1)
         raise AssertionError(f"no job fanned {stage} out within {timeout} s")

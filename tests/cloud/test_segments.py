@@ -69,11 +69,17 @@ def _video_pts(path: Path, stream_index: int | None = None) -> list[float]:
         return sorted(float(p.pts * s.time_base) for p in c.demux(s) if p.pts is not None)
 
 
-def test_a_long_video_completes_with_a_ladder_a_master_playlist_and_an_mp4(done, clip):
+def test_a_long_video_completes_with_a_ladder_a_master_playlist_and_an_mp4(done, clip, stack):
+    from services.pipeline.jobstore import JobStore
+
     doc, job, event = done
     assert doc["status"] == "completed", doc.get("error")
-    assert job["stages"]["analyze"]["segments"]["done"] == list(range(len(clip.plan)))
-    assert job["stages"]["render"]["segments"]["done"] == list(range(len(clip.plan)))
+    for stage in ("analyze", "render"):  # fanned in once, then its records and work files deleted
+        assert job["stages"][stage]["segments"]["count"] == len(clip.plan)
+        assert job["stages"][stage]["segments"]["fanned_in_at"] <= job["stages"][stage]["finished_at"]
+        assert JobStore(stack.project).segments_done(job["job_id"], stage) == {}
+    bucket = job["video"]["hls"]["master"]["uri"].removeprefix("gs://").split("/")[0]
+    assert not list(storage.Client(project=stack.project).list_blobs(bucket, prefix=f"work/{job['job_id']}/"))
     assert [(s["start_s"], s["end_s"]) for s in job["analysis"]["segments"]] == clip.plan
     video = event["video"]
     assert video["segments"] == len(clip.plan) >= 4

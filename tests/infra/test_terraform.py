@@ -18,7 +18,7 @@ from lark import Token, Tree
 
 from .hcl_eval import Module, Ref, ref
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
 TOPOLOGY_FILE = REPO / "schemas" / "topology.json"
 REQUIRED_VARS = {"project_id": "acme-media", "image_tag": "0123abc"}

@@ -15,7 +15,7 @@ from pathlib import Path
 from services.common.config import Settings
 from services.common.errors import PermanentError
 from services.pipeline import jobstate
-from services.pipeline.blobs import BlobStore, StoredObject
+from services.pipeline.blobs import BlobStore, RangedObject, StoredObject
 from services.pipeline.bus import Bus
 from services.pipeline.handon import StageResult
 from services.pipeline.jobstore import Conflict, JobStoreBase
@@ -32,6 +32,8 @@ class MemoryJobStore(JobStoreBase):
     def __init__(self, ttl_days: int = 30):
         super().__init__(ttl_days)
         self.docs: dict[str, tuple[dict, int]] = {}
+        self.segments: dict[str, dict[str, dict]] = {}  # job -> record id -> finished-segment record (or fan-in claim)
+        self.segment_versions: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
 
@@ -63,6 +65,47 @@ class MemoryJobStore(JobStoreBase):
         with self._lock:
             docs = [d for d, _ in self.docs.values() if d["status"] in statuses and d["updated_at"] < cutoff]
         return sorted(docs, key=lambda d: d["updated_at"])[:limit]
+
+    # Finished-segment records: a subcollection of the job in Firestore, which (like this) does
+    # not need the job document to exist and is not deleted with it.
+    def _create_segment(self, job_id, record_id, doc):
+        with self._lock:
+            records = self.segments.setdefault(job_id, {})
+            if record_id in records:
+                return False
+            records[record_id] = jobstate.apply(doc, {})
+            self.segment_versions[(job_id, record_id)] = next(self._versions)
+            return True
+
+    def _read_segment(self, job_id, record_id):
+        with self._lock:
+            doc = self.segments.get(job_id, {}).get(record_id)
+            return (jobstate.apply(doc, {}) if doc is not None else None), self.segment_versions.get((job_id, record_id), 0)
+
+    def _replace_segment_if(self, job_id, record_id, doc, version):
+        with self._lock:
+            records = self.segments.setdefault(job_id, {})
+            if record_id not in records or self.segment_versions.get((job_id, record_id)) != version:
+                raise Conflict()
+            records[record_id] = jobstate.apply(doc, {})
+            self.segment_versions[(job_id, record_id)] = next(self._versions)
+
+    def _segment_records(self, job_id, stage):
+        with self._lock:
+            return [jobstate.apply(r, {}) for r in self.segments.get(job_id, {}).values() if r.get("stage") == stage]
+
+    def _count_segments(self, job_id, stage):
+        return len(self._segment_records(job_id, stage))
+
+    def _delete_segments(self, job_id, stage):
+        with self._lock:
+            records = self.segments.get(job_id, {})
+            gone = [k for k, r in records.items() if r.get("stage") == stage]
+            if jobstate.fan_in_claim_id(stage) in records:  # its fan-in claim too, as JobStore does
+                records.pop(jobstate.fan_in_claim_id(stage))
+            for k in gone:
+                del records[k]
+            return len(gone)
 
 
 class MemoryEndpointStore(EndpointStore):
@@ -169,6 +212,19 @@ class MemoryBlobs(BlobStore):
 
     def copy_if_absent(self, bucket, name, generation, new_name, content_type):
         return self.put_if_absent(bucket, new_name, self.get_bytes(bucket, name, generation), content_type)
+
+    def delete(self, bucket, name):
+        self.objects.pop((bucket, name), None)
+
+    def open_ranged(self, bucket, name, generation, block_bytes, blocks):
+        data = self.get_bytes(bucket, name, generation)
+        return RangedObject(lambda start, n: data[start:start + n], len(data), block_bytes, blocks), len(data)
+
+    def delete_prefix(self, bucket, prefix):
+        gone = [k for k in list(self.objects) if k[0] == bucket and k[1].startswith(prefix)]
+        for k in gone:
+            self.objects.pop(k, None)
+        return len(gone)
 
 
 def memory_runtime(**settings) -> Runtime:

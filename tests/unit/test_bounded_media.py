@@ -136,6 +136,9 @@ class _Crashes:
         self.count += 1
         return self.count
 
+    def get(self, job_id):  # what the child's watch reads: no job here, so nothing cancels it
+        return None
+
 
 def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
     jobs = _Crashes()
@@ -145,6 +148,27 @@ def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
     with pytest.raises(CorruptMedia) as second:
         media_work.run_for_job(jobs, "job", "render", _segfault, crash_attempts=2, limits=_limits())
     assert "SIGSEGV" in second.value.reason and "MEDIA_CRASH_ATTEMPTS=2" in second.value.reason
+
+
+def test_a_cancelled_jobs_child_is_killed_within_seconds_not_at_its_deadline():
+    import threading
+
+    from services.common.errors import Cancelled
+    from services.ops import jobs as job_ops
+    from tests.support.fakes import SOURCE, memory_runtime
+
+    rt = memory_runtime()
+    rt.jobs.create("job-cancel", {"kind": "video", "source": SOURCE})
+    started: list[int] = []
+    threading.Timer(1.0, job_ops.cancel, args=(rt, "job-cancel", "wrong file")).start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled) as err:  # the child would sleep 60 s; its deadline is 20 s away
+        media_work.run_for_job(rt.jobs, "job-cancel", "render", _sleep, crash_attempts=2, limits=_limits(cpu=60, seconds=20),
+                               on_start=lambda r: started.append(r.pid))
+    assert time.monotonic() - t0 < 1.0 + 5.0
+    assert "wrong file" in err.value.reason
+    with pytest.raises(ProcessLookupError):  # the child is gone (killed and reaped)
+        os.kill(started[0], 0)
 
 
 # --- admission ---------------------------------------------------------------------------------

@@ -89,3 +89,9 @@ def test_schema_invalid_message_is_acknowledged_and_dead_lettered(pipeline):
     assert "media-ingested.v1" in dead.attributes["error_reason"]
 
 
+
+
+@pytest.mark.parametrize("attempt", ["²", "٣", "x", ""])
+def test_a_delivery_attempt_header_that_is_not_ascii_digits_is_ignored_not_a_crash(attempt):
+    headers = Headers({"x-goog-pubsub-message-id": "7", "x-goog-pubsub-delivery-attempt": attempt})
+    assert parse_push(json.dumps({"job_id": "abc"}).encode(), headers).delivery_attempt is None

@@ -21,6 +21,7 @@ from services.render.image import Rendition
 from services.render.presets import DEFAULT_FILE, PresetsError, load, parse
 from services.render.store import object_name
 from services.render.work import RenderOptions
+from tests.support.fakes import MemoryJobStore
 from tests.support.render_support import asymmetric, exif_jpeg
 
 SCHEMAS = REPO_ROOT / "schemas"
@@ -112,7 +113,7 @@ def _message(kind: str, content_type: str, analysis: dict) -> dict:
 
 
 def _run(raw: bytes, msg: dict):
-    rt = SimpleNamespace(settings=Settings.from_env(), blobs=FakeBlobs(raw), topology=load_topology(), jobs=None)
+    rt = SimpleNamespace(settings=Settings.from_env(), blobs=FakeBlobs(raw), topology=load_topology(), jobs=MemoryJobStore())
     handle = make_handler(RenderOptions.build(rt.settings, load()))
     return rt, handle(rt, {}, msg)
 

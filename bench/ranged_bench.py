@@ -1,0 +1,123 @@
+"""Ranged reads of a video source: one segment's worker on a short source and on a source ten
+times longer (same resolution and bitrate: the long one is the short one's packets repeated,
+no re-encode), each stored in fake-gcs-server and read through BlobStore.open_ranged, as the
+stages do. Reported per source: bytes fetched from storage, bytes the child read, and the
+child's peak RSS, for a 30 s segment in the middle (analysis of the span, in the bounded child).
+
+    PYTHONPATH=. python -m bench ranged        # RANGED_SHORT_S=60 RANGED_TIMES=10
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+from localcloud.processes import ProcessManager
+from localcloud.stack import StackConfig, emulator_procs
+from localcloud.taps import free_port
+from services.analyze.segmented import analyze_span
+from services.media import sandbox
+from services.media.rangefile import RangeSource
+from services.media.video import VideoLimits
+from services.pipeline.blobs import BlobStore
+from tests.support.videoset import ClipSpec, ShotSpec, write_clip
+
+SHORT_S = float(os.environ.get("RANGED_SHORT_S", "60"))
+TIMES = int(os.environ.get("RANGED_TIMES", "10"))
+SPAN_S = 30.0
+BLOCK_BYTES, BLOCKS = 2**20, 16  # the defaults of SOURCE_READ_BLOCK_BYTES, SOURCE_READ_CACHE_BLOCKS
+SIZE = (1280, 720)
+PROJECT = "mediarelay-ranged-bench"
+BUCKET = "ranged-bench"
+
+
+def _short_clip(path: Path) -> None:
+    frames = int(SHORT_S * 24)
+    shots = ["astronaut", "coffee", "rocket", "chelsea", "camera"]
+    spec = ClipSpec("ranged-bench", [ShotSpec(shots[i % len(shots)], frames // 5, "pan", 3) for i in range(5)], SIZE,
+                    audio=True)
+    write_clip(spec, path, SIZE, keyframes_every_s=2.0, preset="ultrafast", crf=23)
+
+
+def _repeated(src: Path, dst: Path, times: int) -> None:
+    """`src`'s packets `times` over, timestamps shifted: the same stream, `times` as long."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        span = {s.index: int((inp.duration / 1e6) / s.time_base) for s in inp.streams if s.index in streams}
+        for k in range(times):
+            inp.seek(0)
+            for packet in inp.demux(*[inp.streams[i] for i in streams]):
+                if packet.dts is None:
+                    continue
+                packet.pts = packet.pts + k * span[packet.stream.index] if packet.pts is not None else None
+                packet.dts = packet.dts + k * span[packet.stream.index]
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+
+
+def _segment(_raw: bytes, source, start_s: float, end_s: float) -> dict:
+    """In the child: the span's analysis, and the child's own peak RSS."""
+    result = analyze_span(source, start_s, end_s, 3.0, VideoLimits(36000, 10**9))
+    return {"shots": len(result.get("shots", [])), "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def _measure(blobs: BlobStore, name: str, middle_s: float) -> dict:
+    file, size = blobs.open_ranged(BUCKET, name, None, BLOCK_BYTES, BLOCKS)
+    served: list[int] = []
+    t0 = time.monotonic()
+    with file:
+        limits = sandbox.ChildLimits(2 * 2**30, 600, time.monotonic() + 600, "the bench's deadline")
+        out = sandbox.run(_segment, b"", RangeSource(size), middle_s - SPAN_S / 2, middle_s + SPAN_S / 2, limits=limits,
+                          source=file, served=served)
+        fetched = file.fetched
+    return {"size": size, "fetched": fetched, "served": served[0], "peak_rss": out["peak_rss"],
+            "seconds": time.monotonic() - t0}
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        short, long = folder / "short.mp4", folder / "long.mp4"
+        _short_clip(short)
+        _repeated(short, long, TIMES)
+        cfg = StackConfig(state_dir=folder / "state", project=PROJECT,
+                          ports={"firestore": free_port(), "pubsub": free_port(), "gcs": free_port()})
+        pm = ProcessManager(cfg.state_dir)
+        [proc] = [p for p in emulator_procs(cfg) if p.name == "gcs"]
+        saved = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = cfg.url("gcs")
+        try:
+            pm.start(proc)
+            pm.wait_healthy(proc)
+            blobs = BlobStore(PROJECT)
+            bucket = blobs.client.create_bucket(BUCKET)
+            for path in (short, long):
+                bucket.blob(path.name).upload_from_filename(str(path))
+            rows = {"short": _measure(blobs, short.name, SHORT_S / 2), "long": _measure(blobs, long.name, SHORT_S * TIMES / 2)}
+        finally:
+            pm.stop("gcs")
+            if saved is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = saved
+    mib = 2**20
+    print(f"one {SPAN_S:g} s segment (analysis, bounded child) of a {SIZE[0]}x{SIZE[1]} source, read by ranges from "
+          "fake-gcs-server")
+    print(f"{'source':>8} {'size MiB':>9} {'fetched MiB':>12} {'child read MiB':>15} {'child peak RSS MiB':>19} {'s':>6}")
+    for label, r in rows.items():
+        print(f"{label:>8} {r['size'] / mib:9.1f} {r['fetched'] / mib:12.1f} {r['served'] / mib:15.1f} "
+              f"{r['peak_rss'] / mib:19.0f} {r['seconds']:6.1f}")
+    s, lg = rows["short"], rows["long"]
+    print(f"long/short: size {lg['size'] / s['size']:.1f}x, fetched {lg['fetched'] / s['fetched']:.2f}x, "
+          f"child peak RSS {lg['peak_rss'] / s['peak_rss']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

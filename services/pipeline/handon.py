@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..common.errors import Cancelled, TransientError
+from ..common.errors import Cancelled, PermanentError, TransientError
 from ..common.logs import log
 from ..media import budget
 from . import jobstate
@@ -228,10 +228,18 @@ def _discard_segment(rt: Runtime, stage: str, data: SegmentMessage, outputs: Seg
 
 def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> None:
     job = rt.jobs.get(job_id)
-    if job is None:
+    if _fanned_in(job, stage):
         return
     bucket = rt.settings.renditions_bucket
-    results = [json.loads(rt.blobs.get_bytes(bucket, result_name(job_id, stage, i))) for i in range(count)]
+    try:
+        results = [json.loads(rt.blobs.get_bytes(bucket, result_name(job_id, stage, i))) for i in range(count)]
+    except PermanentError:
+        # Two deliveries of one segment may both hold the claim (a claimant's redelivery takes it
+        # back); the other one fanned in and removed the results meanwhile: nothing is missing.
+        if _fanned_in(rt.jobs.get(job_id), stage):
+            log(logger, logging.INFO, f"{stage}: fanned in by another delivery meanwhile")
+            return
+        raise
     with running(rt, job_id, stage):
         result = merge(rt, job, results)
     result.job_fields[f"stages.{stage}.segments.fanned_in_at"] = utcnow()  # written with the hand-off: no extra write
@@ -239,6 +247,11 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
     log(logger, logging.INFO, f"{stage}: fanned in {count} segments")
     clean_up_segments(rt, stage, job_id)
 
+
+
+def _fanned_in(job: dict | None, stage: str) -> bool:
+    """The stage has handed on (or the job ended): a fan-in now would only repeat it."""
+    return job is None or job["status"] in jobstate.FINAL or job["stages"][stage]["state"] in (jobstate.HANDED_OFF, "done")
 
 
 def clean_up_segments(rt: Runtime, stage: str, job_id: str) -> None:

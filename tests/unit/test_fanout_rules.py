@@ -366,3 +366,19 @@ def test_of_many_deliveries_seeing_the_set_whole_at_once_one_claims_and_none_ret
         t.join()
     assert sorted(o.value for o in outcomes) == ["claimed"] * 7 + ["complete"]
     assert fan.rt.jobs.docs[job_id][1] == version  # the claim is a record of its own: the job is not written
+
+
+def test_a_duplicate_delivery_that_also_held_the_claim_finds_the_fan_in_done_not_a_failure(fan):
+    """Two deliveries of the last segment may both hold the claim (the claimant's redelivery
+    takes it back). When the other one has fanned in and removed the results, this one's fan-in
+    is a no-op: not a missing-file failure of a job that is doing fine."""
+    from services.pipeline import handon
+
+    job_id = fan.seed()
+    fan.start(job_id)
+    for seg in fan.segments_published(job_id):
+        fan.deliver(seg)
+    assert len(fan.analyzed(job_id)) == 1
+    handon._fan_in(fan.rt, "analyze", job_id, fan.count, fan.merge)  # the late twin, its claim in hand
+    assert len(fan.analyzed(job_id)) == 1
+    assert fan.job(job_id)["status"] != "failed" and fan.merge_calls == 1

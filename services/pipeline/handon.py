@@ -228,7 +228,7 @@ def _discard_segment(rt: Runtime, stage: str, data: SegmentMessage, outputs: Seg
 
 def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> None:
     job = rt.jobs.get(job_id)
-    if _fanned_in(job, stage):
+    if job is None or _fanned_in(job, stage):
         return
     bucket = rt.settings.renditions_bucket
     try:
@@ -249,7 +249,7 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
 
 
 
-def _fanned_in(job: dict | None, stage: str) -> bool:
+def _fanned_in(job: Job | None, stage: str) -> bool:
     """The stage has handed on (or the job ended): a fan-in now would only repeat it."""
     return job is None or job["status"] in jobstate.FINAL or job["stages"][stage]["state"] in (jobstate.HANDED_OFF, "done")
 

@@ -133,7 +133,7 @@ def make_handler(verifier: Verifier, upstream: str) -> type[BaseHTTPRequestHandl
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        def log_message(self, format, *args):
             pass
 
         def _cors(self) -> None:
@@ -141,7 +141,7 @@ def make_handler(verifier: Verifier, upstream: str) -> type[BaseHTTPRequestHandl
                 self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Type")
 
-        def do_OPTIONS(self):  # noqa: N802 - http.server's naming
+        def do_OPTIONS(self):
             self.send_response(200)
             self._cors()
             self.send_header("Access-Control-Allow-Methods", "GET, HEAD")
@@ -150,10 +150,10 @@ def make_handler(verifier: Verifier, upstream: str) -> type[BaseHTTPRequestHandl
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_HEAD(self):  # noqa: N802
+        def do_HEAD(self):
             self._serve(body=False)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self._serve(body=True)
 
         def _serve(self, body: bool) -> None:

@@ -20,6 +20,7 @@ from ..common.config import Settings
 from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields
 from ..media.mediatypes import ALLOWED
+from ..pipeline.jobstate import Job
 from ..pipeline.params import int_arg
 from ..pipeline.push import register_push
 from ..pipeline.runtime import Runtime
@@ -123,7 +124,7 @@ def _idempotency_key() -> str | None:
     return key
 
 
-def _accepted(rt: Runtime, job: dict, replayed: bool) -> Response:
+def _accepted(rt: Runtime, job: Job, replayed: bool) -> Response:
     body = {"job_id": job["job_id"], "status": job["status"], "status_url": _status_url(rt, job["job_id"])}
     resp = jsonify(body)
     resp.status_code = 202
@@ -138,7 +139,7 @@ def _status_url(rt: Runtime, job_id: str) -> str:
     return f"{base}/v1/jobs/{job_id}"
 
 
-def _own_job(rt: Runtime, job_id: str) -> dict:
+def _own_job(rt: Runtime, job_id: str) -> Job:
     """The caller's job; another client's job is as unknown to it as a job that never was."""
     job = rt.jobs.get(job_id) if JOB_ID.match(job_id) else None
     if job is None or job.get("owner") != g.client.client_id:

@@ -22,5 +22,6 @@ def cancel(rt: Runtime, job_id: str, reason: str | None = None) -> dict:
     stage = jobstate.current_stage(job)
     text = f"cancelled by an operator: {reason}" if reason else "cancelled by an operator"
     published = publish_final_event(rt, job_id, "failed", jobstate.failure_fields(stage, "cancelled", text))
-    status = (rt.jobs.get(job_id) or {}).get("status")
+    after = rt.jobs.get(job_id)
+    status = after["status"] if after is not None else None
     return {"job_id": job_id, "status": status, "action": "cancelled" if published else "none", "stage": stage}

@@ -5,20 +5,23 @@ Built from the job document alone, so a re-published event (healing a crash) is 
 """
 from __future__ import annotations
 
+from .jobstate import Job
 from .jobstore import to_json
+from .payloads import Event, FailureReason
 
 
-def build_event(job: dict) -> dict:
-    job = to_json(job)
+def build_event(stored: Job) -> Event:
+    job = to_json(stored)
     final = job["final_event"]
-    event = {
+    event: Event = {
         "id": final["id"],  # <job_id>/<status>: stable, so subscribers can drop a copy
         "type": f"mediarelay.job.{final['status']}",
         "job_id": job["job_id"],
         "status": final["status"],
         "occurred_at": final["claimed_at"],
-        "kind": job.get("kind"),
     }
+    if job.get("kind") is not None:
+        event["kind"] = job["kind"]
     src = job.get("source") or {}
     event["source"] = {k: src.get(k) for k in ("uri", "content_type", "size", "filename")}
     if final["status"] == "completed":
@@ -30,7 +33,8 @@ def build_event(job: dict) -> dict:
         if job.get("video"):
             event["video"] = job["video"]
     else:
-        event["error"] = job.get("error") or {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
+        unknown: FailureReason = {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
+        event["error"] = job.get("error") or unknown
         if job.get("analysis"):
             event["analysis"] = job["analysis"]
-    return {k: v for k, v in event.items() if v is not None}
+    return event

@@ -173,7 +173,7 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
     if not missing:  # every result is in but the fan-in was lost (a crash, a restart): do it now
         claim = rt.jobs.claim_fan_in(job_id, stage, "input", len(messages))
         if claim is FanIn.COMPLETE:
-            _fan_in(rt, stage, job_id, len(messages), fan.merge)
+            _claimed_fan_in(rt, stage, job_id, len(messages), fan.merge, claimant="input")
         else:
             log(logger, logging.INFO, f"{stage}: every segment is in; not fanned in here ({claim.value})")
         return
@@ -209,7 +209,21 @@ def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, d
     outcome = rt.jobs.claim_fan_in(job_id, stage, f"segment-{index}", count)
     log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome.value})")
     if outcome is FanIn.COMPLETE:
+        _claimed_fan_in(rt, stage, job_id, count, merge, claimant=f"segment-{index}")
+
+
+def _claimed_fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge, *, claimant: str) -> None:
+    """The fan-in this delivery claimed. One that fails here (a transient error, a bug) gives its
+    claim back at once, so its redelivery fans in; only a process that dies keeps it until
+    FAN_IN_LEASE, after which anyone (the sweep's re-drive) takes it over."""
+    try:
         _fan_in(rt, stage, job_id, count, merge)
+    except Exception:
+        try:
+            rt.jobs.release_fan_in(job_id, stage, claimant)
+        except Exception:  # noqa: BLE001 - the store may be what failed; the lease still bounds the claim
+            logger.warning("%s: fan-in claim of job %s not given back; its lease will end it", stage, job_id)
+        raise
 
 
 

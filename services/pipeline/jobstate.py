@@ -352,9 +352,11 @@ def fan_in_claim(stage: str, claimant: str, now: dt.datetime, ttl: dt.timedelta)
 
 
 def may_take_claim(claim: FanInClaim, claimant: str, now: dt.datetime) -> bool:
-    """A claim already made: the claimant's own redelivery takes it back (it died mid fan-in),
-    anyone takes it once it is older than FAN_IN_LEASE (its claimant went silent for good)."""
-    return claim.get("by") == claimant or now - claim["at"] >= FAN_IN_LEASE
+    """A claim already made is taken over only once it is older than FAN_IN_LEASE (its claimant
+    went silent for good; the sweep re-drives the stage after that). Not by the claimant's own
+    redelivery: Pub/Sub may deliver one message twice at once, and two fan-ins at once would
+    each remove work files the other still reads."""
+    return now - claim["at"] >= FAN_IN_LEASE
 
 
 def fan_in_claim_id(stage: str) -> str:

@@ -179,6 +179,19 @@ class JobStoreBase:
         raise TransientError(f"job {job_id}: the {stage} fan-in claim still contended after {CAS_ATTEMPTS} attempts")
 
     @retried("firestore")
+    @retried("firestore")
+    def release_fan_in(self, job_id: str, stage: str, claimant: str) -> None:
+        """Give back a fan-in claim whose fan-in failed in this process: it is marked as old as
+        its lease (compare-and-set), so the next delivery that sees the set whole takes it."""
+        record_id = jobstate.fan_in_claim_id(stage)
+        claim, version = self._read_segment(job_id, record_id)
+        if claim is None or claim.get("by") != claimant:
+            return
+        try:
+            self._replace_segment_if(job_id, record_id, {**claim, "at": claim["at"] - jobstate.FAN_IN_LEASE}, version)
+        except Conflict:
+            pass  # taken over meanwhile: it is no longer ours to give back
+
     def delete_segments(self, job_id: str, stage: str) -> int:
         return self._delete_segments(job_id, stage)
 

@@ -167,7 +167,15 @@ def test_of_the_deliveries_that_count_the_set_whole_only_the_claimant_fans_in(fa
     assert fan.rt.jobs.claim_fan_in(job_id, "analyze", "segment-3", 4) is jobstate.FanIn.COMPLETE
     assert fan.deliver(segs[0]).status_code == 204  # a redelivery of another segment sees the claim held
     assert fan.merge_calls == 0 and not fan.analyzed(job_id)
-    assert fan.deliver(segs[3]).status_code == 204  # Pub/Sub redelivers the claimant's message: it takes its claim back
+    # Pub/Sub redelivers the claimant's message (or delivers it twice at once): the claim is held,
+    # so it does not fan in beside a fan-in that may still be running.
+    assert fan.deliver(segs[3]).status_code == 204
+    assert fan.merge_calls == 0 and not fan.analyzed(job_id)
+    # Once the claim's lease has passed (the claimant is gone for good), a redelivery takes it over.
+    claim, version = fan.rt.jobs._read_segment(job_id, jobstate.fan_in_claim_id("analyze"))
+    fan.rt.jobs._replace_segment_if(job_id, jobstate.fan_in_claim_id("analyze"),
+                                    {**claim, "at": claim["at"] - jobstate.FAN_IN_LEASE}, version)
+    assert fan.deliver(segs[3]).status_code == 204
     assert fan.merge_calls == 1 and len(fan.analyzed(job_id)) == 1
 
 
@@ -342,7 +350,7 @@ def test_a_fan_in_claim_left_by_a_silent_delivery_is_taken_over_after_its_lease(
     assert jobstate.ready_to_fan_in(job, "analyze", 4) is jobstate.FanIn.READY
     claim = jobstate.fan_in_claim("analyze", "segment-3", now, dt.timedelta(days=2))
     assert not jobstate.may_take_claim(claim, "segment-1", now)
-    assert jobstate.may_take_claim(claim, "segment-3", now)  # its own redelivery
+    assert not jobstate.may_take_claim(claim, "segment-3", now)  # its own twin or redelivery: maybe still running
     assert jobstate.may_take_claim(claim, "input", now + jobstate.FAN_IN_LEASE)
 
 
@@ -382,3 +390,24 @@ def test_a_duplicate_delivery_that_also_held_the_claim_finds_the_fan_in_done_not
     handon._fan_in(fan.rt, "analyze", job_id, fan.count, fan.merge)  # the late twin, its claim in hand
     assert len(fan.analyzed(job_id)) == 1
     assert fan.job(job_id)["status"] != "failed" and fan.merge_calls == 1
+
+
+def test_a_twin_of_the_fanning_in_delivery_does_not_fan_in_beside_it(fan):
+    """Pub/Sub may deliver one message twice at once: the twin of the delivery that is fanning in
+    finds the claim held and is acknowledged; one merge, one hand-on (render's merge reads work
+    files the first fan-in removes when it is done)."""
+    job_id = fan.seed()
+    fan.start(job_id)
+    segs = fan.segments_published(job_id)
+    for seg in segs[:3]:
+        fan.deliver(seg)
+    real_merge, twin_answers = fan.merge, []
+
+    def merge_with_a_twin_arriving(rt, job, results):
+        if not twin_answers:
+            twin_answers.append(fan.deliver(segs[3]).status_code)
+        return real_merge(rt, job, results)
+
+    fan.merge = merge_with_a_twin_arriving
+    assert fan.deliver(segs[3]).status_code == 204
+    assert twin_answers == [204] and fan.merge_calls == 1 and len(fan.analyzed(job_id)) == 1

@@ -1,45 +1,17 @@
 """Bounded media work (issue 10): pre-checks from the bytes, at the door and in the stages."""
 from __future__ import annotations
 
-import io
-import os
 import re
-import signal
 import time
 import uuid
 
 import pytest
-from PIL import Image
 
 from localcloud import chaos
-from services.common.config import Settings
-from services.common.errors import CorruptMedia
-from services.media import sandbox
 from tests.support import bombs
 from tests.support.pushes import envelope
 
 from .test_chain import _originals
-
-
-def _settings(**over) -> Settings:
-    return Settings.from_env().__class__(**{**Settings.from_env().__dict__, **over})
-
-
-def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-FRAMES = [Image.new("RGB", (120, 90), (i * 40, 0, 0)) for i in range(5)]
-
-
-
-
-
-
-
-
 
 
 @pytest.mark.parametrize(
@@ -59,44 +31,6 @@ def test_the_door_answers_413_naming_the_setting_and_makes_no_job(http, ingest_u
 
 # --- the bounded child, in-process -----------------------------------------------------------
 
-def _limits(memory=256 * 2**20, cpu=2, seconds=60.0) -> sandbox.ChildLimits:
-    # A deadline far above the CPU limit: on a loaded machine a CPU-bound child gets a share of
-    # a core, and the memory and CPU cases must be stopped by their own limit, not the clock.
-    return sandbox.ChildLimits(memory, cpu, time.monotonic() + seconds, f"the test's deadline of {seconds:g} s")
-
-
-def _allocate(raw: bytes) -> int:
-    return len(bytearray(2**31))
-
-
-def _spin(raw: bytes) -> None:
-    while True:
-        pass
-
-
-def _sleep(raw: bytes) -> None:
-    time.sleep(60)
-
-
-def _segfault(raw: bytes) -> None:
-    os.kill(os.getpid(), signal.SIGSEGV)
-
-
-def _corrupt(raw: bytes) -> None:
-    raise CorruptMedia("no pixels after the header", code="corrupt-image")
-
-
-def _bug(raw: bytes) -> None:
-    raise KeyError("width")
-
-
-
-
-
-
-
-
-
 
 class _Crashes:
     def __init__(self):
@@ -107,10 +41,7 @@ class _Crashes:
         return self.count
 
 
-
-
 # --- admission ---------------------------------------------------------------------------------
-
 
 
 # --- through the running stack ----------------------------------------------------------------
@@ -236,10 +167,6 @@ def test_a_child_over_its_memory_limit_fails_the_job_naming_the_setting(stack, h
     assert job["status"] == "failed" and job["error"]["error_class"] == "limit-exceeded"
     assert "MEDIA_MEMORY_LIMIT_BYTES=268435456" in job["error"]["reason"]
     assert job["stages"]["analyze"]["attempts"] == 1
-
-
-
-
 
 
 def test_work_that_does_not_fit_the_instance_now_is_answered_503_and_left_for_redelivery(stack, http):

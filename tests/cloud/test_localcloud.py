@@ -32,13 +32,3 @@ def test_emulator_topology_matches_the_topology_file(stack):
         assert dlq_sub.topic.endswith(f"/topics/{spec.dead_letter_topic}") and not dlq_sub.push_config.push_endpoint
 
 
-
-
-
-
-def _state(pid: int):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0]
-    except OSError:
-        return None

@@ -3,29 +3,12 @@ schemathesis against the live ingest under gunicorn."""
 from __future__ import annotations
 
 import json
-import re
 
 import requests
 
 from services.common.config import REPO_ROOT
 
 CONTRACT = json.loads((REPO_ROOT / "services" / "ingest" / "openapi.json").read_text())
-
-
-def _flask_routes() -> set[tuple[str, str]]:
-    from services.common.config import Settings
-    from services.ingest.app import create_app
-
-    app = create_app(Settings.from_env())  # not the process's cached settings: the test sets the environment
-    routes = set()
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.rule.startswith("/push/"):
-            continue  # the push endpoint is for Pub/Sub, not for upload clients
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
-        routes |= {(m.lower(), path) for m in rule.methods - {"HEAD", "OPTIONS"}}
-    return routes
-
-
 
 
 def test_the_served_document_is_the_one_in_the_repo(http, ingest_url):

@@ -2,21 +2,9 @@
 In-process but for the unwrapped form, whose header quirks only gunicorn and the emulator show."""
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
-
-
-def b64(obj) -> str:
-    raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    return base64.b64encode(raw).decode()
-
-
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +12,6 @@ def pipeline():
     from tests.support.fakes import Pipeline
 
     return Pipeline()
-
-
-
-
 
 
 def test_unwrapped_push_is_processed_like_a_wrapped_one(http, stack):

@@ -132,7 +132,7 @@ def test_a_final_event_is_delivered_signed_once_after_the_receiver_recovers(http
         doc, secret = endpoints.create(client, receiver.url, ["completed", "failed"])
         job_id = _job_for(http, stack, client)
         [event] = events.wait_for_jobs([job_id])[job_id]
-        reqs = receiver.wait_for(3, timeout=90)
+        reqs = receiver.wait_for(3, timeout=180)  # two backoffs; on a loaded machine each attempt is slow too
         assert [r["answer"] for r in reqs] == [503, 503, 204]
         for r in reqs:
             assert _verify(secret, r) == event  # the signed body is exactly the media-events event

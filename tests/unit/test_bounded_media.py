@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from services.common.errors import CorruptMedia, LimitExceeded, TransientError
 from services.media import precheck, sandbox
 from services.media.admission import Admission
 from services.pipeline import media_work
-from tests.support import bombs
+from tests.support import bombs, children
 
 
 def _settings(**over) -> Settings:
@@ -69,8 +67,6 @@ def test_unreadable_headers_are_left_to_the_decoder():
     assert precheck.check(b"\x89PNG\r\n\x1a\n\x00", "image", _settings()).format == ""
 
 
-
-
 # --- the bounded child, in-process -----------------------------------------------------------
 
 def _limits(memory=256 * 2**20, cpu=2, seconds=60.0) -> sandbox.ChildLimits:
@@ -79,36 +75,12 @@ def _limits(memory=256 * 2**20, cpu=2, seconds=60.0) -> sandbox.ChildLimits:
     return sandbox.ChildLimits(memory, cpu, time.monotonic() + seconds, f"the test's deadline of {seconds:g} s")
 
 
-def _allocate(raw: bytes) -> int:
-    return len(bytearray(2**31))
-
-
-def _spin(raw: bytes) -> None:
-    while True:
-        pass
-
-
-def _sleep(raw: bytes) -> None:
-    time.sleep(60)
-
-
-def _segfault(raw: bytes) -> None:
-    os.kill(os.getpid(), signal.SIGSEGV)
-
-
-def _corrupt(raw: bytes) -> None:
-    raise CorruptMedia("no pixels after the header", code="corrupt-image")
-
-
-def _bug(raw: bytes) -> None:
-    raise KeyError("width")
-
-
 def test_the_child_returns_what_the_work_returns():
     assert sandbox.run(bytes.upper, b"abc", limits=_limits()) == b"ABC"
 
 
-@pytest.mark.parametrize("fn, setting", [(_allocate, "MEDIA_MEMORY_LIMIT_BYTES"), (_spin, "MEDIA_CPU_LIMIT_SECONDS")])
+@pytest.mark.parametrize("fn, setting", [(children.allocate, "MEDIA_MEMORY_LIMIT_BYTES"),
+                                         (children.spin, "MEDIA_CPU_LIMIT_SECONDS")])
 def test_a_child_over_its_memory_or_cpu_is_stopped_naming_the_setting(fn, setting):
     with pytest.raises(LimitExceeded) as err:  # a wall deadline far off: on a busy machine CPU time comes slowly
         sandbox.run(fn, b"", limits=_limits(cpu=1, seconds=120))
@@ -117,15 +89,15 @@ def test_a_child_over_its_memory_or_cpu_is_stopped_naming_the_setting(fn, settin
 
 def test_a_child_past_its_deadline_is_killed_and_the_reason_says_which_deadline():
     with pytest.raises(LimitExceeded) as err:
-        sandbox.run(_sleep, b"", limits=_limits(cpu=60, seconds=1.0))
+        sandbox.run(children.sleep, b"", limits=_limits(cpu=60, seconds=1.0))
     assert "the test's deadline of 1 s" in err.value.reason and err.value.code == "deadline"
 
 
 def test_error_classes_cross_over_and_a_bug_stays_a_bug():
     with pytest.raises(CorruptMedia, match="no pixels"):
-        sandbox.run(_corrupt, b"", limits=_limits())
+        sandbox.run(children.corrupt, b"", limits=_limits())
     with pytest.raises(sandbox.ChildFailed, match="KeyError"):
-        sandbox.run(_bug, b"", limits=_limits())
+        sandbox.run(children.bug, b"", limits=_limits())
 
 
 class _Crashes:
@@ -143,10 +115,10 @@ class _Crashes:
 def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
     jobs = _Crashes()
     with pytest.raises(sandbox.ChildCrashed) as first:
-        media_work.run_for_job(jobs, "job", "render", _segfault, crash_attempts=2, limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", children.segfault, crash_attempts=2, limits=_limits())
     assert first.value.error_class == "transient" and "SIGSEGV" in first.value.reason
     with pytest.raises(CorruptMedia) as second:
-        media_work.run_for_job(jobs, "job", "render", _segfault, crash_attempts=2, limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", children.segfault, crash_attempts=2, limits=_limits())
     assert "SIGSEGV" in second.value.reason and "MEDIA_CRASH_ATTEMPTS=2" in second.value.reason
 
 
@@ -163,8 +135,8 @@ def test_a_cancelled_jobs_child_is_killed_within_seconds_not_at_its_deadline():
     threading.Timer(1.0, job_ops.cancel, args=(rt, "job-cancel", "wrong file")).start()
     t0 = time.monotonic()
     with pytest.raises(Cancelled) as err:  # the child would sleep 60 s; its deadline is 20 s away
-        media_work.run_for_job(rt.jobs, "job-cancel", "render", _sleep, crash_attempts=2, limits=_limits(cpu=60, seconds=20),
-                               on_start=lambda r: started.append(r.pid))
+        media_work.run_for_job(rt.jobs, "job-cancel", "render", children.sleep, crash_attempts=2,
+                               limits=_limits(cpu=60, seconds=20), on_start=lambda r: started.append(r.pid))
     assert time.monotonic() - t0 < 1.0 + 5.0
     assert "wrong file" in err.value.reason
     with pytest.raises(ProcessLookupError):  # the child is gone (killed and reaped)
@@ -196,63 +168,6 @@ CHAIN_INPUTS = {
     "webp-1000-frames-10000x9999": lambda: bombs.big_canvas_webp(1000, (10000, 9999)),
 }
 FINAL = ("completed", "failed")
-
-
-@pytest.fixture(scope="module")
-def chain_jobs(stack, http, ingest_url):
-    """The inputs uploaded at once (plus a scan bomb through a signed URL, past the door), waited
-    for while both media stages' /healthz is polled; returns (jobs by name, health answers)."""
-    ids = {}
-    for name, make in CHAIN_INPUTS.items():
-        resp = http.post(f"{ingest_url}/v1/uploads", data=make(), headers={"Idempotency-Key": f"{name}-{uuid.uuid4()}"},
-                         timeout=60)
-        assert resp.status_code == 202, resp.text
-        ids[name] = resp.json()["job_id"]
-    bomb = bombs.scan_bomb(3000)
-    grant = http.post(f"{ingest_url}/v1/upload-urls", json={"content_type": "image/jpeg", "size": len(bomb)}, timeout=10)
-    g = grant.json()
-    assert http.put(g["upload_url"], data=bomb, headers=g["headers"], timeout=60).ok
-    ids["jpeg-3000-scans-signed-url"] = g["job_id"]
-    health, docs = [], {}
-    deadline = time.monotonic() + 280
-    while len(docs) < len(ids) and time.monotonic() < deadline:
-        for service in ("analyze", "render"):
-            health.append(http.get(f"{stack.url(service)}/healthz", timeout=5).status_code)
-        for name, job_id in ids.items():
-            resp = http.get(f"{ingest_url}/v1/jobs/{job_id}", timeout=10)
-            if resp.status_code == 200 and resp.json()["status"] in FINAL:
-                docs[name] = resp.json()
-        time.sleep(0.5)
-    return docs, health, ids
-
-
-
-
-
-
-
-
-def _seed(stack, raw: bytes, content_type: str) -> dict:
-    """An original and its job document, nothing published: only what the test pushes moves it."""
-    from services.pipeline.blobs import BlobStore
-    from services.pipeline.jobstore import JobStore
-
-    job_id = f"seed-{uuid.uuid4().hex[:12]}"
-    obj = BlobStore(stack.project).put_if_absent("mediarelay-originals", f"originals/{job_id}", raw, content_type)
-    source = {"uri": obj.uri, "bucket": obj.bucket, "name": obj.name, "generation": obj.generation,
-              "content_type": content_type, "size": len(raw)}
-    JobStore(stack.project).create(job_id, {"kind": "image", "source": source})
-    return {"job_id": job_id, "kind": "image", "source": source, "submitted_at": "2026-01-01T00:00:00Z"}
-
-
-def _job(stack, job_id: str) -> dict:
-    from services.pipeline.jobstore import JobStore
-
-    return JobStore(stack.project).get(job_id)
-
-
-
-
 
 
 def test_render_has_a_time_budget_checked_between_renditions():

@@ -2,19 +2,8 @@
 irot/imir, analysed and rendered like JPEG; a burst is read as its primary image, noted."""
 from __future__ import annotations
 
-import io
-
-import numpy as np
-from PIL import Image
-
 from localcloud import samples
 from services.media.mediatypes import HEIC, HEIF, sniff
-
-
-def _thumb(http, doc) -> np.ndarray:
-    [r] = [r for r in doc["renditions"] if r["preset"] == "thumb-256" and r["format"] == "jpeg"]
-    data = http.get(r["url"], timeout=30).content
-    return np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float32)
 
 
 def test_heif_brands_are_sniffed():
@@ -24,7 +13,5 @@ def test_heif_brands_are_sniffed():
     assert sniff(generic) == HEIF
     avif = b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1avif" + b"\0" * 40
     assert sniff(avif).content_type == "image/avif"
-
-
 
 

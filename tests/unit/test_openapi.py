@@ -30,9 +30,3 @@ def test_every_route_is_documented_and_every_documented_route_exists(monkeypatch
     assert _flask_routes() == documented
 
 
-
-
-SCHEMATHESIS_CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-                       "response_headers_conformance,response_schema_conformance,ignored_auth")
-
-

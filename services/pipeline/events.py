@@ -13,7 +13,7 @@ from .jobstore import to_json
 
 TOPIC = "media-events"
 PREVIOUS_TOPIC = "media-events-v2"  # the v2 body, for one release after v3 (then dropped)
-FILE_FIELDS = ("bytes", "content_type", "format", "width", "height", "animated", "frames", "poster", "shot", "time_ms")
+HIDDEN_FILE_FIELDS = ("uri", "generation", "bucket", "name")  # where it is stored: internal
 
 
 def rendition_name(uri: str) -> str:
@@ -44,7 +44,7 @@ def build_event(job: dict, base_url: str) -> dict:
         video = job.get("video")
         if video:
             event["video"] = {**video, "hls": {**video["hls"], "master": files.ref(video["hls"]["master"])},
-                              "mp4": files.ref(video["mp4"], ("duration_s", "rung")),
+                              "mp4": files.ref(video["mp4"]),
                               "ladder": [{**r, "playlist": files.ref(r["playlist"])} for r in video["ladder"]]}
             event["links"]["playback"] = f"{job_url(base_url, job['job_id'])}/playback"
     else:
@@ -77,10 +77,10 @@ class _Files:
     def __init__(self, base_url: str, job_id: str):
         self.prefix = f"{job_url(base_url, job_id)}/renditions/"
 
-    def ref(self, ref: dict, extra: tuple[str, ...] = ()) -> dict:
+    def ref(self, ref: dict) -> dict:
         """A stored file as a consumer sees it: its name in the job and our URL for it (no bucket, no generation)."""
         name = rendition_name(ref["uri"])
-        out = {k: ref[k] for k in (*FILE_FIELDS, *extra) if k in ref}
+        out = {k: v for k, v in ref.items() if k not in HIDDEN_FILE_FIELDS}
         return {**out, "name": name, "url": self.prefix + name}
 
 

@@ -42,7 +42,6 @@ from ..common.logs import log
 from ..media import budget
 from . import events, jobstate
 from .bus import encode
-
 from .jobstore import utcnow
 from .retrying import maybe_fail, retries_so_far
 from .runtime import Runtime

@@ -347,6 +347,8 @@ class Settings:
         "browser origins (`https://app.example.com`, comma-separated; `*` = any) allowed to call the playback and upload "
         "routes from a web page; empty = none (production until set; the buckets' own CORS rules are in "
         "terraform/storage.tf)", parse=_list)
+    cors_max_age_seconds: int = setting("CORS_MAX_AGE_SECONDS", 600, ("ingest",),
+        "how long a browser may keep a preflight answer (Access-Control-Max-Age; Chromium caps it at 7200)")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

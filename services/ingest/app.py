@@ -17,6 +17,7 @@ from pathlib import Path
 from flask import Flask, Response, abort, g, jsonify, redirect, request
 
 from ..common.config import Settings
+from ..common.cors import allowed_origin
 from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields
 from ..media.mediatypes import ALLOWED
@@ -29,6 +30,7 @@ from ..webhooks.api import register_webhook_routes
 from . import quotas
 from .body import read_body, split_upload
 from .clients import Authenticator
+from .cors import register_cors
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
 from .playback import PLAY_PREFIX, register_playback_routes
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Everything but these is for upload clients, who must authenticate; the push endpoint
     # has its own (OIDC) check.
     public_paths = {"/healthz", uploads.path}
+
+    register_cors(app, rt.settings.cors_allowed_origins, rt.settings.cors_max_age_seconds)  # before authentication
 
     @app.before_request
     def _authenticate():
@@ -77,7 +81,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.post("/v1/upload-urls")
     def upload_url():
         try:
-            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix)
+            origin = request.headers.get("Origin") if allowed_origin(rt.settings.cors_allowed_origins,
+                                                                     request.headers.get("Origin")) else None
+            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix, origin)
         except HTTPProblem as exc:
             if exc.status == 409:  # already uploaded: say where the job is
                 exc.extra["status_url"] = _status_url(rt, exc.extra["job_id"])

@@ -250,13 +250,14 @@ class BlobStore:
                                         api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
 
     @retried("storage")
-    def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict) -> str:
+    def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict,
+                          origin: str | None = None) -> str:
         """A GCS resumable upload session for one object of exactly `size` bytes and this type,
         created here with ingest's credentials: the session URI is all the client gets, and
         GCS refuses any other total size (X-Upload-Content-Length)."""
         blob = self.client.bucket(bucket).blob(name)
         blob.metadata = {k: v for k, v in metadata.items() if v}
-        return blob.create_resumable_upload_session(content_type=content_type, size=size)
+        return blob.create_resumable_upload_session(content_type=content_type, size=size, origin=origin)
 
     @retried("storage")
     def delete(self, bucket: str, name: str) -> None:

@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     wh_sub = wh.add_subparsers(dest="action", required=True)
     add = wh_sub.add_parser("add", help="register an https endpoint; prints its signing secret once")
     add.add_argument("endpoint_url", metavar="URL")
-    add.add_argument("--events", nargs="+", choices=["completed", "failed"], help="default: both")
+    add.add_argument("--events", nargs="+", choices=["completed", "failed", "deleted"], help="default: all three")
     wh_sub.add_parser("list", help="your endpoints and their health")
     for action, text in (("remove", "remove an endpoint"), ("rotate", "a new secret; the old one signs on for the overlap")):
         a = wh_sub.add_parser(action, help=text)

@@ -51,9 +51,10 @@ test: $(STAMP) system-packages browser-deps test-infra
 	$(BIN)/pytest
 
 # tests/unit: no local cloud, Java or Terraform; the rules of our own code and the media code,
-# on both cores (pytest-xdist). tests/cloud and tests/infra run with `make test`.
+# on both cores (pytest-xdist). tests/cloud, tests/infra and the exhaustive media sweeps
+# (marker `slow`) run with `make test`.
 test-unit: $(STAMP)
-	$(BIN)/pytest tests/unit -n 2
+	$(BIN)/pytest tests/unit -n 2 -m "not slow"
 
 # Offline checks of terraform/ and the Dockerfile (the google provider cannot be downloaded
 # here, so no terraform init/validate): fmt (also catches broken HCL), then checkov from its

@@ -285,7 +285,9 @@ def _anamorphic(manifest: list[dict]) -> tuple[list[list[str]], bool]:
         if not (clip["sar"] or clip["rotation"]):
             continue
         a = analyze_video(clip["path"], ".mp4", 1e9, 10**9)
-        outputs, board = render_video(clip["path"], ".mp4", a, cat.poster, cat.still, cat.encoders, 160, 10, 2.0, 100, 50, 75)
+        outputs, board = render_video(clip["path"], ".mp4", a, poster=cat.poster, still=cat.still, encoders=cat.encoders,
+                                      tile_width=160, columns=10, interval_s=2.0, max_tiles=100, max_stills=50,
+                                      storyboard_quality=75)
         want = clip["size"][0] / clip["size"][1]
         worst = max(abs(r.size[0] / r.size[1] / want - 1) for r in outputs)
         ok &= worst <= 0.01

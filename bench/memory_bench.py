@@ -89,13 +89,14 @@ def worker(path: str) -> None:
     w, h = upright_size(im, orientation_of(im))
     analysis = {"width": w, "height": h}
     cat = load()
-    args = (raw, analysis, cat.image_presets, cat.encoders, 10**8, (255, 255, 255))
+    kw = dict(encoders=cat.encoders, max_pixels=10**8, background=(255, 255, 255))
     base = _status("VmRSS")
     t = time.perf_counter()
     if is_animated(raw, 10**8):
-        out, _ = render_animated(*args, cat.animated_poster, 300, 25_000_000)
+        out, _ = render_animated(raw, analysis, cat.image_presets, **kw, poster=cat.animated_poster, max_frames=300,
+                                 max_anim_pixels=25_000_000)
     else:
-        out, _ = render_image(*args)
+        out, _ = render_image(raw, analysis, cat.image_presets, **kw)
     print(json.dumps({"peak_above_base": _status("VmHWM") - base, "base": base, "pixels": w * h,
                       "seconds": time.perf_counter() - t, "renditions": len(out)}))
 
@@ -149,7 +150,7 @@ def child_overhead(reps: int = 5) -> dict:
     inproc, child, noop = [], [], []
     for _ in range(reps):
         t = time.perf_counter()
-        render_media(raw, "image", ".jpg", analysis, opts, Budget.unlimited())
+        render_media(raw, kind="image", suffix=".jpg", analysis=analysis, opts=opts, budget=Budget.unlimited())
         inproc.append(time.perf_counter() - t)
         t = time.perf_counter()
         sandbox.run(render_media, raw, "image", ".jpg", analysis, opts, Budget.unlimited(), limits=limits)

@@ -93,9 +93,10 @@ def _worker(tool: str, path: str, minutes: int) -> dict:
         bare_decode(path)
         out = {}
     else:
-        renditions, board = render_video(path, ".mp4", analysis(minutes), cat.poster, cat.still, cat.encoders,
-                                         s.storyboard_tile_width, s.storyboard_columns, s.storyboard_interval_seconds,
-                                         s.storyboard_max_tiles, s.video_max_stills, cat.storyboard_quality)
+        renditions, board = render_video(path, ".mp4", analysis(minutes), poster=cat.poster, still=cat.still,
+                                         encoders=cat.encoders, tile_width=s.storyboard_tile_width, columns=s.storyboard_columns,
+                                         interval_s=s.storyboard_interval_seconds, max_tiles=s.storyboard_max_tiles,
+                                         max_stills=s.video_max_stills, storyboard_quality=cat.storyboard_quality)
         out = {"stills": sum(r.preset == "still" for r in renditions), "tiles": board.tiles}
     return {"cpu": time.process_time() - cpu, **out}
 

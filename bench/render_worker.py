@@ -63,7 +63,7 @@ def run_ours(raw, analysis, cat, reps, threads: int = 0, halves: bool = True):
     rss = []  # read after the first job, in a fresh process: later repetitions only add allocator noise
 
     def job():
-        return render_image(raw, analysis, presets, enc, MAX_PIXELS, BACKGROUND, threads)
+        return render_image(raw, analysis, presets, encoders=enc, max_pixels=MAX_PIXELS, background=BACKGROUND, threads=threads)
 
     t_whole, (rends, _) = timed(job, reps, lambda: rss.append(peak_rss_mb()))
     rss = rss[0]

@@ -108,8 +108,9 @@ def _worker(spec: dict) -> dict:
         rungs = [Rung.from_dict(r) for r in spec["rungs"]]
         for i, a, b in spec["spans"]:
             c, w = _cpu_self(), time.perf_counter()
-            res = encode_span(spec["path"], a, b, rungs, spec["hls_s"], str(Path(spec["out"]) / f"span-{i:03d}"),
-                                 VideoLimits(), Budget.unlimited(), audio=True)
+            res = encode_span(spec["path"], a, b, rungs, hls_segment_s=spec["hls_s"],
+                              out_dir=str(Path(spec["out"]) / f"span-{i:03d}"), limits=VideoLimits(), budget=Budget.unlimited(),
+                              audio=True)
             out.append({"index": i, "start_s": a, "end_s": b, "cpu": _cpu_self() - c, "wall": time.perf_counter() - w,
                         "result": res})
     elif spec["task"] == "analyze":
@@ -117,7 +118,7 @@ def _worker(spec: dict) -> dict:
 
         for i, a, b in spec["spans"]:
             c, w = _cpu_self(), time.perf_counter()
-            res = analyze_span(spec["path"], a, b, spec["overlap_s"], VideoLimits(), Budget.unlimited())
+            res = analyze_span(spec["path"], a, b, spec["overlap_s"], VideoLimits(), budget=Budget.unlimited())
             out.append({"index": i, "start_s": a, "end_s": b, "cpu": _cpu_self() - c, "wall": time.perf_counter() - w,
                         "decoded_s": res["decoded_to_s"] - res["decoded_from_s"], "result": res})
     elif spec["task"] == "one-segment":
@@ -151,10 +152,11 @@ def _one_segment(spec: dict) -> dict:
     (segments, facts, (w, h)), costs["plan from the packet index"], _ = _timed(plan)
     [seg] = segments
     span, costs["analysis (analyze_span)"], _ = _timed(
-        lambda: segmented.analyze_span(path, seg.start_s, seg.end_s, 0.0, limits, budget))
+        lambda: segmented.analyze_span(path, seg.start_s, seg.end_s, 0.0, limits, budget=budget))
     with tempfile.TemporaryDirectory() as tmp:
         rendered, costs["render (encode_span)"], _ = _timed(
-            lambda: ladder.encode_span(path, seg.start_s, seg.end_s, rungs, spec["hls_s"], tmp, limits, budget, audio=True))
+            lambda: ladder.encode_span(path, seg.start_s, seg.end_s, rungs, hls_segment_s=spec["hls_s"], out_dir=tmp,
+                                       limits=limits, budget=budget, audio=True))
 
         def roundtrip():
             for name, result in (("analyze", span), ("render", rendered)):
@@ -293,7 +295,7 @@ def pubsub_hop(samples: int = 20) -> dict:
     arrived = threading.Condition()
 
     class Push(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
+        def do_POST(self):  # http.server's name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with arrived:
                 got[body["message"]["attributes"]["n"]] = time.perf_counter()

@@ -32,7 +32,7 @@ def main() -> None:
     received: dict[str, float] = {}
 
     class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.setdefault(self.headers["webhook-id"], time.time())
             self.send_response(204)

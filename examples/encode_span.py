@@ -27,8 +27,8 @@ def main(args: list[str]) -> int:
         rungs = choose_rungs(load().ladder, *video.display_size())
         start = float(args[2]) if len(args) == 4 else video.start_s()
         end = float(args[3]) if len(args) == 4 else video.keyframe_times()[1]
-    result = encode_span(path, start, end, [r.as_dict() for r in rungs], HLS_SEGMENT_SECONDS, out_dir, VideoLimits(),
-                         Budget.unlimited())
+    result = encode_span(path, start, end, [r.as_dict() for r in rungs], hls_segment_s=HLS_SEGMENT_SECONDS, out_dir=out_dir,
+                         limits=VideoLimits(), budget=Budget.unlimited())
     for name, rung in result["rungs"].items():
         files = ", ".join(s["file"] for s in rung["segments"])
         print(f"{name}: {rung['width']}x{rung['height']} {rung['codecs']} -> {files}")

@@ -135,7 +135,7 @@ def make_handler(verifier: Verifier, upstream: str, cors_origins: tuple[str, ...
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        def log_message(self, format, *args):
             pass
 
         def _cors(self) -> bool:
@@ -148,7 +148,7 @@ def make_handler(verifier: Verifier, upstream: str, cors_origins: tuple[str, ...
             self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Type")
             return True
 
-        def do_OPTIONS(self):  # noqa: N802 - http.server's naming
+        def do_OPTIONS(self):
             self.send_response(200)
             if self._cors():  # the renditions bucket's rule (terraform/storage.tf): GET/HEAD with Range
                 self.send_header("Access-Control-Allow-Methods", "GET, HEAD")
@@ -157,10 +157,10 @@ def make_handler(verifier: Verifier, upstream: str, cors_origins: tuple[str, ...
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_HEAD(self):  # noqa: N802
+        def do_HEAD(self):
             self._serve(body=False)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self._serve(body=True)
 
         def _serve(self, body: bool) -> None:

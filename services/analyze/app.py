@@ -6,6 +6,8 @@ for signed-URL uploads), and their declared memory need is admitted on this inst
 """
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask
 
 from ..common.config import Settings
@@ -13,6 +15,7 @@ from ..media import precheck, sandbox
 from ..media.budget import Budget
 from ..pipeline import media_work
 from ..pipeline.handon import StageResult
+from ..pipeline.jobstate import Job
 from ..pipeline.push import register_segments, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -20,7 +23,7 @@ from .image import analyze_image
 from .video_stage import analyze_segment, handle_video, merge_segments
 
 
-def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
     if msg["kind"] == "video":
         return handle_video(rt, job, msg)
     s = rt.settings
@@ -30,8 +33,8 @@ def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
     src = msg["source"]
     raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
     facts = precheck.check(raw, "image", s)
-    analysis = media_work.media_work(rt, "analyze", msg["job_id"], limits, facts.need_bytes,
-                                  analyze_image, raw, s.max_image_pixels, budget)
+    analysis = media_work.media_work(rt, "analyze", msg["job_id"], partial(analyze_image, max_pixels=s.max_image_pixels,
+                                     budget=budget), limits=limits, need_bytes=facts.need_bytes, raw=raw)
     payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": src, "analysis": analysis}
     return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})
 

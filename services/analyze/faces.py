@@ -22,7 +22,7 @@ def _cascade():
     if not hasattr(_local, "cascade"):
         if not hasattr(cv2, "CascadeClassifier"):
             raise RuntimeError("this OpenCV has no CascadeClassifier (OpenCV 5 dropped it): opencv-python-headless<5 is required")
-        path = Path(cv2.data.haarcascades) / CASCADE
+        path = Path(cv2.data.haarcascades) / CASCADE  # type: ignore[attr-defined]  # cv2's stubs omit cv2.data
         cascade = cv2.CascadeClassifier(str(path))
         if cascade.empty():
             raise RuntimeError(f"face cascade missing from the OpenCV wheel: {path}")

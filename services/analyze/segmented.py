@@ -65,15 +65,15 @@ def file_facts(video: VideoFile, suffix: str) -> dict:
     return {**video.probe(), "format": suffix.lstrip("."), "width": width, "height": height}
 
 
-def analyze_span(path, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits, budget: Budget | None = None,
+def analyze_span(path, start_s: float, end_s: float, overlap_s: float, limits: VideoLimits, *, budget: Budget | None = None,
                  threads: int = 0) -> dict:
     """The span's transitions and per-frame shot ingredients (JSON-able), for `merge`."""
     with open_video(path, threads) as video:
         video.check_header(limits)
-        return span_of(video, start_s, end_s, overlap_s, limits, budget or Budget.unlimited())
+        return span_of(video, start_s, end_s, overlap_s, limits, budget=budget or Budget.unlimited())
 
 
-def span_of(video: VideoFile, start_s: float | None, end_s: float | None, overlap_s: float, limits: VideoLimits,
+def span_of(video: VideoFile, start_s: float | None, end_s: float | None, overlap_s: float, limits: VideoLimits, *,
             budget: Budget) -> dict:
     """`analyze_span` on an open file; None for start_s/end_s: from the start / to the end of the file."""
     fps = video.probe()["video"]["frame_rate"] or 25.0

@@ -14,7 +14,7 @@ from . import segmented
 DEFAULT_MAX_FRAME_PIXELS = 7680 * 4320
 
 
-def analyze_video(source, suffix: str, max_seconds: float, max_frames: int, budget: Budget | None = None,
+def analyze_video(source, suffix: str, max_seconds: float, max_frames: int, *, budget: Budget | None = None,
                   max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS, threads: int = 0) -> dict:
     """`source`: a path, the file's bytes, or a binary file object."""
     budget = budget or Budget.unlimited()
@@ -22,5 +22,5 @@ def analyze_video(source, suffix: str, max_seconds: float, max_frames: int, budg
     with segmented.open_video(source, threads) as video:
         video.check_header(limits)
         facts = segmented.file_facts(video, suffix)
-        span = segmented.span_of(video, None, None, 0.0, limits, budget)
+        span = segmented.span_of(video, None, None, 0.0, limits, budget=budget)
     return segmented.merge(facts, [span])

@@ -22,6 +22,7 @@ from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields
 from ..media.mediatypes import ALLOWED
 from ..ops import jobs as job_actions
+from ..pipeline.jobstate import Job
 from ..pipeline.params import int_arg
 from ..pipeline.push import register_push
 from ..pipeline.runtime import Runtime
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         try:
             origin = request.headers.get("Origin") if allowed_origin(rt.settings.cors_allowed_origins,
                                                                      request.headers.get("Origin")) else None
-            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix, origin)
+            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix,
+                                 origin=origin)
         except HTTPProblem as exc:
             if exc.status == 409:  # already uploaded: say where the job is
                 exc.extra["status_url"] = _status_url(rt, exc.extra["job_id"])
@@ -139,7 +141,7 @@ def _idempotency_key() -> str | None:
     return key
 
 
-def _accepted(rt: Runtime, job: dict, replayed: bool) -> Response:
+def _accepted(rt: Runtime, job: Job, replayed: bool) -> Response:
     body = {"job_id": job["job_id"], "status": job["status"], "status_url": _status_url(rt, job["job_id"])}
     resp = jsonify(body)
     resp.status_code = 202
@@ -154,7 +156,7 @@ def _status_url(rt: Runtime, job_id: str) -> str:
     return f"{base}/v1/jobs/{job_id}"
 
 
-def _own_job(rt: Runtime, job_id: str) -> dict:
+def _own_job(rt: Runtime, job_id: str) -> Job:
     """The caller's job; another client's job is as unknown to it as a job that never was."""
     job = rt.jobs.get(job_id) if JOB_ID.match(job_id) else None
     if job is None or job.get("owner") != g.client.client_id:
@@ -163,7 +165,7 @@ def _own_job(rt: Runtime, job_id: str) -> dict:
     return job
 
 
-def _live_job(rt: Runtime, job_id: str) -> dict:
+def _live_job(rt: Runtime, job_id: str) -> Job:
     """The caller's job unless it was deleted: 410, no content (its tombstone says only that it was)."""
     job = _own_job(rt, job_id)
     if job.get("deleted"):

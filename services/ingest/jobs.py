@@ -9,6 +9,7 @@ from google.api_core import exceptions as gexc
 
 from ..media.mediatypes import MediaType
 from ..pipeline.blobs import StoredObject
+from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import firestore_of, utcnow
 from ..pipeline.messages import ingested_message
 from ..pipeline.retrying import retried
@@ -58,24 +59,24 @@ def source_of(stored: StoredObject, media: MediaType, size: int, sha256: str | N
     return source
 
 
-def open_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key: str | None,
-             owner: str | None = None) -> tuple[dict, bool]:
+def open_job(rt: Runtime, job_id: str, *, kind: str, source: dict, idempotency_key: str | None,
+             owner: str | None = None) -> tuple[Job, bool]:
     """Create the job (if absent) and hand it to analyze; return (job, created).
 
     A job still `received` is (re)published: that heals a crash between creating the job and
     publishing, and stages are idempotent, so a second media-ingested costs nothing.
     """
-    job, created = create_job(rt, job_id, kind, source, idempotency_key, owner)
+    job, created = create_job(rt, job_id, kind=kind, source=source, idempotency_key=idempotency_key, owner=owner)
     if job["status"] == "received":
         publish_ingested(rt, job)
     return job, created
 
 
-def create_job(rt: Runtime, job_id: str, kind: str, source: dict, idempotency_key: str | None,
-               owner: str | None) -> tuple[dict, bool]:
+def create_job(rt: Runtime, job_id: str, *, kind: str, source: dict, idempotency_key: str | None,
+               owner: str | None) -> tuple[Job, bool]:
     """The job document (if absent), not yet handed on; returns (job, created)."""
     return rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key, "owner": owner})
 
 
-def publish_ingested(rt: Runtime, job: dict) -> None:
+def publish_ingested(rt: Runtime, job: Job) -> None:
     rt.bus.publish("media-ingested", ingested_message(job), job_id=job["job_id"])

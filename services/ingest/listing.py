@@ -6,9 +6,11 @@ starts after that document.
 """
 from __future__ import annotations
 
+from typing import cast
+
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from ..pipeline.jobstate import DEAD_LETTERED, STATUS_RANK
+from ..pipeline.jobstate import DEAD_LETTERED, STATUS_RANK, Job
 from ..pipeline.jobstore import JobStore, firestore_of
 from ..pipeline.params import bad_parameter
 from ..pipeline.retrying import retried
@@ -34,7 +36,7 @@ def list_jobs(rt: Runtime, owner: str, status: str | None, limit: int, cursor: s
             raise bad_parameter("cursor", "cursor is not one this listing handed out")
         query = query.start_after(after)
     # Deleted jobs' tombstones are left out (a page may then hold fewer than `limit`; the cursor still works).
-    found = [snap.to_dict() or {} for snap in query.limit(limit + 1).stream()]
+    found = [cast(Job, snap.to_dict()) for snap in query.limit(limit + 1).stream()]  # a query's snapshots exist
     page = found[:limit]
     body: dict = {"jobs": [public_job(rt, job, with_urls=False) for job in page if not job.get("deleted")]}
     body["next_cursor"] = page[-1]["job_id"] if len(found) > limit else None

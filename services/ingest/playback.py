@@ -25,7 +25,7 @@ from flask import Flask, Response, jsonify, request
 
 from ..common.errors import HTTPProblem
 from ..pipeline.blobs import BlobStore
-from ..pipeline.jobstate import FINAL
+from ..pipeline.jobstate import FINAL, Job
 from ..pipeline.runtime import Runtime
 from . import playback_token
 from .playback_token import BadToken
@@ -141,7 +141,7 @@ class Playback:
         self._lock = threading.Lock()
 
     # --- minting ---------------------------------------------------------------------------------------------
-    def grant(self, job: dict, base_url: str) -> dict:
+    def grant(self, job: Job, base_url: str) -> dict:
         s = self.rt.settings
         if not s.playback_token_keys:
             raise HTTPProblem(503, "Playback not configured", "this deployment has no PLAYBACK_TOKEN_KEYS")
@@ -156,7 +156,7 @@ class Playback:
                 "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}
 
     # --- serving ---------------------------------------------------------------------------------------------
-    def _job(self, token: str) -> tuple[dict, playback_token.Grant]:
+    def _job(self, token: str) -> tuple[Job, playback_token.Grant]:
         try:
             grant = playback_token.check(self.rt.settings.playback_token_keys, token, int(time.time()))
         except BadToken:
@@ -223,7 +223,7 @@ class Playback:
         return resp
 
 
-def register_playback_routes(app: Flask, rt: Runtime, own_job: Callable[[str], dict]) -> None:
+def register_playback_routes(app: Flask, rt: Runtime, own_job: Callable[[str], Job]) -> None:
     """The routes; `own_job` is ingest's owner check (the minting route is the owner's only).
     The /v1/play/ routes authenticate by their token alone (ingest's client check skips them)."""
     playback = Playback(rt)

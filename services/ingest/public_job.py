@@ -11,7 +11,7 @@ import datetime as dt
 
 from ..common.errors import HTTPProblem
 from ..pipeline.events import rendition_name
-from ..pipeline.jobstate import STAGES
+from ..pipeline.jobstate import STAGES, Job
 from ..pipeline.jobstore import to_json
 from ..pipeline.runtime import Runtime
 
@@ -25,7 +25,8 @@ def rendition_url(rt: Runtime, ref: dict) -> tuple[str, str | None]:
     if rt.settings.renditions_base_url:
         return f"{rt.settings.renditions_base_url}/{name}", None
     url, expires = rt.blobs.signed_get_url(bucket, name, ref.get("generation"), rt.settings.rendition_url_ttl_seconds,
-                                           rt.settings.signing_key_file, rt.settings.storage_read_endpoint)
+                                           key_file=rt.settings.signing_key_file,
+                                           endpoint=rt.settings.storage_read_endpoint)
     return url, to_json({"t": dt.datetime.fromtimestamp(expires, dt.UTC)})["t"]
 
 
@@ -49,7 +50,7 @@ def _stage(record: dict) -> dict:
     return out
 
 
-def public_job(rt: Runtime, job: dict, with_urls: bool = True) -> dict:
+def public_job(rt: Runtime, job: Job, with_urls: bool = True) -> dict:
     doc = to_json(job)
     src = doc.get("source") or {}
     status = doc["status"]
@@ -83,7 +84,7 @@ def public_job(rt: Runtime, job: dict, with_urls: bool = True) -> dict:
     return out
 
 
-def stored_files(job: dict) -> list[dict]:
+def stored_files(job: Job) -> list[dict]:
     """Every file the job document names (renditions, storyboard, the video's playlists and MP4)."""
     refs = list(job.get("renditions") or [])
     board = job.get("storyboard") or {}
@@ -107,7 +108,7 @@ def _public_video(rt: Runtime, video: dict) -> dict:
     return out
 
 
-def find_rendition(rt: Runtime, job: dict, name: str) -> str:
+def find_rendition(rt: Runtime, job: Job, name: str) -> str:
     """A fresh URL of the job's rendition `name`, or a 404."""
     for ref in stored_files(job):
         if rendition_name(ref["uri"]) == name:

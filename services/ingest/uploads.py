@@ -9,6 +9,7 @@ from ..common.errors import HTTPProblem, OverLimit, UnsupportedMedia
 from ..common.logs import bind_fields, log
 from ..media import precheck
 from ..media.mediatypes import ALLOWED, AUDIO_ONLY, audio_only, sniff
+from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import to_json, utcnow
 from ..pipeline.runtime import Runtime
 from . import grants, quotas
@@ -27,7 +28,7 @@ def unsupported(detail: str) -> HTTPProblem:
 
 
 def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None,
-                  key: str | None) -> tuple[dict, bool]:
+                  key: str | None) -> tuple[Job, bool]:
     """Store the original and open its job, or find the job these bytes (or this
     Idempotency-Key) already made for this client. Returns (job, replayed)."""
     if not data:
@@ -51,8 +52,8 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
             name = safe_filename(filename, rt.settings.max_filename_chars)
             stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, ORIGINALS_PREFIX + job_id, data,
                                             media.content_type)
-            job, created = create_job(rt, job_id, media.kind, source_of(stored, media, len(data), sha, name), key,
-                                      client.client_id)
+            job, created = create_job(rt, job_id, kind=media.kind, source=source_of(stored, media, len(data), sha, name),
+                                      idempotency_key=key, owner=client.client_id)
         finally:
             if not created:  # failed, or a concurrent request with the same bytes made the job: not this upload's
                 quotas.release(rt, reservation)
@@ -62,7 +63,8 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
     return job, not created
 
 
-def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_prefix: str, origin: str | None = None) -> dict:
+def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_prefix: str, *,
+                 origin: str | None = None) -> dict:
     """A V4 signed PUT URL for incoming/<job_id>; the job appears when GCS reports the object.
     `origin`: the allowed browser origin asking (CORS), bound to a resumable session."""
     if not isinstance(body, dict) or not isinstance(body.get("content_type"), str):
@@ -91,7 +93,8 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     # size that arrived, or gives it back if the upload is refused (grants.py).
     reservation = quotas.reserve(rt, client, size)
     try:
-        grant = _grant_url(rt, job_id, content_type, size, resumable, body.get("filename"), client, incoming_prefix, origin)
+        grant = _grant_url(rt, job_id, content_type, size, resumable=resumable, filename=body.get("filename"), client=client,
+                           incoming_prefix=incoming_prefix, origin=origin)
         grants.record(rt, job_id, client.client_id, size, reservation)
     except BaseException:
         quotas.release(rt, reservation)
@@ -99,8 +102,8 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     return grant
 
 
-def _grant_url(rt: Runtime, job_id: str, content_type: str, size: int, resumable: bool, filename, client: Client,
-               incoming_prefix: str, origin: str | None) -> dict:
+def _grant_url(rt: Runtime, job_id: str, content_type: str, size: int, *, resumable: bool, filename: str | None,
+               client: Client, incoming_prefix: str, origin: str | None) -> dict:
     ttl = rt.settings.signed_url_ttl_seconds
     metadata = {"filename": safe_filename(filename, rt.settings.max_filename_chars, ascii_only=True),
                 "owner": client.client_id}
@@ -115,7 +118,8 @@ def _grant_url(rt: Runtime, job_id: str, content_type: str, size: int, resumable
     try:
         # The object may be at most the size the client announced: the grant is for that file.
         url, headers = rt.blobs.signed_put_url(rt.settings.originals_bucket, incoming_prefix + job_id, content_type,
-                                               ttl, size, rt.settings.signing_key_file, metadata)
+                                               ttl_seconds=ttl, max_bytes=size, key_file=rt.settings.signing_key_file,
+                                               metadata=metadata)
     except Exception as exc:  # no signing credentials is a deployment problem, not a client one
         logger.exception("cannot sign upload URL")
         raise HTTPProblem(503, "Signed uploads unavailable",

@@ -114,7 +114,7 @@ def classify(exc: BaseException, what: str = "the image") -> MediarelayError | N
     return CorruptMedia(f"{what} is damaged and cannot be decoded" + (f" ({detail})" if detail else ""), code="corrupt-image")
 
 
-class decoding(ContextDecorator):  # noqa: N801 - used like a function: `with decoding(...)`
+class decoding(ContextDecorator):  # lower case: used like a function, `with decoding(...)`
     """Context manager (and decorator) mapping decoder exceptions to error classes, see `classify`."""
 
     def __init__(self, what: str = "the image"):

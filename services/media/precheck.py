@@ -237,7 +237,7 @@ def _pillow(raw: bytes) -> MediaFacts:
                 bands = len(im.getbands())
                 depth = 2 if im.mode in ("I;16", "I;16B", "I;16L", "I", "F") else 1
                 return MediaFacts((im.format or "").lower(), im.width, im.height, 1, 0, 0, max(3, bands) * depth)
-        except Exception:  # not ours to classify: the stage's decoder does that, behind its guard
+        except Exception:  # noqa: BLE001 - not ours to classify: the stage's decoder does that, behind its guard
             return MediaFacts("")
         finally:
             Image.MAX_IMAGE_PIXELS = saved

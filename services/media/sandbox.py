@@ -123,9 +123,8 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
     among `args` (rangefile.py); the bytes it read are appended to `served` when given."""
     parent, child = _ctx.Pipe(duplex=True)
     ranges, child_ranges = _ctx.Pipe(duplex=True) if source is not None else (None, None)
-    proc = _ctx.Process(target=_child_main, args=(child, fn, limits.memory_bytes, limits.cpu_seconds, limits.deadline,
-                                                  child_ranges),
-                        name="media-child", daemon=True)
+    proc = _ctx.Process(target=_child_main, args=(child, fn, limits.memory_bytes, limits.cpu_seconds, limits.deadline),
+                        kwargs={"ranges": child_ranges}, name="media-child", daemon=True)
     proc.start()
     child.close()
     server = None
@@ -215,7 +214,12 @@ def _judge_exit(code: int | None, limits: ChildLimits):
 M_ARENA_MAX = -8
 
 
-def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float, ranges=None) -> None:
+def _name(fn: Callable) -> str:
+    """The work's function name (FAULT_INJECTION's `media-crash.<function>`), through a functools.partial."""
+    return getattr(fn, "func", fn).__name__
+
+
+def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float, *, ranges=None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     rangefile.attach(ranges)
     try:  # two malloc arenas instead of 8 per core: less reserved address space under RLIMIT_AS
@@ -229,7 +233,7 @@ def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadlin
     try:
         raw = conn.recv_bytes()
         args = conn.recv()
-        faults.maybe_crash(f"media-crash.{fn.__name__}")
+        faults.maybe_crash(f"media-crash.{_name(fn)}")
         result = fn(raw, *args)
         del raw
         conn.send(("ok", result))

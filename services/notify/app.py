@@ -11,6 +11,7 @@ from ..common.config import Settings
 from ..ops import jobs as job_actions
 from ..ops.http import register_ops_routes
 from ..pipeline.handon import StageResult
+from ..pipeline.jobstate import Job
 from ..pipeline.push import register_push, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -19,7 +20,7 @@ from ..webhooks.endpoints import EndpointStore, endpoint_store
 from ..webhooks.fairness import ClientSlots
 
 
-def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
     fields = {
         # The message is the complete record of the job's result: the event is built from
         # the job, so the job gets all of it (analysis too, whoever wrote it there before).

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..common.errors import TransientError
 from ..pipeline import events, jobstate
 from ..pipeline.handon import public_base_url, publish_final_event
+from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import to_json, utcnow
 from ..pipeline.runtime import Runtime
 
@@ -24,7 +25,8 @@ def cancel(rt: Runtime, job_id: str, reason: str | None = None) -> dict:
     stage = jobstate.current_stage(job)
     text = f"cancelled by an operator: {reason}" if reason else "cancelled by an operator"
     published = publish_final_event(rt, job_id, "failed", jobstate.failure_fields(stage, "cancelled", text))
-    status = (rt.jobs.get(job_id) or {}).get("status")
+    after = rt.jobs.get(job_id)
+    status = after["status"] if after is not None else None
     return {"job_id": job_id, "status": status, "action": "cancelled" if published else "none", "stage": stage}
 
 
@@ -32,11 +34,11 @@ def cancel(rt: Runtime, job_id: str, reason: str | None = None) -> dict:
 DELETION_TOPIC = "job-deletions"
 # What a deleted job's document keeps (its tombstone): enough to answer 410 to its owner, to route
 # the `deleted` webhook to the owner's endpoints, and to expire by Firestore TTL. Nothing of the media.
-TOMBSTONE_FIELDS = ("job_id", "owner", "status", "kind", "created_at", "updated_at", "finished_at", "final_event",
+TOMBSTONE_FIELDS = ("job_id", "owner", "status", "kind", "created_at", "updated_at", "finished_at", "final_event", "stages",
                     "expires_at", "deleted", "webhooks")
 
 
-def request_delete(rt: Runtime, job: dict, who: str) -> dict:
+def request_delete(rt: Runtime, job: Job, who: str) -> dict[str, str]:
     """End the job if it still runs (its one final event: `failed`, `cancelled`), then hand the
     erasure to notify through the `job-deletions` topic: a job's objects can be thousands (HLS
     segments), more than one HTTP request should wait for. Idempotent: asking again republishes."""
@@ -52,14 +54,14 @@ def request_delete(rt: Runtime, job: dict, who: str) -> dict:
     return {"job_id": job_id, "status": "deleting"}
 
 
-def job_objects(rt: Runtime, job: dict, incoming_prefix: str) -> list[tuple[str, str]]:
+def job_objects(rt: Runtime, job: Job, incoming_prefix: str) -> list[tuple[str, str]]:
     """(bucket, name or prefix/) of everything a job may have stored: the original (and its upload
     under incoming/), renditions with HLS segments, storyboard and stills, the segments' work files."""
     job_id, s = job["job_id"], rt.settings
     out = [(s.originals_bucket, f"originals/{job_id}"), (s.originals_bucket, f"{incoming_prefix}{job_id}"),
            (s.renditions_bucket, f"renditions/{job_id}/"), (s.renditions_bucket, f"work/{job_id}/")]
-    src = job.get("source") or {}
-    if src.get("bucket") and src.get("name"):
+    src = job.get("source")
+    if src and src.get("bucket") and src.get("name"):
         out.append((src["bucket"], src["name"]))
     return out
 
@@ -69,11 +71,13 @@ def erase(rt: Runtime, job_id: str) -> bool:
     publish its one `deleted` event. Each step is idempotent, so a redelivery finishes the work.
     False when there is nothing (more) to do."""
     job = rt.jobs.get(job_id)
-    if job is None or not job.get("deleted") or job["deleted"].get("published_at"):
+    deletion = job.get("deleted") if job is not None else None
+    if job is None or not deletion or deletion.get("published_at"):
         return False
     if job["status"] not in jobstate.FINAL:
         raise TransientError(f"job {job_id} is still {job['status']}: erased once it has ended")
-    if not (job.get("final_event") or {}).get("published"):
+    final = job.get("final_event")
+    if not (final and final.get("published")):
         raise TransientError(f"job {job_id}: its final event is not out yet; `deleted` comes after it")
     ended = job.get("finished_at") or job.get("updated_at")
     if ended is not None and (utcnow() - ended).total_seconds() < rt.settings.delete_settle_seconds:
@@ -87,10 +91,12 @@ def erase(rt: Runtime, job_id: str) -> bool:
             rt.blobs.delete(bucket, name)
     for stage in jobstate.STAGES:
         rt.jobs.delete_segments(job_id, stage)
-    erased_at = job["deleted"].get("erased_at") or utcnow()  # kept on a redelivery: the event stays identical
+    erased_at = deletion.get("erased_at") or utcnow()  # kept on a redelivery: the event stays identical
     gone = {k: jobstate.DELETE for k in job if k not in TOMBSTONE_FIELDS}
     rt.jobs.record(job_id, {**gone, "deleted.erased_at": erased_at})
-    tomb = rt.jobs.get(job_id) or {}
+    tomb = rt.jobs.get(job_id)
+    if tomb is None:
+        return False  # removed meanwhile (its TTL): nothing left to announce
     message_id = rt.bus.publish(events.TOPIC, events.deleted_event(tomb, public_base_url(rt)), job_id=job_id)
     rt.jobs.record(job_id, {"deleted.published_at": utcnow(), "deleted.message_id": message_id})
     return True

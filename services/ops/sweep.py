@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from ..common.logs import log
 from ..pipeline import jobstate
 from ..pipeline.handon import publish_final_event
+from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import utcnow
 from ..pipeline.messages import ingested_message
 from ..pipeline.runtime import Runtime
@@ -25,18 +28,18 @@ logger = logging.getLogger("mediarelay.sweep")
 SWEPT_STATUSES = (*jobstate.ACTIVE, jobstate.DEAD_LETTERED)
 
 
-def input_message(rt: Runtime, job: dict, stage: str) -> tuple[str, dict] | None:
+def input_message(rt: Runtime, job: Job, stage: str) -> tuple[str, Mapping[str, Any]] | None:
     """(topic, payload) that restarts `job` at `stage`, or None when it cannot be rebuilt."""
     topic = rt.topology.input_topic(stage)
     if stage == jobstate.STAGES[0]:
         return topic, ingested_message(job)
-    handoff = job.get("handoff") or {}
-    if handoff.get("topic") == topic:
+    handoff = job.get("handoff")
+    if handoff is not None and handoff["topic"] == topic:
         return topic, handoff["payload"]
     return None
 
 
-def _segments_progressing(rt: Runtime, job: dict, cutoff) -> bool:
+def _segments_progressing(rt: Runtime, job: Job, cutoff: dt.datetime) -> bool:
     """A fanned-out stage writes nothing on its job while its segments finish (each writes its own
     record: ARCHITECTURE.md, invariant 12), so a long fan-out's progress is its newest record."""
     stage = jobstate.current_stage(job)
@@ -46,7 +49,7 @@ def _segments_progressing(rt: Runtime, job: dict, cutoff) -> bool:
     return bool(done) and max(done.values()) >= cutoff
 
 
-def sweep(rt: Runtime, older_than: dt.timedelta, *, dry_run: bool = False, limit: int = 500) -> list[dict]:
+def sweep(rt: Runtime, older_than: dt.timedelta, *, dry_run: bool = False, limit: int = 500) -> list[dict[str, Any]]:
     cutoff = utcnow() - older_than
     max_redrives = rt.settings.sweep_max_redrives
     results = []
@@ -54,7 +57,7 @@ def sweep(rt: Runtime, older_than: dt.timedelta, *, dry_run: bool = False, limit
         job_id = found["job_id"]
         if _segments_progressing(rt, found, cutoff):
             continue
-        row = {"job_id": job_id, "status": found["status"], "updated_at": found["updated_at"].isoformat()}
+        row: dict[str, Any] = {"job_id": job_id, "status": found["status"], "updated_at": found["updated_at"].isoformat()}
         if dry_run:
             decision, _ = jobstate.redrive(found, max_redrives, utcnow())
         else:

@@ -8,15 +8,16 @@ import io
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from ..common.errors import PermanentError
-from .retrying import retried
+from .retrying import retried, unavailable
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class BlobStore:
         self._client: storage.Client | None = None
         self._signer: tuple[str, Any] | None = None  # (key file, credentials)
         self._signer_lock = threading.Lock()
-        self._signed_gets: dict[tuple, tuple[float, str]] = {}
+        self._signed_gets: dict[tuple[str, str, str | None, int, str], tuple[float, str]] = {}
         # Signatures made by this process (each one an IAM signBlob call on Cloud Run).
         self.signatures = 0
 
@@ -90,13 +91,13 @@ class BlobStore:
                     return StoredObject(bucket, name, str(existing.generation), int(existing.size),
                                         existing.content_type, False)
                 match = existing.generation
-        raise gexc.ServiceUnavailable(f"gs://{bucket}/{name}: kept changing while being written")
+        raise unavailable(f"gs://{bucket}/{name}: kept changing while being written")
 
     @retried("storage")
     def get_bytes(self, bucket: str, name: str, generation: str | None = None) -> bytes:
         blob = self.client.bucket(bucket).blob(name, generation=int(generation) if generation else None)
         try:
-            return blob.download_as_bytes()
+            return cast(bytes, blob.download_as_bytes())
         except gexc.NotFound:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
 
@@ -104,12 +105,12 @@ class BlobStore:
     def find_bytes(self, bucket: str, name: str) -> bytes | None:
         """The object's bytes, or None when there is none (an output not written yet)."""
         try:
-            return self.client.bucket(bucket).blob(name).download_as_bytes()
+            return cast(bytes, self.client.bucket(bucket).blob(name).download_as_bytes())
         except gexc.NotFound:
             return None
 
     @retried("storage")
-    def download_to(self, bucket: str, name: str, generation: str | None, fileobj) -> None:
+    def download_to(self, bucket: str, name: str, generation: str | None, fileobj: IO[bytes]) -> None:
         """Stream the object into an open binary file (emptied first, so a retried call starts over)."""
         fileobj.seek(0)
         fileobj.truncate()
@@ -135,9 +136,9 @@ class BlobStore:
         return RangedObject(lambda start, n: self.read_range(blob, start, n), size, block_bytes, blocks), size
 
     @retried("storage")
-    def read_range(self, blob, start: int, size: int) -> bytes:
+    def read_range(self, blob: storage.Blob, start: int, size: int) -> bytes:
         try:
-            return blob.download_as_bytes(start=start, end=start + size - 1, checksum=None)
+            return cast(bytes, blob.download_as_bytes(start=start, end=start + size - 1, checksum=None))
         except gexc.NotFound:
             raise PermanentError(f"gs://{blob.bucket.name}/{blob.name}#{blob.generation} no longer exists",
                                  code="source-missing") from None
@@ -147,7 +148,7 @@ class BlobStore:
         """The first bytes of an object (a ranged read), for type sniffing without a download."""
         blob = self.client.bucket(bucket).blob(name, generation=int(generation))
         try:
-            return blob.download_as_bytes(start=0, end=size - 1)
+            return cast(bytes, blob.download_as_bytes(start=0, end=size - 1))
         except gexc.NotFound:
             raise PermanentError(f"gs://{bucket}/{name}#{generation} no longer exists", code="source-missing") from None
 
@@ -182,7 +183,7 @@ class BlobStore:
         except (gexc.NotFound, gexc.PreconditionFailed):
             pass  # already gone, or replaced by a newer upload that is not ours to delete
 
-    def _signing_kwargs(self, key_file: str) -> dict:
+    def _signing_kwargs(self, key_file: str) -> dict[str, Any]:
         """How to sign V4 URLs: with `key_file`, else through IAM signBlob as the runtime
         service account (Cloud Run has no key file; the account needs TokenCreator on itself).
         Credentials are kept and refreshed only when their token expires."""
@@ -192,8 +193,8 @@ class BlobStore:
 
         with self._signer_lock:
             if self._signer is None or self._signer[0] != key_file:
-                creds = (service_account.Credentials.from_service_account_file(key_file) if key_file
-                         else google.auth.default()[0])
+                from_file = cast(Callable[[str], Any], service_account.Credentials.from_service_account_file)  # untyped
+                creds = from_file(key_file) if key_file else google.auth.default()[0]
                 self._signer = (key_file, creds)
             creds = self._signer[1]
             if key_file:
@@ -202,8 +203,8 @@ class BlobStore:
                 creds.refresh(Request())
             return {"service_account_email": creds.service_account_email, "access_token": creds.token}
 
-    def signed_put_url(self, bucket: str, name: str, content_type: str, ttl_seconds: int, max_bytes: int,
-                       key_file: str = "", metadata: dict | None = None) -> tuple[str, dict]:
+    def signed_put_url(self, bucket: str, name: str, content_type: str, *, ttl_seconds: int, max_bytes: int,
+                       key_file: str = "", metadata: dict[str, str | None] | None = None) -> tuple[str, dict[str, str]]:
         """A V4 signed PUT URL and the headers the client must send with it.
 
         `metadata` becomes x-goog-meta-* headers; they are signed, so the client cannot change them.
@@ -215,11 +216,11 @@ class BlobStore:
         blob = self.client.bucket(bucket).blob(name)
         # generate_signed_url adds Host to the dict it is given: hand it a copy.
         self.signatures += 1
-        url = blob.generate_signed_url(version="v4", method="PUT", expiration=dt.timedelta(seconds=ttl_seconds),
-                                       headers=dict(headers), **self._signing_kwargs(key_file))
+        url: str = blob.generate_signed_url(version="v4", method="PUT", expiration=dt.timedelta(seconds=ttl_seconds),
+                                            headers=dict(headers), **self._signing_kwargs(key_file))
         return url, headers
 
-    def signed_get_url(self, bucket: str, name: str, generation: str | None, ttl_seconds: int,
+    def signed_get_url(self, bucket: str, name: str, generation: str | None, ttl_seconds: int, *,
                        key_file: str = "", endpoint: str = "") -> tuple[str, float]:
         """A V4 signed GET URL of one object and when it expires (epoch seconds), on `endpoint`
         (STORAGE_READ_ENDPOINT; empty = the client's).
@@ -233,8 +234,8 @@ class BlobStore:
             return hit[1], hit[0]
         blob = self.client.bucket(bucket).blob(name)
         self.signatures += 1
-        url = blob.generate_signed_url(version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds),
-                                       api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
+        url: str = blob.generate_signed_url(version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds),
+                                            api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
         if len(self._signed_gets) > 50_000:
             self._signed_gets.clear()
         self._signed_gets[key] = (now + ttl_seconds, url)
@@ -245,19 +246,19 @@ class BlobStore:
         """A V4 signed GET URL of one object valid until `expires_at` (epoch seconds), uncached."""
         blob = self.client.bucket(bucket).blob(name)
         self.signatures += 1
-        return blob.generate_signed_url(version="v4", method="GET",
-                                        expiration=dt.datetime.fromtimestamp(expires_at, dt.UTC),
-                                        api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
+        url: str = blob.generate_signed_url(version="v4", method="GET", expiration=dt.datetime.fromtimestamp(expires_at, dt.UTC),
+                                            api_access_endpoint=endpoint or None, **self._signing_kwargs(key_file))
+        return url
 
     @retried("storage")
-    def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict,
-                          origin: str | None = None) -> str:
+    def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict[str, str | None],
+                          *, origin: str | None = None) -> str:
         """A GCS resumable upload session for one object of exactly `size` bytes and this type,
         created here with ingest's credentials: the session URI is all the client gets, and
         GCS refuses any other total size (X-Upload-Content-Length)."""
         blob = self.client.bucket(bucket).blob(name)
         blob.metadata = {k: v for k, v in metadata.items() if v}
-        return blob.create_resumable_upload_session(content_type=content_type, size=size, origin=origin)
+        return cast(str, blob.create_resumable_upload_session(content_type=content_type, size=size, origin=origin))
 
     @retried("storage")
     def delete(self, bucket: str, name: str) -> None:
@@ -284,7 +285,7 @@ class RangedObject(io.RawIOBase):
     recently used `blocks` kept. FFmpeg jumps between the index, the video and the audio of a
     file, and a file whose streams are badly interleaved would otherwise fetch a block per jump."""
 
-    def __init__(self, fetch, size: int, block_bytes: int, blocks: int):
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int, block_bytes: int, blocks: int):
         self.fetch, self.size, self.block_bytes, self.blocks = fetch, size, block_bytes, max(1, blocks)
         self.pos = 0
         self.fetched = 0  # bytes fetched from storage
@@ -317,7 +318,7 @@ class RangedObject(io.RawIOBase):
             self._cache.move_to_end(index)
         return data
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:  # a writable buffer (memoryview, bytearray)
         want = min(len(buffer), self.size - self.pos)
         done = 0
         while done < want:

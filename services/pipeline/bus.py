@@ -6,7 +6,9 @@ always handed its work on.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
@@ -18,7 +20,7 @@ from .retrying import RETRYABLE, maybe_fail
 from .topology import Topology
 
 
-def encode(payload: dict) -> bytes:
+def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -39,7 +41,7 @@ class Bus:
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"
 
-    def publish(self, topic: str, payload: dict, *, job_id: str, attributes: dict | None = None) -> str:
+    def publish(self, topic: str, payload: Mapping[str, Any], *, job_id: str, attributes: dict[str, str] | None = None) -> str:
         """Validate `payload` against the topic's schema and publish it; return the message id."""
         schema = self.topology.schema_of_topic(topic)
         schemas.validate(self.schemas_dir, schema, payload)
@@ -47,12 +49,12 @@ class Bus:
         attrs.update(attributes or {})
         return self.publish_raw(topic, encode(payload), attrs)
 
-    def publish_raw(self, topic: str, data: bytes, attributes: dict) -> str:
+    def publish_raw(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
         """Publish bytes as they are (dead-letter copies, replays)."""
         try:
             maybe_fail("pubsub")
             future = self.publisher.publish(self.topic_path(topic), data, **attributes)
-            return future.result(timeout=self.timeout)
+            return str(future.result(timeout=self.timeout))  # the message id
         except (*RETRYABLE, gexc.NotFound, TimeoutError) as exc:
             # The client library already retried with its own backoff; Pub/Sub redelivers.
             raise TransientError(f"publish to {topic} failed: {type(exc).__name__}: {exc}") from exc

@@ -7,6 +7,7 @@ the shards in one query.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from google.cloud import firestore
 
@@ -20,7 +21,7 @@ class ShardedCounters:
         self.shards = shards
 
     @retried("firestore")
-    def add(self, counter_id: str, fields: dict, values: dict) -> None:
+    def add(self, counter_id: str, fields: dict[str, Any], values: dict[str, int]) -> None:
         """Add `values` ({name: n}) to the counter; `fields` are stored on it for queries."""
         parent = self.db.collection(self.collection).document(counter_id)
         shard = parent.collection("shards").document(str(random.randrange(self.shards)))
@@ -30,15 +31,15 @@ class ShardedCounters:
         batch.commit()
 
     @retried("firestore")
-    def total(self, counter_id: str) -> dict:
-        out: dict = {}
+    def total(self, counter_id: str) -> dict[str, int]:
+        out: dict[str, int] = {}
         for snap in self.db.collection(self.collection).document(counter_id).collection("shards").stream():
             for k, v in (snap.to_dict() or {}).items():
                 out[k] = out.get(k, 0) + v
         return out
 
     @retried("firestore")
-    def find(self, **equal) -> list[dict]:
+    def find(self, **equal: Any) -> list[dict[str, Any]]:
         """The counters' own fields, for those whose fields equal `equal`."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 

@@ -17,5 +17,5 @@ class FirestoreCollection:
             self._client = firestore.Client(project=self.project)
         return self._client
 
-    def _ref(self, doc_id: str):
+    def _ref(self, doc_id: str) -> firestore.DocumentReference:
         return self.client.collection(self.collection).document(doc_id)

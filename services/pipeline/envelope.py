@@ -11,14 +11,17 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.datastructures import Headers
 
 from ..common.errors import HTTPProblem
 
 
 @dataclass
 class PushMessage:
-    data: dict
-    attributes: dict = field(default_factory=dict)
+    data: dict[str, Any]
+    attributes: dict[str, str] = field(default_factory=dict)
     message_id: str = ""
     publish_time: str = ""
     subscription: str = ""
@@ -30,7 +33,7 @@ def _bad(detail: str) -> HTTPProblem:
     return HTTPProblem(400, "Malformed push envelope", detail)
 
 
-def _json_object(raw: bytes, what: str) -> dict:
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -40,8 +43,7 @@ def _json_object(raw: bytes, what: str) -> dict:
     return value
 
 
-def parse_push(body: bytes, headers) -> PushMessage:
-    """`headers` is any case-insensitive mapping with .get (werkzeug's Headers)."""
+def parse_push(body: bytes, headers: Headers) -> PushMessage:
     if not body:
         raise _bad("empty request body")
     doc = _json_object(body, "request body")
@@ -50,7 +52,7 @@ def parse_push(body: bytes, headers) -> PushMessage:
     return _parse_unwrapped(doc, headers)
 
 
-def _parse_wrapped(doc: dict) -> PushMessage:
+def _parse_wrapped(doc: dict[str, Any]) -> PushMessage:
     msg = doc["message"]
     data_b64 = msg.get("data")
     if not isinstance(data_b64, str) or not data_b64:
@@ -81,9 +83,9 @@ def _parse_wrapped(doc: dict) -> PushMessage:
 _HEADER_ATTRIBUTES = ("traceparent", "replay_count")
 
 
-def _parse_unwrapped(doc: dict, headers) -> PushMessage:
+def _parse_unwrapped(doc: dict[str, Any], headers: Headers) -> PushMessage:
     attempt = headers.get("x-goog-pubsub-delivery-attempt")
-    attributes = {k: headers.get(k) for k in _HEADER_ATTRIBUTES if headers.get(k)}
+    attributes = {k: v for k in _HEADER_ATTRIBUTES if (v := headers.get(k))}
     return PushMessage(
         data=doc,
         attributes=attributes,

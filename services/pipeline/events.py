@@ -9,11 +9,16 @@ Built from the job document alone, so a re-published event (healing a crash) is 
 """
 from __future__ import annotations
 
+from typing import Any
+
+from .jobstate import Job
 from .jobstore import to_json
+from .payloads import Event, EventV2, FailureReason
 
 TOPIC = "media-events"
 PREVIOUS_TOPIC = "media-events-v2"  # the v2 body, for one release after v3 (then dropped)
 HIDDEN_FILE_FIELDS = ("uri", "generation", "bucket", "name")  # where it is stored: internal
+UNKNOWN: FailureReason = {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
 
 
 def rendition_name(uri: str) -> str:
@@ -26,9 +31,9 @@ def job_url(base_url: str, job_id: str) -> str:
     return f"{base_url}/v1/jobs/{job_id}"
 
 
-def build_event(job: dict, base_url: str) -> dict:
+def build_event(stored: Job, base_url: str) -> Event:
     """The v3 final event. `base_url` is PUBLIC_BASE_URL (the API's public origin)."""
-    job = to_json(job)
+    job = to_json(stored)
     final = job["final_event"]
     event = _head(job, final["id"], final["status"], final["claimed_at"], base_url)
     src = job.get("source") or {}
@@ -48,54 +53,56 @@ def build_event(job: dict, base_url: str) -> dict:
                               "ladder": [{**r, "playlist": files.ref(r["playlist"])} for r in video["ladder"]]}
             event["links"]["playback"] = f"{job_url(base_url, job['job_id'])}/playback"
     else:
-        event["error"] = job.get("error") or {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
+        event["error"] = job.get("error") or UNKNOWN
         if job.get("analysis"):
             event["analysis"] = job["analysis"]
-    return {k: v for k, v in event.items() if v is not None}
+    return event
 
 
-def deleted_event(job: dict, base_url: str) -> dict:
+def deleted_event(stored: Job, base_url: str) -> Event:
     """The `deleted` lifecycle event: the job's objects and records are gone (its tombstone remains)."""
-    job = to_json(job)
+    job = to_json(stored)
     return _head(job, f"{job['job_id']}/deleted", "deleted", job["deleted"]["erased_at"], base_url)
 
 
-def _head(job: dict, event_id: str, status: str, at: str, base_url: str) -> dict:
-    event = {
+def _head(job: dict[str, Any], event_id: str, status: Any, at: str, base_url: str) -> Event:
+    event: Event = {
         "id": event_id,  # <job_id>/<status>: stable, so subscribers can drop a copy
         "type": f"mediarelay.job.{status}",
         "job_id": job["job_id"],
         "status": status,
         "occurred_at": at,
-        "kind": job.get("kind"),
         "links": {"job": job_url(base_url, job["job_id"])},
     }
-    return {k: v for k, v in event.items() if v is not None}
+    if job.get("kind") is not None:
+        event["kind"] = job["kind"]
+    return event
 
 
 class _Files:
     def __init__(self, base_url: str, job_id: str):
         self.prefix = f"{job_url(base_url, job_id)}/renditions/"
 
-    def ref(self, ref: dict) -> dict:
+    def ref(self, ref: dict[str, Any]) -> dict[str, Any]:
         """A stored file as a consumer sees it: its name in the job and our URL for it (no bucket, no generation)."""
         name = rendition_name(ref["uri"])
         out = {k: v for k, v in ref.items() if k not in HIDDEN_FILE_FIELDS}
         return {**out, "name": name, "url": self.prefix + name}
 
 
-def build_event_v2(job: dict) -> dict:
+def build_event_v2(stored: Job) -> EventV2:
     """The v2 body (schemas/media-events.v2.json, `gs://` URIs): published on PREVIOUS_TOPIC for one release."""
-    job = to_json(job)
+    job = to_json(stored)
     final = job["final_event"]
-    event = {
+    event: EventV2 = {
         "id": final["id"],
         "type": f"mediarelay.job.{final['status']}",
         "job_id": job["job_id"],
         "status": final["status"],
         "occurred_at": final["claimed_at"],
-        "kind": job.get("kind"),
     }
+    if job.get("kind") is not None:
+        event["kind"] = job["kind"]
     src = job.get("source") or {}
     event["source"] = {k: src.get(k) for k in ("uri", "content_type", "size", "filename")}
     if final["status"] == "completed":
@@ -107,7 +114,7 @@ def build_event_v2(job: dict) -> dict:
         if job.get("video"):
             event["video"] = job["video"]
     else:
-        event["error"] = job.get("error") or {"stage": "notify", "error_class": "unknown", "reason": "unknown"}
+        event["error"] = job.get("error") or UNKNOWN
         if job.get("analysis"):
             event["analysis"] = job["analysis"]
-    return {k: v for k, v in event.items() if v is not None}
+    return event

@@ -34,15 +34,18 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..common.errors import Cancelled, PermanentError, TransientError
 from ..common.logs import log
 from ..media import budget
 from . import events, jobstate
 from .bus import encode
+from .jobstate import FanIn, FinalStatus, HandOff, Job, Skip, Updates
 from .jobstore import utcnow
+from .payloads import Handoff, SegmentMessage
 from .retrying import maybe_fail, retries_so_far
 from .runtime import Runtime
 
@@ -59,9 +62,9 @@ RESULT_TYPE = "application/json"
 class StageResult:
     """What a handler hands back: the next message(s) and the fields to store on the job."""
 
-    publish: list[tuple[str, dict]] = field(default_factory=list)
-    job_fields: dict = field(default_factory=dict)
-    final: str | None = None  # "completed" for the last stage
+    publish: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    job_fields: Updates = field(default_factory=dict)
+    final: FinalStatus | None = None  # "completed" for the last stage
     # A long video: the stage's work split into segments (services/pipeline/handon.py); the
     # stage stays running until the delivery that finishes the last segment fans in.
     fan_out: FanOut | None = None
@@ -69,18 +72,19 @@ class StageResult:
 
 @dataclass
 class FanOut:
-    messages: list[dict]  # one video-segment message per segment
-    plan: dict  # kept on the job beside the finished set (a re-driven stage reuses it)
-    merge: Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in order) -> the stage's result
+    messages: list[SegmentMessage]  # one video-segment message per segment
+    plan: dict[str, Any]  # kept on the job beside the finished set (a re-driven stage reuses it)
+    merge: Merge  # (runtime, job, results in order) -> the stage's result
 
 
-SegmentWork = Callable[[Runtime, dict, dict], dict]  # (runtime, job, segment message) -> result (JSON-able)
+# (runtime, job, segment message) -> result (JSON-able)
+SegmentWork = Callable[[Runtime, Job, SegmentMessage], dict[str, Any]]
 
 # The object-name prefixes (renditions bucket) a segment writes outside its work files, e.g. its
 # HLS media segments: removed with them when the job is cancelled while the segment runs.
-SegmentOutputs = Callable[[dict], list[str]]
+SegmentOutputs = Callable[[SegmentMessage], list[str]]
 
-Merge = Callable[[Runtime, dict, list[dict]], StageResult]  # (runtime, job, results in index order)
+Merge = Callable[[Runtime, Job, list[dict[str, Any]]], StageResult]  # (runtime, job, results in index order)
 
 
 
@@ -93,14 +97,14 @@ def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> N
     if result.fan_out:
         fan_out(runtime, stage, job_id, result.fan_out)
         return
-    handoff = None
+    handoff: Handoff | None = None
     if result.publish:
         topic, payload = result.publish[-1]
         handoff = {"topic": topic, "payload": payload}  # what the sweep republishes to re-drive
-    if not runtime.jobs.hand_off(job_id, stage, fields, handoff):
-        job = runtime.jobs.get(job_id)
-        if job is None or job["status"] in jobstate.FINAL:
-            raise Cancelled(f"job ended while {stage} was running; nothing published")
+    handed = runtime.jobs.hand_off(job_id, stage, fields, handoff)
+    if handed is HandOff.ENDED:
+        raise Cancelled(f"job ended while {stage} was running; nothing published")
+    if handed is HandOff.DUPLICATE:
         log(logger, logging.INFO, f"{stage}: another delivery handed off first; this duplicate publishes nothing")
         return
     for topic, payload in result.publish:
@@ -109,7 +113,7 @@ def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> N
 
 
 
-def publish_final_event(runtime: Runtime, job_id: str, outcome: str, fields: dict) -> bool:
+def publish_final_event(runtime: Runtime, job_id: str, outcome: FinalStatus, fields: Updates) -> bool:
     """Finalise the job and publish its one public event (see jobstate.claim_final).
     False when the event was already out (or the job does not exist)."""
     job = runtime.jobs.claim_final(job_id, outcome, fields)
@@ -155,7 +159,8 @@ def result_name(job_id: str, stage: str, index: int) -> str:
 
 
 
-def segment_messages(msg: dict, stage: str, spans: list[dict], params: list[dict]) -> list[dict]:
+def segment_messages(msg: Mapping[str, Any], stage: str, spans: list[dict[str, Any]],
+                     params: list[dict[str, Any]]) -> list[SegmentMessage]:
     """One video-segment message per span of the stage input `msg` (params: per segment)."""
     count = len(spans)
     return [{"job_id": msg["job_id"], "stage": stage, "kind": msg["kind"], "source": msg["source"], "index": i,
@@ -175,10 +180,10 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
     missing = [m for m in messages if m["index"] not in finished]
     if not missing:  # every result is in but the fan-in was lost (a crash, a restart): do it now
         claim = rt.jobs.claim_fan_in(job_id, stage, "input", len(messages))
-        if claim == "complete":
+        if claim is FanIn.COMPLETE:
             _fan_in(rt, stage, job_id, len(messages), fan.merge)
         else:
-            log(logger, logging.INFO, f"{stage}: every segment is in; not fanned in here ({claim})")
+            log(logger, logging.INFO, f"{stage}: every segment is in; not fanned in here ({claim.value})")
         return
     topic = segment_topic(rt, stage)
     for m in missing:
@@ -187,13 +192,13 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
 
 
 
-def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: dict,
+def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: SegmentMessage, *,
                      outputs: SegmentOutputs | None = None) -> None:
     job_id, index, count = data["job_id"], data["index"], data["count"]
     start = rt.jobs.begin_segment(job_id, stage, index, count)
-    if not start.proceed:
-        if start.outcome == "final":
-            publish_final_event(rt, job_id, start.job["status"], {})  # heals an event lost to a crash
+    if not start.proceed or start.job is None:
+        if start.outcome is Skip.FINAL and (status := jobstate.ended(start.job)):
+            publish_final_event(rt, job_id, status, {})  # heals an event lost to a crash
         log(logger, logging.INFO, f"{stage}: segment {index} acknowledged without work ({start.reason})")
         return
     maybe_fail(f"segment.{stage}")
@@ -210,13 +215,13 @@ def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, d
     rt.jobs.record_segment(job_id, stage, index)  # create-if-absent: a redelivery changes nothing
     # Also on a redelivery: the delivery that saw the set whole may have died before fanning in.
     outcome = rt.jobs.claim_fan_in(job_id, stage, f"segment-{index}", count)
-    log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome})")
-    if outcome == "complete":
+    log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome.value})")
+    if outcome is FanIn.COMPLETE:
         _fan_in(rt, stage, job_id, count, merge)
 
 
 
-def _discard_segment(rt: Runtime, stage: str, data: dict, outputs: SegmentOutputs | None) -> None:
+def _discard_segment(rt: Runtime, stage: str, data: SegmentMessage, outputs: SegmentOutputs | None) -> None:
     """What the segment wrote before it was stopped: nothing of a cancelled job's is read again."""
     bucket = rt.settings.renditions_bucket
     prefixes = [segment_prefix(data["job_id"], stage, data["index"]), *(outputs(data) if outputs else [])]
@@ -231,7 +236,7 @@ def _discard_segment(rt: Runtime, stage: str, data: dict, outputs: SegmentOutput
 
 def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> None:
     job = rt.jobs.get(job_id)
-    if _fanned_in(job, stage):
+    if job is None or _fanned_in(job, stage):
         return
     bucket = rt.settings.renditions_bucket
     try:
@@ -252,7 +257,7 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
 
 
 
-def _fanned_in(job: dict | None, stage: str) -> bool:
+def _fanned_in(job: Job | None, stage: str) -> bool:
     """The stage has handed on (or the job ended): a fan-in now would only repeat it."""
     return job is None or job["status"] in jobstate.FINAL or job["stages"][stage]["state"] in (jobstate.HANDED_OFF, "done")
 
@@ -304,7 +309,8 @@ def ensure_job_active() -> None:
     running.checked_at = time.monotonic()
     job = running.runtime.jobs.get(running.job_id)
     if job is not None and job["status"] in jobstate.FINAL:
-        reason = (job.get("error") or {}).get("reason") or f"job {job['status']}"
+        error = job.get("error")
+        reason = (error["reason"] if error else "") or f"job {job['status']}"
         raise Cancelled(f"job ended while {running.stage} was running ({reason}); nothing more written")
 
 

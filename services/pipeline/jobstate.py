@@ -10,21 +10,31 @@ rules are tested in milliseconds (tests/unit/) and ARCHITECTURE.md states the in
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
+from typing import Any, Literal, Required, TypedDict, cast
+
+from .payloads import FailureReason, Handoff, Kind, SourceRef
+
+Status = Literal["received", "analyzing", "rendering", "notifying", "completed", "failed", "dead-lettered"]
+FinalStatus = Literal["completed", "failed"]
+StageState = Literal["pending", "running", "handed-off", "done", "failed", "dead-lettered"]
+# Dotted field paths -> new values (DELETE removes one); what a decision asks the store to write.
+Updates = dict[str, Any]
 
 # The pipeline's stages, in order; each is also the service that runs it.
 STAGES = ("analyze", "render", "notify")
-FINAL = ("completed", "failed")
+FINAL: tuple[FinalStatus, ...] = ("completed", "failed")
 # Parked after a stage exhausted its delivery attempts: not final (no event yet), so an
 # operator's replay can resume the job, a purge ends it failed, and the sweep bounds it.
-DEAD_LETTERED = "dead-lettered"
-ACTIVE = ("received", "analyzing", "rendering", "notifying")
-STATUS_RANK = {"received": 0, "analyzing": 1, "rendering": 2, "notifying": 3, "completed": 4, "failed": 4}
+DEAD_LETTERED: Literal["dead-lettered"] = "dead-lettered"
+ACTIVE: tuple[Status, ...] = ("received", "analyzing", "rendering", "notifying")
+STATUS_RANK: dict[Status, int] = {"received": 0, "analyzing": 1, "rendering": 2, "notifying": 3, "completed": 4, "failed": 4}
 # Status while a stage runs (it stays so until the next stage begins).
-RUNNING_STATUS = {"analyze": "analyzing", "render": "rendering", "notify": "notifying"}
+RUNNING_STATUS: dict[str, Status] = {"analyze": "analyzing", "render": "rendering", "notify": "notifying"}
 # A stage's record moves pending -> running -> handed-off (outputs recorded, next message
 # about to be published) -> done; or to failed / dead-lettered.
-HANDED_OFF = "handed-off"
+HANDED_OFF: Literal["handed-off"] = "handed-off"
 # A delivery that claimed the final event and went silent is presumed dead after this.
 FINAL_EVENT_LEASE = dt.timedelta(seconds=60)
 
@@ -37,15 +47,99 @@ class _Delete:
 DELETE = _Delete()  # as an update value: remove the field
 
 
-def forward(current: str, new: str) -> bool:
+# --- the job document `jobs/{job_id}` -----------------------------------------------------------
+
+
+class Segments(TypedDict, total=False):
+    """`stages.<stage>.segments`: the fan-out's plan (the stage's own keys) and its size; finished
+    segments are records of their own (SegmentRecord)."""
+
+    count: int
+    plan: dict[str, Any]  # analyze's plan
+    spans: int  # render's plan
+
+
+class StageRecord(TypedDict, total=False):
+    state: Required[StageState]
+    attempts: Required[int]
+    started_at: dt.datetime
+    last_attempt_at: dt.datetime
+    finished_at: dt.datetime
+    error: str  # the last failure, for a person
+    crashes: int  # media children killed by a signal on this job
+    retried_calls: int
+    stopped: str  # why a running delivery stopped (the job ended meanwhile)
+    stopped_at: dt.datetime
+    segments: Segments
+
+
+class FinalEvent(TypedDict, total=False):
+    id: Required[str]
+    status: Required[FinalStatus]
+    claimed_at: Required[dt.datetime]
+    published: Required[bool]
+    message_id: str
+    published_at: dt.datetime
+
+
+class DeadLetter(TypedDict):
+    stage: str
+    reason: str
+    at: dt.datetime
+
+
+class Sweep(TypedDict, total=False):
+    redrives: int
+    last_redrive_at: dt.datetime
+
+
+class Deletion(TypedDict, total=False):
+    """A deletion's progress (services/ops/jobs.py): asked, erased, its `deleted` event out."""
+
+    requested_at: dt.datetime
+    erased_at: dt.datetime
+    published_at: dt.datetime
+    message_id: str
+
+
+class Job(TypedDict, total=False):
+    """The job document. The delivery core owns the required keys and the records below; a
+    stage's outputs (`analysis`, `renditions`, ...) are the stage's own shapes."""
+
+    job_id: Required[str]
+    status: Required[Status]
+    created_at: Required[dt.datetime]
+    updated_at: Required[dt.datetime]
+    expires_at: Required[dt.datetime]
+    stages: Required[dict[str, StageRecord]]
+    kind: Kind
+    source: SourceRef
+    owner: str | None
+    idempotency_key: str | None
+    handoff: Handoff
+    final_event: FinalEvent
+    finished_at: dt.datetime
+    error: FailureReason
+    dead_letter: DeadLetter
+    sweep: Sweep
+    analysis: dict[str, Any]
+    renditions: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    storyboard: dict[str, Any]
+    video: dict[str, Any]
+    webhooks: dict[str, dict[str, Any]]  # per endpoint: its delivery record
+    deleted: Deletion  # DELETE /v1/jobs/{id}: the document is (becoming) a tombstone
+
+
+def forward(current: Status, new: Status) -> bool:
     """Statuses only move forward; a parked job may resume at any stage."""
     if current == DEAD_LETTERED:
         return new != "received"
     return current not in FINAL and STATUS_RANK[new] > STATUS_RANK[current]
 
 
-def new_job(job_id: str, fields: dict, now: dt.datetime, ttl: dt.timedelta) -> dict:
-    return {
+def new_job(job_id: str, fields: dict[str, Any], now: dt.datetime, ttl: dt.timedelta) -> Job:
+    return cast(Job, {  # `fields`: the job's own keys (kind, source, owner, ...)
         "job_id": job_id,
         "status": "received",
         "created_at": now,
@@ -53,39 +147,59 @@ def new_job(job_id: str, fields: dict, now: dt.datetime, ttl: dt.timedelta) -> d
         "expires_at": now + ttl,
         "stages": {s: {"state": "pending", "attempts": 0} for s in STAGES},
         **fields,
-    }
+    })
 
 
-@dataclass
-class StageStart:
-    """May this delivery run `stage`? When not, `reason` says why and `outcome` what to do."""
-
-    job: dict
-    proceed: bool
-    reason: str = ""
-    # When not proceeding: "unknown-job" | "final" | "done" | "handed-off" | "out-of-order"
-    outcome: str = ""
-
-
-def begin_stage(job: dict | None, stage: str, now: dt.datetime) -> tuple[StageStart, dict | None]:
+def ended(job: Job | None) -> FinalStatus | None:
+    """The job's final status, or None while it runs (or when there is no job)."""
     if job is None:
-        return StageStart({}, False, "no such job", "unknown-job"), None
+        return None
+    status = job["status"]
+    return status if status == "completed" or status == "failed" else None
+
+
+class Skip(enum.StrEnum):
+    """Why a delivery does no work (StageStart, SegmentStart); the value is the dead letter's code."""
+
+    UNKNOWN_JOB = "unknown-job"  # dead-lettered: a message we cannot trust
+    FINAL = "final"  # the job ended: heal its final event
+    DONE = "done"  # a duplicate of a finished stage
+    HANDED_OFF = "handed-off"  # the hand-off is recorded: publish it again, finish the stage
+    OUT_OF_ORDER = "out-of-order"  # dead-lettered: the stage before has not handed off (or no such fan-out)
+    FANNED_IN = "fanned-in"  # a segment of a stage that handed off already
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageStart:
+    """May this delivery run `stage`? When not, `outcome` says what to do and `reason` why.
+    `job`: the job as the decision left it (None: no such job)."""
+
+    job: Job | None
+    proceed: bool
+    outcome: Skip | None = None
+    reason: str = ""
+
+
+def begin_stage(job: Job | None, stage: str, now: dt.datetime) -> tuple[StageStart, Updates | None]:
+    if job is None:
+        return StageStart(job=None, proceed=False, outcome=Skip.UNKNOWN_JOB, reason="no such job"), None
     if job["status"] in FINAL:
-        return StageStart(job, False, f"job already {job['status']}", "final"), None
+        return StageStart(job=job, proceed=False, outcome=Skip.FINAL, reason=f"job already {job['status']}"), None
     record = job["stages"][stage]
     if record["state"] == "done":
-        return StageStart(job, False, f"{stage} already done", "done"), None
+        return StageStart(job=job, proceed=False, outcome=Skip.DONE, reason=f"{stage} already done"), None
     if record["state"] == HANDED_OFF:
         # Outputs recorded and the next message (maybe) published, then the delivery was
         # lost: publishing the recorded handoff again finishes the stage without new work.
-        return StageStart(job, False, f"{stage} already handed off", "handed-off"), None
+        return StageStart(job=job, proceed=False, outcome=Skip.HANDED_OFF, reason=f"{stage} already handed off"), None
     index = STAGES.index(stage)
     if index > 0:
         before = STAGES[index - 1]
         if job["stages"][before]["state"] not in (HANDED_OFF, "done"):
             # Its input can only be legitimate once the stage before recorded its handoff.
-            return StageStart(job, False, f"{stage} input arrived before {before} handed off", "out-of-order"), None
-    updates = {
+            return StageStart(job=job, proceed=False, outcome=Skip.OUT_OF_ORDER,
+                              reason=f"{stage} input arrived before {before} handed off"), None
+    updates: Updates = {
         f"stages.{stage}.state": "running",
         f"stages.{stage}.attempts": record.get("attempts", 0) + 1,
         f"stages.{stage}.last_attempt_at": now,
@@ -97,22 +211,32 @@ def begin_stage(job: dict | None, stage: str, now: dt.datetime) -> tuple[StageSt
         updates["status"] = RUNNING_STATUS[stage]
     if job.get("dead_letter"):
         updates["dead_letter"] = DELETE  # resumed by a replay
-    return StageStart(apply(job, updates), True), updates
+    return StageStart(job=apply(job, updates), proceed=True), updates
 
 
-def hand_off(job: dict | None, stage: str, fields: dict, handoff: dict | None, now: dt.datetime) -> tuple[bool, dict | None]:
+class HandOff(enum.Enum):
+    """What recording a stage's hand-off came to."""
+
+    RECORDED = "recorded"  # publish the next message, then mark the stage done
+    ENDED = "ended"  # the job ended meanwhile (cancelled) or is gone: publish nothing, write nothing more
+    DUPLICATE = "duplicate"  # another delivery handed off first (a duplicate fan-in): it publishes
+
+
+def hand_off(job: Job | None, stage: str, fields: Updates, handoff: Handoff | None,
+             now: dt.datetime) -> tuple[HandOff, Updates | None]:
     """Record the stage's outputs and the message it is about to publish (kept so the sweep
-    can re-drive the next stage exactly). False: the job ended meanwhile (cancelled): publish
-    nothing, write nothing more."""
-    if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
-        return False, None  # ended, or another delivery handed off first (a duplicate fan-in)
-    updates = {f"stages.{stage}.state": HANDED_OFF, "updated_at": now, **fields}
+    can re-drive the next stage exactly)."""
+    if job is None or job["status"] in FINAL:
+        return HandOff.ENDED, None
+    if job["stages"][stage]["state"] in (HANDED_OFF, "done"):
+        return HandOff.DUPLICATE, None
+    updates: Updates = {f"stages.{stage}.state": HANDED_OFF, "updated_at": now, **fields}
     if handoff is not None:
         updates["handoff"] = handoff
-    return True, updates
+    return HandOff.RECORDED, updates
 
 
-def finished(stage: str, now: dt.datetime) -> dict:
+def finished(stage: str, now: dt.datetime) -> Updates:
     """Its next message is published: the stage is done. Only the stage's own fields change,
     so this is a plain write (the next stage, already triggered, may be reading the job)."""
     return {
@@ -123,7 +247,7 @@ def finished(stage: str, now: dt.datetime) -> dict:
     }
 
 
-def transient_error(stage: str, reason: str, now: dt.datetime) -> dict:
+def transient_error(stage: str, reason: str, now: dt.datetime) -> Updates:
     return {f"stages.{stage}.error": reason, "updated_at": now}
 
 
@@ -140,10 +264,16 @@ def transient_error(stage: str, reason: str, now: dt.datetime) -> dict:
 FAN_IN_LEASE = dt.timedelta(seconds=660)
 
 
-def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.datetime) -> tuple[str | None, dict | None]:
-    """The running stage splits its work into `count` segments. Result: "new" (recorded now),
-    "again" (a redelivered input: the same fan-out, its finished records kept), or None when
-    the stage is no longer running."""
+class FannedOut(enum.Enum):
+    """What recording a fan-out came to (when the stage still runs)."""
+
+    NEW = "new"  # recorded now
+    AGAIN = "again"  # a redelivered input: the same fan-out, its finished records kept
+
+
+def fan_out(job: Job | None, stage: str, count: int, plan: dict[str, Any],
+            now: dt.datetime) -> tuple[FannedOut | None, Updates | None]:
+    """The running stage splits its work into `count` segments. None: the stage is no longer running."""
     if job is None or job["status"] in FINAL:
         return None, None
     record = job["stages"][stage]
@@ -151,58 +281,87 @@ def fan_out(job: dict | None, stage: str, count: int, plan: dict, now: dt.dateti
         return None, None
     segments = record.get("segments") or {}
     if segments.get("count") == count:
-        return "again", None
-    return "new", {f"stages.{stage}.segments": {**plan, "count": count}, "updated_at": now}
+        return FannedOut.AGAIN, None
+    return FannedOut.NEW, {f"stages.{stage}.segments": {**plan, "count": count}, "updated_at": now}
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class SegmentStart:
-    """May this delivery work on a segment? `outcome` when not: "unknown-job" | "final" |
-    "fanned-in" (the stage already handed off) | "out-of-order" (no such fan-out)."""
+    """May this delivery work on a segment? Fields as StageStart's; `outcome` when not:
+    UNKNOWN_JOB, FINAL, FANNED_IN or OUT_OF_ORDER (no such fan-out)."""
 
-    job: dict
+    job: Job | None
     proceed: bool
-    outcome: str = ""
+    outcome: Skip | None = None
     reason: str = ""
 
 
-def begin_segment(job: dict | None, stage: str, index: int, count: int, now: dt.datetime) -> tuple[SegmentStart, dict | None]:
+def begin_segment(job: Job | None, stage: str, index: int, count: int,
+                  now: dt.datetime) -> tuple[SegmentStart, Updates | None]:
     if job is None:
-        return SegmentStart({}, False, "unknown-job", "no such job"), None
+        return SegmentStart(job=None, proceed=False, outcome=Skip.UNKNOWN_JOB, reason="no such job"), None
     if job["status"] in FINAL:
-        return SegmentStart(job, False, "final", f"job already {job['status']}"), None
+        return SegmentStart(job=job, proceed=False, outcome=Skip.FINAL, reason=f"job already {job['status']}"), None
     record = job["stages"][stage]
     if record["state"] in (HANDED_OFF, "done"):
-        return SegmentStart(job, False, "fanned-in", f"{stage} already handed off"), None
+        return SegmentStart(job=job, proceed=False, outcome=Skip.FANNED_IN, reason=f"{stage} already handed off"), None
     segments = record.get("segments") or {}
     if record["state"] not in ("running", DEAD_LETTERED) or segments.get("count") != count or not 0 <= index < count:
-        return SegmentStart(job, False, "out-of-order", f"{stage} has no fan-out with segment {index} of {count}"), None
+        return SegmentStart(job=job, proceed=False, outcome=Skip.OUT_OF_ORDER,
+                            reason=f"{stage} has no fan-out with segment {index} of {count}"), None
     if job["status"] != DEAD_LETTERED:
-        return SegmentStart(job, True), None
+        return SegmentStart(job=job, proceed=True), None
     # Parked after a segment exhausted its delivery attempts; an operator's replay resumes it.
-    updates = {"status": RUNNING_STATUS[stage], f"stages.{stage}.state": "running", "dead_letter": DELETE, "updated_at": now}
-    return SegmentStart(apply(job, updates), True), updates
+    updates: Updates = {"status": RUNNING_STATUS[stage], f"stages.{stage}.state": "running", "dead_letter": DELETE,
+                        "updated_at": now}
+    return SegmentStart(job=apply(job, updates), proceed=True), updates
 
 
-def ready_to_fan_in(job: dict | None, stage: str, finished: int) -> str:
-    """`finished` segment records exist (counted after this delivery wrote its own). "ready": every
-    segment is in and the stage waits for its fan-in; "pending": segments remain; "stale": the job
-    ended or the stage fanned in."""
+class FanIn(enum.Enum):
+    """Where a fan-out stands once this delivery's segment record is counted: ready_to_fan_in
+    answers READY, PENDING or STALE; the store's claim_fan_in COMPLETE, CLAIMED, PENDING or STALE."""
+
+    READY = "ready"  # every segment is in and the stage waits for its fan-in
+    PENDING = "pending"  # segments remain
+    STALE = "stale"  # the job ended or the stage fanned in
+    COMPLETE = "complete"  # this delivery holds the fan-in claim: it merges and hands off
+    CLAIMED = "claimed"  # another delivery holds the claim
+
+
+def ready_to_fan_in(job: Job | None, stage: str, finished: int) -> FanIn:
+    """`finished` segment records exist (counted after this delivery wrote its own)."""
     if job is None or job["status"] in FINAL or job["stages"][stage]["state"] in (HANDED_OFF, "done"):
-        return "stale"
+        return FanIn.STALE
     segments = job["stages"][stage].get("segments") or {}
     if "count" not in segments:
-        return "stale"
-    return "ready" if finished >= segments["count"] else "pending"
+        return FanIn.STALE
+    return FanIn.READY if finished >= segments["count"] else FanIn.PENDING
 
 
-def fan_in_claim(stage: str, claimant: str, now: dt.datetime, ttl: dt.timedelta) -> dict:
-    """The claim record: who fans the stage in (a segment's delivery, or "input" for a re-driven
-    stage input), since when. Without a `stage` field, so it never counts as a finished segment."""
+class FanInClaim(TypedDict):
+    """jobs/{job}/segments/{stage}-fan-in: who fans the stage in, since when. Without a `stage`
+    field, so it never counts as a finished segment."""
+
+    fan_in_of: str
+    by: str  # a segment's delivery, or "input" for a re-driven stage input
+    at: dt.datetime
+    expires_at: dt.datetime
+
+
+class SegmentRecord(TypedDict):
+    """jobs/{job}/segments/{stage}-NNNN: one finished segment, deleted after the fan-in."""
+
+    stage: str
+    index: int
+    done_at: dt.datetime
+    expires_at: dt.datetime  # the Firestore TTL backstop for one whose fan-in never came
+
+
+def fan_in_claim(stage: str, claimant: str, now: dt.datetime, ttl: dt.timedelta) -> FanInClaim:
     return {"fan_in_of": stage, "by": claimant, "at": now, "expires_at": now + ttl}
 
 
-def may_take_claim(claim: dict, claimant: str, now: dt.datetime) -> bool:
+def may_take_claim(claim: FanInClaim, claimant: str, now: dt.datetime) -> bool:
     """A claim already made: the claimant's own redelivery takes it back (it died mid fan-in),
     anyone takes it once it is older than FAN_IN_LEASE (its claimant went silent for good)."""
     return claim.get("by") == claimant or now - claim["at"] >= FAN_IN_LEASE
@@ -212,9 +371,7 @@ def fan_in_claim_id(stage: str) -> str:
     return f"{stage}-fan-in"
 
 
-def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta) -> dict:
-    """One finished segment (jobs/{job}/segments/{stage}-{index}): deleted after the fan-in; the
-    expiry is the Firestore TTL backstop for one whose fan-in never came."""
+def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta) -> SegmentRecord:
     return {"stage": stage, "index": index, "done_at": now, "expires_at": now + ttl}
 
 
@@ -222,7 +379,7 @@ def segment_record_id(stage: str, index: int) -> str:
     return f"{stage}-{index:04d}"
 
 
-def park(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[bool, dict | None]:
+def park(job: Job | None, stage: str, reason: str, now: dt.datetime) -> tuple[bool, Updates | None]:
     """The last delivery attempt failed transiently: park the job, visibly, for operators."""
     if job is None or job["status"] in FINAL or job["stages"][stage]["state"] == "done":
         return False, None
@@ -235,7 +392,7 @@ def park(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[b
     }
 
 
-def count_crash(job: dict | None, stage: str, reason: str, now: dt.datetime) -> tuple[int, dict | None]:
+def count_crash(job: Job | None, stage: str, reason: str, now: dt.datetime) -> tuple[int, Updates | None]:
     """A media child died by a signal on this job: counted, so a crash that reproduces on the
     same input ends as corrupt-media after a bounded number (services/media/sandbox.py)."""
     if job is None:
@@ -248,7 +405,7 @@ class EventBeingPublished(Exception):
     """Another delivery holds a fresh claim on the final event: retry this one later."""
 
 
-def claim_final(job: dict | None, outcome: str, fields: dict, now: dt.datetime) -> tuple[dict | None, dict | None]:
+def claim_final(job: Job | None, outcome: FinalStatus, fields: Updates, now: dt.datetime) -> tuple[Job | None, Updates | None]:
     """Move the job to its final `outcome` and claim the right to publish its one event.
 
     Result: the job to publish for, or None when the event is already out. A job that already
@@ -257,14 +414,13 @@ def claim_final(job: dict | None, outcome: str, fields: dict, now: dt.datetime) 
     """
     if job is None:
         return None, None
-    final = job.get("final_event") or {}
-    if final.get("published"):
+    final = job.get("final_event")
+    if final is not None and final["published"]:
         return None, None
-    outcome_now = job["status"] if job["status"] in FINAL else outcome
-    claimed = final.get("claimed_at")
-    if claimed and now - claimed < FINAL_EVENT_LEASE and final.get("status") == outcome_now:
+    outcome_now = ended(job) or outcome
+    if final is not None and now - final["claimed_at"] < FINAL_EVENT_LEASE and final["status"] == outcome_now:
         raise EventBeingPublished(f"job {job['job_id']}: final event is being published by another delivery")
-    updates = {
+    updates: Updates = {
         "final_event": {"id": f"{job['job_id']}/{outcome_now}", "status": outcome_now, "claimed_at": now,
                         "published": False},
         "updated_at": now,
@@ -274,20 +430,20 @@ def claim_final(job: dict | None, outcome: str, fields: dict, now: dt.datetime) 
     return apply(job, updates), updates
 
 
-def final_published(message_id: str, now: dt.datetime) -> dict:
+def final_published(message_id: str, now: dt.datetime) -> Updates:
     return {"final_event.published": True, "final_event.message_id": message_id, "final_event.published_at": now}
 
 
-def failure_fields(stage: str, error_class: str, reason: str) -> dict:
+def failure_fields(stage: str, error_class: str, reason: str) -> Updates:
     """What a failed job records: the job-level error and the failing stage's record."""
-    fields: dict[str, object] = {"error": {"stage": stage, "error_class": error_class, "reason": reason}}
+    fields: Updates = {"error": {"stage": stage, "error_class": error_class, "reason": reason}}
     if stage in STAGES:
         fields[f"stages.{stage}.state"] = "failed"
         fields[f"stages.{stage}.error"] = reason
     return fields
 
 
-def current_stage(job: dict) -> str:
+def current_stage(job: Job) -> str:
     """The first stage not done: where the job stands (or would resume)."""
     for stage in STAGES:
         if job["stages"][stage]["state"] != "done":
@@ -305,7 +461,7 @@ class Redrive:
     reason: str = ""
 
 
-def redrive(job: dict | None, max_redrives: int, now: dt.datetime) -> tuple[Redrive | None, dict | None]:
+def redrive(job: Job | None, max_redrives: int, now: dt.datetime) -> tuple[Redrive | None, Updates | None]:
     """Bounded: after `max_redrives` re-drives that did not finish the job, it ends failed,
     so no job waits forever whatever keeps failing (a bug, a dependency, a lost message)."""
     if job is None or job["status"] in FINAL:
@@ -320,9 +476,9 @@ def redrive(job: dict | None, max_redrives: int, now: dt.datetime) -> tuple[Redr
     return Redrive(True, stage, done + 1), {"sweep.redrives": done + 1, "sweep.last_redrive_at": now, "updated_at": now}
 
 
-def apply(job: dict, updates: dict) -> dict:
+def apply(job: Job, updates: Updates) -> Job:
     """The document as it reads after `updates` (dotted paths) are applied."""
-    out = _copy(job)
+    out: dict[str, Any] = _copy(job)
     for path, value in updates.items():
         *parents, leaf = path.split(".")
         node = out
@@ -332,10 +488,11 @@ def apply(job: dict, updates: dict) -> dict:
             node.pop(leaf, None)
         else:
             node[leaf] = _copy(value)
-    return out
+    # Dotted paths are not checked against the document's type: the decisions above write its keys.
+    return cast(Job, out)
 
 
-def _copy(value):
+def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):

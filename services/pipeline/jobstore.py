@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -17,10 +19,12 @@ from google.cloud import firestore
 from ..common.errors import TransientError
 from . import jobstate
 from .docstore import FirestoreCollection
-from .jobstate import StageStart
+from .jobstate import FanIn, FanInClaim, FannedOut, FinalStatus, HandOff, Job, SegmentRecord, StageStart, Updates
+from .payloads import Handoff
 from .retrying import retried
 
 CAS_ATTEMPTS = 20
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -32,35 +36,35 @@ class Conflict(Exception):
 
 
 class JobStoreBase:
-    def __init__(self, ttl_days: int = 30, segment_ttl_days: float = 2):
+    def __init__(self, ttl_days: int = 30, segment_ttl_days: float = 2) -> None:
         self.ttl = dt.timedelta(days=ttl_days)
         self.segment_ttl = dt.timedelta(days=segment_ttl_days)
 
     # --- the backend -------------------------------------------------------------------
-    def _read(self, job_id: str) -> tuple[dict | None, object]:
+    def _read(self, job_id: str) -> tuple[Job | None, object]:
         """(document or None, version token for _write_if)."""
         raise NotImplementedError
 
-    def _write_if(self, job_id: str, updates: dict, version: object) -> None:
+    def _write_if(self, job_id: str, updates: Updates, version: object) -> None:
         """Apply dotted-path `updates` if the document is still at `version`, else Conflict."""
         raise NotImplementedError
 
-    def _write(self, job_id: str, updates: dict) -> None:
+    def _write(self, job_id: str, updates: Updates) -> None:
         raise NotImplementedError
 
-    def _create(self, job_id: str, doc: dict) -> bool:
+    def _create(self, job_id: str, doc: Job) -> bool:
         """Create if absent; False when it exists."""
         raise NotImplementedError
 
-    def find_stuck(self, statuses, cutoff: dt.datetime, limit: int = 500) -> list[dict]:
+    def find_stuck(self, statuses: Iterable[str], cutoff: dt.datetime, limit: int = 500) -> list[Job]:
         """Jobs in `statuses` with no progress since `cutoff`, oldest first."""
         raise NotImplementedError
 
-    def _create_segment(self, job_id: str, record_id: str, doc: dict) -> bool:
+    def _create_segment(self, job_id: str, record_id: str, doc: SegmentRecord | FanInClaim) -> bool:
         """Create the segment record if absent; False when it exists."""
         raise NotImplementedError
 
-    def _segment_records(self, job_id: str, stage: str) -> list[dict]:
+    def _segment_records(self, job_id: str, stage: str) -> list[SegmentRecord]:
         raise NotImplementedError
 
     def _count_segments(self, job_id: str, stage: str) -> int:
@@ -70,15 +74,16 @@ class JobStoreBase:
         """The stage's finished records and its fan-in claim."""
         raise NotImplementedError
 
-    def _read_segment(self, job_id: str, record_id: str) -> tuple[dict | None, object]:
+    def _read_segment(self, job_id: str, record_id: str) -> tuple[FanInClaim | None, object]:
+        """The fan-in claim record (the one record read back) and its version token."""
         raise NotImplementedError
 
-    def _replace_segment_if(self, job_id: str, record_id: str, doc: dict, version: object) -> None:
+    def _replace_segment_if(self, job_id: str, record_id: str, doc: FanInClaim, version: object) -> None:
         """Replace the record if still at `version`, else Conflict."""
         raise NotImplementedError
 
     # --- operations ----------------------------------------------------------------------
-    def _decide(self, job_id: str, decision):
+    def _decide(self, job_id: str, decision: Callable[[Job | None], tuple[T, Updates | None]]) -> T:
         """Read, decide, write only if unchanged (else again). Optimistic rather than a
         read-write transaction: two deliveries of one message racing on one job would hold
         each other's locks (the emulator makes the loser wait seconds); here the loser
@@ -96,11 +101,11 @@ class JobStoreBase:
         raise TransientError(f"job {job_id}: still contended after {CAS_ATTEMPTS} compare-and-set attempts")
 
     @retried("firestore")
-    def get(self, job_id: str) -> dict | None:
+    def get(self, job_id: str) -> Job | None:
         return self._read(job_id)[0]
 
     @retried("firestore")
-    def create(self, job_id: str, fields: dict) -> tuple[dict, bool]:
+    def create(self, job_id: str, fields: dict[str, Any]) -> tuple[Job, bool]:
         """Create the job if absent; return (document, created)."""
         doc = jobstate.new_job(job_id, fields, utcnow(), self.ttl)
         if self._create(job_id, doc):
@@ -112,17 +117,17 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.begin_stage(job, stage, utcnow()))
 
     @retried("firestore")
-    def hand_off(self, job_id: str, stage: str, fields: dict, handoff: dict | None) -> bool:
+    def hand_off(self, job_id: str, stage: str, fields: Updates, handoff: Handoff | None) -> HandOff:
         return self._decide(job_id, lambda job: jobstate.hand_off(job, stage, fields, handoff, utcnow()))
 
     @retried("firestore")
-    def fan_out(self, job_id: str, stage: str, count: int, plan: dict) -> list[int] | None:
+    def fan_out(self, job_id: str, stage: str, count: int, plan: dict[str, Any]) -> list[int] | None:
         """Record the fan-out; the indices already finished (a redelivered input keeps them), or
         None when the stage is no longer running."""
         outcome = self._decide(job_id, lambda job: jobstate.fan_out(job, stage, count, plan, utcnow()))
         if outcome is None:
             return None
-        if outcome == "new":  # records of an earlier plan (another count) must not count towards this one
+        if outcome is FannedOut.NEW:  # records of an earlier plan (another count) must not count towards this one
             self._delete_segments(job_id, stage)
             return []
         return sorted(self.segments_done(job_id, stage))
@@ -143,32 +148,32 @@ class JobStoreBase:
         return {int(r["index"]): r["done_at"] for r in self._segment_records(job_id, stage)}
 
     @retried("firestore")
-    def claim_fan_in(self, job_id: str, stage: str, claimant: str, count: int) -> str:
-        """"complete" when this delivery fans in: every record is in (counted by an aggregation,
+    def claim_fan_in(self, job_id: str, stage: str, claimant: str, count: int) -> FanIn:
+        """COMPLETE when this delivery fans in: every record is in (counted by an aggregation,
         after the caller's own record was created, so the delivery whose record came last is sure
         to see them all) and the claim record is this claimant's (create-if-absent: of the few
-        that see the set whole, one create succeeds). "claimed" (another delivery fans in),
-        "pending", "stale" (jobstate.ready_to_fan_in) otherwise. The job document is only read."""
+        that see the set whole, one create succeeds). CLAIMED (another delivery fans in),
+        PENDING, STALE (jobstate.ready_to_fan_in) otherwise. The job document is only read."""
         finished = self._count_segments(job_id, stage)
         if finished < count:
-            return "pending"
+            return FanIn.PENDING
         ready = jobstate.ready_to_fan_in(self._read(job_id)[0], stage, finished)
-        if ready != "ready":
+        if ready is not FanIn.READY:
             return ready
         record_id = jobstate.fan_in_claim_id(stage)
         for _ in range(CAS_ATTEMPTS):
             now = utcnow()
             if self._create_segment(job_id, record_id, jobstate.fan_in_claim(stage, claimant, now, self.segment_ttl)):
-                return "complete"
+                return FanIn.COMPLETE
             claim, version = self._read_segment(job_id, record_id)
             if claim is None:
                 continue  # deleted meanwhile (a taken-over claim being replaced): create again
             if not jobstate.may_take_claim(claim, claimant, now):
-                return "claimed"
+                return FanIn.CLAIMED
             try:
                 self._replace_segment_if(job_id, record_id, jobstate.fan_in_claim(stage, claimant, now, self.segment_ttl),
                                          version)
-                return "complete"
+                return FanIn.COMPLETE
             except Conflict:
                 continue
         raise TransientError(f"job {job_id}: the {stage} fan-in claim still contended after {CAS_ATTEMPTS} attempts")
@@ -186,7 +191,7 @@ class JobStoreBase:
         self._write(job_id, jobstate.transient_error(stage, reason, utcnow()))
 
     @retried("firestore")
-    def record(self, job_id: str, fields: dict) -> None:
+    def record(self, job_id: str, fields: Updates) -> None:
         """Facts about the job that decide nothing (a stage that stopped, webhook attempts): a
         plain write of their own fields, also on a final job."""
         self._write(job_id, fields)
@@ -196,7 +201,7 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.park(job, stage, reason, utcnow()))
 
     @retried("firestore")
-    def claim_final(self, job_id: str, outcome: str, fields: dict) -> dict | None:
+    def claim_final(self, job_id: str, outcome: FinalStatus, fields: Updates) -> Job | None:
         """See jobstate.claim_final; a fresh claim by another delivery is a transient error."""
         try:
             return self._decide(job_id, lambda job: jobstate.claim_final(job, outcome, fields, utcnow()))
@@ -222,57 +227,58 @@ class JobStore(JobStoreBase, FirestoreCollection):
 
     collection = "jobs"
 
-    def __init__(self, project: str, ttl_days: int = 30, segment_ttl_days: float = 2):
+    def __init__(self, project: str, ttl_days: int = 30, segment_ttl_days: float = 2) -> None:
         JobStoreBase.__init__(self, ttl_days, segment_ttl_days)
         FirestoreCollection.__init__(self, project)
 
-    def _read(self, job_id: str):
+    def _read(self, job_id: str) -> tuple[Job | None, object]:
         snap = self._ref(job_id).get()
-        return (snap.to_dict() if snap.exists else None), snap.update_time
+        return (cast(Job, snap.to_dict()) if snap.exists else None), snap.update_time
 
-    def _write_if(self, job_id: str, updates: dict, version) -> None:
+    def _write_if(self, job_id: str, updates: Updates, version: object) -> None:
         try:
             self._ref(job_id).update(_firestore(updates), option=self.client.write_option(last_update_time=version))
         except gexc.FailedPrecondition:
             raise Conflict() from None
 
-    def _write(self, job_id: str, updates: dict) -> None:
+    def _write(self, job_id: str, updates: Updates) -> None:
         self._ref(job_id).update(_firestore(updates))
 
-    def _create(self, job_id: str, doc: dict) -> bool:
+    def _create(self, job_id: str, doc: Job) -> bool:
         try:
             self._ref(job_id).create(doc)
             return True
         except gexc.AlreadyExists:
             return False
 
-    def _segments(self, job_id: str):
+    def _segments(self, job_id: str) -> firestore.CollectionReference:
         return self._ref(job_id).collection("segments")
 
-    def _of_stage(self, job_id: str, stage: str):
+    def _of_stage(self, job_id: str, stage: str) -> firestore.Query:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         return self._segments(job_id).where(filter=FieldFilter("stage", "==", stage))
 
-    def _create_segment(self, job_id: str, record_id: str, doc: dict) -> bool:
+    def _create_segment(self, job_id: str, record_id: str, doc: SegmentRecord | FanInClaim) -> bool:
         try:
             self._segments(job_id).document(record_id).create(doc)
             return True
         except gexc.AlreadyExists:
             return False
 
-    def _segment_records(self, job_id: str, stage: str) -> list[dict]:
-        return [snap.to_dict() for snap in self._of_stage(job_id, stage).select(["index", "done_at"]).stream()]
+    def _segment_records(self, job_id: str, stage: str) -> list[SegmentRecord]:
+        query = self._of_stage(job_id, stage).select(["index", "done_at"])
+        return [cast(SegmentRecord, snap.to_dict()) for snap in query.stream()]
 
     def _count_segments(self, job_id: str, stage: str) -> int:
         [[result]] = self._of_stage(job_id, stage).count().get()
         return int(result.value)
 
-    def _read_segment(self, job_id: str, record_id: str):
+    def _read_segment(self, job_id: str, record_id: str) -> tuple[FanInClaim | None, object]:
         snap = self._segments(job_id).document(record_id).get()
-        return (snap.to_dict() if snap.exists else None), snap.update_time
+        return (cast(FanInClaim, snap.to_dict()) if snap.exists else None), snap.update_time
 
-    def _replace_segment_if(self, job_id: str, record_id: str, doc: dict, version) -> None:
+    def _replace_segment_if(self, job_id: str, record_id: str, doc: FanInClaim, version: object) -> None:
         try:
             self._segments(job_id).document(record_id).update(doc, option=self.client.write_option(last_update_time=version))
         except gexc.FailedPrecondition:
@@ -289,18 +295,18 @@ class JobStore(JobStoreBase, FirestoreCollection):
         return len(refs)
 
     @retried("firestore")
-    def find_stuck(self, statuses, cutoff, limit: int = 500) -> list[dict]:
+    def find_stuck(self, statuses: Iterable[str], cutoff: dt.datetime, limit: int = 500) -> list[Job]:
         """One equality + one range filter per status: served by the composite index
         (status ASC, updated_at ASC), never a collection scan."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        found: list[dict] = []
+        found: list[Job] = []
         for status in statuses:
             query = (self.client.collection(self.collection)
                      .where(filter=FieldFilter("status", "==", status))
                      .where(filter=FieldFilter("updated_at", "<", cutoff))
                      .order_by("updated_at").limit(limit - len(found)))
-            found.extend(snap.to_dict() for snap in query.stream())
+            found.extend(cast(Job, snap.to_dict()) for snap in query.stream())
             if len(found) >= limit:
                 break
         return found
@@ -314,14 +320,14 @@ def firestore_of(jobs: JobStoreBase) -> firestore.Client:
     return jobs.client
 
 
-def _firestore(updates: dict) -> dict:
+def _firestore(updates: Updates) -> Updates:
     return {k: (firestore.DELETE_FIELD if v is jobstate.DELETE else v) for k, v in updates.items()}
 
 
-def to_json(job: dict) -> dict:
+def to_json(job: Mapping[str, Any]) -> dict[str, Any]:
     """Firestore types (timestamps) to JSON-friendly values, for the status API and events."""
 
-    def conv(v):
+    def conv(v: Any) -> Any:
         if isinstance(v, dt.datetime):
             return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         if isinstance(v, dict):
@@ -330,4 +336,4 @@ def to_json(job: dict) -> dict:
             return [conv(x) for x in v]
         return v
 
-    return conv(job)
+    return {k: conv(v) for k, v in job.items()}

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..common.errors import Cancelled, CorruptMedia, TransientError
 from ..media.admission import Admission
@@ -17,12 +18,14 @@ from ..media.rangefile import RangeSource
 from ..media.sandbox import ChildCrashed, ChildLimits, Running, run
 from . import jobstate
 from .handon import SEGMENTS_PATH
+from .jobstore import JobStoreBase
 from .runtime import Runtime
 
 logger = logging.getLogger("mediarelay.media_work")
+T = TypeVar("T")
 
 
-def job_watch(jobs, job_id: str, stage: str) -> Callable[[], None]:
+def job_watch(jobs: JobStoreBase, job_id: str, stage: str) -> Callable[[], None]:
     """Raises Cancelled once the job has ended (an operator's `jobs cancel`): the running child is
     then killed at once (services/media/sandbox.py) instead of working on to its deadline."""
 
@@ -32,7 +35,8 @@ def job_watch(jobs, job_id: str, stage: str) -> Callable[[], None]:
         except TransientError:
             return  # the store is unreachable for a moment: the child keeps working, the next poll asks again
         if job is not None and job["status"] in jobstate.FINAL:
-            reason = (job.get("error") or {}).get("reason") or f"job {job['status']}"
+            error = job.get("error")
+            reason = (error["reason"] if error else "") or f"job {job['status']}"
             raise Cancelled(f"job ended while {stage} was running ({reason}); its media work was stopped")
 
     return check
@@ -49,7 +53,7 @@ class Source:
 
 
 @contextmanager
-def ranged(rt: Runtime, src: dict) -> Iterator[Source]:
+def ranged(rt: Runtime, src: Mapping[str, Any]) -> Iterator[Source]:
     """The original `src` (a message's source reference) opened for ranged reads: a segment reads
     the container's index and its own span, and no copy of the source is written anywhere."""
     s = rt.settings
@@ -59,16 +63,17 @@ def ranged(rt: Runtime, src: dict) -> Iterator[Source]:
         yield Source(RangeSource(size), file)
 
 
-def run_for_job(jobs, job_id: str, stage: str, crash_attempts: int, fn: Callable, raw: bytes, *args, limits: ChildLimits,
-                on_start: Callable[[Running], None] | None = None, watch_seconds: float = 1.0,
-                source: Source | None = None):
+def run_for_job(jobs: JobStoreBase, job_id: str, stage: str, work: Callable[[bytes], T], raw: bytes = b"", *,
+                crash_attempts: int, limits: ChildLimits, on_start: Callable[[Running], None] | None = None,
+                watch_seconds: float = 1.0, source: Source | None = None) -> T:
     """`run`, watching the job every `watch_seconds` (a cancelled job's child is killed) and
     with crashes counted on the job (JobStore.record_crash): the same input crashing the decoder
     `crash_attempts` times is `corrupt-media`; before that, a retry (503)."""
     try:
-        return run(fn, raw, *args, limits=limits, on_start=on_start, watch=job_watch(jobs, job_id, stage),
-                   watch_seconds=watch_seconds, source=source.file if source else None,
-                   served=source.served if source else None)
+        result: T = run(work, raw, limits=limits, on_start=on_start, watch=job_watch(jobs, job_id, stage),
+                        watch_seconds=watch_seconds, source=source.file if source else None,
+                        served=source.served if source else None)  # what work returned in the child
+        return result
     except ChildCrashed as exc:
         crashes = jobs.record_crash(job_id, stage, exc.reason)
         logger.warning("%s: media child crashed (%s), %d of %d", stage, exc.signal_name, crashes, crash_attempts)
@@ -93,14 +98,16 @@ def segment_limits(rt: Runtime, stage: str) -> ChildLimits:
     return ChildLimits.for_stage(rt.settings, ack, f"one {stage} segment")
 
 
-def media_work(rt: Runtime, stage: str, job_id: str, limits: ChildLimits, need_bytes: int, fn: Callable, raw: bytes, *args,
-               source: Source | None = None):
-    """What a stage calls: admission for `need_bytes` on this instance, then fn(raw, *args)
-    in a bounded child, crashes counted on the job; `source` (ranged()) when `args` hold its ref."""
+def media_work(rt: Runtime, stage: str, job_id: str, work: Callable[[bytes], T], *, limits: ChildLimits,
+               need_bytes: int = 0, raw: bytes = b"", source: Source | None = None) -> T:
+    """What a stage calls: admission for `need_bytes` on this instance, then work(raw) in a
+    bounded child, crashes counted on the job; `source` (ranged()) when the work's arguments hold
+    its ref. `work` is a module-level function of the raw bytes, its other arguments bound by
+    keyword (functools.partial): it is pickled to the child."""
     s = rt.settings
     admission = _admission.get(s.instance_memory_bytes)
     if admission is None:  # one per process (the instance's memory is read once)
         admission = _admission[s.instance_memory_bytes] = Admission(s.instance_memory_bytes)
     with admission.admit(need_bytes, f"this {stage} job") as hand_over:
-        return run_for_job(rt.jobs, job_id, stage, s.media_crash_attempts, fn, raw, *args, limits=limits,
+        return run_for_job(rt.jobs, job_id, stage, work, raw, crash_attempts=s.media_crash_attempts, limits=limits,
                            on_start=hand_over, watch_seconds=s.media_cancel_poll_seconds, source=source)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Flask, Response, request
 
@@ -29,7 +30,9 @@ from .handon import (
     running,
     segment_delivery,
 )
+from .jobstate import Job, Skip
 from .jobstore import utcnow
+from .payloads import SegmentMessage
 from .retrying import RETRYABLE, maybe_fail, reset_retries
 from .runtime import Runtime
 from .schemas import validate
@@ -38,7 +41,7 @@ from .web import problem_response
 
 logger = logging.getLogger("mediarelay.push")
 
-Handler = Callable[[Runtime, dict, dict], StageResult]  # (runtime, job, message data)
+Handler = Callable[[Runtime, Job, dict[str, Any]], StageResult]  # (runtime, job, message data)
 
 
 def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -> None:
@@ -47,7 +50,7 @@ def register_stage(app: Flask, runtime: Runtime, stage: str, handler: Handler) -
 
 
 def register_job_push(app: Flask, runtime: Runtime, sub: PushSubscription, endpoint: str,
-                      run: Callable[[PushMessage], Response], check: Callable[[PushMessage], None] | None = None) -> None:
+                      run: Callable[[PushMessage], Response], *, check: Callable[[PushMessage], None] | None = None) -> None:
     """A push that works on a job (a stage's input, a segment): token, envelope, schema (and
     `check`), then `run`. A message we cannot trust says nothing about its job: only the message
     goes to the dead letters; the job is left to its real message (or the sweep's bound)."""
@@ -63,7 +66,7 @@ def register_job_push(app: Flask, runtime: Runtime, sub: PushSubscription, endpo
                 check(msg)
         except BadMessage as exc:
             log(logger, logging.ERROR, f"{sub.service}: bad message dead-lettered: {exc.reason}")
-            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, _job_id_of(msg))
+            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, job_id=_job_id_of(msg))
             return Response(status=204)
         return run(msg)
 
@@ -87,7 +90,7 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
             handler(runtime, sub, msg)
         except PermanentError as exc:
             log(logger, logging.ERROR, f"{sub.name}: dead-lettered: {exc.reason}", error_class=exc.error_class)
-            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, _job_id_of(msg))
+            dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, job_id=_job_id_of(msg))
         except (TransientError, *RETRYABLE) as exc:
             reason = exc.reason if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
             log(logger, logging.WARNING, f"{sub.name}: transient failure, Pub/Sub will redeliver: {reason}")
@@ -98,7 +101,7 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
         return Response(status=204)
 
 
-def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge,
+def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge, *,
                       outputs: SegmentOutputs | None = None) -> None:
     sub = rt.topology.subscription_for_service(stage, SEGMENTS_PATH)
 
@@ -108,7 +111,9 @@ def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, me
 
     def run(msg: PushMessage) -> Response:
         bind_fields(segment=msg.data["index"])
-        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, msg.data, outputs))
+        # The schema was checked at the door (register_job_push): the data is a video-segment message.
+        segment = cast(SegmentMessage, msg.data)
+        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, segment, outputs=outputs))
 
     register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
 
@@ -140,7 +145,7 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
 
     def body() -> None:
         start = runtime.jobs.begin_stage(job_id, stage)
-        if not start.proceed:
+        if not start.proceed or start.job is None:
             _without_work(runtime, sub, msg, start)
             return
         maybe_fail(f"stage.{stage}")
@@ -179,14 +184,14 @@ def run_classified(runtime: Runtime, sub: PushSubscription, msg: PushMessage, bo
 
 def _without_work(runtime: Runtime, sub: PushSubscription, msg: PushMessage, start: jobstate.StageStart) -> None:
     stage, job_id = sub.service, msg.data["job_id"]
-    if start.outcome in ("unknown-job", "out-of-order"):
-        code = start.outcome
-        dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage(start.reason, code=code), job_id)
-    elif start.outcome == "final":
-        publish_final_event(runtime, job_id, start.job["status"], {})  # heals an event lost to a crash
-    elif start.outcome == "handed-off":
-        handoff = start.job.get("handoff") or {}
-        if handoff.get("topic") in runtime.topology.services[stage]["publishes"]:
+    if start.outcome in (Skip.UNKNOWN_JOB, Skip.OUT_OF_ORDER):
+        code = str(start.outcome)
+        dead_letter(runtime, sub.dead_letter_topic, stage, msg, BadMessage(start.reason, code=code), job_id=job_id)
+    elif start.outcome is Skip.FINAL and (status := jobstate.ended(start.job)):
+        publish_final_event(runtime, job_id, status, {})  # heals an event lost to a crash
+    elif start.outcome is Skip.HANDED_OFF and start.job is not None:
+        handoff = start.job.get("handoff")
+        if handoff is not None and handoff["topic"] in runtime.topology.services[stage]["publishes"]:
             runtime.bus.publish(handoff["topic"], handoff["payload"], job_id=job_id)
         runtime.jobs.finish_stage(job_id, stage)
     log(logger, logging.INFO, f"{stage}: acknowledged without work ({start.reason})")
@@ -202,7 +207,7 @@ def _retry_later(runtime: Runtime, sub: PushSubscription, msg: PushMessage, job_
             runtime.jobs.mark_dead_lettered(job_id, stage, f"gave up after {msg.delivery_attempt} delivery attempts: {reason}")
         else:
             runtime.jobs.record_transient_error(job_id, stage, reason)
-    except Exception:  # the store may be what is failing; the 503 stands either way (the sweep bounds the job)
+    except Exception:  # noqa: BLE001 - the store may be what is failing; the 503 stands either way (the sweep bounds the job)
         logger.warning("could not record the failure on job %s", job_id)
     log(logger, logging.WARNING, f"{stage}: transient failure, Pub/Sub will {'dead-letter' if last else 'redeliver'}: {reason}")
     return problem_response(503, "Transient failure", reason, retry=True)
@@ -212,11 +217,11 @@ def fail_job(runtime: Runtime, stage: str, dlq_topic: str, msg: PushMessage, exc
     """Permanent failure: record it on the job, dead-letter the message, publish `failed`."""
     job_id = msg.data["job_id"]
     log(logger, logging.ERROR, f"{stage}: permanent failure: {exc.reason}", error_class=exc.error_class)
-    dead_letter(runtime, dlq_topic, stage, msg, exc, job_id)
+    dead_letter(runtime, dlq_topic, stage, msg, exc, job_id=job_id)
     publish_final_event(runtime, job_id, "failed", jobstate.failure_fields(stage, exc.error_class, exc.reason))
 
 
-def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc: MediarelayError, job_id: str) -> None:
+def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc: MediarelayError, *, job_id: str) -> None:
     attrs = dict(msg.attributes)
     attrs.update(
         {

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextvars
 import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar, cast
 
 from google.api_core import exceptions as gexc
 from requests import exceptions as rexc
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from ..common import faults
 from ..common.errors import TransientError
@@ -46,24 +48,35 @@ def reset_retries() -> None:
     _retries.set(0)
 
 
-def retried(target: str):
+P = ParamSpec("P")
+R = TypeVar("R")
+# google.api_core's exception classes are untyped: the one we raise (Google's 503), typed at the boundary.
+unavailable = cast(Callable[[str], Exception], gexc.ServiceUnavailable)
+
+
+def _count_retry(_: RetryCallState) -> None:
+    _retries.set(_retries.get() + 1)
+
+
+def retried(target: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator for calls to one Google API (`target`: storage, firestore, pubsub): retry
     RETRYABLE errors with jitter until the deadline, then raise TransientError naming the call."""
 
-    def decorate(fn):
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            def call() -> R:
+                maybe_fail(target)
+                return fn(*args, **kwargs)
+
             try:
-                for attempt in Retrying(
+                return Retrying(
                     retry=retry_if_exception_type(RETRYABLE),
                     wait=wait_random_exponential(multiplier=0.1, max=5),
                     stop=stop_after_delay(CALL_DEADLINE_SECONDS),
-                    before_sleep=lambda _: _retries.set(_retries.get() + 1),
+                    before_sleep=_count_retry,
                     reraise=True,
-                ):
-                    with attempt:
-                        maybe_fail(target)
-                        return fn(*args, **kwargs)
+                )(call)
             except RETRYABLE as exc:
                 raise TransientError(f"{fn.__qualname__}: {type(exc).__name__}: {exc}") from exc
 
@@ -75,4 +88,4 @@ def retried(target: str):
 def maybe_fail(target: str) -> None:
     """FAULT_INJECTION: fail this call to `target` as Google's 503 would, so it takes the real route."""
     if faults.should_fail(target):
-        raise gexc.ServiceUnavailable(f"injected fault ({target}, FAULT_INJECTION)")
+        raise unavailable(f"injected fault ({target}, FAULT_INJECTION)")

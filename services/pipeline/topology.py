@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..common.config import TOPOLOGY_FILE
 
@@ -25,10 +26,10 @@ class PushSubscription:
 
 @dataclass(frozen=True)
 class Topology:
-    topics: dict  # name -> {"schema": ..., ...}
-    push_subscriptions: dict  # name -> PushSubscription
-    buckets: dict
-    services: dict  # name -> {"publishes": [...], ...}
+    topics: dict[str, dict[str, Any]]  # name -> {"schema": ..., ...}
+    push_subscriptions: dict[str, PushSubscription]
+    buckets: dict[str, Any]
+    services: dict[str, dict[str, Any]]  # name -> {"publishes": [...], ...}
 
     def subscription_for_service(self, service: str, path: str = "/push") -> PushSubscription:
         """The subscription pushing to `service` at `path` (a stage's input is at /push; a
@@ -44,7 +45,7 @@ class Topology:
         return self.subscription_for_service(service).topic
 
     def schema_of_topic(self, topic: str) -> str:
-        return self.topics[topic]["schema"]
+        return str(self.topics[topic]["schema"])
 
     def subscription_by_dead_letter_topic(self, dlq_topic: str) -> PushSubscription:
         for sub in self.push_subscriptions.values():
@@ -53,8 +54,8 @@ class Topology:
         raise KeyError(dlq_topic)
 
 
-def parse_topology(raw: dict) -> Topology:
-    subs = {}
+def parse_topology(raw: dict[str, Any]) -> Topology:
+    subs: dict[str, PushSubscription] = {}
     for name, s in raw["push_subscriptions"].items():
         subs[name] = PushSubscription(
             name=name,

@@ -50,7 +50,7 @@ def _frame_count(raw: bytes, max_pixels: int) -> tuple[int, int]:
     return frame_count(im), im.width * im.height
 
 
-def _animated_steps(steps: list[Step], n: int, canvas: int, max_frames: int, max_pixels: int,
+def _animated_steps(steps: list[Step], n: int, canvas: int, *, max_frames: int, max_pixels: int,
                     max_decode_pixels: int) -> tuple[list[Step], list[dict]]:
     chosen, notes, budget = [], [], max_pixels
     for st in sorted((s for s in steps if "webp" in s.preset.formats), key=lambda s: s.size[0] * s.size[1]):
@@ -70,8 +70,8 @@ def _animated_steps(steps: list[Step], n: int, canvas: int, max_frames: int, max
     return chosen, notes
 
 
-def _static(raw, analysis, presets, encoders, max_pixels, background, threads, budget) -> tuple[list[Rendition], list[dict],
-                                                                                              np.ndarray | None]:
+def _static(raw, analysis, presets, *, encoders, max_pixels, background, threads,
+            budget) -> tuple[list[Rendition], list[dict], np.ndarray | None]:
     """render_image's renditions of the first frame, keeping the largest full-frame one's pixels for the poster."""
     chain, skipped = rendition_pixels(raw, analysis, presets, max_pixels, budget)
     largest = None
@@ -85,19 +85,22 @@ def _static(raw, analysis, presets, encoders, max_pixels, background, threads, b
     return renditions, skipped, largest
 
 
-def render_animated(raw: bytes, analysis: dict, presets: tuple[Preset, ...], encoders: dict, max_pixels: int,
+def render_animated(raw: bytes, analysis: dict, presets: tuple[Preset, ...], *, encoders: dict, max_pixels: int,
                     background: tuple[int, int, int], poster: tuple[str, str, int], max_frames: int,
-                    max_anim_pixels: int, threads: int = 0, *, max_decode_pixels: int = 2_000_000_000,
+                    max_anim_pixels: int, threads: int = 0, max_decode_pixels: int = 2_000_000_000,
                     budget: Budget | None = None) -> tuple[list[Rendition], list[dict]]:
     """Frames are decoded only when an animated rendition is made (under its caps); otherwise
     only the first frame is, once, for the static renditions and the poster."""
     budget = budget or Budget.unlimited()
-    renditions, skipped, largest = _static(raw, analysis, presets, encoders, max_pixels, background, threads, budget)
+    renditions, skipped, largest = _static(raw, analysis, presets, encoders=encoders, max_pixels=max_pixels,
+                                           background=background, threads=threads, budget=budget)
     steps, _ = plan(analysis["width"], analysis["height"], presets)
     n, canvas = _frame_count(raw, max_pixels)
-    anim, notes = _animated_steps(steps, n, canvas, max_frames, max_anim_pixels, max_decode_pixels)
+    anim, notes = _animated_steps(steps, n, canvas, max_frames=max_frames, max_pixels=max_anim_pixels,
+                                  max_decode_pixels=max_decode_pixels)
     skipped += notes
-    first = _animate(raw, analysis, anim, n, max_pixels, encoders, renditions, budget) if anim else None
+    first = _animate(raw, analysis, anim, n, max_pixels=max_pixels, encoders=encoders, renditions=renditions,
+                     budget=budget) if anim else None
     name, fmt, quality = poster
     if largest is None and first is None:  # no full-frame rendition (a source smaller than every preset)
         first = _first_frame(raw, max_pixels)
@@ -125,7 +128,7 @@ def _first_frame(raw: bytes, max_pixels: int) -> np.ndarray:
         return _frame_rgba(im, o)
 
 
-def _animate(raw, analysis, anim: list[Step], n: int, max_pixels: int, encoders: dict, renditions: list[Rendition],
+def _animate(raw, analysis, anim: list[Step], n: int, *, max_pixels: int, encoders: dict, renditions: list[Rendition],
              budget: Budget) -> np.ndarray | None:
     """Every frame, once, into each animated rendition; replaces their static WebP. Returns the first frame."""
     im = open_image(raw, max_pixels)

@@ -10,6 +10,7 @@ headers checked first, the declared memory admitted, a deadline from the ack dea
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from flask import Flask
 
@@ -18,6 +19,7 @@ from ..media import precheck, sandbox
 from ..media.mediatypes import suffix_for
 from ..pipeline import media_work
 from ..pipeline.handon import StageResult
+from ..pipeline.jobstate import Job
 from ..pipeline.push import register_segments, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -32,7 +34,7 @@ logger = logging.getLogger("mediarelay.render")
 
 
 def make_handler(opts: RenderOptions):
-    def handle(rt: Runtime, job: dict, msg: dict) -> StageResult:
+    def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
         if msg["kind"] == "video":
             return handle_video(rt, opts, job, msg)
         return render_image_job(rt, opts, msg)
@@ -46,8 +48,9 @@ def render_image_job(rt: Runtime, opts: RenderOptions, msg: dict) -> StageResult
     limits = media_work.stage_limits(rt, "render")  # before the download: the whole job fits the ack deadline
     raw = rt.blobs.get_bytes(src["bucket"], src["name"], src["generation"])
     facts = precheck.check(raw, "image", rt.settings)
-    out = media_work.media_work(rt, "render", job_id, limits, facts.need_bytes, render_media, raw, msg["kind"],
-                             suffix_for(src["content_type"]), analysis, opts, limits.budget("rendering"))
+    work = partial(render_media, kind=msg["kind"], suffix=suffix_for(src["content_type"]), analysis=analysis, opts=opts,
+                   budget=limits.budget("rendering"))
+    out = media_work.media_work(rt, "render", job_id, work, limits=limits, need_bytes=facts.need_bytes, raw=raw)
     fields = {"renditions": [store_rendition(rt, job_id, r) for r in out.renditions], "skipped": out.skipped}
     payload = {"job_id": job_id, "kind": msg["kind"], "source": src, "analysis": analysis, **fields}
     return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
@@ -67,7 +70,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         raise ValueError(f"VIDEO_HDR={rt.settings.video_hdr!r}: expected one of {sorted(HDR_CHOICES)}")
     opts = RenderOptions.build(rt.settings, load_catalogue(rt.settings))
     register_stage(app, rt, "render", make_handler(opts))
-    register_segments(app, rt, "render", make_work(opts), make_merge(opts), segment_outputs)
+    register_segments(app, rt, "render", make_work(opts), make_merge(opts), outputs=segment_outputs)
     sandbox.preload(["services.render.work", "services.render.video_stage"])
     sandbox.warm_up()
     return app

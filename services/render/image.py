@@ -109,10 +109,10 @@ def frames(raw: bytes, analysis: dict, presets: tuple[Preset, ...], max_pixels: 
            budget: Budget | None = None) -> tuple[Chain, list[dict]]:
     """Pixels of every rendition (largest first) and the skipped presets. Nothing is encoded here."""
     steps, skipped = plan(analysis["width"], analysis["height"], presets)
-    return _chain(raw, analysis, presets, steps, max_pixels, budget or Budget.unlimited()), skipped
+    return _chain(raw, analysis, presets, steps, max_pixels=max_pixels, budget=budget or Budget.unlimited()), skipped
 
 
-def _chain(raw, analysis, presets, steps, max_pixels, budget: Budget) -> Iterator[tuple[Step, np.ndarray]]:
+def _chain(raw, analysis, presets, steps, *, max_pixels: int, budget: Budget) -> Iterator[tuple[Step, np.ndarray]]:
     if not steps:
         return
     W, H = analysis["width"], analysis["height"]
@@ -231,7 +231,7 @@ def _encode_step(step: Step, pixels: list[np.ndarray], encoders: dict, backgroun
     return out
 
 
-def render_image(raw: bytes, analysis: dict, presets: tuple[Preset, ...], encoders: dict, max_pixels: int,
+def render_image(raw: bytes, analysis: dict, presets: tuple[Preset, ...], *, encoders: dict, max_pixels: int,
                  background: tuple[int, int, int], threads: int = 0,
                  budget: Budget | None = None) -> tuple[list[Rendition], list[dict]]:
     chain, skipped = frames(raw, analysis, presets, max_pixels, budget)

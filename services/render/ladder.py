@@ -96,7 +96,7 @@ def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
     short, long_ = min(display_w, display_h), max(display_w, display_h)
     landscape = display_w >= display_h
 
-    def rung(name: str, w: int, h: int, crf: int, maxrate_kbps: int, bufsize_kbps: int) -> Rung:
+    def rung(name: str, w: int, h: int, *, crf: int, maxrate_kbps: int, bufsize_kbps: int) -> Rung:
         """A Rung with the ladder's encoder and audio settings, which every rung shares."""
         return Rung(name, w, h, crf, maxrate_kbps, bufsize_kbps, preset=ladder.x264_preset, profile=ladder.x264_profile,
                     audio_kbps=ladder.audio_kbps, audio_rate=ladder.audio_rate, audio_channels=ladder.audio_channels)
@@ -109,18 +109,18 @@ def choose_rungs(ladder: Ladder, display_w: int, display_h: int) -> list[Rung]:
             continue
         s, lg = _even(r.short_side), _even(r.short_side * long_ / short)
         w, h = (lg, s) if landscape else (s, lg)
-        out.append(rung(r.name, w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps))
+        out.append(rung(r.name, w, h, crf=r.crf, maxrate_kbps=r.maxrate_kbps, bufsize_kbps=r.bufsize_kbps))
     if above is not None and out and short > SOURCE_RUNG_MARGIN * min(out[0].width, out[0].height):
         # A source between two rungs (900p, 360p) keeps its own size on top, with the larger rung's
         # settings and its bit rate caps scaled by area, so no viewer gets less than was uploaded.
         share = short * long_ / (above.short_side * above.short_side * long_ / short)
         w, h = (_even(long_), _even(short)) if landscape else (_even(short), _even(long_))
-        out.insert(0, rung(f"{min(w, h)}p", w, h, above.crf, max(1, round(above.maxrate_kbps * share)),
-                           max(1, round(above.bufsize_kbps * share))))
+        out.insert(0, rung(f"{min(w, h)}p", w, h, crf=above.crf, maxrate_kbps=max(1, round(above.maxrate_kbps * share)),
+                           bufsize_kbps=max(1, round(above.bufsize_kbps * share))))
     if not out:
         r = ladder.rungs[-1]
         w, h = max(2, display_w // 2 * 2), max(2, display_h // 2 * 2)  # rounded down: never upscaled
-        out.append(rung(f"{min(w, h)}p", w, h, r.crf, r.maxrate_kbps, r.bufsize_kbps))
+        out.append(rung(f"{min(w, h)}p", w, h, crf=r.crf, maxrate_kbps=r.maxrate_kbps, bufsize_kbps=r.bufsize_kbps))
     return out
 
 
@@ -274,7 +274,7 @@ class _TsFile:
 class _RungOutput:
     """One rung's encoder and its MPEG-TS files, one per HLS segment."""
 
-    def __init__(self, rung: Rung, out_dir: Path, time_base: Fraction, rate: Fraction, hls_segment_s: float,
+    def __init__(self, rung: Rung, out_dir: Path, time_base: Fraction, rate: Fraction, *, hls_segment_s: float,
                  plan: colour.ColourPlan, threads: int):
         self.rung = rung
         self.dir = out_dir / rung.name
@@ -405,7 +405,7 @@ def _graph(video: VideoFile, first: av.VideoFrame, rungs: list[Rung], rotation: 
     return g, src, sinks  # the graph owns the filter contexts: keep it alive while they are used
 
 
-def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float, out_dir, limits: VideoLimits, budget, *,
+def encode_span(path, start_s: float, end_s: float, rungs, *, hls_segment_s: float, out_dir, limits: VideoLimits, budget,
                    audio: bool = True, hdr: str = "tonemap", threads: int = X264_THREADS) -> dict:
     """Every rung's HLS media segments of the span [start_s, end_s): `out_dir/{rung}/{k:02d}.ts`.
 
@@ -431,7 +431,7 @@ def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float,
             raise CorruptMedia(f"the video has no frame between {start_s:.3f} s and {end_s:.3f} s", code="corrupt-video")
         plan = colour.plan(first.frame, hdr)
         graph, src, sinks = _graph(video, first.frame, rungs, rotation, plan)
-        outs = [_RungOutput(r, out_dir, tb, rate, hls_segment_s, plan, threads) for r in rungs]
+        outs = [_RungOutput(r, out_dir, tb, rate, hls_segment_s=hls_segment_s, plan=plan, threads=threads) for r in rungs]
         starts: list[float] = []  # each HLS segment's first frame time
         audio_next = [0] * len(outs)
 
@@ -479,6 +479,11 @@ def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float,
             for o in outs:
                 o.close_file()
         del graph
+    return {"rungs": _rungs_written(outs, starts, end_s, rate, with_audio), "audio": with_audio, "hdr": plan.done}
+
+
+def _rungs_written(outs: list[_RungOutput], starts: list[float], end_s: float, rate: Fraction, with_audio: bool) -> dict:
+    """What each rung's encoder wrote: its media segments, timed by the frames that opened them."""
     for o in outs:  # every forced IDR opened its segment: a mismatch is a bug of ours, not the file's
         assert len(o.files) == len(starts), (o.rung.name, len(o.files), len(starts))
     result = {}
@@ -491,7 +496,7 @@ def encode_span(path, start_s: float, end_s: float, rungs, hls_segment_s: float,
         result[o.rung.name] = {"width": o.rung.width, "height": o.rung.height,
                                "codecs": f"{o.codecs},mp4a.40.2" if with_audio else o.codecs,
                                "frame_rate": round(float(rate), 3), "segments": segs}
-    return {"rungs": result, "audio": with_audio, "hdr": plan.done}
+    return result
 
 
 class _RungWorker:

@@ -120,7 +120,7 @@ def _unpremultiplied(band: np.ndarray, out: np.ndarray) -> None:
     out[..., 3:4] = np.clip(alpha + 0.5, 0, 255)
 
 
-def shrink_rows(rows, width: int, height: int, channels: int, size: tuple[int, int], threads: int = 2) -> np.ndarray:
+def shrink_rows(rows, width: int, height: int, channels: int, size: tuple[int, int], *, threads: int = 2) -> np.ndarray:
     """Shrink a big image read band by band (`rows(r0, r1)` -> those source rows, uint8), never whole.
 
     Memory scales with the output: each band of output rows is made from a copy of just the

@@ -72,7 +72,7 @@ class StoryboardPlan:
         return (i % self.columns) * self.tile[0], (i // self.columns) * self.tile[1]
 
 
-def plan_storyboard(start_s: float, duration_s: float, width: int, height: int, tile_width: int, columns: int,
+def plan_storyboard(start_s: float, duration_s: float, width: int, height: int, *, tile_width: int, columns: int,
                     interval_s: float, max_tiles: int) -> StoryboardPlan:
     interval = max(interval_s, duration_s / max_tiles) if duration_s > 0 else interval_s
     n = max(1, min(max_tiles, math.ceil(duration_s / interval - 1e-9))) if duration_s > 0 else 1
@@ -92,7 +92,8 @@ def storyboard_for(analysis: dict, tile_width: int, columns: int, interval_s: fl
     """The plan from the analysis (`start_s`, `duration_s`, display `width`/`height`): one plan for the
     fan-out, every segment and the fan-in."""
     return plan_storyboard(float(analysis.get("start_s") or 0), float(analysis.get("duration_s") or 0),
-                           int(analysis["width"]), int(analysis["height"]), tile_width, columns, interval_s, max_tiles)
+                           int(analysis["width"]), int(analysis["height"]), tile_width=tile_width, columns=columns,
+                           interval_s=interval_s, max_tiles=max_tiles)
 
 
 def vtt_time(seconds: float) -> str:
@@ -191,7 +192,7 @@ class _Served:
     tiles: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted: list[Moment], poster: Preset,
+def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted: list[Moment], *, poster: Preset,
            still: Preset, encoders: dict, tile: tuple[int, int], limits: VideoLimits, budget: Budget | None) -> _Served:
     """One forward pass over the span's frames; each moment gets the last frame whose PTS is not after it."""
     sar, rotation = video.sar, video.rotation
@@ -253,7 +254,7 @@ def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted:
     return out
 
 
-def render_moments(path, start_s: float | None, end_s: float | None, wanted: list[Moment], poster: Preset, still: Preset,
+def render_moments(path, start_s: float | None, end_s: float | None, wanted: list[Moment], *, poster: Preset, still: Preset,
                    encoders: dict, tile: tuple[int, int], limits: VideoLimits = VideoLimits(),
                    budget: Budget | None = None) -> dict:
     """The pictures of one segment's moments (`assign`), from the frames shown in [start_s, end_s).
@@ -266,7 +267,8 @@ def render_moments(path, start_s: float | None, end_s: float | None, wanted: lis
         return {"stills": [], "poster": None, "tiles": None}
     with VideoFile(path) as video:
         video.check_header(limits)
-        served = _serve(video, start_s, end_s, wanted, poster, still, encoders, tile, limits, budget)
+        served = _serve(video, start_s, end_s, wanted, poster=poster, still=still, encoders=encoders, tile=tile, limits=limits,
+                        budget=budget)
     return {"stills": [r for i in sorted(served.stills) for r in served.stills[i]], "poster": served.poster,
             "tiles": tile_strip(served.tiles)}
 
@@ -330,7 +332,7 @@ def _storyboard(board: StoryboardPlan, tiles: dict[int, np.ndarray], quality: in
                       board.tiles, board.interval_s)
 
 
-def render_video(source, suffix: str, analysis: dict, poster: Preset, still: Preset, encoders: dict,
+def render_video(source, suffix: str, analysis: dict, *, poster: Preset, still: Preset, encoders: dict,
                  tile_width: int, columns: int, interval_s: float, max_tiles: int, max_stills: int,
                  storyboard_quality: int, limits: VideoLimits = VideoLimits(), budget: Budget | None = None
                  ) -> tuple[list[Rendition], Storyboard]:
@@ -344,6 +346,7 @@ def render_video(source, suffix: str, analysis: dict, poster: Preset, still: Pre
         clock = analysis | {"start_s": start_s, "duration_s": duration_s, "width": width, "height": height}
         board = storyboard_for(clock, tile_width, columns, interval_s, max_tiles)
         wanted = moments(clock, board, max_stills)
-        served = _serve(video, None, None, wanted, poster, still, encoders, board.tile, limits, budget)
+        served = _serve(video, None, None, wanted, poster=poster, still=still, encoders=encoders, tile=board.tile,
+                        limits=limits, budget=budget)
     result = {"stills": [r for i in sorted(served.stills) for r in served.stills[i]], "poster": served.poster}
     return collect_renditions([result]), _storyboard(board, served.tiles, storyboard_quality)

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from functools import partial
 from pathlib import Path
 
+from ..media.rangefile import RangeSource
 from ..media.spans import Span
 from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages, segment_prefix
+from ..pipeline.jobstate import Job
+from ..pipeline.payloads import SegmentMessage
 from ..pipeline.runtime import Runtime
 from . import hls
 from .image import Rendition
@@ -58,7 +62,7 @@ def board_of(opts: RenderOptions, analysis: dict):
                           opts.storyboard_max_tiles)
 
 
-def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> StageResult:
+def handle_video(rt: Runtime, opts: RenderOptions, job: Job, msg: dict) -> StageResult:
     analysis = msg["analysis"] = on_the_clock(msg["analysis"])
     spans = spans_of(analysis)
     rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
@@ -72,49 +76,51 @@ def handle_video(rt: Runtime, opts: RenderOptions, job: dict, msg: dict) -> Stag
         limits = media_work.stage_limits(rt, "render")
         with tempfile.TemporaryDirectory() as out_dir:  # kept until the MP4 is made: no download back
             result = render_segment(rt, opts, messages[0], limits, out_dir)
-            return merged(rt, opts, job, analysis, [result], limits, out_dir)
+            return merged(rt, opts, job, analysis, [result], limits=limits, local_dir=out_dir)
     return StageResult(fan_out=FanOut(messages, {"spans": len(spans)}, make_merge(opts)))
 
 
-def segment_outputs(seg: dict) -> list[str]:
+def segment_outputs(seg: SegmentMessage) -> list[str]:
     """A span's HLS media segments (named by its index, media_segment_name) in every rung: removed
     if its job is cancelled while it runs. Its shot stills keep their shot's name (not removed)."""
     return [hls_prefix(seg["job_id"]) + f"{r['name']}/{seg['index']:04d}-" for r in seg["params"]["rungs"]]
 
 
 def make_work(opts: RenderOptions):
-    def work(rt: Runtime, job: dict, seg: dict) -> dict:
+    def work(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:
         return render_segment(rt, opts, seg, media_work.segment_limits(rt, "render"))
 
     return work
 
 
 def make_merge(opts: RenderOptions):
-    def merge(rt: Runtime, job: dict, results: list[dict]) -> StageResult:
-        return merged(rt, opts, job, on_the_clock(job["analysis"]), results, media_work.segment_limits(rt, "render"))
+    def merge(rt: Runtime, job: Job, results: list[dict]) -> StageResult:
+        return merged(rt, opts, job, on_the_clock(job["analysis"]), results, limits=media_work.segment_limits(rt, "render"))
 
     return merge
 
 
-def _span_work(_raw: bytes, path: str, seg: dict, opts: RenderOptions, out_dir: str, budget) -> dict:
+def _span_work(_raw: bytes, *, path: str | RangeSource, seg: SegmentMessage, opts: RenderOptions, out_dir: str,
+               budget) -> dict:
     """In the child: the span's ladder, then its poster, stills and storyboard tiles."""
     p, cat = seg["params"], opts.catalogue
-    ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], p["hls_segment_s"], out_dir,
-                            opts.video_limits, budget, audio=p["audio"], hdr=p["hdr"])
-    pictures = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]], cat.poster,
-                              cat.still, cat.encoders, tuple(p["tile"]), opts.video_limits, budget)
+    ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], hls_segment_s=p["hls_segment_s"], out_dir=out_dir,
+                         limits=opts.video_limits, budget=budget, audio=p["audio"], hdr=p["hdr"])
+    pictures = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]],
+                              poster=cat.poster, still=cat.still, encoders=cat.encoders, tile=tuple(p["tile"]),
+                              limits=opts.video_limits, budget=budget)
     return {"ladder": ladder, "pictures": pictures}
 
 
-def render_segment(rt: Runtime, opts: RenderOptions, seg: dict, limits, keep_in: str | None = None) -> dict:
+def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits, keep_in: str | None = None) -> dict:
     """One span rendered in the bounded child and stored; returns its JSON-able result. With
     `keep_in`, the media segments are written there and left for the caller (the inline fan-in)."""
     job_id, index, src = seg["job_id"], seg["index"], seg["source"]
     work = segment_prefix(job_id, "render", index)
     folder = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
     with media_work.ranged(rt, src) as source, folder as out_dir:
-        out = media_work.media_work(rt, "render", job_id, limits, 0, _span_work, b"", source.ref, seg, opts, out_dir,
-                                    limits.budget("rendering"), source=source)
+        span = partial(_span_work, path=source.ref, seg=seg, opts=opts, out_dir=out_dir, budget=limits.budget("rendering"))
+        out = media_work.media_work(rt, "render", job_id, span, limits=limits, source=source)
         ladder = out["ladder"]
         for name, rung in ladder["rungs"].items():
             for s in rung["segments"]:
@@ -146,7 +152,7 @@ def _adopt(rt: Runtime, ref: dict) -> dict:
     return {k: v for k, v in ref.items() if k != "final_name"} | stored
 
 
-def merged(rt: Runtime, opts: RenderOptions, job: dict, analysis: dict, results: list[dict], limits,
+def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: list[dict], *, limits,
            local_dir: str | None = None) -> StageResult:
     """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3.
     `local_dir`: where the media segments still are (one segment, in this push), else from GCS."""
@@ -214,7 +220,7 @@ def _mp4(rt: Runtime, job_id: str, segments: list[dict], limits, local_dir: str 
                     rt.blobs.download_to(bucket, name, None, f)
                 paths.append(str(path))
         out = Path(tmp) / MP4_NAME
-        media_work.media_work(rt, "render", job_id, limits, 0, _remux, b"", paths, str(out))
+        media_work.media_work(rt, "render", job_id, partial(_remux, paths=paths, out=str(out)), limits=limits)
         ensure_job_active()
         return store_file(rt, f"renditions/{job_id}/{MP4_NAME}", out, MP4_TYPE)
 

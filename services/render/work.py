@@ -48,15 +48,17 @@ class RenderOutput:
     skipped: list[dict] = field(default_factory=list)
 
 
-def render_media(raw: bytes, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget) -> RenderOutput:
+def render_media(raw: bytes, *, kind: str, suffix: str, analysis: dict, opts: RenderOptions, budget: Budget) -> RenderOutput:
     """An image's renditions from its bytes (videos: services/render/video_stage.py)."""
     del kind, suffix  # images only; the format is recognised from the bytes
     cat = opts.catalogue
-    args = (raw, analysis, cat.image_presets, cat.encoders, opts.max_image_pixels, opts.flatten_background)
     if is_animated(raw, opts.max_image_pixels):
-        outputs, skipped = render_animated(*args, cat.animated_poster, opts.animation_max_frames, opts.animation_max_pixels,
-                                           opts.encode_threads, max_decode_pixels=opts.animation_max_decode_pixels,
-                                           budget=budget)
+        outputs, skipped = render_animated(raw, analysis, cat.image_presets, encoders=cat.encoders,
+                                           max_pixels=opts.max_image_pixels, background=opts.flatten_background,
+                                           poster=cat.animated_poster, max_frames=opts.animation_max_frames,
+                                           max_anim_pixels=opts.animation_max_pixels, threads=opts.encode_threads,
+                                           max_decode_pixels=opts.animation_max_decode_pixels, budget=budget)
     else:
-        outputs, skipped = render_image(*args, opts.encode_threads, budget=budget)
+        outputs, skipped = render_image(raw, analysis, cat.image_presets, encoders=cat.encoders, max_pixels=opts.max_image_pixels,
+                                        background=opts.flatten_background, threads=opts.encode_threads, budget=budget)
     return RenderOutput(outputs, skipped)

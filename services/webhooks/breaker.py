@@ -53,7 +53,7 @@ def after_success(now: dt.datetime, status: int, latency_ms: int) -> dict:
             "breaker": DELETE}
 
 
-def after_failure(endpoint: dict, error: str, now: dt.datetime, threshold: int, open_for: dt.timedelta,
+def after_failure(endpoint: dict, error: str, now: dt.datetime, *, threshold: int, open_for: dt.timedelta,
                   status: int | None = None, dead_lettered: str = "") -> dict:
     """A failed attempt: counted, told on `health`; the breaker opens at the threshold, or again
     when the failed attempt was the half-open trial. `dead_lettered` (the last attempt) marks the

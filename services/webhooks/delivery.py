@@ -21,7 +21,7 @@ from ..common.errors import PermanentError, TransientError
 from ..common.logs import log
 from ..pipeline.bus import encode
 from ..pipeline.envelope import PushMessage
-from ..pipeline.jobstate import FINAL
+from ..pipeline.jobstate import FINAL, Job
 from ..pipeline.jobstore import utcnow
 from ..pipeline.runtime import Runtime
 from ..pipeline.topology import PushSubscription
@@ -33,9 +33,9 @@ logger = logging.getLogger("mediarelay.webhooks")
 TOPIC = "webhook-deliveries"
 
 
-def owner_of(job: dict | None) -> str | None:
+def owner_of(job: Job | None) -> str | None:
     """The client a job belongs to (its webhooks receive its events)."""
-    return (job or {}).get("owner")
+    return job.get("owner") if job is not None else None
 
 
 def fan_out(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: EndpointStore) -> None:
@@ -68,9 +68,9 @@ def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
     if endpoint is None or endpoint.get("disabled"):
         log(logger, logging.INFO, "webhook not sent: endpoint removed or disabled", endpoint_id=endpoint_id)
         return
-    job = rt.jobs.get(job_id) or {}
+    job = rt.jobs.get(job_id)
     key = record_key(endpoint_id, msg.data["event"])
-    record = (job.get("webhooks") or {}).get(key) or {}
+    record = ((job.get("webhooks") if job is not None else None) or {}).get(key) or {}
     if record.get("delivered_at"):
         return  # a duplicate delivery message: this endpoint has the event already
     s = rt.settings
@@ -91,7 +91,8 @@ def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
                 return  # the endpoint was removed meanwhile
             if not decided.send:
                 _not_sent(endpoints, endpoint_id, decided.reason, msg.delivery_attempt if last else None)
-        _attempt(rt, endpoints, endpoint, job_id, msg.data["event"], key, record, msg.delivery_attempt if last else None)
+        _attempt(rt, endpoints, endpoint, job_id, msg.data["event"], key=key, record=record,
+                 last_attempt=msg.delivery_attempt if last else None)
     finally:
         slots.release(client_id)
 
@@ -103,7 +104,7 @@ def _not_sent(endpoints: EndpointStore, endpoint_id: str, reason: str, last_atte
     raise TransientError(f"webhook not sent: {reason}")
 
 
-def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str, event: dict, key: str, record: dict,
+def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str, event: dict, *, key: str, record: dict,
              last_attempt: int | None) -> None:
     endpoint_id, s = endpoint["id"], rt.settings
     try:
@@ -140,6 +141,6 @@ def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str,
         return
     dead = f"dead-lettered after {last_attempt} attempts: {outcome}" if last_attempt is not None else ""
     endpoints.decide(endpoint_id, lambda doc: (None, breaker.after_failure(
-        doc, outcome, now, s.webhook_breaker_threshold, dt.timedelta(seconds=s.webhook_breaker_open_seconds),
-        answer.status if answer is not None else None, dead)))
+        doc, outcome, now, threshold=s.webhook_breaker_threshold, open_for=dt.timedelta(seconds=s.webhook_breaker_open_seconds),
+        status=answer.status if answer is not None else None, dead_lettered=dead)))
     raise TransientError(f"webhook to {target.url}: {outcome}")

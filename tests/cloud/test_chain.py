@@ -86,7 +86,8 @@ def test_mixed_uploads_all_complete_with_renditions_in_gcs(http, ingest_url, eve
     [thumb] = [r for r in rotated["renditions"] if r["preset"] == "thumb-256" and r["format"] == "jpeg"]
     got = np.asarray(Image.open(io.BytesIO(fetch(http, thumb["url"]))).convert("L"), np.float32)
     upright = samples.jpeg_bytes(samples.photo("chelsea"))
-    want = render_image(upright, rotated["analysis"], load_presets().image_presets, {}, 10**8, (255, 255, 255))[0]
+    want = render_image(upright, rotated["analysis"], load_presets().image_presets, encoders={}, max_pixels=10**8,
+                        background=(255, 255, 255))[0]
     want = np.asarray(Image.open(io.BytesIO(next(r.data for r in want if r.preset == "thumb-256"))).convert("L"), np.float32)
     assert np.abs(got - want).mean() < 6, "rotated source must render like the upright photo"
     assert np.abs(got - np.rot90(want)).mean() > 20

@@ -36,7 +36,8 @@ def test_a_rotated_heic_photo_completes_upright(http, ingest_url, orientation):
     a = doc["analysis"]
     assert a["format"] == "heif" and (a["width"], a["height"]) == (451, 300), (a, stored.size)
     got = _thumb(http, doc)
-    want = render_image(samples.jpeg_bytes(upright), a, load_presets().image_presets, {}, 10**8, (255, 255, 255))[0]
+    want = render_image(samples.jpeg_bytes(upright), a, load_presets().image_presets, encoders={}, max_pixels=10**8,
+                        background=(255, 255, 255))[0]
     want = np.asarray(Image.open(io.BytesIO(next(r.data for r in want if r.preset == "thumb-256"))).convert("L"),
                       np.float32)
     assert np.abs(got - want).mean() < 8, "a HEIC must render like the upright photo"

@@ -71,7 +71,7 @@ class GcsResumableStandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_PUT(self):  # noqa: N802
+            def do_PUT(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 span = self.headers.get("Content-Range", "")
                 if span == f"bytes */{outer.total}":

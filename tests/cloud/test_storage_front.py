@@ -28,8 +28,8 @@ def _object(stack, data: bytes) -> str:
 
 
 def _signed(stack, name: str, ttl: int = 60) -> str:
-    url, _ = BlobStore(stack.project).signed_get_url(BUCKET, name, None, ttl, str(local_signing_key(stack.state_dir)),
-                                                     stack.url("storage"))
+    url, _ = BlobStore(stack.project).signed_get_url(BUCKET, name, None, ttl, key_file=str(local_signing_key(stack.state_dir)),
+                                                     endpoint=stack.url("storage"))
     return url
 
 

@@ -48,7 +48,7 @@ def jwks_server(key, kid: str = KID):
     fetches: list[float] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             fetches.append(time.monotonic())
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

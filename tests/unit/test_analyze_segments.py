@@ -109,6 +109,7 @@ def test_planned_segments_merge_to_the_whole_file_analysis(clip_file, name):
     assert len(merged["shots"]) == 1 + len(CLIPS[name].transitions()) + (name == "gradual")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gradual", "vfr", "slow-fades"])
 def test_a_boundary_on_every_keyframe_changes_nothing(clip_file, name):
     """Spans of 0.25 s, shorter than the overlap: every keyframe is a boundary, next to every transition."""
@@ -151,6 +152,7 @@ def test_a_dissolve_across_a_boundary_is_reported_once(clip_file):
         assert abs(shot["transition"]["start_ms"] - pts[long_dissolve.start] * 1000) <= 3 * 1000 / 24
 
 
+@pytest.mark.slow
 def test_a_fade_and_a_blank_card_across_a_boundary_are_reported_once(clip_file):
     path = clip_file("gradual")
     clip = CLIPS["gradual"]

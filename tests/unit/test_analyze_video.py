@@ -115,7 +115,7 @@ def test_limits_are_permanent_failures_naming_the_setting(clip_mp4):
     with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAME_PIXELS=50000"):
         analyze_video(clip_mp4, ".mp4", 600, 36000, max_frame_pixels=50_000)
     with pytest.raises(LimitExceeded, match="STAGE_TIME_BUDGET_SECONDS=0") as err:
-        analyze_video(clip_mp4, ".mp4", 600, 36000, Budget(0))
+        analyze_video(clip_mp4, ".mp4", 600, 36000, budget=Budget(0))
     assert err.value.code == "time-budget"
     with pytest.raises(LimitExceeded, match="STAGE_TIME_BUDGET_SECONDS"):
         analyze_image(samples.jpeg_bytes(samples.photo("coffee")), 10**8, Budget(0))

@@ -143,10 +143,10 @@ class _Crashes:
 def test_a_crash_is_retried_then_corrupt_media_once_it_reproduces():
     jobs = _Crashes()
     with pytest.raises(sandbox.ChildCrashed) as first:
-        media_work.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", _segfault, crash_attempts=2, limits=_limits())
     assert first.value.error_class == "transient" and "SIGSEGV" in first.value.reason
     with pytest.raises(CorruptMedia) as second:
-        media_work.run_for_job(jobs, "job", "render", 2, _segfault, b"", limits=_limits())
+        media_work.run_for_job(jobs, "job", "render", _segfault, crash_attempts=2, limits=_limits())
     assert "SIGSEGV" in second.value.reason and "MEDIA_CRASH_ATTEMPTS=2" in second.value.reason
 
 
@@ -163,7 +163,7 @@ def test_a_cancelled_jobs_child_is_killed_within_seconds_not_at_its_deadline():
     threading.Timer(1.0, job_ops.cancel, args=(rt, "job-cancel", "wrong file")).start()
     t0 = time.monotonic()
     with pytest.raises(Cancelled) as err:  # the child would sleep 60 s; its deadline is 20 s away
-        media_work.run_for_job(rt.jobs, "job-cancel", "render", 2, _sleep, b"", limits=_limits(cpu=60, seconds=20),
+        media_work.run_for_job(rt.jobs, "job-cancel", "render", _sleep, crash_attempts=2, limits=_limits(cpu=60, seconds=20),
                                on_start=lambda r: started.append(r.pid))
     assert time.monotonic() - t0 < 1.0 + 5.0
     assert "wrong file" in err.value.reason
@@ -263,8 +263,8 @@ def test_render_has_a_time_budget_checked_between_renditions():
     raw = _encode(Image.new("RGB", (1600, 1200), (90, 120, 150)), "JPEG")
     over = sandbox.ChildLimits(2**30, 60, time.monotonic() - 1, "render's deadline of 165 s (test)").budget("rendering")
     with pytest.raises(LimitExceeded) as err:
-        render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, cat.encoders, 10**8, (255, 255, 255),
-                     budget=over)
+        render_image(raw, {"width": 1600, "height": 1200}, cat.image_presets, encoders=cat.encoders, max_pixels=10**8,
+                     background=(255, 255, 255), budget=over)
     assert "rendering ran past render's deadline of 165 s (test)" in err.value.reason
 
 

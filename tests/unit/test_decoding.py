@@ -30,10 +30,11 @@ RENDER_READS_PAGE_ONE = {"tiff-second-ifd-broken.tiff"}  # render never opens th
 
 def _render(raw: bytes, size=(300, 200)):
     cat, analysis = CATALOGUE, {"width": size[0], "height": size[1]}
-    args = (raw, analysis, cat.image_presets, cat.encoders, 10**8, (255, 255, 255))
+    kw = dict(encoders=cat.encoders, max_pixels=10**8, background=(255, 255, 255))
     if is_animated(raw, 10**8):
-        return render_animated(*args, cat.animated_poster, 300, 25_000_000)
-    return render_image(*args)
+        return render_animated(raw, analysis, cat.image_presets, **kw, poster=cat.animated_poster, max_frames=300,
+                               max_anim_pixels=25_000_000)
+    return render_image(raw, analysis, cat.image_presets, **kw)
 
 
 # Analyze reads an animation's frames from its headers and decodes only the first (a many-frame

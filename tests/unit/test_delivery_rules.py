@@ -228,3 +228,17 @@ def test_compare_and_set_re_decides_on_the_document_another_writer_changed():
     start = store.begin_stage(job_id, "analyze")
     assert raced[0].proceed and start.proceed
     assert store.get(job_id)["stages"]["analyze"]["attempts"] == 2  # both counted, neither lost
+
+
+def test_a_hand_off_says_whether_it_was_recorded_the_job_ended_or_another_delivery_was_first():
+    now = jobstate_now()
+    job = jobstate.new_job("j1", {}, now, dt.timedelta(days=1))
+    job = jobstate.apply(job, jobstate.begin_stage(job, "analyze", now)[1])
+    handoff = {"topic": "media-analyzed", "payload": {"job_id": "j1"}}
+    outcome, updates = jobstate.hand_off(job, "analyze", {}, handoff, now)
+    assert outcome is jobstate.HandOff.RECORDED and updates["handoff"] == handoff
+    handed = jobstate.apply(job, updates)
+    assert jobstate.hand_off(handed, "analyze", {}, handoff, now) == (jobstate.HandOff.DUPLICATE, None)
+    cancelled = jobstate.apply(job, {"status": "failed"})
+    assert jobstate.hand_off(cancelled, "analyze", {}, handoff, now) == (jobstate.HandOff.ENDED, None)
+    assert jobstate.hand_off(None, "analyze", {}, handoff, now) == (jobstate.HandOff.ENDED, None)

@@ -13,6 +13,7 @@ import pytest
 from services.common.errors import CorruptMedia, TransientError
 from services.ops import jobs as job_ops
 from services.ops import sweep as sweeping
+from services.pipeline import jobstate
 from services.pipeline.handon import (
     SEGMENTS_PATH,
     FanOut,
@@ -163,7 +164,7 @@ def test_of_the_deliveries_that_count_the_set_whole_only_the_claimant_fans_in(fa
         fan.deliver(seg)
     # Segment 3's record is in and its delivery claimed the fan-in, then its instance went silent.
     fan.rt.jobs.record_segment(job_id, "analyze", 3)
-    assert fan.rt.jobs.claim_fan_in(job_id, "analyze", "segment-3", 4) == "complete"
+    assert fan.rt.jobs.claim_fan_in(job_id, "analyze", "segment-3", 4) is jobstate.FanIn.COMPLETE
     assert fan.deliver(segs[0]).status_code == 204  # a redelivery of another segment sees the claim held
     assert fan.merge_calls == 0 and not fan.analyzed(job_id)
     assert fan.deliver(segs[3]).status_code == 204  # Pub/Sub redelivers the claimant's message: it takes its claim back
@@ -337,8 +338,8 @@ def test_a_fan_in_claim_left_by_a_silent_delivery_is_taken_over_after_its_lease(
     now = dt.datetime.now(dt.UTC)
     job = jobstate.new_job("job-1", {}, now, dt.timedelta(days=1))
     job = jobstate.apply(job, {"status": "analyzing", "stages.analyze.state": "running", "stages.analyze.segments": {"count": 4}})
-    assert jobstate.ready_to_fan_in(job, "analyze", 3) == "pending"
-    assert jobstate.ready_to_fan_in(job, "analyze", 4) == "ready"
+    assert jobstate.ready_to_fan_in(job, "analyze", 3) is jobstate.FanIn.PENDING
+    assert jobstate.ready_to_fan_in(job, "analyze", 4) is jobstate.FanIn.READY
     claim = jobstate.fan_in_claim("analyze", "segment-3", now, dt.timedelta(days=2))
     assert not jobstate.may_take_claim(claim, "segment-1", now)
     assert jobstate.may_take_claim(claim, "segment-3", now)  # its own redelivery
@@ -363,7 +364,7 @@ def test_of_many_deliveries_seeing_the_set_whole_at_once_one_claims_and_none_ret
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["claimed"] * 7 + ["complete"]
+    assert sorted(o.value for o in outcomes) == ["claimed"] * 7 + ["complete"]
     assert fan.rt.jobs.docs[job_id][1] == version  # the claim is a record of its own: the job is not written
 
 

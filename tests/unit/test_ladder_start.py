@@ -67,8 +67,8 @@ def test_the_first_segment_of_every_rung_starts_video_and_audio_together(tmp_pat
     with VideoFile(str(src)) as v:  # (the packet index is read before any decoding)
         keys, end = v.keyframe_times()
     assert keys[0] == 0.0
-    result = encode_span(src, keys[0], end, [r.as_dict() for r in rungs], 1.0, tmp_path / "out", VideoLimits(),
-                         Budget.unlimited())
+    result = encode_span(src, keys[0], end, [r.as_dict() for r in rungs], hls_segment_s=1.0, out_dir=tmp_path / "out",
+                         limits=VideoLimits(), budget=Budget.unlimited())
     assert result["audio"] and len(rungs) == 2
     for r in rungs:
         first = tmp_path / "out" / result["rungs"][r.name]["segments"][0]["file"]

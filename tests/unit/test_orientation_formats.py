@@ -121,7 +121,8 @@ def test_every_orientation_is_analysed_and_rendered_upright(kind, o):
     # The orientation the file declares (HEIC: the container's transform, which libheif applies
     # while decoding, so pillow-heif declares 1).
     assert a["orientation"] == a["exif"]["orientation"] == (1 if kind == "heic" else o)
-    [r], skipped = render_image(raw, a, (Preset("t", (96, 96), "contain", {"webp": 100}),), {}, MAX_PIXELS, WHITE)
+    [r], skipped = render_image(raw, a, (Preset("t", (96, 96), "contain", {"webp": 100}),), encoders={}, max_pixels=MAX_PIXELS,
+                                background=WHITE)
     assert skipped == []
     assert_upright(r.data, UPRIGHT)
 

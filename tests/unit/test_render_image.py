@@ -33,7 +33,7 @@ ALL_FORMATS = {"jpeg": 85, "webp": 85, "avif": 60}
 def render(raw: bytes, presets, size=None, background=WHITE):
     im = ImageOps.exif_transpose(Image.open(io.BytesIO(raw)))
     analysis = {"width": size[0] if size else im.width, "height": size[1] if size else im.height}
-    return render_image(raw, analysis, tuple(presets), {}, 10**8, background)
+    return render_image(raw, analysis, tuple(presets), encoders={}, max_pixels=10**8, background=background)
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -215,7 +215,8 @@ def _detail_left(size=(600, 300)) -> Image.Image:
 def test_smart_crop_follows_the_attention_box_when_analyze_sends_one():
     raw = encode(_detail_left(), "PNG")
     analysis = {"width": 600, "height": 300, "attention": {"x": 500, "y": 100, "width": 80, "height": 80, "source": "faces"}}
-    [r], _ = render_image(raw, analysis, (Preset("s", (100, 100), "smart", {"webp": 95}),), {}, 10**8, WHITE)
+    [r], _ = render_image(raw, analysis, (Preset("s", (100, 100), "smart", {"webp": 95}),), encoders={}, max_pixels=10**8,
+                          background=WHITE)
     got = pixels(r.data)
     assert got.std() < 6  # the right-hand window is the flat grey
 
@@ -224,7 +225,7 @@ def test_smart_crop_falls_back_to_saliency_and_cover_to_the_centre():
     raw = encode(_detail_left(), "PNG")
     analysis = {"width": 600, "height": 300}
     smart, centre = (Preset(n, (100, 100), fit, {"webp": 95}) for n, fit in (("s", "smart"), ("c", "cover")))
-    out, _ = render_image(raw, analysis, (smart, centre), {}, 10**8, WHITE)
+    out, _ = render_image(raw, analysis, (smart, centre), encoders={}, max_pixels=10**8, background=WHITE)
     by = {r.preset: pixels(r.data) for r in out}
     assert by["s"].std() > 20  # it found the photo on the left
     assert by["c"].std() < 6  # the centre is flat grey

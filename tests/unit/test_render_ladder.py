@@ -115,8 +115,8 @@ def _source_times(path: Path) -> list[float]:
 def _encode_spans(path: Path, spans, out: Path, hls_s: float = 1.0, **kw) -> tuple[list[Rung], list[dict]]:
     with VideoFile(str(path)) as v:
         rungs = choose_rungs(SMALL, *v.display_size())
-    results = [encode_span(path, s.start_s, s.end_s, [r.as_dict() for r in rungs], hls_s, out / f"span{s.index}",
-                              VideoLimits(), Budget.unlimited(), **kw) for s in spans]
+    results = [encode_span(path, s.start_s, s.end_s, [r.as_dict() for r in rungs], hls_segment_s=hls_s,
+                           out_dir=out / f"span{s.index}", limits=VideoLimits(), budget=Budget.unlimited(), **kw) for s in spans]
     return rungs, results
 
 
@@ -342,8 +342,8 @@ def _pq_clip(path: Path) -> None:
 def test_hdr_is_tone_mapped_to_sdr_bt709_or_passed_through_by_name(tmp_path, choice):
     path = tmp_path / "pq.mp4"
     _pq_clip(path)
-    res = encode_span(path, 0.0, 2.0, [r.as_dict() for r in choose_rungs(SMALL, 240, 136)], 1.0, tmp_path / "out",
-                         VideoLimits(), Budget.unlimited(), hdr=choice)
+    res = encode_span(path, 0.0, 2.0, [r.as_dict() for r in choose_rungs(SMALL, 240, 136)], hls_segment_s=1.0,
+                      out_dir=tmp_path / "out", limits=VideoLimits(), budget=Budget.unlimited(), hdr=choice)
     assert res["hdr"] == choice
     (rung,) = res["rungs"].values()
     with av.open(str(tmp_path / "out" / rung["segments"][0]["file"])) as c:
@@ -364,5 +364,6 @@ def test_a_span_past_its_time_budget_stops_with_limit_exceeded_naming_the_settin
     path = clip("silent")
     spent = Budget(0.0, "VIDEO_SEGMENT_BUDGET_SECONDS", work="rendering")
     with pytest.raises(LimitExceeded, match="VIDEO_SEGMENT_BUDGET_SECONDS") as e:
-        encode_span(path, 0.0, 3.0, [r.as_dict() for r in choose_rungs(SMALL, *SIZE)], 1.0, tmp_path, VideoLimits(), spent)
+        encode_span(path, 0.0, 3.0, [r.as_dict() for r in choose_rungs(SMALL, *SIZE)], hls_segment_s=1.0, out_dir=tmp_path,
+                    limits=VideoLimits(), budget=spent)
     assert e.value.code == "time-budget"

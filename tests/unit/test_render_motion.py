@@ -27,8 +27,9 @@ def clip(tmp_path_factory) -> bytes:
 
 def _animate(raw: bytes, size, **kw):
     cat = load()
-    args = (raw, {"width": size[0], "height": size[1]}, cat.image_presets, cat.encoders, 10**8, WHITE, cat.animated_poster)
-    return render_animated(*args, kw.get("max_frames", 300), kw.get("max_pixels", 25_000_000))
+    return render_animated(raw, {"width": size[0], "height": size[1]}, cat.image_presets, encoders=cat.encoders, max_pixels=10**8,
+                           background=WHITE, poster=cat.animated_poster, max_frames=kw.get("max_frames", 300),
+                           max_anim_pixels=kw.get("max_pixels", 25_000_000))
 
 
 def test_animated_gif_becomes_animated_webp_with_every_frame_and_a_static_poster():
@@ -99,8 +100,8 @@ def frame_at(raw: bytes, seconds: float) -> np.ndarray:
 
 def test_storyboard_tiles_and_vtt_agree(clip):
     cat = load()
-    _, board = render_video(clip, ".mp4", CLIP, cat.poster, cat.still, cat.encoders, tile_width=160, columns=4,
-                            interval_s=0.5, max_tiles=100, max_stills=50, storyboard_quality=90)
+    _, board = render_video(clip, ".mp4", CLIP, poster=cat.poster, still=cat.still, encoders=cat.encoders, tile_width=160,
+                            columns=4, interval_s=0.5, max_tiles=100, max_stills=50, storyboard_quality=90)
     sheet = np.asarray(Image.open(io.BytesIO(board.sprite)).convert("RGB"), np.float32)
     cues = _cues(board.vtt)
     assert board.vtt.startswith("WEBVTT\n\n")
@@ -127,7 +128,8 @@ def test_storyboard_interval_widens_to_respect_the_tile_limit():
 
 def test_video_v1_analysis_poster_from_first_tenth_and_one_still(clip):
     cat = load()
-    outputs, board = render_video(clip, ".mp4", CLIP, cat.poster, cat.still, cat.encoders, 160, 10, 2.0, 100, 50, 75)
+    outputs, board = render_video(clip, ".mp4", CLIP, poster=cat.poster, still=cat.still, encoders=cat.encoders,
+                                  tile_width=160, columns=10, interval_s=2.0, max_tiles=100, max_stills=50, storyboard_quality=75)
     posters = [r for r in outputs if r.preset == "poster"]
     stills = [r for r in outputs if r.preset == "still"]
     assert [r.format for r in posters] == ["jpeg", "webp"]
@@ -143,7 +145,8 @@ def test_video_v2_shots_poster_is_best_shot_keyframe_and_one_still_per_shot(clip
         {"start_ms": 1500, "end_ms": 3000, "keyframe_ms": 2200, "visual_score": 0.9},
     ]
     analysis = CLIP | {"shots": shots}
-    outputs, _ = render_video(clip, ".mp4", analysis, cat.poster, cat.still, cat.encoders, 160, 10, 2.0, 100, 50, 75)
+    outputs, _ = render_video(clip, ".mp4", analysis, poster=cat.poster, still=cat.still, encoders=cat.encoders,
+                              tile_width=160, columns=10, interval_s=2.0, max_tiles=100, max_stills=50, storyboard_quality=75)
     [poster_jpeg] = [r for r in outputs if r.preset == "poster" and r.format == "jpeg"]
     assert poster_jpeg.extra["time_ms"] == 2200
     stills = [r for r in outputs if r.preset == "still"]

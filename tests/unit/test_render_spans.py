@@ -41,8 +41,8 @@ def write(tmp_path, clip: ClipSpec) -> str:
 
 def whole(path: str, analysis: dict):
     cat = load()
-    return render_video(path, ".mp4", analysis, cat.poster, cat.still, cat.encoders, BOARD["tile_width"], BOARD["columns"],
-                        BOARD["interval_s"], BOARD["max_tiles"], MAX_STILLS, QUALITY)
+    return render_video(path, ".mp4", analysis, poster=cat.poster, still=cat.still, encoders=cat.encoders, **BOARD,
+                        max_stills=MAX_STILLS, storyboard_quality=QUALITY)
 
 
 def by_segments(path: str, analysis: dict, segments: list[Span]):
@@ -53,7 +53,8 @@ def by_segments(path: str, analysis: dict, segments: list[Span]):
     results = []
     for seg, wanted in zip(segments, per_segment, strict=True):
         wanted = [Moment.from_dict(m.as_dict()) for m in wanted]  # as the segment message carries them
-        out = render_moments(path, seg.start_s, seg.end_s, wanted, cat.poster, cat.still, cat.encoders, board.tile)
+        out = render_moments(path, seg.start_s, seg.end_s, wanted, poster=cat.poster, still=cat.still, encoders=cat.encoders,
+                             tile=board.tile)
         results.append(pickle.loads(pickle.dumps(out)))  # back from the bounded child
     return collect_renditions(results), compose_storyboard(board, [r["tiles"] for r in results], QUALITY), results
 
@@ -146,5 +147,6 @@ def test_moments_go_to_the_segment_whose_frames_are_shown_then():
 
 def test_a_segment_without_moments_decodes_nothing():
     cat = load()
-    out = render_moments("/nonexistent.mp4", 1.0, 2.0, [], cat.poster, cat.still, cat.encoders, (96, 54))
+    out = render_moments("/nonexistent.mp4", 1.0, 2.0, [], poster=cat.poster, still=cat.still, encoders=cat.encoders,
+                         tile=(96, 54))
     assert out == {"stills": [], "poster": None, "tiles": None}

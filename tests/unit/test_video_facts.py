@@ -32,7 +32,8 @@ def encode(tmp_path, clip: ClipSpec) -> bytes:
 
 def render(raw: bytes, analysis: dict):
     cat = load()
-    return render_video(raw, ".mp4", analysis, cat.poster, cat.still, cat.encoders, 160, 10, 1.0, 100, 50, 75)
+    return render_video(raw, ".mp4", analysis, poster=cat.poster, still=cat.still, encoders=cat.encoders, tile_width=160,
+                        columns=10, interval_s=1.0, max_tiles=100, max_stills=50, storyboard_quality=75)
 
 
 def picture(r) -> np.ndarray:
@@ -139,11 +140,12 @@ def test_render_enforces_the_video_limits_while_decoding(tmp_path):
     raw = encode(tmp_path, ClipSpec("short", [ShotSpec("coffee", 30)], SIZE))
     cat = load()
     analysis = {"format": "mp4", "width": 320, "height": 180}
-    args = (raw, ".mp4", analysis, cat.poster, cat.still, cat.encoders, 160, 10, 1.0, 100, 50, 75)
+    kw = dict(poster=cat.poster, still=cat.still, encoders=cat.encoders, tile_width=160, columns=10, interval_s=1.0,
+              max_tiles=100, max_stills=50, storyboard_quality=75)
     with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAMES=10"):
-        render_video(*args, VideoLimits(max_frames=10))
+        render_video(raw, ".mp4", analysis, **kw, limits=VideoLimits(max_frames=10))
     with pytest.raises(LimitExceeded, match="MAX_VIDEO_FRAME_PIXELS=1000"):
-        render_video(*args, VideoLimits(max_frame_pixels=1000))
+        render_video(raw, ".mp4", analysis, **kw, limits=VideoLimits(max_frame_pixels=1000))
 
 
 def test_a_cut_off_video_is_corrupt_media_with_a_reason_for_a_person(tmp_path):

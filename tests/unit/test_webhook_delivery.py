@@ -35,7 +35,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 answer = receiver.answers[min(len(receiver.requests), len(receiver.answers) - 1)]
                 receiver.requests.append({"path": self.path, "at": time.monotonic()})

@@ -265,14 +265,15 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    from .ops.jobs import NoSuchJob, cancel
+    from .ops.jobs import NoSuchJob, cancel, delete
 
     try:
-        row = cancel(_runtime(), args.job_id, args.reason)
+        row = cancel(_runtime(), args.job_id, args.reason) if args.action == "cancel" else delete(_runtime(), args.job_id)
     except NoSuchJob:
         print(f"mediarelay: no job {args.job_id}", file=sys.stderr)
         return 1
-    print(json.dumps(row) if args.json else f"{row['job_id']}: {row['action']} ({row.get('note') or row['status']})")
+    print(json.dumps(row) if args.json else f"{row['job_id']}: {row.get('action', row['status'])} "
+                                             f"({row.get('note') or row['status']})")
     return 0
 
 
@@ -372,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("job_id")
     c.add_argument("--reason", help="recorded on the job and in the failed event")
     c.add_argument("--json", action="store_true")
+    d = jobs_sub.add_parser("delete", help="cancel the job if it runs, erase every object and record of it, then its "
+                                           "`deleted` event (as DELETE /v1/jobs/{id})")
+    d.add_argument("job_id")
+    d.add_argument("--json", action="store_true")
     jobs.set_defaults(fn=cmd_jobs)
     return p
 

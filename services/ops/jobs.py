@@ -54,6 +54,14 @@ def request_delete(rt: Runtime, job: Job, who: str) -> dict[str, str]:
     return {"job_id": job_id, "status": "deleting"}
 
 
+def delete(rt: Runtime, job_id: str) -> dict[str, str]:
+    """An operator's deletion (`mediarelay jobs delete`): the owner's DELETE without the owner check."""
+    job = rt.jobs.get(job_id)
+    if job is None:
+        raise NoSuchJob(job_id)
+    return request_delete(rt, job, "an operator")
+
+
 def job_objects(rt: Runtime, job: Job, incoming_prefix: str) -> list[tuple[str, str]]:
     """(bucket, name or prefix/) of everything a job may have stored: the original (and its upload
     under incoming/), renditions with HLS segments, storyboard and stills, the segments' work files."""

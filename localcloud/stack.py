@@ -27,6 +27,7 @@ from .storage_front import HEALTH_PATH
 SERVICES = tuple(load_topology().services)  # ingest, analyze, render, notify
 # "storage": the verifying front of signed reads before fake-gcs-server (storage_front.py).
 EMULATORS = ("pubsub", "firestore", "gcs", "storage")
+LOCAL_CORS_ORIGINS = "*"  # the local cloud lets any page call ingest and the storage front (CORS_ALLOWED_ORIGINS)
 DEFAULT_PORTS = {
     "ingest": 8080, "analyze": 8081, "render": 8082, "notify": 8083,
     "pubsub": 8085, "firestore": 8086, "gcs": 4443, "storage": 4444,
@@ -134,7 +135,8 @@ def emulator_procs(cfg: StackConfig, firestore_import: Path | None = None) -> li
         # What clients are given for signed reads (STORAGE_READ_ENDPOINT): it checks the V4
         # signature as GCS does, since fake-gcs-server serves anyone.
         Proc("storage", [sys.executable, "-m", "localcloud.storage_front", "--port", str(cfg.ports["storage"]),
-                         "--upstream", cfg.url("gcs"), "--key-file", str(local_signing_key(cfg.state_dir))],
+                         "--upstream", cfg.url("gcs"), "--key-file", str(local_signing_key(cfg.state_dir)),
+                         "--cors-origins", cfg.service_env.get("CORS_ALLOWED_ORIGINS", LOCAL_CORS_ORIGINS)],
              cfg.url("storage") + HEALTH_PATH, env, cwd=REPO_ROOT),
     ]
 
@@ -227,6 +229,7 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "WEBHOOK_SECRETS_KEY": webhook_key,
             "PLAYBACK_TOKEN_KEYS": playback_keys,
             "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",  # receivers on this machine; production allows none
+            "CORS_ALLOWED_ORIGINS": LOCAL_CORS_ORIGINS,  # any page may call playback/upload routes; production: none until set
             # The Pub/Sub emulator sends no OIDC token: verification is off here, said so on
             # purpose (production refuses to start without PUSH_AUDIENCE instead).
             "PUSH_VERIFICATION": "off",

@@ -10,8 +10,8 @@ otherwise: XML errors, 403 AccessDenied without a signature, 403 SignatureDoesNo
 one, 400 ExpiredToken after expiry. Uploads (signed PUT, resumable sessions) and the services' own
 client traffic go to fake-gcs-server directly.
 
-CORS: answered as a bucket CORS rule allowing any origin for GET/HEAD would (the local cloud
-allows any origin; production's rule is declared on the bucket).
+CORS: answered as the renditions bucket's CORS rule (terraform/storage.tf: GET/HEAD, the Range
+header) would, for the origins of CORS_ALLOWED_ORIGINS (`--cors-origins`; the local cloud: `*`).
 
     python -m localcloud.storage_front --port P --upstream http://127.0.0.1:G --key-file KEY.json
 """
@@ -34,6 +34,8 @@ from xml.sax.saxutils import escape
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from services.common.cors import allowed_origin
 
 ALGORITHM = "GOOG4-RSA-SHA256"
 MAX_EXPIRES = 7 * 24 * 3600  # GCS's longest V4 lifetime
@@ -127,7 +129,7 @@ class Verifier:
             raise Refused(403, "SignatureDoesNotMatch", f"canonical request: {request!r}") from None
 
 
-def make_handler(verifier: Verifier, upstream: str) -> type[BaseHTTPRequestHandler]:
+def make_handler(verifier: Verifier, upstream: str, cors_origins: tuple[str, ...] = ("*",)) -> type[BaseHTTPRequestHandler]:
     target = urllib.parse.urlsplit(upstream)
 
     class Handler(BaseHTTPRequestHandler):
@@ -136,17 +138,22 @@ def make_handler(verifier: Verifier, upstream: str) -> type[BaseHTTPRequestHandl
         def log_message(self, format, *args):
             pass
 
-        def _cors(self) -> None:
-            if self.headers.get("Origin"):
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Type")
+        def _cors(self) -> bool:
+            origin = allowed_origin(cors_origins, self.headers.get("Origin"))
+            if origin is None:
+                return False
+            self.send_header("Access-Control-Allow-Origin", origin)
+            if origin != "*":
+                self.send_header("Vary", "Origin")
+            self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Type")
+            return True
 
         def do_OPTIONS(self):
             self.send_response(200)
-            self._cors()
-            self.send_header("Access-Control-Allow-Methods", "GET, HEAD")
-            self.send_header("Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers", ""))
-            self.send_header("Access-Control-Max-Age", "3600")
+            if self._cors():  # the renditions bucket's rule (terraform/storage.tf): GET/HEAD with Range
+                self.send_header("Access-Control-Allow-Methods", "GET, HEAD")
+                self.send_header("Access-Control-Allow-Headers", "Range")
+                self.send_header("Access-Control-Max-Age", "3600")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -197,8 +204,9 @@ def make_handler(verifier: Verifier, upstream: str) -> type[BaseHTTPRequestHandl
     return Handler
 
 
-def serve(port: int, upstream: str, key_files: list[Path], host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(Verifier(public_keys(key_files)), upstream))
+def serve(port: int, upstream: str, key_files: list[Path], host: str = "127.0.0.1",
+          cors_origins: tuple[str, ...] = ("*",)) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(Verifier(public_keys(key_files)), upstream, cors_origins))
     server.daemon_threads = True
     return server
 
@@ -208,8 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--upstream", required=True, help="fake-gcs-server's URL")
     ap.add_argument("--key-file", type=Path, action="append", required=True, help="a key whose signatures pass")
+    ap.add_argument("--cors-origins", default="*", help="CORS_ALLOWED_ORIGINS: comma-separated origins, `*` = any")
     args = ap.parse_args(argv)
-    serve(args.port, args.upstream, args.key_file).serve_forever()
+    origins = tuple(o.strip() for o in args.cors_origins.split(",") if o.strip())
+    serve(args.port, args.upstream, args.key_file, cors_origins=origins).serve_forever()
 
 
 if __name__ == "__main__":

@@ -265,14 +265,15 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    from .ops.jobs import NoSuchJob, cancel
+    from .ops.jobs import NoSuchJob, cancel, delete
 
     try:
-        row = cancel(_runtime(), args.job_id, args.reason)
+        row = cancel(_runtime(), args.job_id, args.reason) if args.action == "cancel" else delete(_runtime(), args.job_id)
     except NoSuchJob:
         print(f"mediarelay: no job {args.job_id}", file=sys.stderr)
         return 1
-    print(json.dumps(row) if args.json else f"{row['job_id']}: {row['action']} ({row.get('note') or row['status']})")
+    print(json.dumps(row) if args.json else f"{row['job_id']}: {row.get('action', row['status'])} "
+                                             f"({row.get('note') or row['status']})")
     return 0
 
 
@@ -339,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     wh_sub = wh.add_subparsers(dest="action", required=True)
     add = wh_sub.add_parser("add", help="register an https endpoint; prints its signing secret once")
     add.add_argument("endpoint_url", metavar="URL")
-    add.add_argument("--events", nargs="+", choices=["completed", "failed"], help="default: both")
+    add.add_argument("--events", nargs="+", choices=["completed", "failed", "deleted"], help="default: all three")
     wh_sub.add_parser("list", help="your endpoints and their health")
     for action, text in (("remove", "remove an endpoint"), ("rotate", "a new secret; the old one signs on for the overlap")):
         a = wh_sub.add_parser(action, help=text)
@@ -372,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("job_id")
     c.add_argument("--reason", help="recorded on the job and in the failed event")
     c.add_argument("--json", action="store_true")
+    d = jobs_sub.add_parser("delete", help="cancel the job if it runs, erase every object and record of it, then its "
+                                           "`deleted` event (as DELETE /v1/jobs/{id})")
+    d.add_argument("job_id")
+    d.add_argument("--json", action="store_true")
     jobs.set_defaults(fn=cmd_jobs)
     return p
 

@@ -48,6 +48,8 @@ locals {
           CLIENT_TOKEN_ISSUERS   = join(",", var.client_token_issuers)
           CLIENT_TOKEN_CERTS_URL = var.client_token_certs_url
           RENDITIONS_BASE_URL    = var.renditions_base_url
+          # The same origins as the buckets' CORS rules (storage.tf): playback and upload-URL routes.
+          CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
         } : k => v if name == "ingest" && v != ""
       },
     )

@@ -2,6 +2,10 @@
 # and the object-finalize notification that hands big uploads to ingest.
 
 locals {
+  cors_upload_headers = ["Content-Type", "Content-Range", "Content-Length", "Range", "ETag", "x-goog-content-length-range",
+  "x-goog-meta-filename", "x-goog-meta-owner", "x-goog-resumable", "x-goog-generation"]
+  cors_read_headers = ["Content-Type", "Content-Length", "Content-Range", "Range", "ETag", "Accept-Ranges"]
+
   # Lifecycle per bucket key. The object-name prefixes are those the services write:
   # originals/<job_id> (services/ingest), renditions/<job_id>/... (services/render).
   lifecycle_rules = {
@@ -46,6 +50,21 @@ resource "google_storage_bucket" "bucket" {
       action {
         type = "Delete"
       }
+    }
+  }
+
+  # CORS for web pages of var.cors_allowed_origins (none when empty). Originals: uploads with a
+  # signed PUT URL (the headers signed_put_url makes the client send) or a resumable session
+  # (chunk PUTs with Content-Range; a 308 answer's Range header says what arrived). Renditions:
+  # hls.js fetches segments and the storyboard sprite with GET (and Range). `response_header`
+  # lists both the request headers allowed and the response headers a page may read.
+  dynamic "cors" {
+    for_each = length(var.cors_allowed_origins) > 0 ? [each.key] : []
+    content {
+      origin          = var.cors_allowed_origins
+      method          = cors.value == "originals" ? ["PUT"] : ["GET", "HEAD"]
+      response_header = cors.value == "originals" ? local.cors_upload_headers : local.cors_read_headers
+      max_age_seconds = var.cors_max_age_seconds
     }
   }
 

@@ -48,6 +48,22 @@ variable "public_base_url" {
   default     = ""
 }
 
+variable "cors_allowed_origins" {
+  description = "Browser origins (https://app.example.com) allowed to upload with signed/resumable URLs, fetch HLS segments and sprites from the buckets, and call ingest's playback and upload-URL routes (CORS_ALLOWED_ORIGINS). Empty: none, no web page can."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for o in var.cors_allowed_origins : can(regex("^https://[^/]+$", o))])
+    error_message = "cors_allowed_origins are https origins without a path (https://app.example.com); a wildcard is not allowed in production."
+  }
+}
+
+variable "cors_max_age_seconds" {
+  description = "How long a browser keeps the buckets' CORS preflight answers."
+  type        = number
+  default     = 3600
+}
+
 variable "services" {
   description = <<-EOT
     Cloud Run sizing per service. concurrency is the most requests one instance takes at once

@@ -339,6 +339,17 @@ class Settings:
         "signatures made at once for one playlist answer (on Cloud Run each is an IAM signBlob call: a 300-segment "
         "playlist in a new bucket waits for 300 / this many round trips, not 300)")
 
+    # --- Delete and CORS -------------------------------------------------------------------------------------
+    delete_settle_seconds: float = setting("DELETE_SETTLE_SECONDS", 5, ("notify",),
+        "a deletion waits until the job has been over this long before erasing (a stage cancelled under it may be "
+        "finishing one output write: it then sees the job ended and writes nothing more); above MEDIA_CANCEL_POLL_SECONDS")
+    cors_allowed_origins: tuple[str, ...] = setting("CORS_ALLOWED_ORIGINS", (), ("ingest",),
+        "browser origins (`https://app.example.com`, comma-separated; `*` = any) allowed to call the playback and upload "
+        "routes from a web page; empty = none (production until set; the buckets' own CORS rules are in "
+        "terraform/storage.tf)", parse=_list)
+    cors_max_age_seconds: int = setting("CORS_MAX_AGE_SECONDS", 600, ("ingest",),
+        "how long a browser may keep a preflight answer (Access-Control-Max-Age; Chromium caps it at 7200)")
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ

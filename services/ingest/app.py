@@ -14,12 +14,14 @@ import json
 import logging
 from pathlib import Path
 
-from flask import Flask, Response, g, jsonify, redirect, request
+from flask import Flask, Response, abort, g, jsonify, redirect, request
 
 from ..common.config import Settings
+from ..common.cors import allowed_origin
 from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields
 from ..media.mediatypes import ALLOWED
+from ..ops import jobs as job_actions
 from ..pipeline.jobstate import Job
 from ..pipeline.params import int_arg
 from ..pipeline.push import register_push
@@ -29,6 +31,7 @@ from ..webhooks.api import register_webhook_routes
 from . import quotas
 from .body import read_body, split_upload
 from .clients import Authenticator
+from .cors import register_cors
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
 from .playback import PLAY_PREFIX, register_playback_routes
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Everything but these is for upload clients, who must authenticate; the push endpoint
     # has its own (OIDC) check.
     public_paths = {"/healthz", uploads.path}
+
+    register_cors(app, rt.settings.cors_allowed_origins, rt.settings.cors_max_age_seconds)  # before authentication
 
     @app.before_request
     def _authenticate():
@@ -77,7 +82,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.post("/v1/upload-urls")
     def upload_url():
         try:
-            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix)
+            origin = request.headers.get("Origin") if allowed_origin(rt.settings.cors_allowed_origins,
+                                                                     request.headers.get("Origin")) else None
+            grant = grant_upload(rt, g.client, request.get_json(silent=True), _idempotency_key(), incoming_prefix,
+                                 origin=origin)
         except HTTPProblem as exc:
             if exc.status == 409:  # already uploaded: say where the job is
                 exc.extra["status_url"] = _status_url(rt, exc.extra["job_id"])
@@ -101,18 +109,27 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/v1/jobs/<job_id>")
     def job_status(job_id: str):
-        return jsonify(public_job(rt, _own_job(rt, job_id)))
+        return jsonify(public_job(rt, _live_job(rt, job_id)))
+
+    @app.delete("/v1/jobs/<job_id>")
+    def delete_job(job_id: str):
+        """202: a running job is cancelled now (its `failed` event), its objects and records are
+        erased by notify (job-deletions topic), then its `deleted` event. Asking again is harmless."""
+        answer = job_actions.request_delete(rt, _own_job(rt, job_id), f"client {g.client.client_id}")
+        resp = jsonify({**answer, "status_url": _status_url(rt, job_id)})
+        resp.status_code = 202
+        return resp
 
     @app.get("/v1/jobs/<job_id>/renditions/<path:name>")
     def rendition(job_id: str, name: str):
-        resp = redirect(find_rendition(rt, _own_job(rt, job_id), name), code=302)
+        resp = redirect(find_rendition(rt, _live_job(rt, job_id), name), code=302)
         resp.headers["Cache-Control"] = "private, no-store"  # the target is a short-lived URL
         return resp
 
     # GCS finalize notifications: the big-upload path (it re-checks the owner, so it reads clients)
     register_push(app, rt, uploads, functools.partial(accept_finalized, clients=auth.clients))
     register_webhook_routes(app, rt, lambda: g.client.client_id)
-    register_playback_routes(app, rt, lambda job_id: _own_job(rt, job_id))
+    register_playback_routes(app, rt, lambda job_id: _live_job(rt, job_id))
 
     return app
 
@@ -145,4 +162,12 @@ def _own_job(rt: Runtime, job_id: str) -> Job:
     if job is None or job.get("owner") != g.client.client_id:
         raise HTTPProblem(404, "Job not found", f"no job with id {job_id[:64]!r} (a signed-URL upload becomes a job "
                                                 "once GCS reports the object finalized)")
+    return job
+
+
+def _live_job(rt: Runtime, job_id: str) -> Job:
+    """The caller's job unless it was deleted: 410, no content (its tombstone says only that it was)."""
+    job = _own_job(rt, job_id)
+    if job.get("deleted"):
+        abort(Response(status=410))
     return job

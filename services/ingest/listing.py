@@ -35,8 +35,9 @@ def list_jobs(rt: Runtime, owner: str, status: str | None, limit: int, cursor: s
         if after is None or not after.exists or (after.to_dict() or {}).get("owner") != owner:
             raise bad_parameter("cursor", "cursor is not one this listing handed out")
         query = query.start_after(after)
+    # Deleted jobs' tombstones are left out (a page may then hold fewer than `limit`; the cursor still works).
     found = [cast(Job, snap.to_dict()) for snap in query.limit(limit + 1).stream()]  # a query's snapshots exist
     page = found[:limit]
-    body: dict = {"jobs": [public_job(rt, job, with_urls=False) for job in page]}
+    body: dict = {"jobs": [public_job(rt, job, with_urls=False) for job in page if not job.get("deleted")]}
     body["next_cursor"] = page[-1]["job_id"] if len(found) > limit else None
     return body

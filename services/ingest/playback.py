@@ -164,7 +164,7 @@ class Playback:
             raise HTTPProblem(403, "Playback token refused", "the token is expired, forged or not a playback token; "
                                                              "ask for a new one (POST /v1/jobs/{id}/playback)") from None
         job = self.rt.jobs.get(grant.job_id)
-        if job is None or not job.get("video"):
+        if job is None or job.get("deleted") or not job.get("video"):  # a deleted job's tokens stop working
             raise HTTPProblem(404, "Nothing to play", "this job or its video no longer exists")
         return job, grant
 

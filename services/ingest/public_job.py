@@ -10,18 +10,13 @@ from __future__ import annotations
 import datetime as dt
 
 from ..common.errors import HTTPProblem
+from ..pipeline.events import rendition_name
 from ..pipeline.jobstate import STAGES, Job
 from ..pipeline.jobstore import to_json
 from ..pipeline.runtime import Runtime
 
 SCHEMA = "job.v1"
 HIDDEN_RENDITION_FIELDS = ("uri", "generation", "bucket", "name")
-
-
-def rendition_name(uri: str) -> str:
-    """gs://b/renditions/<job>/thumb-256.webp -> thumb-256.webp, .../hls/720p/index.m3u8 -> hls/720p/index.m3u8:
-    the path under the job's folder, unique within a job."""
-    return uri.removeprefix("gs://").split("/", 3)[-1]
 
 
 def rendition_url(rt: Runtime, ref: dict) -> tuple[str, str | None]:

@@ -63,8 +63,10 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
     return job, not created
 
 
-def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_prefix: str) -> dict:
-    """A V4 signed PUT URL for incoming/<job_id>; the job appears when GCS reports the object."""
+def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_prefix: str, *,
+                 origin: str | None = None) -> dict:
+    """A V4 signed PUT URL for incoming/<job_id>; the job appears when GCS reports the object.
+    `origin`: the allowed browser origin asking (CORS), bound to a resumable session."""
     if not isinstance(body, dict) or not isinstance(body.get("content_type"), str):
         raise HTTPProblem(400, "Bad request", 'send JSON {"content_type": "video/mp4", "size": 123, "filename": "a.mp4"}')
     content_type = body["content_type"].split(";")[0].strip().lower()
@@ -92,7 +94,7 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     reservation = quotas.reserve(rt, client, size)
     try:
         grant = _grant_url(rt, job_id, content_type, size, resumable=resumable, filename=body.get("filename"), client=client,
-                           incoming_prefix=incoming_prefix)
+                           incoming_prefix=incoming_prefix, origin=origin)
         grants.record(rt, job_id, client.client_id, size, reservation)
     except BaseException:
         quotas.release(rt, reservation)
@@ -101,13 +103,15 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
 
 
 def _grant_url(rt: Runtime, job_id: str, content_type: str, size: int, *, resumable: bool, filename: str | None,
-               client: Client, incoming_prefix: str) -> dict:
+               client: Client, incoming_prefix: str, origin: str | None) -> dict:
     ttl = rt.settings.signed_url_ttl_seconds
     metadata = {"filename": safe_filename(filename, rt.settings.max_filename_chars, ascii_only=True),
                 "owner": client.client_id}
     if resumable:
+        # GCS answers a session's chunk PUTs with CORS headers only for the Origin the session
+        # was created with: a web page's resumable upload needs its origin named here.
         url = rt.blobs.resumable_session(rt.settings.originals_bucket, incoming_prefix + job_id, content_type, size,
-                                         metadata)
+                                         metadata, origin=origin)
         # A session URI is valid for a week (GCS's rule): it is the credential; no expiry of ours applies.
         return {"job_id": job_id, "upload_url": url, "method": "PUT", "resumable": True,
                 "headers": {"Content-Type": content_type}, "max_bytes": size, "chunk_multiple": RESUMABLE_CHUNK}

@@ -1,5 +1,6 @@
 """notify: finalises the job and publishes its one public media-events event; fans each
-event out to the client's webhook endpoints and delivers them (services/webhooks/)."""
+event out to the client's webhook endpoints and delivers them (services/webhooks/); erases
+deleted jobs (services/ops/jobs.py erase) and publishes their `deleted` event."""
 from __future__ import annotations
 
 from functools import partial
@@ -7,6 +8,7 @@ from functools import partial
 from flask import Flask
 
 from ..common.config import Settings
+from ..ops import jobs as job_actions
 from ..ops.http import register_ops_routes
 from ..pipeline.handon import StageResult
 from ..pipeline.jobstate import Job
@@ -33,6 +35,11 @@ def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
     return StageResult(job_fields=fields, final="completed")
 
 
+def erase(rt: Runtime, sub, msg) -> None:
+    """A deletion asked through DELETE /v1/jobs/{id} (the job-deletions topic)."""
+    job_actions.erase(rt, msg.data["job_id"])
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                endpoints: EndpointStore | None = None) -> Flask:
     """`endpoints` replaces the Firestore endpoint store (tests pass tests/fakes.py's)."""
@@ -41,7 +48,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     register_ops_routes(app, rt)  # the scheduler's sweep endpoint lives on notify
     endpoints = endpoints if endpoints is not None else endpoint_store(rt.settings)
     handlers = (("/push/events", partial(delivery.fan_out, endpoints=endpoints)),
-                ("/push/webhooks", partial(delivery.deliver, endpoints=endpoints, slots=ClientSlots())))
+                ("/push/webhooks", partial(delivery.deliver, endpoints=endpoints, slots=ClientSlots())),
+                ("/push/deletions", erase))
     for path, handler in handlers:
         register_push(app, rt, rt.topology.subscription_for_service("notify", path), handler)
     return app

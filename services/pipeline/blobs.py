@@ -251,13 +251,14 @@ class BlobStore:
         return url
 
     @retried("storage")
-    def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict[str, str | None]) -> str:
+    def resumable_session(self, bucket: str, name: str, content_type: str, size: int, metadata: dict[str, str | None],
+                          *, origin: str | None = None) -> str:
         """A GCS resumable upload session for one object of exactly `size` bytes and this type,
         created here with ingest's credentials: the session URI is all the client gets, and
         GCS refuses any other total size (X-Upload-Content-Length)."""
         blob = self.client.bucket(bucket).blob(name)
         blob.metadata = {k: v for k, v in metadata.items() if v}
-        return cast(str, blob.create_resumable_upload_session(content_type=content_type, size=size))
+        return cast(str, blob.create_resumable_upload_session(content_type=content_type, size=size, origin=origin))
 
     @retried("storage")
     def delete(self, bucket: str, name: str) -> None:

@@ -41,9 +41,8 @@ from typing import Any
 from ..common.errors import Cancelled, PermanentError, TransientError
 from ..common.logs import log
 from ..media import budget
-from . import jobstate
+from . import events, jobstate
 from .bus import encode
-from .events import build_event
 from .jobstate import FanIn, FinalStatus, HandOff, Job, Skip, Updates
 from .jobstore import utcnow
 from .payloads import Handoff, SegmentMessage
@@ -120,12 +119,21 @@ def publish_final_event(runtime: Runtime, job_id: str, outcome: FinalStatus, fie
     job = runtime.jobs.claim_final(job_id, outcome, fields)
     if job is None:
         return False
-    event = build_event(job)
-    message_id = runtime.bus.publish("media-events", event, job_id=job_id)
+    event = events.build_event(job, public_base_url(runtime))
+    message_id = runtime.bus.publish(events.TOPIC, event, job_id=job_id)
+    # v2 beside v3 for one release (invariant 13): both copies carry the same stable id.
+    runtime.bus.publish(events.PREVIOUS_TOPIC, events.build_event_v2(job), job_id=job_id)
     runtime.jobs.mark_final_published(job_id, message_id)
     log(logger, logging.INFO, f"job {event['status']}: event published", event_id=event["id"])
     return True
 
+
+
+def public_base_url(runtime: Runtime) -> str:
+    """The API's public origin every link of a public event starts with."""
+    if not runtime.settings.public_base_url:
+        raise RuntimeError("PUBLIC_BASE_URL is not set: public events link to the API by it (a deployment error)")
+    return runtime.settings.public_base_url
 
 
 def segment_topic(rt: Runtime, stage: str) -> str:

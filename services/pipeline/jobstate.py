@@ -93,6 +93,15 @@ class Sweep(TypedDict, total=False):
     last_redrive_at: dt.datetime
 
 
+class Deletion(TypedDict, total=False):
+    """A deletion's progress (services/ops/jobs.py): asked, erased, its `deleted` event out."""
+
+    requested_at: dt.datetime
+    erased_at: dt.datetime
+    published_at: dt.datetime
+    message_id: str
+
+
 class Job(TypedDict, total=False):
     """The job document. The delivery core owns the required keys and the records below; a
     stage's outputs (`analysis`, `renditions`, ...) are the stage's own shapes."""
@@ -119,6 +128,7 @@ class Job(TypedDict, total=False):
     storyboard: dict[str, Any]
     video: dict[str, Any]
     webhooks: dict[str, dict[str, Any]]  # per endpoint: its delivery record
+    deleted: Deletion  # DELETE /v1/jobs/{id}: the document is (becoming) a tombstone
 
 
 def forward(current: Status, new: Status) -> bool:

@@ -68,8 +68,35 @@ class FailureReason(TypedDict):
     reason: str
 
 
+class EventLinks(TypedDict):
+    """Our API, on PUBLIC_BASE_URL: what a consumer follows with its own credential."""
+
+    job: str  # GET /v1/jobs/{id}
+    playback: NotRequired[str]  # completed videos: POST /v1/jobs/{id}/playback
+
+
 class Event(TypedDict):
-    """media-events.v2 (public, stable): a job's one final event."""
+    """media-events.v3 (public, stable): a job's one final event (`completed`/`failed`) or a
+    lifecycle event (`deleted`). Files are links to our API: no bucket, no gs:// URI."""
+
+    id: str  # <job_id>/<status>
+    type: str
+    job_id: str
+    status: Literal["completed", "failed", "deleted"]
+    occurred_at: str
+    links: EventLinks
+    kind: NotRequired[Kind]
+    source: NotRequired[dict[str, Any]]
+    analysis: NotRequired[dict[str, Any]]
+    renditions: NotRequired[list[dict[str, Any]]]
+    skipped: NotRequired[list[dict[str, Any]]]
+    storyboard: NotRequired[dict[str, Any]]
+    video: NotRequired[dict[str, Any]]
+    error: NotRequired[FailureReason]
+
+
+class EventV2(TypedDict):
+    """media-events.v2: the final event with gs:// references, published for one release after v3."""
 
     id: str  # <job_id>/<status>
     type: str

@@ -21,7 +21,7 @@ from ..common.errors import PermanentError, TransientError
 from ..common.logs import log
 from ..pipeline.bus import encode
 from ..pipeline.envelope import PushMessage
-from ..pipeline.jobstate import Job
+from ..pipeline.jobstate import FINAL, Job
 from ..pipeline.jobstore import utcnow
 from ..pipeline.runtime import Runtime
 from ..pipeline.topology import PushSubscription
@@ -51,6 +51,13 @@ def fan_out(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
         log(logger, logging.INFO, "webhook deliveries published", event_id=event["id"], endpoints=len(matching))
 
 
+def record_key(endpoint_id: str, event: dict) -> str:
+    """Where the job records one endpoint's delivery of `event`: the final event under the
+    endpoint's id (as before v3), a lifecycle event (`deleted`) under `<endpoint>_<status>`, so
+    the final event's record does not make it look delivered already."""
+    return endpoint_id if event["status"] in FINAL else f"{endpoint_id}_{event['status']}"
+
+
 def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: EndpointStore, slots: ClientSlots) -> None:
     """One delivery message. Every way it can go is an answer, never a bug: sent (2xx), disabled
     (410), refused by the SSRF guard (dead-lettered), or retry later (503) — after a failed
@@ -62,7 +69,8 @@ def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
         log(logger, logging.INFO, "webhook not sent: endpoint removed or disabled", endpoint_id=endpoint_id)
         return
     job = rt.jobs.get(job_id)
-    record = ((job.get("webhooks") if job is not None else None) or {}).get(endpoint_id) or {}
+    key = record_key(endpoint_id, msg.data["event"])
+    record = ((job.get("webhooks") if job is not None else None) or {}).get(key) or {}
     if record.get("delivered_at"):
         return  # a duplicate delivery message: this endpoint has the event already
     s = rt.settings
@@ -83,7 +91,7 @@ def deliver(rt: Runtime, sub: PushSubscription, msg: PushMessage, *, endpoints: 
                 return  # the endpoint was removed meanwhile
             if not decided.send:
                 _not_sent(endpoints, endpoint_id, decided.reason, msg.delivery_attempt if last else None)
-        _attempt(rt, endpoints, endpoint, job_id, msg.data["event"], record=record,
+        _attempt(rt, endpoints, endpoint, job_id, msg.data["event"], key=key, record=record,
                  last_attempt=msg.delivery_attempt if last else None)
     finally:
         slots.release(client_id)
@@ -96,7 +104,7 @@ def _not_sent(endpoints: EndpointStore, endpoint_id: str, reason: str, last_atte
     raise TransientError(f"webhook not sent: {reason}")
 
 
-def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str, event: dict, *, record: dict,
+def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str, event: dict, *, key: str, record: dict,
              last_attempt: int | None) -> None:
     endpoint_id, s = endpoint["id"], rt.settings
     try:
@@ -113,7 +121,7 @@ def _attempt(rt: Runtime, endpoints: EndpointStore, endpoint: dict, job_id: str,
     except ssrf.Failed as exc:
         answer, outcome = None, exc.reason
     now = utcnow()
-    prefix = f"webhooks.{endpoint_id}"
+    prefix = f"webhooks.{key}"
     fields = {f"{prefix}.attempts": record.get("attempts", 0) + 1, f"{prefix}.last_attempt_at": now,
               f"{prefix}.last_outcome": outcome, f"{prefix}.url": target.url}
     if answer is not None:

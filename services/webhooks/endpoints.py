@@ -1,6 +1,6 @@
 """Clients' webhook endpoints, `webhook_endpoints/{id}` in Firestore.
 
-A document: id, client_id, url (normalised, urls.py), events (`completed`, `failed`), secrets
+A document: id, client_id, url (normalised, urls.py), events (`completed`, `failed`, `deleted`), secrets
 (sealed by SecretBox, newest first, each with an `expires_at` once rotated out), `disabled`
 (why, when the receiver answered 410), `health` (what the client is told: `state` ok, failing,
 circuit-open, unhealthy after a dead-lettered delivery, or refused by the SSRF guard; `reason`;
@@ -29,7 +29,7 @@ from ..pipeline.retrying import retried
 from . import signing
 from .secretbox import SecretBox
 
-EVENT_TYPES = ("completed", "failed")
+EVENT_TYPES = ("completed", "failed", "deleted")  # media-events.v3 statuses (deleted: a lifecycle event)
 T = TypeVar("T")
 
 

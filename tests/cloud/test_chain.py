@@ -69,7 +69,8 @@ def test_mixed_uploads_all_complete_with_renditions_in_gcs(http, ingest_url, eve
         assert doc["analysis"]["width"] > 0 and doc["renditions"], name
         event = found[job_id][0]
         assert event["id"] == f"{job_id}/completed"
-        assert [e["uri"].rsplit("/", 1)[-1] for e in event["renditions"]] == [r["name"] for r in doc["renditions"]]
+        assert [e["name"] for e in event["renditions"]] == [r["name"] for r in doc["renditions"]]
+        assert all(e["url"] == f"{ingest_url}/v1/jobs/{job_id}/renditions/{e['name']}" for e in event["renditions"])
         assert all("uri" not in r and "generation" not in r for r in doc["renditions"])
         for r in doc["renditions"]:
             im = Image.open(io.BytesIO(fetch(http, r["url"])))

@@ -78,3 +78,25 @@ def test_local_run_once_completes_every_sample_and_leaves_nothing_running(tmp_pa
     ports = [env[k] for k in env if k.endswith("_PORT")]
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     assert not leftovers and not any(f":{p} " in listening for p in ports), listening
+
+
+def test_an_operator_deletes_a_job_from_the_cli(stack, tmp_path):
+    """`mediarelay jobs delete`: the same deletion as the owner's DELETE /v1/jobs/{id} (services/ops/jobs.py)."""
+    import time
+
+    from services.pipeline.jobstore import JobStore
+
+    photo = tmp_path / "gone.jpg"
+    photo.write_bytes(samples.jpeg_bytes(samples.photo("coffee")) + uuid.uuid4().bytes)
+    out = run_cli("submit", str(photo), "--wait", "--url", stack.url("ingest"))
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.splitlines()[0].split("\t")[1]
+    deleted = run_cli("jobs", "delete", job_id, "--json", env=stack.client_env())
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert json.loads(deleted.stdout) == {"job_id": job_id, "status": "deleting"}
+    store, deadline = JobStore(stack.project), time.monotonic() + 60
+    while not (store.get(job_id).get("deleted") or {}).get("published_at"):
+        assert time.monotonic() < deadline, "not erased within 60 s"
+        time.sleep(0.5)
+    assert "source" not in store.get(job_id)
+    assert run_cli("jobs", "delete", "no-such-job-000", env=stack.client_env()).returncode == 1

@@ -230,6 +230,7 @@ class MemoryBlobs(BlobStore):
 def memory_runtime(**settings) -> Runtime:
     """A Runtime whose store, bus and blobs are in memory; `settings` override Settings fields."""
     base = Settings.from_env()
+    settings.setdefault("public_base_url", "https://api.example.test")  # public events link to it
     base = dataclasses.replace(base, push_audience="", push_verification="off", **settings)
     topology = load_topology(base.topology_file)
     return Runtime(settings=base, topology=topology, bus=MemoryBus(topology, base.schemas_dir),

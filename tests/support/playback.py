@@ -30,11 +30,12 @@ MASTER = ("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n"
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nstoryboard.jpg#xywh=0,0,160,90\n\n"
 
 
-def playback_app(key_dir: Path) -> Flask:
+def playback_app(key_dir: Path, **settings) -> Flask:
     """The app, with `.rt` (its runtime) set. Needs STORAGE_EMULATOR_HOST set (an anonymous client)."""
     assert os.environ.get("STORAGE_EMULATOR_HOST"), "set STORAGE_EMULATOR_HOST: the storage client must not look for credentials"
     rt = memory_runtime(playback_token_keys=KEYS, playback_token_ttl_seconds=3600, playback_sign_bucket_seconds=900,
-                        signing_key_file=str(local_signing_key(key_dir)), storage_read_endpoint=READ_ENDPOINT)
+                        signing_key_file=str(local_signing_key(key_dir)), storage_read_endpoint=READ_ENDPOINT,
+                        **settings)
     refs = {}
     for name, text in {"master.m3u8": MASTER, "360p/index.m3u8": media_playlist(SEGMENTS),
                        "180p/index.m3u8": media_playlist(SEGMENTS), "../storyboard.vtt": VTT}.items():

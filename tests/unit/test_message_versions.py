@@ -22,6 +22,10 @@ def _versions(name: str) -> list[int]:
 
 @pytest.mark.parametrize("topic", sorted(TOPICS))
 def test_each_topic_publishes_its_newest_version_and_keeps_the_one_before(topic):
+    previous = TOPICS[topic].get("previous_version_of")
+    if previous:  # the public contract's old version, beside the newest for one release
+        assert TOPICS[topic]["schema"] < TOPICS[previous]["schema"] and TOPICS[previous].get("public")
+        return
     name, _, version = TOPICS[topic]["schema"].rpartition(".v")
     versions = _versions(name)
     assert int(version) == versions[-1], f"{topic} publishes {name}.v{version}, but v{versions[-1]} exists"

@@ -166,3 +166,15 @@ def test_video_stage_output_carries_the_ladder_stills_and_storyboard_and_validat
              "status": "completed", "occurred_at": "2026-01-01T00:00:00Z", "analysis": analysis,
              "renditions": payload["renditions"], "storyboard": board, "video": video}
     validate(SCHEMAS, "media-events.v2", event)
+    # v3, as published: the same outputs as links to our API, no bucket and no gs:// URI anywhere.
+    from services.pipeline.events import build_event
+
+    job = {**{k: event[k] for k in ("job_id", "analysis", "renditions", "storyboard", "video")}, "kind": "video",
+           "source": msg["source"], "final_event": {"id": event["id"], "status": "completed", "claimed_at": event["occurred_at"]}}
+    v3 = build_event(job, "https://api.example.test")
+    validate(SCHEMAS, "media-events.v3", v3)
+    text = json.dumps(v3)
+    assert "gs://" not in text and msg["source"]["bucket"] not in text and "mediarelay-renditions" not in text, text
+    assert v3["video"]["ladder"][0]["playlist"]["url"] == \
+        "https://api.example.test/v1/jobs/job12345678/renditions/hls/360p/index.m3u8"
+    assert v3["links"]["playback"] == "https://api.example.test/v1/jobs/job12345678/playback"

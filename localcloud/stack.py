@@ -74,6 +74,8 @@ class StackConfig:
             "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports['pubsub']}",
             "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
             "STORAGE_EMULATOR_HOST": self.url("gcs"),
+            # Operators' commands (jobs cancel, dlq purge) publish public events, whose links start here.
+            "PUBLIC_BASE_URL": self.url("ingest"),
         }
 
 

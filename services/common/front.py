@@ -74,6 +74,9 @@ http {{
     upstream app {{
         server unix:{upstream_socket};
         keepalive 16;
+        # Shorter than gunicorn's own keep-alive (5 s, gunicorn_conf.py): nginx must never send a
+        # request down a connection gunicorn is closing as idle; for a POST that is a 502.
+        keepalive_timeout 2s;
     }}
     server {{
         listen {listen};

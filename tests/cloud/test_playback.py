@@ -136,3 +136,27 @@ def test_the_example_player_plays_the_private_job_in_chromium_with_hls_js(grant,
     assert all(u.startswith(stack.url("storage")) for u in out["requests"] if u.endswith((".ts", ".jpg")))
     assert out["cues"] > 0 and out["sprite_loaded"], out
     assert out["preview"]["display"] == "block" and "storyboard.jpg" in out["preview"]["image"], out
+
+
+def test_the_ffmpeg_command_copies_the_full_ladder_from_the_token_url(grant, tmp_path):
+    """`ffmpeg -i URL -c copy` as a user runs it (the FFmpeg binary imageio-ffmpeg ships): every
+    variant's picture lands in the copy, which lasts as long as the source within one frame."""
+    import imageio_ffmpeg  # a bench dependency: make installs it with the dev ones
+
+    out = tmp_path / "copy.ts"
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", grant["playback_url"],
+                           "-map", "0", "-c", "copy", "-f", "mpegts", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with av.open(str(out)) as copy:
+        videos = [s for s in copy.streams if s.type == "video"]
+        assert len(videos) >= 2 and any(s.type == "audio" for s in copy.streams)
+        ends: dict[int, list[float]] = {}
+        for packet in copy.demux(videos):
+            if packet.pts is None:
+                continue
+            tb = float(packet.stream.time_base)
+            span = ends.setdefault(packet.stream.index, [packet.pts * tb, 0.0])
+            span[0] = min(span[0], packet.pts * tb)
+            span[1] = max(span[1], (packet.pts + (packet.duration or 0)) * tb)
+    for first, end in ends.values():
+        assert abs((end - first) - SECONDS) <= 1 / FPS + 1e-6, ends

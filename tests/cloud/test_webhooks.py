@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -35,6 +36,11 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path != receiver.path:  # an earlier test's endpoint on a reused port: not ours
+                    self.send_response(410)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 n = len(receiver.requests)
                 answer = receiver.answers[min(n, len(receiver.answers) - 1)]
                 receiver.requests.append({"at": time.time(), "headers": dict(self.headers), "body": body,
@@ -51,9 +57,12 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
+        # A path of its own: Pub/Sub may still retry an earlier test's delivery to a port the OS
+        # has since given to this receiver; such a request is answered 410 and not counted.
+        self.path = f"/hook-{uuid.uuid4().hex[:12]}"
         self.server = ThreadingHTTPServer((host, 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://{host}:{self.server.server_port}/hook"
+        self.url = f"http://{host}:{self.server.server_port}{self.path}"
 
     def wait_for(self, count: int, timeout: float = 60) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -71,7 +80,8 @@ class Trickler:
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.path = f"/hook-{uuid.uuid4().hex[:12]}"  # as Receiver's: a stale retry to a reused port is not ours
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}{self.path}"
         self.connections: list[dict] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -82,13 +92,16 @@ class Trickler:
             except OSError:
                 return
             record = {"accepted": time.monotonic(), "closed": None}
-            self.connections.append(record)
-            threading.Thread(target=self._trickle, args=(conn, record), daemon=True).start()
+            threading.Thread(target=self._trickle, args=(conn, record, self.path, self.connections), daemon=True).start()
 
     @staticmethod
-    def _trickle(conn, record):
+    def _trickle(conn, record, path, connections):
         with conn:
-            conn.recv(65536)
+            request = conn.recv(65536)
+            if not request.startswith(f"POST {path} ".encode()):
+                conn.sendall(b"HTTP/1.1 410 Gone\r\nContent-Length: 0\r\n\r\n")
+                return
+            connections.append(record)
             conn.settimeout(1.0)
             try:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")

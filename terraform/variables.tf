@@ -149,7 +149,7 @@ variable "dead_letter_retention_seconds" {
 }
 
 variable "jobs_collection" {
-  description = "Firestore collection of job documents (services/common/status.py)."
+  description = "Firestore collection of job documents (services/pipeline/jobstore.py)."
   type        = string
   default     = "jobs"
 }

@@ -72,11 +72,10 @@ http {{
     keepalive_timeout 5s;
     send_timeout {s.front_body_timeout_seconds:g}s;
     upstream app {{
+        # No kept-alive connections to gunicorn: one unix-socket connection per request costs
+        # microseconds, and a kept one that gunicorn closes (idle, or after a request whose body
+        # the app did not read) turns the next POST sent down it into a 502.
         server unix:{upstream_socket};
-        keepalive 16;
-        # Shorter than gunicorn's own keep-alive (5 s, gunicorn_conf.py): nginx must never send a
-        # request down a connection gunicorn is closing as idle; for a POST that is a 502.
-        keepalive_timeout 2s;
     }}
     server {{
         listen {listen};
@@ -84,7 +83,7 @@ http {{
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection "close";
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             # Whole requests only reach gunicorn (the point of this proxy).

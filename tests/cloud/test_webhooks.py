@@ -120,9 +120,24 @@ class Trickler:
         self.listener.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def endpoints(stack):
-    return EndpointStore(stack.project, SecretBox(local_webhook_key(stack.state_dir)))
+    """The endpoint store; the endpoints a test makes are removed after it. A receiver that is
+    gone would otherwise see its deliveries fail until their last attempt, and Pub/Sub paces the
+    whole delivery subscription by its success rate: a later test's retries came minutes late."""
+    store = EndpointStore(stack.project, SecretBox(local_webhook_key(stack.state_dir)))
+    made: list[str] = []
+    create = store.create
+
+    def create_tracked(client_id: str, url: str, events: list[str]):
+        doc, secret = create(client_id, url, events)
+        made.append(doc["id"])
+        return doc, secret
+
+    store.create = create_tracked  # type: ignore[method-assign]
+    yield store
+    for endpoint_id in made:
+        store.delete(endpoint_id)
 
 
 def _job_for(http, stack, client_id: str) -> str:

@@ -53,9 +53,12 @@ class _Channel:
             return self.conn.recv_bytes()
 
 
-class _RangeFile(io.RawIOBase):
-    def __init__(self, channel: _Channel, size: int):
-        self.channel, self.size, self.pos = channel, size, 0
+class SeekableRaw(io.RawIOBase):
+    """A read-only file of `size` bytes at position `pos`: what PyAV needs of a file object.
+    Subclasses fill `readinto` from wherever the bytes are (a pipe here, storage in the pipeline)."""
+
+    size: int
+    pos: int
 
     def readable(self) -> bool:
         return True
@@ -70,6 +73,11 @@ class _RangeFile(io.RawIOBase):
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
         self.pos = max(0, base + offset)
         return self.pos
+
+
+class _RangeFile(SeekableRaw):
+    def __init__(self, channel: _Channel, size: int):
+        self.channel, self.size, self.pos = channel, size, 0
 
     def readinto(self, buffer) -> int:
         want = min(len(buffer), self.size - self.pos)

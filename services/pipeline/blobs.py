@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import io
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +16,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from ..common.errors import PermanentError
+from ..media.rangefile import SeekableRaw
 from .retrying import retried, unavailable
 
 
@@ -279,7 +279,7 @@ class BlobStore:
         return len(names)
 
 
-class RangedObject(io.RawIOBase):
+class RangedObject(SeekableRaw):
     """A stored object read by blocks: each block one ranged GET (retried like every storage call;
     the generation pinned, so a replaced object is never read half old, half new), the most
     recently used `blocks` kept. FFmpeg jumps between the index, the video and the audio of a
@@ -290,20 +290,6 @@ class RangedObject(io.RawIOBase):
         self.pos = 0
         self.fetched = 0  # bytes fetched from storage
         self._cache: OrderedDict[int, bytes] = OrderedDict()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
 
     def _block(self, index: int) -> bytes:
         data = self._cache.get(index)

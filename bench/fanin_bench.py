@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from localcloud.processes import ProcessManager
-from localcloud.stack import StackConfig, emulator_procs
+from localcloud.stack import DEFAULT_PORTS, StackConfig, emulator_procs
 from localcloud.taps import free_port
 from services.common.errors import TransientError
 from services.pipeline import handon
@@ -134,8 +134,7 @@ def run(rt, jobs: CountingJobStore) -> dict:
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the emulator it started
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = StackConfig(state_dir=Path(tmp), project=PROJECT, ports={"firestore": free_port(), "pubsub": free_port(),
-                                                                      "gcs": free_port()})
+        cfg = StackConfig(state_dir=Path(tmp), project=PROJECT, ports={n: free_port() for n in DEFAULT_PORTS})
         pm = ProcessManager(cfg.state_dir)
         [proc] = [p for p in emulator_procs(cfg) if p.name == "firestore"]
         saved = os.environ.get("FIRESTORE_EMULATOR_HOST")

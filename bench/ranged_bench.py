@@ -4,7 +4,11 @@ no re-encode), each stored in fake-gcs-server and read through BlobStore.open_ra
 stages do. Reported per source: bytes fetched from storage, bytes the child read, and the
 child's peak RSS, for a 30 s segment in the middle (analysis of the span, in the bounded child).
 
-    PYTHONPATH=. python -m bench ranged        # RANGED_SHORT_S=60 RANGED_TIMES=10
+    PYTHONPATH=. python -m bench ranged        # RANGED_SHORT_S=60 RANGED_TIMES=10 RANGED_SIZE=1280x720 RANGED_CRF=23
+
+The issue's figure (a 400 MB and a 4 GB source of the same resolution) is this bench at high bitrate:
+    RANGED_SIZE=1920x1080 RANGED_CRF=17 RANGED_SHORT_S=46 python -m bench ranged
+(a ~400 MB and a ~4 GB source: ~4.4 GB of temporary files; the defaults stay small so `make bench` stays quick).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from pathlib import Path
 import av
 
 from localcloud.processes import ProcessManager
-from localcloud.stack import StackConfig, emulator_procs
+from localcloud.stack import DEFAULT_PORTS, StackConfig, emulator_procs
 from localcloud.taps import free_port
 from services.analyze.segmented import analyze_span
 from services.media import sandbox
@@ -32,7 +36,8 @@ SHORT_S = float(os.environ.get("RANGED_SHORT_S", "60"))
 TIMES = int(os.environ.get("RANGED_TIMES", "10"))
 SPAN_S = 30.0
 BLOCK_BYTES, BLOCKS = 2**20, 16  # the defaults of SOURCE_READ_BLOCK_BYTES, SOURCE_READ_CACHE_BLOCKS
-SIZE = (1280, 720)
+SIZE = tuple(int(n) for n in os.environ.get("RANGED_SIZE", "1280x720").split("x"))
+CRF = int(os.environ.get("RANGED_CRF", "23"))
 PROJECT = "mediarelay-ranged-bench"
 BUCKET = "ranged-bench"
 
@@ -42,7 +47,7 @@ def _short_clip(path: Path) -> None:
     shots = ["astronaut", "coffee", "rocket", "chelsea", "camera"]
     spec = ClipSpec("ranged-bench", [ShotSpec(shots[i % len(shots)], frames // 5, "pan", 3) for i in range(5)], SIZE,
                     audio=True)
-    write_clip(spec, path, SIZE, keyframes_every_s=2.0, preset="ultrafast", crf=23)
+    write_clip(spec, path, SIZE, keyframes_every_s=2.0, preset="ultrafast", crf=CRF)
 
 
 def _repeated(src: Path, dst: Path, times: int) -> None:
@@ -84,22 +89,23 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        short, long = folder / "short.mp4", folder / "long.mp4"
+        # The sources are handed to fake-gcs-server at start (-data: bucket/object files), not uploaded:
+        # it holds a resumable upload in memory, and a 4 GB one ends it.
+        data = folder / "data"
+        (data / BUCKET).mkdir(parents=True)
+        short, long = data / BUCKET / "short.mp4", data / BUCKET / "long.mp4"
         _short_clip(short)
         _repeated(short, long, TIMES)
-        cfg = StackConfig(state_dir=folder / "state", project=PROJECT,
-                          ports={"firestore": free_port(), "pubsub": free_port(), "gcs": free_port()})
+        cfg = StackConfig(state_dir=folder / "state", project=PROJECT, ports={n: free_port() for n in DEFAULT_PORTS})
         pm = ProcessManager(cfg.state_dir)
         [proc] = [p for p in emulator_procs(cfg) if p.name == "gcs"]
+        proc.argv += ["-data", str(data)]
         saved = os.environ.get("STORAGE_EMULATOR_HOST")
         os.environ["STORAGE_EMULATOR_HOST"] = cfg.url("gcs")
         try:
             pm.start(proc)
             pm.wait_healthy(proc)
             blobs = BlobStore(PROJECT)
-            bucket = blobs.client.create_bucket(BUCKET)
-            for path in (short, long):
-                bucket.blob(path.name).upload_from_filename(str(path))
             rows = {"short": _measure(blobs, short.name, SHORT_S / 2), "long": _measure(blobs, long.name, SHORT_S * TIMES / 2)}
         finally:
             pm.stop("gcs")

@@ -244,16 +244,15 @@ class Progress:
         self.stream = stream or sys.stderr
         self.live = not quiet and self.stream.isatty()
         self.started = time.monotonic()
-        self.first = None  # bytes held when the clock started (a resumed upload's rate counts this run's bytes)
+        self.first: int | None = None  # bytes held when the clock started (a resumed upload's rate counts this run's bytes)
 
     def __call__(self, sent: int, total: int) -> None:
-        if self.first is None:
-            self.first = sent
+        first = self.first = sent if self.first is None else self.first
         if not self.live:
             return
         mib = 1024 * 1024
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = (sent - self.first) / elapsed / mib
+        rate = (sent - first) / elapsed / mib
         pct = 100 * sent // max(total, 1)
         print(f"\r{self.label}: {sent / mib:.1f} of {total / mib:.1f} MiB ({pct}%), {rate:.1f} MiB/s ",
               end="", file=self.stream, flush=True)

@@ -92,8 +92,8 @@ variable "services" {
     # - memory: per slot one child at MEDIA_MEMORY_LIMIT_BYTES (1.5 GiB: the cap an image's decode
     #   may use) + the stage's process (<= 400 MiB); a video segment's child stays far below the cap:
     #   `python -m bench ranged`: an analysis child 133 MiB on a 19 MiB source, 135 MiB on 191 MiB;
-    #   `python -m bench bigupload` (1080p, docs/media.md): render's child 437 MB, its stage
-    #   process and forkserver ~340 MB. 2 x (1.5 GiB + 400 MiB) fits 4 GiB.
+    #   `python -m bench bigupload` (1080p, docs/media.md): render's ladder child 437 MB on a 183 MB
+    #   source, 446 MB on a 1.42 GB one; render's other processes ~360 MB. 2 x (1.5 GiB + 400 MiB) fits 4 GiB.
     # - max_instances: 50 for both fan-outs, the instance count of the segments bench's
     #   time-to-ready model of a 10-minute 1080p video (it gives analyze segments the same slots).
     # CPU bound (OpenCV: faces, scene cuts, hashes).

@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .client import APIError, IngestClient, print_progress
+from .client import RESUMABLE_CHUNK_BYTES, APIError, IngestClient, print_progress
 from .pipeline.topology import load_topology
 from .tables import text_table
 
@@ -43,7 +43,11 @@ def cmd_local(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    client = IngestClient(args.url)
+    try:
+        client = IngestClient(args.url, chunk_bytes=args.chunk_bytes, direct_max_bytes=args.direct_max_bytes)
+    except ValueError as exc:
+        print(f"mediarelay: {exc}", file=sys.stderr)
+        return 2
     jobs = []
     for name in args.files:
         path = Path(name)
@@ -51,7 +55,8 @@ def cmd_submit(args) -> int:
             print(f"mediarelay: {path}: no such file; give the path of an image or video to upload", file=sys.stderr)
             return 2
         try:
-            resp = client.submit(path, args.idempotency_key, progress=print_progress(path.name), signed=args.signed)
+            resp = client.submit(path, args.idempotency_key, progress=print_progress(path.name, args.quiet),
+                                 signed=args.signed)
         except APIError as exc:
             print(f"mediarelay: {path}: rejected: {exc}", file=sys.stderr)
             return 1
@@ -295,7 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=300)
     s.add_argument("--idempotency-key")
     s.add_argument("--signed", action="store_true", default=None,
-                   help="upload straight to GCS through a signed URL (automatic above 32 MiB)")
+                   help="upload straight to GCS through a resumable session (automatic above --direct-max-bytes)")
+    s.add_argument("--direct-max-bytes", type=int,
+                   help="largest file sent through ingest itself (default $MEDIARELAY_DIRECT_MAX_BYTES or 32 MiB, "
+                        "Cloud Run's body limit); bigger files go to a resumable session")
+    s.add_argument("--chunk-bytes", type=int, default=RESUMABLE_CHUNK_BYTES,
+                   help="resumable chunk size, a multiple of 256 KiB (default 8 MiB): at most this is sent again "
+                        "after a dropped connection")
+    s.add_argument("--quiet", action="store_true", help="no progress line and no resume notices on stderr "
+                                                        "(progress is shown only on a terminal anyway)")
     s.add_argument("--url", help=url_help)
     s.set_defaults(fn=cmd_submit)
 

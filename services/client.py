@@ -10,9 +10,11 @@ from pathlib import Path
 import requests
 
 FINAL = ("completed", "failed")
-# Cloud Run stops HTTP/1 request bodies at 32 MiB: anything bigger goes through a signed URL.
+# Cloud Run stops HTTP/1 request bodies at 32 MiB: anything bigger goes through a resumable session
+# (ingest's MAX_UPLOAD_BYTES may be set lower: $MEDIARELAY_DIRECT_MAX_BYTES follows it).
 DIRECT_UPLOAD_LIMIT = 32 * 1024 * 1024
-RESUMABLE_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of GCS's 256 KiB
+GCS_CHUNK_MULTIPLE = 256 * 1024  # GCS: every chunk of a session but the last is a multiple of this
+RESUMABLE_CHUNK_BYTES = 32 * GCS_CHUNK_MULTIPLE  # 8 MiB: what a dropped connection costs at most
 RESUME_ATTEMPTS = 5
 
 
@@ -46,8 +48,11 @@ def auth_headers(api_key: str | None = None) -> dict:
 
 class IngestClient:
     def __init__(self, base_url: str | None = None, timeout: float = 60.0, api_key: str | None = None,
-                 chunk_bytes: int = RESUMABLE_CHUNK_BYTES):
+                 chunk_bytes: int = RESUMABLE_CHUNK_BYTES, direct_max_bytes: int | None = None):
+        if chunk_bytes <= 0 or chunk_bytes % GCS_CHUNK_MULTIPLE:
+            raise ValueError(f"chunk size {chunk_bytes} is not a positive multiple of 256 KiB ({GCS_CHUNK_MULTIPLE} bytes)")
         self.chunk_bytes = chunk_bytes
+        self.direct_max_bytes = direct_max_bytes or int(os.environ.get("MEDIARELAY_DIRECT_MAX_BYTES") or DIRECT_UPLOAD_LIMIT)
         self.base_url = (base_url or os.environ.get("MEDIARELAY_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
@@ -59,8 +64,8 @@ class IngestClient:
         return self.session.request(method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout, **kwargs)
 
     def submit(self, path: Path, idempotency_key: str | None = None, progress=None, signed: bool | None = None) -> dict:
-        """Upload `path`; through a signed URL when asked or when it is too big for a request body."""
-        if signed or (signed is None and path.stat().st_size > DIRECT_UPLOAD_LIMIT):
+        """Upload `path`; through a resumable session when asked or when it is too big for a request body."""
+        if signed or (signed is None and path.stat().st_size > self.direct_max_bytes):
             return self.submit_signed(path, idempotency_key, progress)
         headers = {
             "Content-Type": _content_type(path),
@@ -100,9 +105,11 @@ class IngestClient:
     def upload_resumable(self, session_url: str, path: Path, headers: dict, progress=None) -> None:
         """PUT `path` to a GCS resumable session in chunks. After a dropped connection or a 5xx,
         ask the session how much it has (`Content-Range: bytes */TOTAL` -> 308 + Range) and go
-        on from there, up to RESUME_ATTEMPTS times in a row, with backoff."""
+        on from there, up to RESUME_ATTEMPTS times in a row, with backoff. `progress(sent, total)`
+        hears the bytes the session holds; its `resumed(offset, total)`, if it has one, each resume."""
         total = path.stat().st_size
         report = progress or (lambda sent, total: None)
+        resumed = getattr(progress, "resumed", lambda offset, total: None)
         offset, failures = 0, 0
         with open(path, "rb") as f:
             while True:
@@ -115,6 +122,7 @@ class IngestClient:
                             report(total, total)
                             return  # the session already holds the whole object
                         offset = persisted
+                        resumed(offset, total)
                     f.seek(offset)
                     chunk = f.read(self.chunk_bytes)
                     end = offset + len(chunk) - 1
@@ -226,12 +234,37 @@ def _json_or_raise(resp: requests.Response) -> dict:
     return body
 
 
-def print_progress(label: str):
-    def report(sent: int, total: int):
-        if sys.stderr.isatty():
-            pct = 100 * sent // max(total, 1)
-            print(f"\r{label}: uploading {pct:3d}% ({sent}/{total} bytes)", end="", file=sys.stderr, flush=True)
-            if sent >= total:
-                print(file=sys.stderr)
+class Progress:
+    """What `mediarelay submit` tells a person on stderr: one line rewritten in place on a
+    terminal (bytes the server holds, rate), nothing when stderr is not a terminal or when quiet;
+    a resume after a dropped connection is always said (unless quiet), on a line of its own."""
 
-    return report
+    def __init__(self, label: str, quiet: bool = False, stream=None):
+        self.label, self.quiet = label, quiet
+        self.stream = stream or sys.stderr
+        self.live = not quiet and self.stream.isatty()
+        self.started = time.monotonic()
+        self.first: int | None = None  # bytes held when the clock started (a resumed upload's rate counts this run's bytes)
+
+    def __call__(self, sent: int, total: int) -> None:
+        first = self.first = sent if self.first is None else self.first
+        if not self.live:
+            return
+        mib = 1024 * 1024
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = (sent - first) / elapsed / mib
+        pct = 100 * sent // max(total, 1)
+        print(f"\r{self.label}: {sent / mib:.1f} of {total / mib:.1f} MiB ({pct}%), {rate:.1f} MiB/s ",
+              end="", file=self.stream, flush=True)
+        if sent >= total:
+            print(file=self.stream, flush=True)
+
+    def resumed(self, offset: int, total: int) -> None:
+        if not self.quiet:
+            newline = "\n" if self.live else ""  # off the progress line
+            print(f"{newline}{self.label}: connection lost; resuming at byte {offset} of {total}", file=self.stream,
+                  flush=True)
+
+
+def print_progress(label: str, quiet: bool = False) -> Progress:
+    return Progress(label, quiet)

@@ -84,12 +84,21 @@ variable "services" {
     # 8 threads keep 8 bodies in flight (~8 x 3 copies x 32 MiB < 1 GiB). 300 s lets slow
     # clients finish an upload; pushes from the bucket notification answer well within 60 s.
     ingest = { cpu = "1", memory = "1Gi", concurrency = 8, workers = 1, timeout_seconds = 300, min_instances = 0, max_instances = 20 }
-    # CPU bound (OpenCV: faces, scene cuts, hashes). One request per process, one process per
-    # vCPU; 4 GiB holds a 100 MP image decoded (300 MB) and its working copies twice over.
-    analyze = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 120, min_instances = 0, max_instances = 20 }
-    # CPU bound (AVIF/WebP encoders, crops, storyboards, the video ladder); same shape as analyze.
-    # A long video's segments fan out across instances: 50 bring a 10-minute 1080p video to
-    # ready in under a minute (the time-to-ready model in the note of issue 12).
+    # analyze and render also serve the video segments (/push/segments). Sized from the benches,
+    # not from a video's size: a segment reads its source by byte ranges and writes none of it,
+    # so its memory is the same for a 20 MB and a 2 GB source (tests/infra: ..._sized_from_the_benches).
+    # - concurrency = workers = cpu: one media child per vCPU (bench/segments_bench.py encodes one
+    #   span per core; its parallel run of two workers on two cores is the model's 2 slots).
+    # - memory: per slot one child at MEDIA_MEMORY_LIMIT_BYTES (1.5 GiB: the cap an image's decode
+    #   may use) + the stage's process (<= 400 MiB); a video segment's child stays far below the cap:
+    #   `python -m bench ranged`: an analysis child 133 MiB on a 19 MiB source, 135 MiB on 191 MiB;
+    #   `python -m bench bigupload` (1080p, docs/media.md): render's ladder child 437 MB on a 183 MB
+    #   source, 446 MB on a 1.42 GB one; render's other processes ~360 MB. 2 x (1.5 GiB + 400 MiB) fits 4 GiB.
+    # - max_instances: 50 for both fan-outs, the instance count of the segments bench's
+    #   time-to-ready model of a 10-minute 1080p video (it gives analyze segments the same slots).
+    # CPU bound (OpenCV: faces, scene cuts, hashes).
+    analyze = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 120, min_instances = 0, max_instances = 50 }
+    # CPU bound (AVIF/WebP encoders, crops, storyboards, the video ladder).
     render = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 180, min_instances = 0, max_instances = 50 }
     # I/O bound (Firestore transactions, webhook calls that wait on clients).
     notify = { cpu = "1", memory = "512Mi", concurrency = 16, workers = 1, timeout_seconds = 60, min_instances = 0, max_instances = 10 }

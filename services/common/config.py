@@ -152,7 +152,13 @@ class Settings:
     max_upload_bytes: int = setting("MAX_UPLOAD_BYTES", 32 * 1024 * 1024, ("ingest",),
         "largest direct upload body (413 above)")
     max_signed_upload_bytes: int = setting("MAX_SIGNED_UPLOAD_BYTES", 256 * 1024 * 1024, ("ingest",),
-        "largest signed-URL upload (413 when asked; a failed job if exceeded)")
+        "largest image through a signed URL or resumable session (413 when asked; a failed job if the object is over "
+        "it)")
+    # Peers take 5-30 GB; a phone's five-minute 4K60 clip is ~500 MB. The body goes straight to GCS
+    # and segments read it by ranges, so no instance holds it: the bound is cost, not memory.
+    max_video_upload_bytes: int = setting("MAX_VIDEO_UPLOAD_BYTES", 10 * 1024**3, ("ingest",),
+        "largest video through a signed URL or resumable session (413 when asked; a failed job if the object is over "
+        "it)")
     signed_url_ttl_seconds: int = setting("SIGNED_URL_TTL_SECONDS", 900, ("ingest",), "lifetime of a signed upload URL")
     signing_key_file: str = setting("SIGNING_KEY_FILE", "", ("ingest",),
         "service-account key to sign URLs with; empty = IAM signBlob as the runtime account (Cloud Run)")

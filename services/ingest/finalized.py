@@ -26,6 +26,7 @@ from ..pipeline.topology import PushSubscription
 from . import grants
 from .clients import ClientStore, is_token_client
 from .jobs import ORIGINALS_PREFIX, open_job, publish_ingested, source_of
+from .uploads import signed_limit
 
 logger = logging.getLogger("mediarelay.ingest")
 JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
@@ -57,15 +58,13 @@ def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage, clien
     grant = grants.find(rt, job_id)
     # The grant says who may upload here and how much. Without one (granted by the version before
     # grants were recorded) the object's owner metadata (a signed header, or set by ingest on a
-    # session) and MAX_SIGNED_UPLOAD_BYTES stand in, as they did then.
+    # session) and the kind's limit (MAX_SIGNED_UPLOAD_BYTES, MAX_VIDEO_UPLOAD_BYTES) stand in, as they did then.
     owner = grant["owner"] if grant else (obj.get("metadata") or {}).get("owner")
     try:
         _check_owner(clients, owner)
         if grant and size > grant["max_bytes"]:
             raise LimitExceeded(f"the uploaded object is {size} bytes, over the {grant['max_bytes']} bytes its upload "
                                 "was granted for (the size announced to POST /v1/upload-urls)")
-        if size > rt.settings.max_signed_upload_bytes:
-            raise LimitExceeded(f"upload is {size} bytes, over MAX_SIGNED_UPLOAD_BYTES={rt.settings.max_signed_upload_bytes}")
         head = rt.blobs.read_head(bucket, name, generation) if size else b""
         media = sniff(head) if head else None
         if media is None:
@@ -73,6 +72,10 @@ def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage, clien
             raise UnsupportedMedia(f"{AUDIO_ONLY} ({audio})" if audio else
                                    f"the file's first bytes match no supported type; supported: {ALLOWED_TYPES}",
                                    code="audio-only" if audio else "error")
+        # The kind is the bytes', not the one announced: an image granted as a video keeps the image limit.
+        limit, setting = signed_limit(rt.settings, media.kind)
+        if size > limit:
+            raise LimitExceeded(f"the uploaded {media.kind} is {size} bytes, over {setting}={limit}")
     except PermanentError as exc:
         # The client is already gone: the job records why it failed, its failed event says so,
         # and the notification goes to the dead letters with the reason (the plumbing does that).

@@ -19,7 +19,7 @@ from .jobs import ORIGINALS_PREFIX, claim_job_id, create_job, publish_ingested, 
 
 logger = logging.getLogger("mediarelay.ingest")
 ALLOWED_TYPES = ", ".join(sorted({m.content_type for m in ALLOWED}))
-CONTENT_TYPES = {m.content_type for m in ALLOWED}
+KIND_OF = {m.content_type: m.kind for m in ALLOWED}
 RESUMABLE_CHUNK = 256 * 1024  # GCS: every chunk but the last is a multiple of this
 
 
@@ -70,7 +70,7 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     if not isinstance(body, dict) or not isinstance(body.get("content_type"), str):
         raise HTTPProblem(400, "Bad request", 'send JSON {"content_type": "video/mp4", "size": 123, "filename": "a.mp4"}')
     content_type = body["content_type"].split(";")[0].strip().lower()
-    if content_type not in CONTENT_TYPES:
+    if content_type not in KIND_OF:
         raise unsupported(f"{content_type[:100]!r} is not accepted")
     size = body.get("size")
     if type(size) is not int or size <= 0:  # bool is an int subclass: excluded by the exact type check
@@ -78,9 +78,9 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     resumable = body.get("resumable", False)
     if type(resumable) is not bool:
         raise HTTPProblem(400, "Bad resumable", "resumable must be true or false")
-    limit = rt.settings.max_signed_upload_bytes
+    limit, setting = signed_limit(rt.settings, KIND_OF[content_type])
     if size > limit:
-        raise too_large(limit, "MAX_SIGNED_UPLOAD_BYTES", f"{size} bytes")
+        raise too_large(limit, setting, f"{size} bytes")
     if key:
         job_id, _, first = claim_job_id(rt, client.client_id, "key", key, None)
         if not first and rt.jobs.get(job_id) is not None:
@@ -100,6 +100,15 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
         quotas.release(rt, reservation)
         raise
     return grant
+
+
+def signed_limit(settings, kind: str) -> tuple[int, str]:
+    """The most bytes a signed or resumable upload of this kind may have, and its setting's name:
+    videos go to MAX_VIDEO_UPLOAD_BYTES (ingest never holds the body, segments read it by ranges),
+    images keep MAX_SIGNED_UPLOAD_BYTES (an image is decoded whole)."""
+    if kind == "video":
+        return settings.max_video_upload_bytes, "MAX_VIDEO_UPLOAD_BYTES"
+    return settings.max_signed_upload_bytes, "MAX_SIGNED_UPLOAD_BYTES"
 
 
 def _grant_url(rt: Runtime, job_id: str, content_type: str, size: int, *, resumable: bool, filename: str | None,

@@ -400,3 +400,30 @@ def test_checks_catch_a_broken_configuration(mutation, tmp_path, topo):
         except AssertionError as exc:
             failures.append(f"{check.__name__}: {exc}")
     assert failures, f"no check noticed: {mutation}"
+
+
+# The segment services' sizing comes from the benches (terraform/variables.tf says which figure):
+# the stage process beside its media children (bench bigupload: render's group minus its child)
+# and the time-to-ready model of bench/segments_bench.py (MODEL instances serve both fan-outs).
+STAGE_PROCESS_BYTES = 400 * 2**20
+MODEL_INSTANCES = 50
+
+
+def _bytes(memory: str) -> int:
+    units = {"Mi": 2**20, "Gi": 2**30}
+    return int(memory[:-2]) * units[memory[-2:]]
+
+
+@pytest.mark.parametrize("name", ["analyze", "render"])
+def test_segment_services_are_sized_from_the_benches(root, name):
+    """Each delivery slot (concurrency) holds one media child at its cap, MEDIA_MEMORY_LIMIT_BYTES
+    (an image's bound; a video segment's child measured far below it, whatever the source's size),
+    plus the stage's process; one slot per vCPU (one encode per core, the segments bench); both
+    fan-outs get the instances the time-to-ready model assumes."""
+    from services.common.config import Settings
+
+    svc = module_instances(root, "service")[name]
+    limit = Settings.from_env({}).media_memory_limit_bytes
+    assert _bytes(svc["memory"]) >= svc["concurrency"] * (limit + STAGE_PROCESS_BYTES), svc["memory"]
+    assert svc["concurrency"] == int(svc["cpu"])
+    assert svc["max_instances"] >= MODEL_INSTANCES

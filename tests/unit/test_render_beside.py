@@ -263,3 +263,13 @@ def test_a_lost_plan_and_lost_segments_are_re_driven_by_the_sweep(b):
     for seg in republished:
         b.deliver(seg)
     assert len(b.rendered(job_id)) == 1 and b.job(job_id)["stages"]["render"]["state"] == "done"
+
+
+def test_the_sweep_leaves_alone_a_job_whose_ladder_keeps_finishing_while_its_analysis_is_slow(b):
+    job_id = b.seed()
+    _ladder_started(b, job_id)
+    b.deliver(b.segments("render", job_id)[0])  # the ladder progresses; no analysis segment has finished
+    b.rt.jobs._write(job_id, {"updated_at": dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)})
+    assert sweeping.sweep(b.rt, older_than=dt.timedelta(minutes=30)) == []
+    rows = sweeping.sweep(b.rt, older_than=dt.timedelta(seconds=-1))  # no record recent: re-driven, analyze first
+    assert [(r["stage"], r["action"]) for r in rows] == [("analyze", "re-driven")]

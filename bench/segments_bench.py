@@ -23,7 +23,9 @@ spans of SPAN_SECONDS by services.media.spans.plan.
    index, the result JSON written and read, playlists) against its render (encode_span).
 4. Time-to-ready of a 10-minute 1080p video on Cloud Run at 1, 10 and 50 instances, from the
    per-second costs measured here, a Pub/Sub push hop measured on the local emulator and stated
-   production figures.
+   production figures; then with render beside analysis (`model_beside`: the ladder on the plan,
+   the picture segments once the analysis is here, the later branch sets the join), against
+   analyze-then-render with the same costs.
 
 The machine is shared: read the ratios (measured in the same run), not the absolute seconds.
 Outputs under bench/out/segments/.

@@ -23,7 +23,9 @@ spans of SPAN_SECONDS by services.media.spans.plan.
    index, the result JSON written and read, playlists) against its render (encode_span).
 4. Time-to-ready of a 10-minute 1080p video on Cloud Run at 1, 10 and 50 instances, from the
    per-second costs measured here, a Pub/Sub push hop measured on the local emulator and stated
-   production figures.
+   production figures; then with render beside analysis (`model_beside`: the ladder on the plan,
+   the picture segments once the analysis is here, the later branch sets the join), against
+   analyze-then-render with the same costs.
 
 The machine is shared: read the ratios (measured in the same run), not the absolute seconds.
 Outputs under bench/out/segments/.
@@ -164,13 +166,31 @@ def _one_segment(spec: dict) -> dict:
                 file.write_text(json.dumps(result))
                 json.loads(file.read_text())
         _, costs["segment results written + read (JSON)"], _ = _timed(roundtrip)
-        _, costs["analysis merge"], _ = _timed(
+        analysis, costs["analysis merge"], _ = _timed(
             lambda: segmented.merge({**facts, "format": "mp4", "width": w, "height": h}, [span]))
+        _, costs["pictures (render_moments)"], _ = _timed(lambda: _pictures(path, seg, analysis, limits, budget))
         top = [str(Path(tmp) / s["file"]) for s in next(iter(rendered["rungs"].values()))["segments"]]
         _, costs["playlists (media + master)"], _ = _timed(
             lambda: hls.playlists([rendered], lambda i, f: f, lambda r: f"{r}/index.m3u8", spec["hls_s"]))
         _, costs["MP4 remux of the top rung"], _ = _timed(lambda: ladder.remux_mp4(top, str(Path(tmp) / "out.mp4")))
     return {"costs": costs, "seconds": seg.end_s - seg.start_s}
+
+
+def _pictures(path: str, seg, analysis: dict, limits, budget) -> dict:
+    """A picture segment's work (render beside analysis): the span's poster, shot stills and tiles."""
+    from services.common.config import Settings
+    from services.media.spans import Span
+    from services.render.presets import load
+    from services.render.video import assign, moments, render_moments
+    from services.render.video_stage import board_of
+    from services.render.work import RenderOptions
+
+    opts = RenderOptions.build(Settings.from_env(), load())
+    board = board_of(opts, analysis)
+    [wanted] = assign(moments(analysis, board, opts.video_max_stills), [Span(0, seg.start_s, seg.end_s)])
+    cat = opts.catalogue
+    return render_moments(path, seg.start_s, seg.end_s, wanted, poster=cat.poster, still=cat.still, encoders=cat.encoders,
+                          tile=board.tile, limits=limits, budget=budget)
 
 
 def _start(spec: dict, tag: str) -> tuple[subprocess.Popen, Path]:
@@ -383,6 +403,38 @@ def model(m: dict, segment_s: float, instances: int, ranged: bool) -> dict:
     return {"segments": n, "waves": waves, "phases": phases, "total": sum(phases.values())}
 
 
+def model_beside(m: dict, segment_s: float, instances: int, ranged: bool) -> dict:
+    """`model` with render beside analysis (ARCHITECTURE.md, invariants 4 and 12): after the plan, two
+    branches run at once and the later one sets the time of the join.
+
+    - ladder: the plan's hop to render, its fan-out hop, the ladder segments (render's own instances);
+    - analysis: the analyze segments and fan-in, media-analyzed's hop, the picture segments' hop and
+      work (one decode of the span up to its last picture; when 2n segments do not fit render's slots
+      at once, they wait for a wave of the ladder).
+    The join is render's fan-in as before (remux the MP4, upload), then media-rendered and media-events.
+    A segment of each branch starts cold (both services scale out at the same moment)."""
+    base = model(m, segment_s, instances, ranged)
+    p, n, waves = base["phases"], base["segments"], base["waves"]
+    slots = instances * SLOTS_PER_INSTANCE
+    seg_down = (m["src_bytes_per_s"] * MODEL_SECONDS / (n if ranged else 1)) / (GCS_DOWN_MBPS * 1e6)
+    pictures_seg = seg_down + segment_s * m["pictures_cpu_per_s"] / m["efficiency"]
+    cold = COLD_PLATFORM_S + m["import_s"]
+    ladder = 2 * m["hop_s"] + cold + p["render segments"]
+    analysis = (3 * m["hop_s"] + cold + p["analyze segments"] + p["analyze fan-in"]
+                + pictures_seg + (p["render segments"] / waves if 2 * n > slots else 0.0))
+    phases = {
+        "hops (media-ingested; media-rendered, media-events)": 3 * m["hop_s"],
+        "analyze: download + plan": p["analyze: download + plan"],
+        "ladder branch (plan hop, fan-out hop, cold start, ladder segments)": ladder,
+        "analysis branch (fan-out hop, cold start, segments, fan-in, hop, pictures)": analysis,
+        "render fan-in = the join (remux MP4, upload)": p["render fan-in (remux MP4, upload)"],
+    }
+    critical = {k: v for k, v in phases.items() if not k.startswith(("ladder branch", "analysis branch"))}
+    total = sum(critical.values()) + max(ladder, analysis)
+    return {"segments": n, "waves": waves, "phases": phases, "total": total,
+            "waits_for": "ladder" if ladder >= analysis else "analysis"}
+
+
 # ---------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------
@@ -528,7 +580,7 @@ def main() -> None:
 
     costs = one["costs"]
     render = costs["render (encode_span)"]
-    work = ("render (encode_span)", "analysis (analyze_span)", "MP4 remux of the top rung")
+    work = ("render (encode_span)", "analysis (analyze_span)", "MP4 remux of the top rung", "pictures (render_moments)")
     extra_keys = [k for k in costs if k not in work]
     extra = sum(costs[k] for k in extra_keys)
     print(f"\nA one-segment video ({one['seconds']:g} s, 1080p, all rungs), CPU s, one core: what segmenting adds "
@@ -545,6 +597,7 @@ def main() -> None:
          "out_bytes_per_s": out_bytes / SECONDS, "top_bytes_per_s": jobs[top][0].result()["files"] / SECONDS,
          "plan_cpu_per_s": plan_cpu / SECONDS,
          "merge_cpu_per_s": costs["analysis merge"] / one["seconds"],
+         "pictures_cpu_per_s": costs["pictures (render_moments)"] / one["seconds"],
          "remux_cpu_per_s": costs.get("MP4 remux of the top rung", 0.0) / one["seconds"],
          "import_s": seq[0]["child_cpu"] - ours_cpu, "hop_s": HOP_PROD_S}
     print_model(m, hop, table)
@@ -563,7 +616,10 @@ def main() -> None:
               f"{model(m, VIDEO_SEGMENT_S, 50, False)['total']:.0f} s",
               model(m, VIDEO_SEGMENT_S, 50, False)["total"] < 60),
              (f"  best in the model at 50 instances ({best[1]:g} s segments, "
-              f"{'ranged reads' if best[2] else 'whole-file downloads'})", f"{best[0]:.0f} s", best[0] < 60)]
+              f"{'ranged reads' if best[2] else 'whole-file downloads'})", f"{best[0]:.0f} s", best[0] < 60),
+             (f"  render beside analysis, {VIDEO_SEGMENT_S:g} s segments, ranged reads (the chain today)",
+              f"{model_beside(m, VIDEO_SEGMENT_S, 50, True)['total']:.0f} s (analyze then render, ranged: "
+              f"{model(m, VIDEO_SEGMENT_S, 50, True)['total']:.0f} s)", model_beside(m, VIDEO_SEGMENT_S, 50, True)["total"] < 60)]
     print(table([[g, v, "met" if ok else "MISSED"] for g, v, ok in goals], ["goal", "measured", "status"]))
     print(f"\n(bench took {time.perf_counter() - t0:.0f} s)")
 
@@ -595,6 +651,23 @@ def print_model(m: dict, hop: dict, table) -> None:
     print(table([[k, f"{v:.1f}", f"{fast['phases'][k]:.1f}"] for k, v in detail["phases"].items()]
                 + [["total", f"{detail['total']:.1f}", f"{fast['total']:.1f}"]],
                 ["phase", f"{VIDEO_SEGMENT_S:g} s, whole file", f"{MODEL_SEGMENT_SECONDS[0]:g} s, ranged"]))
+    print_beside(m, table)
+
+
+def print_beside(m: dict, table) -> None:
+    """Render beside analysis against analyze-then-render, same measured costs (ranged reads, as the chain reads)."""
+    print(f"\nRender beside analysis (the ladder on the plan, the pictures once the analysis is here, one join), "
+          f"ranged reads; picture segments cost {m['pictures_cpu_per_s']:.3f} CPU s per s of span (measured)")
+    rows = []
+    for seg in MODEL_SEGMENT_SECONDS:
+        before = [model(m, seg, n, True) for n in MODEL_INSTANCES]
+        after = [model_beside(m, seg, n, True) for n in MODEL_INSTANCES]
+        rows.append([f"{seg:g} s", *[f"{b['total']:.0f} s -> {a['total']:.0f} s (waits for {a['waits_for']})"
+                                     for b, a in zip(before, after, strict=True)]])
+    print(table(rows, ["segment", *[f"{n} instance{'s' if n > 1 else ''}: before -> beside" for n in MODEL_INSTANCES]]))
+    beside = model_beside(m, VIDEO_SEGMENT_S, 50, True)
+    print(table([[k, f"{v:.1f}"] for k, v in beside["phases"].items()] + [["total (critical path)", f"{beside['total']:.1f}"]],
+                ["phase, beside, 50 instances", f"{VIDEO_SEGMENT_S:g} s, ranged"]))
 
 
 

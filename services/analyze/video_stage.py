@@ -4,8 +4,10 @@ The plan comes from the packet index (no decoding) in the bounded child, with th
 limits checked first. A short video is one segment: analysed in this push, as before. A long
 one fans out over `video-segments-analyze`: each segment analyses its span (with overlap, so
 a transition on or across a boundary is found once) and the merge rebuilds the whole
-analysis in order (services/analyze/segmented.py). The plan travels on in
-`analysis.segments`, so render cuts the video at the same keyframes.
+analysis in order (services/analyze/segmented.py). The plan is made here, once: it goes to
+render ahead of the analysis (`planned`, as soon as the fan-out is recorded), so the ladder
+encodes beside the analysis, and travels on in `analysis.segments`, so render cuts the video at
+the same keyframes.
 """
 from __future__ import annotations
 
@@ -73,7 +75,15 @@ def handle_video(rt: Runtime, job: Job, msg: dict) -> StageResult:
             return merged(msg, plan, [plan.pop("result")])
     spans = plan["segments"]
     messages = segment_messages(msg, "analyze", spans, [{"overlap_s": s.video_segment_overlap_seconds}] * len(spans))
-    return StageResult(fan_out=FanOut(messages, {"plan": plan}, merge_segments))
+    return StageResult(fan_out=FanOut(messages, {"plan": plan}, merge_segments, publish=[("media-analyzed", planned(msg, plan))]))
+
+
+def planned(msg: Mapping[str, Any], plan: dict) -> dict:
+    """The plan sent ahead to render (media-analyzed v6 `planned`): its ladder needs the spans and the
+    container's facts, not the shots, so it encodes while the segments here analyse (ARCHITECTURE.md,
+    invariant 4); the whole analysis joins it at render's fan-in."""
+    analysis = {**plan["facts"], "segments": [dict(s) for s in plan["segments"]]}
+    return {"job_id": msg["job_id"], "kind": msg["kind"], "source": msg["source"], "analysis": analysis, "planned": True}
 
 
 def analyze_segment(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:

@@ -6,6 +6,8 @@ forgets everything on restart), when a stage keeps failing (a bug, a dependency)
 message is dead-lettered, or when the write parking it failed. The sweep republishes the
 input of the first stage not yet done — rebuilt from the job for the first stage, otherwise
 the `handoff` the previous stage stored — and stages, being idempotent, take it from there.
+A video's render running beside its analysis is re-driven with it: analyze's input sends the plan
+to render again, which republishes its ladder segments not recorded yet.
 After SWEEP_MAX_REDRIVES re-drives the job ends `failed` with its one event.
 """
 from __future__ import annotations
@@ -41,12 +43,15 @@ def input_message(rt: Runtime, job: Job, stage: str) -> tuple[str, Mapping[str, 
 
 def _segments_progressing(rt: Runtime, job: Job, cutoff: dt.datetime) -> bool:
     """A fanned-out stage writes nothing on its job while its segments finish (each writes its own
-    record: ARCHITECTURE.md, invariant 12), so a long fan-out's progress is its newest record."""
-    stage = jobstate.current_stage(job)
-    if not job["stages"][stage].get("segments"):
-        return False
-    done = rt.jobs.segments_done(job["job_id"], stage)
-    return bool(done) and max(done.values()) >= cutoff
+    record: ARCHITECTURE.md, invariant 12), so a long fan-out's progress is its newest record, of
+    any stage still fanned out (render's ladder runs beside analyze's segments)."""
+    for stage in jobstate.STAGES:
+        record = job["stages"][stage]
+        if record.get("segments") and record["state"] not in (jobstate.HANDED_OFF, "done"):
+            done = rt.jobs.segments_done(job["job_id"], stage)
+            if done and max(done.values()) >= cutoff:
+                return True
+    return False
 
 
 def sweep(rt: Runtime, older_than: dt.timedelta, *, dry_run: bool = False, limit: int = 500) -> list[dict[str, Any]]:

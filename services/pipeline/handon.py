@@ -72,9 +72,19 @@ class StageResult:
 
 @dataclass
 class FanOut:
-    messages: list[SegmentMessage]  # one video-segment message per segment
+    messages: list[SegmentMessage]  # video-segment messages to publish (those without a record)
     plan: dict[str, Any]  # kept on the job beside the finished set (a re-driven stage reuses it)
     merge: Merge  # (runtime, job, results in order) -> the stage's result
+    # Segments the fan-in waits for; more than `messages` when some are published later (render
+    # beside analysis: the picture segments once the analysis arrives). None: len(messages).
+    count: int | None = None
+    # Published once the fan-out is recorded, before its segments (analyze's plan to render, so
+    # the ladder starts beside the analysis); again when the stage input is redelivered or re-driven.
+    publish: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.messages) if self.count is None else self.count
 
 
 # (runtime, job, segment message) -> result (JSON-able)
@@ -160,10 +170,11 @@ def result_name(job_id: str, stage: str, index: int) -> str:
 
 
 def segment_messages(msg: Mapping[str, Any], stage: str, spans: list[dict[str, Any]],
-                     params: list[dict[str, Any]]) -> list[SegmentMessage]:
-    """One video-segment message per span of the stage input `msg` (params: per segment)."""
-    count = len(spans)
-    return [{"job_id": msg["job_id"], "stage": stage, "kind": msg["kind"], "source": msg["source"], "index": i,
+                     params: list[dict[str, Any]], *, first: int = 0, count: int | None = None) -> list[SegmentMessage]:
+    """One video-segment message per span of the stage input `msg` (params: per segment), numbered
+    from `first`, of `count` segments in all (default: these)."""
+    count = len(spans) if count is None else count
+    return [{"job_id": msg["job_id"], "stage": stage, "kind": msg["kind"], "source": msg["source"], "index": first + i,
              "count": count, "start_s": span["start_s"], "end_s": span["end_s"], "params": p}
             for i, (span, p) in enumerate(zip(spans, params, strict=True))]
 
@@ -171,24 +182,26 @@ def segment_messages(msg: Mapping[str, Any], stage: str, spans: list[dict[str, A
 
 def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
     """Record the fan-out on the job, then publish the segments not finished yet."""
-    messages = fan.messages
-    done = rt.jobs.fan_out(job_id, stage, len(messages), fan.plan)
+    messages, count = fan.messages, fan.total
+    done = rt.jobs.fan_out(job_id, stage, count, fan.plan)
     if done is None:
         log(logger, logging.INFO, f"{stage}: not fanned out, the stage is no longer running")
         return
+    for topic, payload in fan.publish:
+        rt.bus.publish(topic, payload, job_id=job_id)
     finished = set(done)
     missing = [m for m in messages if m["index"] not in finished]
     if not missing:  # every result is in but the fan-in was lost (a crash, a restart): do it now
-        claim = rt.jobs.claim_fan_in(job_id, stage, "input", len(messages))
+        claim = rt.jobs.claim_fan_in(job_id, stage, "input", count)
         if claim is FanIn.COMPLETE:
-            _claimed_fan_in(rt, stage, job_id, len(messages), fan.merge, claimant="input")
+            _claimed_fan_in(rt, stage, job_id, count, fan.merge, claimant="input")
         else:
-            log(logger, logging.INFO, f"{stage}: every segment is in; not fanned in here ({claim.value})")
+            log(logger, logging.INFO, f"{stage}: every segment published is in; not fanned in here ({claim.value})")
         return
     topic = segment_topic(rt, stage)
     for m in missing:
         rt.bus.publish(topic, m, job_id=job_id)
-    log(logger, logging.INFO, f"{stage}: fanned out {len(missing)} of {len(messages)} segments", topic=topic)
+    log(logger, logging.INFO, f"{stage}: fanned out {len(missing)} of {count} segments", topic=topic)
 
 
 

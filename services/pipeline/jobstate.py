@@ -56,7 +56,8 @@ class Segments(TypedDict, total=False):
 
     count: int
     plan: dict[str, Any]  # analyze's plan
-    spans: int  # render's plan
+    spans: int  # render's plan: the spans (segments 0..spans-1 encode the ladder)
+    pictures: bool  # render beside analysis: the picture segments (spans..2*spans-1) are published
 
 
 class StageRecord(TypedDict, total=False):
@@ -180,7 +181,10 @@ class StageStart:
     reason: str = ""
 
 
-def begin_stage(job: Job | None, stage: str, now: dt.datetime) -> tuple[StageStart, Updates | None]:
+def begin_stage(job: Job | None, stage: str, now: dt.datetime, *, beside: bool = False) -> tuple[StageStart, Updates | None]:
+    """`beside`: the input is the stage before's plan, sent while that stage's fan-out still runs
+    (render's ladder beside analysis, ARCHITECTURE.md invariant 4): the stage may begin once the
+    stage before has recorded its fan-out; the status stays the earlier stage's until it hands off."""
     if job is None:
         return StageStart(job=None, proceed=False, outcome=Skip.UNKNOWN_JOB, reason="no such job"), None
     if job["status"] in FINAL:
@@ -193,10 +197,15 @@ def begin_stage(job: Job | None, stage: str, now: dt.datetime) -> tuple[StageSta
         # lost: publishing the recorded handoff again finishes the stage without new work.
         return StageStart(job=job, proceed=False, outcome=Skip.HANDED_OFF, reason=f"{stage} already handed off"), None
     index = STAGES.index(stage)
+    before_handed_off = True
     if index > 0:
         before = STAGES[index - 1]
-        if job["stages"][before]["state"] not in (HANDED_OFF, "done"):
-            # Its input can only be legitimate once the stage before recorded its handoff.
+        previous = job["stages"][before]
+        before_handed_off = previous["state"] in (HANDED_OFF, "done")
+        fanning_out = previous["state"] in ("running", DEAD_LETTERED) and "count" in (previous.get("segments") or {})
+        if not before_handed_off and not (beside and fanning_out):
+            # Its input can only be legitimate once the stage before recorded its handoff (or, for
+            # a plan sent beside, its fan-out).
             return StageStart(job=job, proceed=False, outcome=Skip.OUT_OF_ORDER,
                               reason=f"{stage} input arrived before {before} handed off"), None
     updates: Updates = {
@@ -207,9 +216,10 @@ def begin_stage(job: Job | None, stage: str, now: dt.datetime) -> tuple[StageSta
     }
     if not record.get("started_at"):
         updates[f"stages.{stage}.started_at"] = now
-    if forward(job["status"], RUNNING_STATUS[stage]):
+    # The status names the earliest stage still working: `analyzing` while render's ladder runs beside it.
+    if before_handed_off and forward(job["status"], RUNNING_STATUS[stage]):
         updates["status"] = RUNNING_STATUS[stage]
-    if job.get("dead_letter"):
+    if job.get("dead_letter") and before_handed_off:
         updates["dead_letter"] = DELETE  # resumed by a replay
     return StageStart(job=apply(job, updates), proceed=True), updates
 
@@ -281,7 +291,10 @@ def fan_out(job: Job | None, stage: str, count: int, plan: dict[str, Any],
         return None, None
     segments = record.get("segments") or {}
     if segments.get("count") == count:
-        return FannedOut.AGAIN, None
+        # The same fan-out; a plan key that changed (render's `pictures`: the analysis arrived) is
+        # recorded, the finished records are kept.
+        changed = {f"stages.{stage}.segments.{k}": v for k, v in plan.items() if segments.get(k) != v}
+        return FannedOut.AGAIN, ({**changed, "updated_at": now} if changed else None)
     return FannedOut.NEW, {f"stages.{stage}.segments": {**plan, "count": count}, "updated_at": now}
 
 

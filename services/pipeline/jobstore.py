@@ -113,8 +113,8 @@ class JobStoreBase:
         return self._read(job_id)[0] or doc, False
 
     @retried("firestore")
-    def begin_stage(self, job_id: str, stage: str) -> StageStart:
-        return self._decide(job_id, lambda job: jobstate.begin_stage(job, stage, utcnow()))
+    def begin_stage(self, job_id: str, stage: str, *, beside: bool = False) -> StageStart:
+        return self._decide(job_id, lambda job: jobstate.begin_stage(job, stage, utcnow(), beside=beside))
 
     @retried("firestore")
     def hand_off(self, job_id: str, stage: str, fields: Updates, handoff: Handoff | None) -> HandOff:

@@ -144,7 +144,9 @@ def _run(runtime: Runtime, sub: PushSubscription, handler: Handler, msg: PushMes
     stage, job_id = sub.service, msg.data["job_id"]
 
     def body() -> None:
-        start = runtime.jobs.begin_stage(job_id, stage)
+        # A plan sent beside the stage before's fan-out (media-analyzed v6 `planned`): render's ladder
+        # begins while analysis runs (ARCHITECTURE.md, invariant 4).
+        start = runtime.jobs.begin_stage(job_id, stage, beside=bool(msg.data.get("planned")))
         if not start.proceed or start.job is None:
             _without_work(runtime, sub, msg, start)
             return

@@ -1,12 +1,15 @@
-"""render for a video: the ladder and the stills per segment; playlists, MP4 and storyboard at fan-in.
+"""render for a video: the ladder and the pictures per segment; playlists, MP4 and storyboard at fan-in.
 
-The segments are analyze's plan (`analysis.segments`: spans starting on keyframes). For each
-span, in the bounded child: every rung's HLS media segments from one decode (ladder.py) and
-the poster, stills and storyboard tiles whose moments fall in the span (video.py). The stage
-stores them under deterministic names (create-if-absent). The fan-in writes each rung's media
-playlist and the master playlist (hls.py), remuxes the top rung's segments into one MP4
-(moov first, no second encode) and composes the storyboard. A one-segment video does all of
-it in its own push: no fan-out, no segment message.
+The segments are analyze's plan (`analysis.segments`: spans starting on keyframes). A long video's
+n spans are 2n segments (`beside`): n ladder segments, every rung's HLS media segments of a span from
+one decode (ladder.py), which need only the plan and so start on analyze's `planned` message while the
+analysis runs; and n picture segments, the poster candidates, shot stills and storyboard tiles whose
+moments fall in a span (video.py), published once the analysis is here. The stage stores them under
+deterministic names (create-if-absent). The one fan-in (whichever segment records last: the join of
+the ladder and the analysis) writes each rung's media playlist and the master playlist (hls.py),
+remuxes the top rung's segments into one MP4 (moov first, no second encode), chooses the poster and
+composes the storyboard. A one-segment video does all of it in its own push: no fan-out, no
+segment message.
 """
 from __future__ import annotations
 
@@ -65,25 +68,73 @@ def board_of(opts: RenderOptions, analysis: dict):
 def handle_video(rt: Runtime, opts: RenderOptions, job: Job, msg: dict) -> StageResult:
     analysis = msg["analysis"] = on_the_clock(msg["analysis"])
     spans = spans_of(analysis)
-    rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
-    audio = analysis.get("audio") != []  # v3+ lists the audio streams; older analyses: look in the file
-    board = board_of(opts, analysis)
-    wanted = assign(moments(analysis, board, opts.video_max_stills), [Span(**s) for s in spans])
-    params = [{"rungs": rungs, "hls_segment_s": opts.hls_segment_seconds, "audio": audio, "hdr": opts.video_hdr,
-               "tile": list(board.tile), "moments": [m.as_dict() for m in w]} for w in wanted]
-    messages = segment_messages(msg, "render", spans, params)
-    if len(messages) == 1:  # a short video: everything in this push
+    if len(spans) == 1 and not msg.get("planned"):  # a short video: everything in this push
+        params = ladder_params(opts, analysis) | pictures_params(opts, analysis, spans)[0]
+        [message] = segment_messages(msg, "render", spans, [params])
         limits = media_work.stage_limits(rt, "render")
         with tempfile.TemporaryDirectory() as out_dir:  # kept until the MP4 is made: no download back
-            result = render_segment(rt, opts, messages[0], limits, out_dir)
+            result = render_segment(rt, opts, message, limits, out_dir)
             return merged(rt, opts, job, analysis, [result], limits=limits, local_dir=out_dir)
-    return StageResult(fan_out=FanOut(messages, {"spans": len(spans)}, make_merge(opts)))
+    return StageResult(fan_out=beside(opts, job, msg, spans, make_merge(opts)))
+
+
+def ladder_params(opts: RenderOptions, analysis: dict) -> dict:
+    """What a span's ladder needs: the container's facts only (the plan's), never the shots."""
+    rungs = [r.as_dict() for r in choose_rungs(opts.catalogue.ladder, analysis["width"], analysis["height"])]
+    audio = analysis.get("audio") != []  # v3+ lists the audio streams; older analyses: look in the file
+    return {"rungs": rungs, "hls_segment_s": opts.hls_segment_seconds, "audio": audio, "hdr": opts.video_hdr}
+
+
+def pictures_params(opts: RenderOptions, analysis: dict, spans: list[dict]) -> list[dict]:
+    """Per span, the pictures its frames serve (poster, shot stills, storyboard tiles): the analysis's."""
+    board = board_of(opts, analysis)
+    wanted = assign(moments(analysis, board, opts.video_max_stills), [Span(**s) for s in spans])
+    return [{"tile": list(board.tile), "moments": [m.as_dict() for m in w]} for w in wanted]
+
+
+def beside(opts: RenderOptions, job: Job, msg: dict, spans: list[dict], merge) -> FanOut:
+    """A long video's fan-out: 2n segments for n spans, joined at one fan-in (ARCHITECTURE.md, invariant 12).
+    Segments 0..n-1 encode the ladder, which needs only the plan, so they start on analyze's
+    `planned` message while the analysis still runs; segments n..2n-1 take the pictures of span
+    i - n, which need the shots, so they are published once the analysis is here. Whichever segment
+    records last (a ladder span or a picture span) claims the fan-in: one hand-on, whatever the order.
+
+    - `planned` first: the ladder (and the pictures too if the analysis is already on the job).
+    - the analysis joining that fan-out: its picture segments only (the ladder's are on their way).
+    - anything else (the analysis first, a redelivery, the sweep's re-drive of either input):
+      every segment not recorded yet."""
+    n = len(spans)
+    record = job["stages"]["render"].get("segments") or {}
+    ladder = segment_messages(msg, "render", spans, [{"task": "ladder", "span": i, **ladder_params(opts, msg["analysis"])}
+                                                    for i in range(n)], count=2 * n)
+    analysis = analysed(job, msg)
+    if analysis is None:
+        return FanOut(ladder, {"spans": n}, merge, count=2 * n)
+    pictures = segment_messages(msg, "render", spans, [{"task": "pictures", "span": i, **p}
+                                                      for i, p in enumerate(pictures_params(opts, analysis, spans))],
+                                first=n, count=2 * n)
+    if msg.get("planned") and record.get("pictures"):
+        messages: list[SegmentMessage] = []  # the analysis came first and published every segment
+    elif not msg.get("planned") and record.get("count") == 2 * n and not record.get("pictures"):
+        messages = pictures
+    else:
+        messages = ladder + pictures
+    return FanOut(messages, {"spans": n, "pictures": True}, merge, count=2 * n)
+
+
+def analysed(job: Job, msg: dict) -> dict | None:
+    """The whole analysis, if here: the message's, or (for a `planned` one) the job's once analyze handed off."""
+    if not msg.get("planned"):
+        return msg["analysis"]
+    if job["stages"]["analyze"]["state"] in ("handed-off", "done") and job.get("analysis"):
+        return on_the_clock(job["analysis"])
+    return None
 
 
 def segment_outputs(seg: SegmentMessage) -> list[str]:
     """A span's HLS media segments (named by its index, media_segment_name) in every rung: removed
     if its job is cancelled while it runs. Its shot stills keep their shot's name (not removed)."""
-    return [hls_prefix(seg["job_id"]) + f"{r['name']}/{seg['index']:04d}-" for r in seg["params"]["rungs"]]
+    return [hls_prefix(seg["job_id"]) + f"{r['name']}/{seg['index']:04d}-" for r in seg["params"].get("rungs", [])]
 
 
 def make_work(opts: RenderOptions):
@@ -102,14 +153,18 @@ def make_merge(opts: RenderOptions):
 
 def _span_work(_raw: bytes, *, path: str | RangeSource, seg: SegmentMessage, opts: RenderOptions, out_dir: str,
                budget) -> dict:
-    """In the child: the span's ladder, then its poster, stills and storyboard tiles."""
+    """In the child: the span's ladder, and/or its poster, stills and storyboard tiles (`task`: ladder or
+    pictures; none, both: a one-segment video, or a segment message of the previous release)."""
     p, cat = seg["params"], opts.catalogue
-    ladder = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], hls_segment_s=p["hls_segment_s"], out_dir=out_dir,
-                         limits=opts.video_limits, budget=budget, audio=p["audio"], hdr=p["hdr"])
-    pictures = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]],
-                              poster=cat.poster, still=cat.still, encoders=cat.encoders, tile=tuple(p["tile"]),
-                              limits=opts.video_limits, budget=budget)
-    return {"ladder": ladder, "pictures": pictures}
+    out = {}
+    if p.get("task") != "pictures":
+        out["ladder"] = encode_span(path, seg["start_s"], seg["end_s"], p["rungs"], hls_segment_s=p["hls_segment_s"],
+                                    out_dir=out_dir, limits=opts.video_limits, budget=budget, audio=p["audio"], hdr=p["hdr"])
+    if p.get("task") != "ladder":
+        out["pictures"] = render_moments(path, seg["start_s"], seg["end_s"], [Moment.from_dict(m) for m in p["moments"]],
+                                         poster=cat.poster, still=cat.still, encoders=cat.encoders, tile=tuple(p["tile"]),
+                                         limits=opts.video_limits, budget=budget)
+    return out
 
 
 def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits, keep_in: str | None = None) -> dict:
@@ -121,13 +176,13 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits
     with media_work.ranged(rt, src) as source, folder as out_dir:
         span = partial(_span_work, path=source.ref, seg=seg, opts=opts, out_dir=out_dir, budget=limits.budget("rendering"))
         out = media_work.media_work(rt, "render", job_id, span, limits=limits, source=source)
-        ladder = out["ladder"]
-        for name, rung in ladder["rungs"].items():
+        ladder = out.get("ladder")
+        for name, rung in (ladder["rungs"] if ladder else {}).items():
             for s in rung["segments"]:
                 ref = store_file(rt, hls_prefix(job_id) + f"{name}/{media_segment_name(index, s['file'])}",
                                  Path(out_dir) / s["file"], TS_TYPE)
                 s.update(uri=ref["uri"], generation=ref["generation"])
-    pictures = out["pictures"]
+    pictures = out.get("pictures") or {"stills": [], "poster": None, "tiles": None}
     poster = pictures["poster"]
     if poster is not None:  # a candidate until the fan-in chooses among the spans': kept aside under work/
         poster = {**poster, "renditions": [_aside(rt, job_id, r, f"{work}poster") for r in poster["renditions"]],
@@ -136,8 +191,8 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits
     tiles = pictures["tiles"]
     if tiles is not None:
         tiles = {"indices": tiles["indices"], **store_file(rt, f"{work}tiles.png", tiles["png"], "image/png")}
-    return {"index": index, "ladder": ladder, "stills": [store_rendition(rt, job_id, r) for r in pictures["stills"]],
-            "poster": poster, "tiles": tiles}
+    return {"index": index, "span": seg["params"].get("span", index), "ladder": ladder, "pictures": "pictures" in out,
+            "stills": [store_rendition(rt, job_id, r) for r in pictures["stills"]], "poster": poster, "tiles": tiles}
 
 
 def _aside(rt: Runtime, job_id: str, r: Rendition, stem: str) -> dict:
@@ -157,10 +212,13 @@ def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: 
     """The fan-in: playlists, the MP4, the storyboard, the renditions in order; media-rendered v3.
     `local_dir`: where the media segments still are (one segment, in this push), else from GCS."""
     job_id = job["job_id"]
-    results = sorted(results, key=lambda r: r["index"])
-    spans = [_largest_first(r["ladder"]) for r in results]
+    # The join (render beside analysis): spans' ladders and spans' pictures, from their own segments or
+    # (a one-segment video, a fan-out of the previous release) from one.
+    ladders = sorted((r for r in results if r["ladder"] is not None), key=lambda r: r["index"])
+    results = sorted((r for r in results if r.get("pictures", True)), key=lambda r: r.get("span", r["index"]))
+    spans = [_largest_first(r["ladder"]) for r in ladders]
     prefix = hls_prefix(job_id)
-    master, media = hls.playlists(spans, lambda i, f: media_segment_name(results[i]["index"], f),
+    master, media = hls.playlists(spans, lambda i, f: media_segment_name(ladders[i]["index"], f),
                                   lambda name: f"{name}/index.m3u8", opts.hls_segment_seconds)
     ladder = []
     for name, rung in spans[0]["rungs"].items():
@@ -180,7 +238,7 @@ def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: 
         "ladder": ladder,
         "audio": bool(spans[0]["audio"]),
         "hdr": spans[0].get("hdr"),
-        "segments": len(results),
+        "segments": len(ladders),
         "duration_s": duration,
     }
     chosen = choose_poster([res["poster"] for res in results])

@@ -74,8 +74,10 @@ def test_a_long_video_completes_with_a_ladder_a_master_playlist_and_an_mp4(done,
 
     doc, job, event = done
     assert doc["status"] == "completed", doc.get("error")
-    for stage in ("analyze", "render"):  # fanned in once, then its records and work files deleted
-        assert job["stages"][stage]["segments"]["count"] == len(clip.plan)
+    # Fanned in once, then its records and work files deleted. Render's n spans are 2n segments: the
+    # ladder's n, and the n taking the analysis's pictures.
+    for stage, count in (("analyze", len(clip.plan)), ("render", 2 * len(clip.plan))):
+        assert job["stages"][stage]["segments"]["count"] == count
         assert job["stages"][stage]["segments"]["fanned_in_at"] <= job["stages"][stage]["finished_at"]
         assert JobStore(stack.project).segments_done(job["job_id"], stage) == {}
     bucket = job["video"]["hls"]["master"]["uri"].removeprefix("gs://").split("/")[0]
@@ -167,3 +169,15 @@ def test_a_player_streams_the_ladder_over_http_from_the_renditions_base_url(done
                 break
     # Decode order runs a few frames ahead of display order: compare all but the last few.
     assert np.allclose(sorted(times)[:280], clip.pts[:280], atol=1e-3)
+
+
+def test_the_ladder_encodes_beside_the_analysis(done, clip):
+    """Render's ladder starts on analyze's plan, before the analysis is done (the job's recorded stage
+    timings, as the job view shows them), and the one fan-in still comes after both."""
+    doc, job, _ = done
+    stages = doc["stages"]
+    render_started = job["stages"]["render"]["started_at"]
+    assert render_started < job["stages"]["analyze"]["segments"]["fanned_in_at"]
+    assert stages["render"]["started_at"] < stages["analyze"]["finished_at"]
+    assert job["stages"]["render"]["segments"]["fanned_in_at"] > job["stages"]["analyze"]["finished_at"]
+    assert doc["status"] == "completed" and job["video"]["segments"] == len(clip.plan)

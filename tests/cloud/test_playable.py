@@ -1,6 +1,7 @@
 """Playable before done (issue 23 item 5), end to end: a long video's job view and its `playable`
 event carry a playback URL while render still works; its media playlists are EVENT playlists
-that grow span by span, then VOD with EXT-X-ENDLIST once the job is complete.
+that grow span by span (hls.js plays them in chromium meanwhile), then VOD with EXT-X-ENDLIST
+once the job is complete.
 
 A stack of its own with one request at a time per service (GUNICORN_THREADS=1): render's spans
 are then rendered one after another, as a busy fan-out finishes them, so the prefix visibly
@@ -10,8 +11,12 @@ is tests/support/longclip.py's (181 s of 720p, keyframes every 2 s) in 20 s span
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,10 +24,13 @@ import requests
 from localcloud.stack import private_stack
 from localcloud.taps import TopicTap
 from services.client import IngestClient
+from services.common.config import REPO_ROOT
 from tests.cloud.conftest import TEST_RETRY_BACKOFF, IngestKey
 from tests.support.longclip import long_clip
 
 SPAN_SECONDS = 20
+BROWSER_DIR = REPO_ROOT / "tests" / "browser"
+HLS_JS = BROWSER_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +72,10 @@ def test_a_long_video_plays_while_it_renders_and_its_playlists_grow_then_end(ser
         master = requests.get(master_url, timeout=10)  # no API key: the token is the credential
         assert master.status_code == 200 and master.headers["Cache-Control"] == "private, no-cache"
         top = urllib.parse.urljoin(master_url, _uris(master.text)[0])
+        played = _play_in_chromium(ingest, master_url)  # hls.js on the growing (EVENT) playlists
+        assert played["errors"] == [] and played["failed"] == [] and played["bad_status"] == [], played
+        assert played["current_time"] >= 5, played
+        assert http.get(f"{ingest}/v1/jobs/{job_id}", timeout=10).json()["status"] == "rendering"  # still growing
 
         seen: list[list[str]] = []  # each EVENT playlist's segments, in the order fetched
         deadline = time.monotonic() + 900
@@ -104,3 +116,13 @@ def test_a_long_video_plays_while_it_renders_and_its_playlists_grow_then_end(ser
     finally:
         events.close()
         http.close()
+
+
+def _play_in_chromium(ingest: str, playback_url: str) -> dict:
+    """examples/player.html with hls.js in Debian's chromium (tests/browser/play.mjs), no storyboard yet."""
+    assert HLS_JS.exists() and shutil.which("node"), "run `make browser-deps` (npm ci in tests/browser)"
+    assert Path("/usr/bin/chromium").exists(), "run `make system-packages` (apt-get install chromium)"
+    done = subprocess.run(["node", str(BROWSER_DIR / "play.mjs"), ingest, playback_url, "", str(REPO_ROOT / "examples"),
+                           str(HLS_JS)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -20,8 +20,12 @@ out analysis and the ladder together; render's fan-in joins the analysis). Each 
 service has INSTANCES instances of 2 slots; segments beyond the slots wait for a wave.
 "Here" is the same model with this machine's concurrency: one instance of 2 slots.
 Stated, not measured: Cloud Run's cold start share, GCS throughput and first-byte latency.
+4. End to end here (READY_E2E_SECONDS of the same 1080p clip, 0 skips it): the whole local
+   cloud (services under gunicorn, emulators), the clip uploaded, `timings.playable_at` and
+   `ready_at` read from the job against its `created_at`, beside the model's figure for that
+   clip at this machine's concurrency (the model's check).
 
-    PYTHONPATH=. python -m bench ready
+    PYTHONPATH=. python -m bench ready          # READY_E2E_SECONDS=60
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ COLD_S = 2.0 + 1.5  # Cloud Run's share of a cold start + our imports (segments_
 GCS_FIRST_BYTE_S = 0.05  # one GCS request's latency in-region
 GCS_DOWN_MBPS, GCS_UP_MBPS = 100.0, 50.0  # one stream, MB/s
 PROJECT = "mediarelay-ready-bench"
+E2E_SECONDS = int(os.environ.get("READY_E2E_SECONDS", "60"))
+E2E_SEGMENT_S = 10  # VIDEO_SEGMENT_SECONDS of the end-to-end run: several spans, so `playable` comes early
 
 
 def measure_spans() -> dict:
@@ -121,9 +127,44 @@ def measure_firestore(samples: int = 30) -> dict:
     return {k: {"median_s": statistics.median(v), "p90_s": sorted(v)[int(0.9 * (len(v) - 1))]} for k, v in timed.items()}
 
 
-def model(m: dict, segment_s: float, slots: int, order: str) -> dict:
-    """(playable, ready, phases) in seconds for MODEL_SECONDS of 1080p; `slots` segments at once per stage."""
-    n = math.ceil(MODEL_SECONDS / segment_s)
+def measure_end_to_end(seconds: int) -> dict:
+    """The clip through a whole local cloud: seconds from the job's creation to playable and to ready."""
+    import datetime as dt
+
+    import requests
+
+    from bench.segments_bench import source_clip
+    from localcloud.stack import private_stack
+    from services.client import IngestClient
+
+    clip = source_clip(seconds)
+    # Two requests at a time per service: this machine's 2 cores, as a Cloud Run instance of 2 vCPU
+    # takes 2 (with the stack's default 8 threads, every span would share the cores and finish last).
+    env = {"VIDEO_SEGMENT_SECONDS": str(E2E_SEGMENT_S), "LOG_LEVEL": "WARNING", "GUNICORN_THREADS": str(SLOTS_PER_INSTANCE)}
+    with tempfile.TemporaryDirectory() as tmp, private_stack(Path(tmp), "mediarelay-ready-e2e", env) as cfg:
+        ingest = cfg.url("ingest")
+        job_id = IngestClient(ingest, api_key=cfg.api_key).submit(clip, signed=True)["job_id"]
+        headers, seen_playback, view = {"Authorization": f"Bearer {cfg.api_key}"}, None, {}
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            view = requests.get(f"{ingest}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
+            if seen_playback is None and view.get("playback"):
+                seen_playback = view["status"]
+            if view["status"] in ("completed", "failed"):
+                break
+            time.sleep(0.5)
+    if view.get("status") != "completed":
+        raise RuntimeError(f"the end-to-end job did not complete: {view.get('status')} {view.get('error')}")
+    at = {k: dt.datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in
+          {"created": view["created_at"], **view["timings"]}.items()}
+    return {"seconds": seconds, "segments": math.ceil(seconds / E2E_SEGMENT_S),
+            "playable": (at["playable_at"] - at["created"]).total_seconds(),
+            "ready": (at["ready_at"] - at["created"]).total_seconds(), "view_status_at_playable": seen_playback}
+
+
+def model(m: dict, segment_s: float, slots: int, order: str, seconds: float = MODEL_SECONDS) -> dict:
+    """(playable, ready, phases) in seconds for `seconds` of 1080p; `slots` segments at once per stage."""
+    n = math.ceil(seconds / segment_s)
     waves = math.ceil(n / slots)
     hop, rec, count, cas = m["hop_s"], m["fs_record_s"], m["fs_count_s"], m["fs_cas_s"]
     span_src = m["src_bytes_per_s"] * segment_s / (GCS_DOWN_MBPS * 1e6) + GCS_FIRST_BYTE_S  # a ranged read of its span
@@ -134,8 +175,8 @@ def model(m: dict, segment_s: float, slots: int, order: str) -> dict:
     done_seg = rec + count  # its record, then the count that may find the set whole
     fan_in = done_seg + rec + cas  # the claim record, then the hand-off (compare-and-set)
     plan = hop + COLD_S + 2 * GCS_FIRST_BYTE_S + cas  # media-ingested, the packet index read, the fan-out recorded
-    top = m["top_bytes_per_s"] * MODEL_SECONDS
-    render_fan_in = (fan_in + top / (GCS_DOWN_MBPS * 1e6) + m["remux_per_s"] * MODEL_SECONDS + top / (GCS_UP_MBPS * 1e6)
+    top = m["top_bytes_per_s"] * seconds
+    render_fan_in = (fan_in + top / (GCS_DOWN_MBPS * 1e6) + m["remux_per_s"] * seconds + top / (GCS_UP_MBPS * 1e6)
                      + 2 * GCS_FIRST_BYTE_S)
     notify = hop + cas + cas + hop  # media-rendered; the playable check and the final claim; media-events
     playable_after_span0 = rec + cas  # segment 0's record, then the playable claim (the route serves from here)
@@ -202,6 +243,16 @@ def main() -> None:
                          "met" if c["playable"] <= PLAYABLE_GOAL_S else "MISSED", f"{c['ready']:.1f}",
                          f"{c['ready'] - READY_GOAL_S:+.1f}", "met" if c["ready"] <= READY_GOAL_S else "MISSED"])
     print(table(rows, ["render", "segment", "playable s", "vs 15 s", "", "ready s", "vs 60 s", ""]))
+    if E2E_SECONDS:
+        e2e = measure_end_to_end(E2E_SECONDS)
+        here = model(m, E2E_SEGMENT_S, SLOTS_PER_INSTANCE, "after", seconds=E2E_SECONDS)
+        print(f"\nEnd to end here: {E2E_SECONDS} s of 1080p in {e2e['segments']} spans of {E2E_SEGMENT_S} s through the "
+              f"local cloud (render after analysis, 2 requests at a time per service on 2 shared cores); from the "
+              f"job's creation")
+        print(table([["measured (job timings)", f"{e2e['playable']:.1f}", f"{e2e['ready']:.1f}"],
+                     ["model, 2 slots", f"{here['playable']:.1f}", f"{here['ready']:.1f}"]],
+                    ["", "playable s", "ready s"]))
+        print(f"the job view carried its playback URL first while {e2e['view_status_at_playable']}")
     print(f"\n(bench took {time.perf_counter() - t0:.0f} s)")
 
 

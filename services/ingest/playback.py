@@ -202,10 +202,10 @@ class Playback:
         if job.get("video"):
             return job, None
         built = self.growing.playlists(job["job_id"])
-        again = self.rt.jobs.get(job["job_id"])
-        if again is not None and again.get("video") and not again.get("deleted"):
+        again = self.rt.jobs.get(job["job_id"]) or job
+        if again.get("video") and not again.get("deleted"):
             return again, None
-        if built is None or job["status"] in FINAL:
+        if built is None or again["status"] in FINAL or again.get("deleted"):
             raise HTTPProblem(404, "Nothing to play", "this job's video is not being written (it ended or was removed)")
         return job, built
 

@@ -218,3 +218,22 @@ def test_completing_a_job_records_ready_at():
     assert done["timings"]["ready_at"] == t0
     failed, _ = jobstate.claim_final(job, "failed", {}, t0)
     assert "ready_at" not in (failed.get("timings") or {})
+
+
+def test_a_reload_racing_the_fan_in_gets_the_stored_playlist_not_a_shorter_one(app, monkeypatch):
+    # The route read the job before render's hand-off named the stored playlists; the fan-in then
+    # deleted the results: the prefix it reads is empty. It must not answer a shrunk (or no) playlist.
+    rt = app.rt
+    store_result(rt, 0)
+    before = rt.jobs.get(GROWING)
+    stored = hls.media_playlist([{"uri": "0000-00.ts", "duration_s": 6.0}, {"uri": "0000-01.ts", "duration_s": 6.0}], 6)
+    ref = rt.blobs.put_if_absent(BUCKET, f"renditions/{GROWING}/hls/360p/index.m3u8", stored.encode(), "text/plain")
+    rt.jobs.record(GROWING, {"video": {"hls": {"master": {"uri": ref.uri}}, "ladder": [
+        {"name": "360p", "playlist": {"uri": ref.uri, "generation": ref.generation}}]}})
+    rt.blobs.delete_prefix(BUCKET, f"work/{GROWING}/")
+    reads = iter([before])
+    real_get = rt.jobs.get
+    monkeypatch.setattr(rt.jobs, "get", lambda job_id: next(reads, None) or real_get(job_id))
+    token = playback_token.mint(KEYS, GROWING, int(time.time()), 3600)[0]
+    media = app.test_client().get(f"/v1/play/{token}/360p/index.m3u8")
+    assert media.status_code == 200 and media.text.rstrip().endswith("#EXT-X-ENDLIST") and len(uris(media.text)) == 2

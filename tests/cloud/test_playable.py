@@ -56,6 +56,9 @@ def test_a_long_video_plays_while_it_renders_and_its_playlists_grow_then_end(ser
     ingest = serial.url("ingest")
     try:
         job_id = IngestClient(ingest, api_key=serial.api_key).submit(clip.path, signed=True)["job_id"]
+        deadline = time.monotonic() + 60  # the job appears when storage reports the signed upload
+        while http.get(f"{ingest}/v1/jobs/{job_id}", timeout=10).status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.3)
         assert http.post(f"{ingest}/v1/jobs/{job_id}/playback", timeout=10).status_code == 409  # nothing to play yet
 
         deadline, view = time.monotonic() + 600, {}

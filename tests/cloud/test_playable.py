@@ -97,8 +97,9 @@ def test_a_long_video_plays_while_it_renders_and_its_playlists_grow_then_end(ser
 
         # It grew: at least two EVENT playlists, each the one before plus segments at its end, all a prefix of the VOD.
         assert len(seen) >= 2, [len(s) for s in seen]
-        for shorter, longer in zip(seen, [*seen[1:], final], strict=True):
+        for shorter, longer in zip(seen, seen[1:], strict=False):
             assert len(shorter) < len(longer) and longer[:len(shorter)] == shorter
+        assert final[:len(seen[-1])] == seen[-1]  # the last may hold every span already: the VOD adds ENDLIST
         print(f"EVENT playlist lengths {[len(s) for s in seen]}, then VOD of {len(final)}")
         first = requests.get(_uris(media.text)[0], timeout=10)
         assert first.status_code == 200 and first.content[:1] == b"\x47"  # an MPEG-TS packet's sync byte

@@ -95,13 +95,12 @@ def measure_spans() -> dict:
 def measure_firestore(samples: int = 30) -> dict:
     """Median and p90 of a segment record's create, the count aggregation and a job compare-and-set."""
     from localcloud.processes import ProcessManager
-    from localcloud.stack import StackConfig, _environ, emulator_procs
+    from localcloud.stack import DEFAULT_PORTS, StackConfig, _environ, emulator_procs
     from localcloud.taps import free_port
     from services.pipeline.jobstore import JobStore, utcnow
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = StackConfig(state_dir=Path(tmp), project=PROJECT, ports={"firestore": free_port(), "pubsub": free_port(),
-                                                                      "gcs": free_port()})
+        cfg = StackConfig(state_dir=Path(tmp), project=PROJECT, ports={n: free_port() for n in DEFAULT_PORTS})
         pm = ProcessManager(cfg.state_dir)
         [proc] = [p for p in emulator_procs(cfg) if p.name == "firestore"]
         try:

@@ -34,7 +34,7 @@ from .clients import Authenticator
 from .cors import register_cors
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
-from .playback import PLAY_PREFIX, register_playback_routes
+from .playback import PLAY_PREFIX, job_view_playback, register_playback_routes
 from .public_job import find_rendition, public_job
 from .ratelimit import RateLimiter
 from .uploads import accept_upload, grant_upload
@@ -109,7 +109,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/v1/jobs/<job_id>")
     def job_status(job_id: str):
-        return jsonify(public_job(rt, _live_job(rt, job_id)))
+        job = _live_job(rt, job_id)
+        body = public_job(rt, job)
+        play = job_view_playback(rt, job, rt.settings.public_base_url or request.host_url.rstrip("/"))
+        if play is not None:  # from the `playable` event on: the ladder plays while it grows
+            body["playback"] = play
+        resp = jsonify(body)
+        if play is not None:
+            resp.headers["Cache-Control"] = "no-store"  # it carries a credential
+        return resp
 
     @app.delete("/v1/jobs/<job_id>")
     def delete_job(job_id: str):

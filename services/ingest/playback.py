@@ -7,6 +7,11 @@ path) and the storyboard WebVTT (`storyboard.vtt`). Every other child (media seg
 storyboard sprite) is named by a per-object V4 signed URL valid at least as long as the token:
 segment bytes come straight from GCS (or a CDN), never through our instances.
 
+From the `playable` event on (render's segment 0 stored), before render's fan-in wrote the
+stored VOD playlists, the playlists are built from the finished prefix (growing.py): EVENT
+playlists without EXT-X-ENDLIST, answered with `Cache-Control: no-cache` so a player's reload
+sees each new span; once the job names its stored playlists, those are served (VOD, ENDLIST).
+
 Signing cost: on Cloud Run one signature is one IAM signBlob call. A child URL is signed to the
 end of the PLAYBACK_SIGN_BUCKET_SECONDS bucket its token expires in and kept per process, so a
 re-fetched playlist, and every other token expiring in that bucket, costs no signing.
@@ -28,6 +33,7 @@ from ..pipeline.blobs import BlobStore
 from ..pipeline.jobstate import FINAL, Job
 from ..pipeline.runtime import Runtime
 from . import playback_token
+from .growing import GrowingLadder
 from .playback_token import BadToken
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"  # Apple's HLS authoring spec and RFC 8216
@@ -35,6 +41,29 @@ VTT_TYPE = "text/vtt; charset=utf-8"
 PLAY_PREFIX = "/v1/play/"
 V4_MAX_SECONDS = 7 * 24 * 3600  # the longest a V4 signature can live
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
+GROWING_CACHE = "private, no-cache"  # a growing playlist changes with every span render finishes
+
+
+def playable(job: Job) -> bool:
+    """The ladder plays: its stored playlists exist, or its first span is in (the `playable` event)
+    and the job still runs."""
+    return bool(job.get("video") or ((job.get("timings") or {}).get("playable_at") and job["status"] not in FINAL))
+
+
+def mint_playback(rt: Runtime, job: Job, base_url: str) -> dict:
+    """A playback URL (and the storyboard's) for a playable job, with its expiry."""
+    s = rt.settings
+    token, exp = playback_token.mint(s.playback_token_keys, job["job_id"], int(time.time()), s.playback_token_ttl_seconds)
+    return {"playback_url": f"{base_url}{PLAY_PREFIX}{token}/master.m3u8",
+            "storyboard_url": f"{base_url}{PLAY_PREFIX}{token}/storyboard.vtt" if job.get("storyboard") else None,
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}
+
+
+def job_view_playback(rt: Runtime, job: Job, base_url: str) -> dict | None:
+    """What the job view carries to play the video (from `playable` on), when playback is configured."""
+    if not rt.settings.playback_token_keys or job.get("deleted") or not playable(job):
+        return None
+    return mint_playback(rt, job, base_url)
 
 
 class ChildSigner:
@@ -138,6 +167,7 @@ class Playback:
         self.signer = ChildSigner(rt.blobs, s.signing_key_file, s.storage_read_endpoint, s.playback_sign_bucket_seconds,
                                   s.playback_sign_concurrency)
         self._playlists: OrderedDict[tuple, str] = OrderedDict()  # generation-pinned, so never stale
+        self.growing = GrowingLadder(rt.blobs, s.renditions_bucket)
         self._lock = threading.Lock()
 
     # --- minting ---------------------------------------------------------------------------------------------
@@ -145,15 +175,12 @@ class Playback:
         s = self.rt.settings
         if not s.playback_token_keys:
             raise HTTPProblem(503, "Playback not configured", "this deployment has no PLAYBACK_TOKEN_KEYS")
-        if not job.get("video"):
+        if not playable(job):
             if job["status"] in FINAL:
                 raise HTTPProblem(404, "Nothing to play", f"job {job['job_id']} has no HLS ladder")
             raise HTTPProblem(409, "Not playable yet", f"job {job['job_id']} is {job['status']}; its HLS ladder is not "
                                                        "written yet")
-        token, exp = playback_token.mint(s.playback_token_keys, job["job_id"], int(time.time()), s.playback_token_ttl_seconds)
-        return {"playback_url": f"{base_url}{PLAY_PREFIX}{token}/master.m3u8",
-                "storyboard_url": f"{base_url}{PLAY_PREFIX}{token}/storyboard.vtt" if job.get("storyboard") else None,
-                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))}
+        return mint_playback(self.rt, job, base_url)
 
     # --- serving ---------------------------------------------------------------------------------------------
     def _job(self, token: str) -> tuple[Job, playback_token.Grant]:
@@ -164,9 +191,23 @@ class Playback:
             raise HTTPProblem(403, "Playback token refused", "the token is expired, forged or not a playback token; "
                                                              "ask for a new one (POST /v1/jobs/{id}/playback)") from None
         job = self.rt.jobs.get(grant.job_id)
-        if job is None or job.get("deleted") or not job.get("video"):  # a deleted job's tokens stop working
+        if job is None or job.get("deleted") or not playable(job):  # a deleted job's tokens stop working
             raise HTTPProblem(404, "Nothing to play", "this job or its video no longer exists")
         return job, grant
+
+    def _growing(self, job: Job) -> tuple[Job, tuple[str, dict[str, str]] | None]:
+        """The prefix's playlists while the job names no stored ones, else (job, None). The job is
+        read again after the prefix: render's fan-in writes the stored playlists before it deletes
+        the results, so a job still without them means the prefix read was whole."""
+        if job.get("video"):
+            return job, None
+        built = self.growing.playlists(job["job_id"])
+        again = self.rt.jobs.get(job["job_id"]) or job
+        if again.get("video") and not again.get("deleted"):
+            return again, None
+        if built is None or again["status"] in FINAL or again.get("deleted"):
+            raise HTTPProblem(404, "Nothing to play", "this job's video is not being written (it ended or was removed)")
+        return job, built
 
     def _text(self, ref: dict) -> str:
         bucket, _, name = ref["uri"].removeprefix("gs://").partition("/")
@@ -190,6 +231,9 @@ class Playback:
 
     def master(self, token: str) -> Response:
         job, grant = self._job(token)
+        job, growing = self._growing(job)
+        if growing is not None:  # names "{rung}/index.m3u8" relative to itself: the token stays in the path
+            return self._answer(growing[0], PLAYLIST_TYPE, grant, cache=GROWING_CACHE)
         rungs = {r["name"] for r in job["video"]["ladder"]}
 
         def variant(uri: str) -> str:
@@ -202,6 +246,13 @@ class Playback:
 
     def media(self, token: str, rung: str) -> Response:
         job, grant = self._job(token)
+        job, growing = self._growing(job)
+        if growing is not None:
+            if rung not in growing[1]:
+                raise HTTPProblem(404, "No such rung", f"the ladder has no rung {rung[:40]!r}")
+            text, where = growing[1][rung], self.growing.playlist_ref(job["job_id"], rung)
+            return self._answer(rewrite_playlist(text, self._signed_child(where, grant, text)), PLAYLIST_TYPE, grant,
+                                cache=GROWING_CACHE)
         ref = next((r["playlist"] for r in job["video"]["ladder"] if r["name"] == rung), None)
         if ref is None:
             raise HTTPProblem(404, "No such rung", f"the ladder has no rung {rung[:40]!r}")
@@ -216,10 +267,10 @@ class Playback:
         text = self._text(board["vtt"])
         return self._answer(rewrite_vtt(text, self._signed_child(board["vtt"], grant, text, vtt=True)), VTT_TYPE, grant)
 
-    def _answer(self, text: str, content_type: str, grant: playback_token.Grant) -> Response:
+    def _answer(self, text: str, content_type: str, grant: playback_token.Grant, cache: str | None = None) -> Response:
         resp = Response(text, content_type=content_type)
         # Never cached past the token: its children's signatures outlive it only by the bucket.
-        resp.headers["Cache-Control"] = f"private, max-age={max(0, grant.expires_at - int(time.time()))}"
+        resp.headers["Cache-Control"] = cache or f"private, max-age={max(0, grant.expires_at - int(time.time()))}"
         return resp
 
 

@@ -66,6 +66,9 @@ def public_job(rt: Runtime, job: Job, with_urls: bool = True) -> dict:
     }
     if doc.get("finished_at"):
         out["finished_at"] = doc["finished_at"]
+    timings = {k: v for k, v in (doc.get("timings") or {}).items() if k in ("playable_at", "ready_at")}
+    if timings:
+        out["timings"] = timings
     if doc.get("error"):
         err = doc["error"]
         out["error"] = {k: err.get(k) for k in ("stage", "error_class", "reason")}

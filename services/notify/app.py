@@ -12,6 +12,7 @@ from ..ops import jobs as job_actions
 from ..ops.http import register_ops_routes
 from ..pipeline.handon import StageResult
 from ..pipeline.jobstate import Job
+from ..pipeline.playable import publish_playable
 from ..pipeline.push import register_push, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -32,6 +33,9 @@ def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
         fields["storyboard"] = msg["storyboard"]
     if msg.get("video"):  # media-rendered v3: the HLS ladder and the MP4
         fields["video"] = msg["video"]
+        # `playable` comes before the final event: a one-segment video renders in one push (no
+        # segment 0 delivery published it), and a claim lost to a crash heals here.
+        publish_playable(rt, job["job_id"], wait=True)
     return StageResult(job_fields=fields, final="completed")
 
 

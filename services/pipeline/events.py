@@ -1,7 +1,7 @@
 """The public `media-events` events of a job, for subscribers and (the same body) webhooks.
 
 The contract is schemas/media-events.v3.json: one final event per job (`completed`/`failed`) and
-lifecycle events beside it (`deleted`). Everything v3 names is an HTTPS link to our API that a
+lifecycle events beside it (`playable`, `deleted`). Everything v3 names is an HTTPS link to our API that a
 consumer follows with its own credential, never a bucket, object path or `gs://` URI (those
 stay on internal topics). For one release the v2 body (with `gs://` URIs) is also published,
 on its own topic `media-events-v2` (ARCHITECTURE.md invariant 13; why a topic: docs/api.md).
@@ -63,6 +63,15 @@ def deleted_event(stored: Job, base_url: str) -> Event:
     """The `deleted` lifecycle event: the job's objects and records are gone (its tombstone remains)."""
     job = to_json(stored)
     return _head(job, f"{job['job_id']}/deleted", "deleted", job["deleted"]["erased_at"], base_url)
+
+
+def playable_event(stored: Job, base_url: str) -> Event:
+    """The `playable` lifecycle event: the first media segments of every rung are written, so the
+    ladder plays now (a growing playlist) from a playback URL minted at `links.playback`."""
+    job = to_json(stored)
+    event = _head(job, f"{job['job_id']}/playable", "playable", job["timings"]["playable_at"], base_url)
+    event["links"]["playback"] = f"{job_url(base_url, job['job_id'])}/playback"
+    return event
 
 
 def _head(job: dict[str, Any], event_id: str, status: Any, at: str, base_url: str) -> Event:

@@ -96,6 +96,10 @@ SegmentOutputs = Callable[[SegmentMessage], list[str]]
 
 Merge = Callable[[Runtime, Job, list[dict[str, Any]]], StageResult]  # (runtime, job, results in index order)
 
+# Told once a segment's result is stored and recorded (also on a redelivery, so a step after it
+# that a crash lost is done again), before the fan-in: render's segment 0 makes the job playable.
+SegmentStored = Callable[[Runtime, SegmentMessage], None]
+
 
 
 def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> None:
@@ -206,7 +210,7 @@ def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
 
 
 def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, data: SegmentMessage, *,
-                     outputs: SegmentOutputs | None = None) -> None:
+                     outputs: SegmentOutputs | None = None, stored: SegmentStored | None = None) -> None:
     job_id, index, count = data["job_id"], data["index"], data["count"]
     start = rt.jobs.begin_segment(job_id, stage, index, count)
     if not start.proceed or start.job is None:
@@ -226,6 +230,8 @@ def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, d
         _discard_segment(rt, stage, data, outputs)
         raise
     rt.jobs.record_segment(job_id, stage, index)  # create-if-absent: a redelivery changes nothing
+    if stored is not None:
+        stored(rt, data)
     # Also on a redelivery: the delivery that saw the set whole may have died before fanning in.
     outcome = rt.jobs.claim_fan_in(job_id, stage, f"segment-{index}", count)
     log(logger, logging.INFO, f"{stage}: segment {index + 1} of {count} done ({outcome.value})")

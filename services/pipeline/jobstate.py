@@ -103,6 +103,22 @@ class Deletion(TypedDict, total=False):
     message_id: str
 
 
+class Timings(TypedDict, total=False):
+    """When the job reached what its user waits for: the ladder plays (a growing playlist) and the
+    job is complete. Stage timings are the stages' own records."""
+
+    playable_at: dt.datetime  # also the claim of the `playable` event (claim_playable)
+    ready_at: dt.datetime
+
+
+class Playable(TypedDict, total=False):
+    """The `playable` lifecycle event's progress: published once (claim_playable)."""
+
+    claimed_at: dt.datetime
+    published_at: dt.datetime
+    message_id: str
+
+
 class Job(TypedDict, total=False):
     """The job document. The delivery core owns the required keys and the records below; a
     stage's outputs (`analysis`, `renditions`, ...) are the stage's own shapes."""
@@ -130,6 +146,8 @@ class Job(TypedDict, total=False):
     video: dict[str, Any]
     webhooks: dict[str, dict[str, Any]]  # per endpoint: its delivery record
     deleted: Deletion  # DELETE /v1/jobs/{id}: the document is (becoming) a tombstone
+    timings: Timings
+    playable: Playable
 
 
 def forward(current: Status, new: Status) -> bool:
@@ -442,7 +460,38 @@ def claim_final(job: Job | None, outcome: FinalStatus, fields: Updates, now: dt.
     }
     if job["status"] not in FINAL:
         updates.update({"status": outcome_now, "finished_at": now, **fields})
+        if outcome_now == "completed":
+            updates["timings.ready_at"] = now
     return apply(job, updates), updates
+
+
+class PlayableClaim(enum.Enum):
+    """claim_playable's outcome: publish the event now, or not (out already, or not to be)."""
+
+    CLAIMED = "claimed"  # this delivery publishes it
+    BUSY = "busy"  # another delivery claimed it moments ago and is publishing it
+    NO = "no"  # published already, or the job ended, is unknown or deleted
+
+
+def claim_playable(job: Job | None, now: dt.datetime) -> tuple[PlayableClaim, Updates | None]:
+    """The right to publish the job's one `playable` event, taken on the job (compare-and-set),
+    which also records `timings.playable_at`. A claim left unpublished past FINAL_EVENT_LEASE
+    (its process died) is taken again; the event's id is stable, so a copy can be dropped."""
+    if job is None or job["status"] in FINAL or job.get("deleted"):
+        return PlayableClaim.NO, None
+    if (job.get("playable") or {}).get("published_at"):
+        return PlayableClaim.NO, None
+    claimed = (job.get("playable") or {}).get("claimed_at")
+    if claimed is not None and now - claimed < FINAL_EVENT_LEASE:
+        return PlayableClaim.BUSY, None
+    updates: Updates = {"playable.claimed_at": now, "updated_at": now}
+    if not (job.get("timings") or {}).get("playable_at"):  # a claim taken again keeps the first time
+        updates["timings.playable_at"] = now
+    return PlayableClaim.CLAIMED, updates
+
+
+def playable_published(message_id: str, now: dt.datetime) -> Updates:
+    return {"playable.published_at": now, "playable.message_id": message_id}
 
 
 def final_published(message_id: str, now: dt.datetime) -> Updates:

@@ -222,6 +222,19 @@ class JobStoreBase:
             raise TransientError(str(exc)) from None
 
     @retried("firestore")
+    def claim_playable(self, job_id: str) -> tuple[jobstate.PlayableClaim, Job | None]:
+        """See jobstate.claim_playable; the job as claimed (to build the event from) when CLAIMED."""
+        def decide(job: Job | None) -> tuple[tuple[jobstate.PlayableClaim, Job | None], Updates | None]:
+            claim, updates = jobstate.claim_playable(job, utcnow())
+            return (claim, jobstate.apply(job, updates) if job is not None and updates else None), updates
+
+        return self._decide(job_id, decide)
+
+    @retried("firestore")
+    def mark_playable_published(self, job_id: str, message_id: str) -> None:
+        self._write(job_id, jobstate.playable_published(message_id, utcnow()))
+
+    @retried("firestore")
     def mark_final_published(self, job_id: str, message_id: str) -> None:
         self._write(job_id, jobstate.final_published(message_id, utcnow()))
 

@@ -72,17 +72,17 @@ class EventLinks(TypedDict):
     """Our API, on PUBLIC_BASE_URL: what a consumer follows with its own credential."""
 
     job: str  # GET /v1/jobs/{id}
-    playback: NotRequired[str]  # completed videos: POST /v1/jobs/{id}/playback
+    playback: NotRequired[str]  # playable and completed videos: POST /v1/jobs/{id}/playback
 
 
 class Event(TypedDict):
     """media-events.v3 (public, stable): a job's one final event (`completed`/`failed`) or a
-    lifecycle event (`deleted`). Files are links to our API: no bucket, no gs:// URI."""
+    lifecycle event (`playable`, `deleted`). Files are links to our API: no bucket, no gs:// URI."""
 
     id: str  # <job_id>/<status>
     type: str
     job_id: str
-    status: Literal["completed", "failed", "deleted"]
+    status: Literal["completed", "failed", "deleted", "playable"]
     occurred_at: str
     links: EventLinks
     kind: NotRequired[Kind]

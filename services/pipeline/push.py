@@ -23,6 +23,7 @@ from .handon import (
     SEGMENTS_PATH,
     Merge,
     SegmentOutputs,
+    SegmentStored,
     SegmentWork,
     StageResult,
     hand_on,
@@ -102,7 +103,7 @@ def register_push(app: Flask, runtime: Runtime, sub: PushSubscription, handler: 
 
 
 def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, merge: Merge, *,
-                      outputs: SegmentOutputs | None = None) -> None:
+                      outputs: SegmentOutputs | None = None, stored: SegmentStored | None = None) -> None:
     sub = rt.topology.subscription_for_service(stage, SEGMENTS_PATH)
 
     def for_this_stage(msg: PushMessage) -> None:
@@ -113,7 +114,8 @@ def register_segments(app: Flask, rt: Runtime, stage: str, work: SegmentWork, me
         bind_fields(segment=msg.data["index"])
         # The schema was checked at the door (register_job_push): the data is a video-segment message.
         segment = cast(SegmentMessage, msg.data)
-        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, segment, outputs=outputs))
+        return run_classified(rt, sub, msg, lambda: segment_delivery(rt, stage, work, merge, segment, outputs=outputs,
+                                                                            stored=stored))
 
     register_job_push(app, rt, sub, f"segments_{stage}", run, check=for_this_stage)
 

@@ -27,7 +27,7 @@ from .formats import check_writable
 from .hdr import HDR_CHOICES
 from .presets import Catalogue, load
 from .store import store_rendition
-from .video_stage import handle_video, make_merge, make_work, segment_outputs
+from .video_stage import handle_video, make_merge, make_work, segment_outputs, segment_stored
 from .work import RenderOptions, render_media
 
 logger = logging.getLogger("mediarelay.render")
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         raise ValueError(f"VIDEO_HDR={rt.settings.video_hdr!r}: expected one of {sorted(HDR_CHOICES)}")
     opts = RenderOptions.build(rt.settings, load_catalogue(rt.settings))
     register_stage(app, rt, "render", make_handler(opts))
-    register_segments(app, rt, "render", make_work(opts), make_merge(opts), outputs=segment_outputs)
+    register_segments(app, rt, "render", make_work(opts), make_merge(opts), outputs=segment_outputs, stored=segment_stored)
     sandbox.preload(["services.render.work", "services.render.video_stage"])
     sandbox.warm_up()
     return app

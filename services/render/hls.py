@@ -1,4 +1,8 @@
-"""HLS playlists for the ladder (RFC 8216, protocol version 3, VOD): one media playlist per rung, one master.
+"""HLS playlists for the ladder (RFC 8216, protocol version 3): one media playlist per rung, one master.
+
+VOD once the ladder is whole; while it is being written, EVENT playlists of the finished prefix
+(services/ingest/growing.py): segments are only ever appended, and no EXT-X-ENDLIST, so a player
+reloads them until the VOD playlist (the same segments, ENDLIST) is served.
 
 The media segments come from services/render/ladder.py (encode_span, one call per span); at fan-in
 `playlists` joins the spans' results in order. BANDWIDTH is the peak segment bit rate (RFC 8216
@@ -9,24 +13,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import PurePosixPath
+
+
+def hls_prefix(job_id: str) -> str:
+    return f"renditions/{job_id}/hls/"
+
+
+def media_segment_name(index: int, file: str) -> str:
+    """A span's HLS media segment "720p/01.ts" as its rung's playlist names it: "0003-01.ts"."""
+    return f"{index:04d}-{PurePosixPath(file).name}"
+
+
+def largest_first(ladder: dict) -> dict:
+    """The rungs from the top down (a stored result's keys come back sorted by name): the master
+    lists the top rung first and the MP4 is made of it."""
+    rungs = ladder["rungs"]
+    order = sorted(rungs, key=lambda n: -rungs[n]["width"] * rungs[n]["height"])
+    return {**ladder, "rungs": {n: rungs[n] for n in order}}
 
 
 def _duration(d: float) -> str:
     return f"{d:.6f}".rstrip("0").rstrip(".") if d else "0"
 
 
-def media_playlist(segments: list[dict], target: float | None = None) -> str:
-    """A VOD media playlist of `segments` [{"uri", "duration_s"}] in order.
+def media_playlist(segments: list[dict], target: float | None = None, *, ended: bool = True) -> str:
+    """A media playlist of `segments` [{"uri", "duration_s"}] in order: VOD, or EVENT without
+    EXT-X-ENDLIST while more segments will be appended (`ended=False`).
 
     EXT-X-TARGETDURATION: every EXTINF rounded to the nearest integer must not exceed it
     (4.3.3.1); `target` (the HLS segment length) is a floor, the longest segment decides."""
     longest = max((s["duration_s"] for s in segments), default=0.0)
     tdur = max(1, math.floor(longest + 0.5), math.ceil(target - 1e-9) if target else 1)
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{tdur}", "#EXT-X-MEDIA-SEQUENCE:0",
-             "#EXT-X-PLAYLIST-TYPE:VOD"]
+             f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ended else 'EVENT'}"]
     for s in segments:
         lines += [f"#EXTINF:{_duration(s['duration_s'])},", s["uri"]]
-    lines.append("#EXT-X-ENDLIST")
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
 
@@ -52,7 +76,7 @@ def bandwidths(segments: list[dict]) -> tuple[int, int]:
 
 
 def playlists(spans: list[dict], segment_uri: Callable[[int, str], str], playlist_uri: Callable[[str], str],
-              target: float | None = None) -> tuple[str, dict[str, str]]:
+              target: float | None = None, *, ended: bool = True) -> tuple[str, dict[str, str]]:
     """The master playlist and each rung's media playlist from the spans' encode_span results, in order.
 
     `segment_uri(span_index, file)` names a segment as the media playlist refers to it (`file` is
@@ -61,7 +85,7 @@ def playlists(spans: list[dict], segment_uri: Callable[[int, str], str], playlis
     media, variants = {}, []
     for name, rung in first.items():
         segs = [dict(s, uri=segment_uri(i, s["file"])) for i, span in enumerate(spans) for s in span["rungs"][name]["segments"]]
-        media[name] = media_playlist(segs, target)
+        media[name] = media_playlist(segs, target, ended=ended)
         peak, average = bandwidths(segs)
         # Spans are encoded alike, but x264 picks the level per encode: the master names the highest.
         codecs = max((span["rungs"][name]["codecs"] for span in spans), key=lambda c: c.split(",")[0][-2:])

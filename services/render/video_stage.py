@@ -24,8 +24,11 @@ from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages, segment_prefix
 from ..pipeline.jobstate import Job
 from ..pipeline.payloads import SegmentMessage
+from ..pipeline.playable import publish_playable
 from ..pipeline.runtime import Runtime
 from . import hls
+from .hls import hls_prefix, media_segment_name
+from .hls import largest_first as _largest_first
 from .image import Rendition
 from .ladder import choose_rungs, encode_span, remux_mp4
 from .store import object_name, store_file, store_rendition, store_storyboard
@@ -36,15 +39,6 @@ TS_TYPE = "video/mp2t"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MP4_TYPE = "video/mp4"
 MP4_NAME = "video.mp4"
-
-
-def hls_prefix(job_id: str) -> str:
-    return f"renditions/{job_id}/hls/"
-
-
-def media_segment_name(index: int, file: str) -> str:
-    """A span's HLS media segment "720p/01.ts" as its rung's playlist names it: "0003-01.ts"."""
-    return f"{index:04d}-{Path(file).name}"
 
 
 def on_the_clock(analysis: dict) -> dict:
@@ -137,6 +131,13 @@ def segment_outputs(seg: SegmentMessage) -> list[str]:
     return [hls_prefix(seg["job_id"]) + f"{r['name']}/{seg['index']:04d}-" for r in seg["params"].get("rungs", [])]
 
 
+def segment_stored(rt: Runtime, seg: SegmentMessage) -> None:
+    """Segment 0 holds the first media segments of every rung: from now on the ladder plays (the
+    playback route serves growing playlists of the stored prefix, services/ingest/growing.py)."""
+    if seg["index"] == 0:
+        publish_playable(rt, seg["job_id"])
+
+
 def make_work(opts: RenderOptions):
     def work(rt: Runtime, job: Job, seg: SegmentMessage) -> dict:
         return render_segment(rt, opts, seg, media_work.segment_limits(rt, "render"))
@@ -192,7 +193,8 @@ def render_segment(rt: Runtime, opts: RenderOptions, seg: SegmentMessage, limits
     if tiles is not None:
         tiles = {"indices": tiles["indices"], **store_file(rt, f"{work}tiles.png", tiles["png"], "image/png")}
     return {"index": index, "span": seg["params"].get("span", index), "ladder": ladder, "pictures": "pictures" in out,
-            "stills": [store_rendition(rt, job_id, r) for r in pictures["stills"]], "poster": poster, "tiles": tiles}
+            "stills": [store_rendition(rt, job_id, r) for r in pictures["stills"]], "poster": poster, "tiles": tiles,
+            "hls_segment_s": seg["params"].get("hls_segment_s")}
 
 
 def _aside(rt: Runtime, job_id: str, r: Rendition, stem: str) -> dict:
@@ -254,14 +256,6 @@ def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: 
     fields = {"renditions": renditions, "skipped": [], "video": video, "storyboard": store_storyboard(rt, job_id, board)}
     payload = {"job_id": job_id, "kind": "video", "source": job["source"], "analysis": analysis, **fields}
     return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
-
-
-def _largest_first(ladder: dict) -> dict:
-    """The rungs from the top down (a stored result's keys come back sorted by name): the master
-    lists the top rung first and the MP4 is made of it."""
-    rungs = ladder["rungs"]
-    order = sorted(rungs, key=lambda n: -rungs[n]["width"] * rungs[n]["height"])
-    return {**ladder, "rungs": {n: rungs[n] for n in order}}
 
 
 def _mp4(rt: Runtime, job_id: str, segments: list[dict], limits, local_dir: str | None) -> dict:

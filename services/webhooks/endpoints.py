@@ -29,7 +29,7 @@ from ..pipeline.retrying import retried
 from . import signing
 from .secretbox import SecretBox
 
-EVENT_TYPES = ("completed", "failed", "deleted")  # media-events.v3 statuses (deleted: a lifecycle event)
+EVENT_TYPES = ("completed", "failed", "deleted", "playable")  # media-events.v3 statuses (deleted, playable: lifecycle events)
 T = TypeVar("T")
 
 

@@ -1,7 +1,7 @@
 // Drives examples/player.html in Debian's chromium (playwright-core, no browser download) and
 // prints what happened as one JSON line for tests/cloud/test_player.py to judge.
 //
-//   node play.mjs <page origin> <playback_url> <storyboard_url> <examples dir> <hls.min.js>
+//   node play.mjs <page origin> <playback_url> <storyboard_url or ""> <examples dir> <hls.min.js>
 //
 // The page is answered from files under <page origin>/examples/ (ingest's origin, so the
 // playlists are same-origin: the page stands where a site would host it); every other request
@@ -39,10 +39,12 @@ try {
   await page.goto(url);
   await page.waitForFunction(s => document.getElementById("video").currentTime >= s || window.player.errors.length,
                              WANT_SECONDS, { timeout: TIMEOUT_MS, polling: 200 });
-  await page.waitForFunction(() => window.player.spriteLoaded || window.player.errors.length, null, { timeout: TIMEOUT_MS });
-  // Hover the scrub bar three quarters along: the preview shows that moment's tile.
-  const box = await page.locator("#scrub").boundingBox();
-  await page.mouse.move(box.x + box.width * 0.75, box.y + box.height / 2);
+  if (storyboard) {  // none while a job is only playable (its storyboard comes at the end)
+    await page.waitForFunction(() => window.player.spriteLoaded || window.player.errors.length, null, { timeout: TIMEOUT_MS });
+    // Hover the scrub bar three quarters along: the preview shows that moment's tile.
+    const box = await page.locator("#scrub").boundingBox();
+    await page.mouse.move(box.x + box.width * 0.75, box.y + box.height / 2);
+  }
   Object.assign(out, await page.evaluate(() => ({
     current_time: document.getElementById("video").currentTime,
     duration: document.getElementById("video").duration,

@@ -29,7 +29,7 @@ def receiver(http, ingest_url):
     # The local client's endpoints that other tests registered would leave no room (WEBHOOK_MAX_ENDPOINTS).
     for old in http.get(f"{ingest_url}/v1/webhooks", timeout=10).json().get("webhooks", []):
         http.delete(f"{ingest_url}/v1/webhooks/{old['id']}", timeout=10)
-    resp = http.post(f"{ingest_url}/v1/webhooks", json={"url": r.url, "events": ["completed", "failed", "deleted"]},
+    resp = http.post(f"{ingest_url}/v1/webhooks", json={"url": r.url, "events": ["completed", "failed", "deleted", "playable"]},
                      timeout=10)
     assert resp.status_code == 201, resp.text
     yield r
@@ -84,29 +84,31 @@ def test_every_event_type_reaches_subscribers_and_webhooks_with_https_links_only
     assert _objects_of(stack, image) == [] and _objects_of(stack, video) == [], "objects left after a delete"
     print(f"erased within {time.monotonic() - started:.1f} s")
 
-    found = events.wait_for_jobs([image, video, broken], timeout=60)
+    found = events.wait_for_jobs([image, video, broken], timeout=60, with_playable=True)
     deadline = time.monotonic() + 30
-    while not all(len(found[j]) == 2 for j in (image, video)) and time.monotonic() < deadline:
-        found = events.wait_for_jobs([image, video, broken], timeout=5)
+    while not (len(found[image]) == 2 and len(found[video]) == 3) and time.monotonic() < deadline:
+        found = events.wait_for_jobs([image, video, broken], timeout=5, with_playable=True)
         time.sleep(0.3)
     assert [e["status"] for e in found[image]] == ["completed", "deleted"]
-    assert [e["status"] for e in found[video]] == ["completed", "deleted"]
+    assert [e["status"] for e in found[video]] == ["playable", "completed", "deleted"]  # playable before the final event
     assert [e["status"] for e in found[broken]] == ["failed"]
     for job_id in (image, video, broken):
         for e in found[job_id]:
             _clean(e, schemas)
-    completed_video = found[video][0]
+    assert found[video][0]["links"]["playback"] == f"{ingest_url}/v1/jobs/{video}/playback"
+    completed_video = found[video][1]
     assert completed_video["links"]["playback"] == f"{ingest_url}/v1/jobs/{video}/playback"
     # A rendition link works with the client's own credential (before the delete it was a 302; now 410).
     assert http.get(completed_video["renditions"][0]["url"], allow_redirects=False, timeout=10).status_code == 410
 
     # The local client's endpoint also hears of its other jobs (other tests'): these three are ours.
     deadline, bodies = time.monotonic() + 60, []
-    while len(bodies) < 5 and time.monotonic() < deadline:
+    while len(bodies) < 6 and time.monotonic() < deadline:
         bodies = [b for b in (json.loads(r["body"]) for r in receiver.requests) if b["job_id"] in (image, video, broken)]
         time.sleep(0.2)
     assert sorted((b["job_id"], b["status"]) for b in bodies) == sorted(
-        [(image, "completed"), (image, "deleted"), (video, "completed"), (video, "deleted"), (broken, "failed")])
+        [(image, "completed"), (image, "deleted"), (video, "playable"), (video, "completed"), (video, "deleted"),
+         (broken, "failed")])
     for b in bodies:
         _clean(b, schemas)
 

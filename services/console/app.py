@@ -35,6 +35,13 @@ def arg(name: str) -> str | None:
     return value.strip()[:200] or None
 
 
+def url_with(**changes: str | None) -> str:
+    """This page's URL with some parameters changed (None drops one); a new filter starts at page one."""
+    args = {k: v for k, v in request.args.items() if k not in ("notice", "after")}
+    args.update(changes)
+    return f"{request.path}?{urlencode({k: v for k, v in args.items() if v})}"
+
+
 def done(body: dict[str, Any], notice: str) -> Response:
     """A form post goes back to its page (`next`) with a notice; an API call gets JSON."""
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -67,7 +74,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
 
     @app.context_processor
     def _common() -> dict[str, Any]:
-        return {"operator": g.get("operator"), "now": utcnow(), "ago": views.ago, "notice": request.args.get("notice")}
+        return {"operator": g.get("operator"), "now": utcnow(), "ago": views.ago, "notice": request.args.get("notice"),
+                "url_with": url_with}
 
     _pages(app, rt, log, dlq, clients)
     _actions(app, rt, log, dlq)

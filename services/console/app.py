@@ -8,6 +8,7 @@ any site post forms here in an operator's name."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -56,6 +57,8 @@ def done(body: dict[str, Any], notice: str) -> Response:
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, audit: Any = None,
                dead_letters: DeadLetters | None = None) -> Flask:
     app, rt = create_service_app("console", settings, runtime)
+    # Templates and static files live beside this module (the factory names the app, not its folder).
+    app.root_path = str(Path(__file__).resolve().parent)
     verifier = OperatorVerifier(rt.settings)  # refuses to start without an audience
     log = audit or AuditLog(rt.settings.project)
     clients = ClientStore(rt.settings.project, cache_seconds=0)

@@ -300,7 +300,8 @@ class Settings:
         "the sweep re-drives active (and parked) jobs with no progress for this long")
     sweep_max_redrives: int = setting("SWEEP_MAX_REDRIVES", 3, ("notify", "console"),
         "re-drives of one job by the sweep; the next sweep ends it `failed` (`stuck`) with its event")
-    max_replays: int = setting("MAX_REPLAYS", 3, ("notify", "console"), "`dlq replay` refuses a message already replayed this often")
+    max_replays: int = setting("MAX_REPLAYS", 3, ("notify", "console"),
+        "`dlq replay` refuses a message already replayed this often")
     scheduler_service_account: str = setting("SCHEDULER_SERVICE_ACCOUNT", "", ("notify",),
         "the only account whose token `POST /ops/sweep` accepts (required on notify when verification is on)")
 

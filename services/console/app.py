@@ -38,7 +38,7 @@ def arg(name: str) -> str | None:
 
 def url_with(**changes: str | None) -> str:
     """This page's URL with some parameters changed (None drops one); a new filter starts at page one."""
-    args = {k: v for k, v in request.args.items() if k not in ("notice", "after")}
+    args: dict[str, str | None] = {k: v for k, v in request.args.items() if k not in ("notice", "after")}
     args.update(changes)
     return f"{request.path}?{urlencode({k: v for k, v in args.items() if v})}"
 

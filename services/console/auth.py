@@ -6,7 +6,7 @@ under. The keys' URL, the audience and the issuers are settings: the local cloud
 key of its own (localcloud/iap_front.py plays IAP), the code is the same."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Protocol
 
 from flask import current_app, request
 
@@ -15,6 +15,10 @@ from ..common.errors import HTTPProblem
 from ..pipeline.auth import ConfigurationError, TokenVerifier, unauthorized
 
 IAP_HEADER = "X-Goog-IAP-JWT-Assertion"
+
+
+class Headers(Protocol):
+    def get(self, key: str) -> str | None: ...
 
 
 def check_console_settings(settings: Settings) -> None:
@@ -29,7 +33,7 @@ class OperatorVerifier:
         self.tokens = TokenVerifier(settings.console_audience, settings.console_issuers, settings.console_certs_url,
                                     settings.certs_refetch_min_seconds)
 
-    def operator(self, headers: Mapping[str, str]) -> str:
+    def operator(self, headers: Headers) -> str:
         """The verified operator's email; 401 without a good token, 403 when it names nobody."""
         token = headers.get(IAP_HEADER)
         if not token:

@@ -30,7 +30,7 @@ def seconds(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
 
 
 def job_row(job: Job) -> dict[str, Any]:
-    err = job.get("error") or {}
+    err: dict[str, Any] = dict(job.get("error") or {})
     return {"job_id": job["job_id"], "status": job["status"], "kind": job.get("kind") or "", "owner": job.get("owner") or "",
             "created_at": job["created_at"], "took": seconds(job["created_at"], job.get("finished_at")),
             "error_class": err.get("error_class", ""), "reason": err.get("reason", "")}
@@ -44,7 +44,7 @@ def waterfall_spans(job: Job, segments: Sequence[dict[str, Any]]) -> tuple[list[
     spans: list[Span] = []
     queued_at: dt.datetime | None = t0
     for stage in STAGES:
-        rec = job.get("stages", {}).get(stage) or {}
+        rec: dict[str, Any] = dict(job.get("stages", {}).get(stage) or {})
         started, finished = rec.get("started_at"), rec.get("finished_at")
         state = rec.get("state", "pending")
         spans.append(Span(stage, seconds(t0, queued_at), seconds(t0, started), seconds(t0, finished), state))
@@ -81,7 +81,8 @@ def health(finished: Iterable[Job], now: dt.datetime) -> dict[str, Any]:
             latencies[i].append((at - job["created_at"]).total_seconds())
         elif job["status"] == "failed":
             failed[i] += 1
-            classes[(job.get("error") or {}).get("error_class", "unknown")] += 1
+            error: dict[str, Any] = dict(job.get("error") or {})
+            classes[error.get("error_class", "unknown")] += 1
     every = [v for hour in latencies for v in hour]
     return {"labels": labels, "completed": completed, "failed": failed,
             "p50": [percentile(h, 50) for h in latencies], "p95": [percentile(h, 95) for h in latencies],

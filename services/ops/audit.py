@@ -25,9 +25,10 @@ class AuditLog(FirestoreCollection):
     @retried("firestore")
     def record(self, operator: str, action: str, target: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
         now = utcnow()
-        entry = {"id": uuid.uuid4().hex, "at": now, "operator": operator, "action": action,
+        entry_id = uuid.uuid4().hex
+        entry = {"id": entry_id, "at": now, "operator": operator, "action": action,
                  "target": to_json(target), "outcome": to_json(outcome), "expires_at": now + KEEP}
-        self._ref(entry["id"]).create(entry)  # an id of its own: two actions in one instant are two entries
+        self._ref(entry_id).create(entry)  # an id of its own: two actions in one instant are two entries
         return entry
 
     @retried("firestore")

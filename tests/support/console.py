@@ -1,5 +1,5 @@
-"""Jobs the console tests and `make screenshots` need, made in a local cloud: a failed one (a
-truncated JPEG through ingest: the real pipeline fails it with its reason) and one parked
+"""Jobs the console tests and `make screenshots` need, made in a local cloud: a failed one (a PNG
+whose pixel stream is damaged, through ingest: the real pipeline fails it with its reason) and one parked
 dead-lettered whose message waits in the operators' dead-letter subscription, exactly as Pub/Sub
 leaves it after the last delivery attempt (its dead-letter attributes); a replay completes it."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 
 import requests
 
-from localcloud.chaos import small_jpeg
 from localcloud.stack import StackConfig
 from services.pipeline.jobstore import JobStore
+from tests.support.corpus import png_idat_damaged
 from tests.support.pushes import seed_job
 
 DLQ_TOPIC = "analyze-media-ingested-dlq"
@@ -18,10 +18,9 @@ PARKED_REASON = "not acknowledged after 5 delivery attempts"
 
 
 def failed_upload(cfg: StackConfig) -> str:
-    """A job the pipeline fails (corrupt media): its id."""
-    raw = small_jpeg(4242)
-    resp = requests.post(f"{cfg.url('ingest')}/v1/uploads", data=raw[: len(raw) // 3],
-                         headers={"Content-Type": "image/jpeg", "Authorization": f"Bearer {cfg.api_key}"}, timeout=30)
+    """A job the pipeline fails (corrupt-media, from the corpus of hostile files): its id."""
+    resp = requests.post(f"{cfg.url('ingest')}/v1/uploads", data=png_idat_damaged(),
+                         headers={"Content-Type": "image/png", "Authorization": f"Bearer {cfg.api_key}"}, timeout=30)
     resp.raise_for_status()
     return resp.json()["job_id"]
 

@@ -14,6 +14,18 @@ document.addEventListener("DOMContentLoaded", () => {
       video.src = src;  // Safari plays HLS itself
     }
   }
+  // "live": the page reloads itself every 10 s (remembered across pages), unless the operator is
+  // reading something open or typing.
+  const live = document.getElementById("live");
+  if (live) {
+    live.checked = localStorage.getItem("console.live") === "1";
+    live.addEventListener("change", () => localStorage.setItem("console.live", live.checked ? "1" : "0"));
+    setInterval(() => {
+      const busy = document.querySelector("details[open]") || ["INPUT", "SELECT"].includes(document.activeElement?.tagName)
+                   && document.activeElement !== live;
+      if (live.checked && !busy && !document.getElementById("video")) location.reload();
+    }, 10000);
+  }
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", e => { if (!window.confirm(form.dataset.confirm)) e.preventDefault(); });
   }

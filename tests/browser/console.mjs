@@ -23,7 +23,7 @@ try {
   out.sign_in_page = new URL(page.url()).pathname;
   await page.fill("input[name=email]", EMAIL);
   await Promise.all([page.waitForURL(u => !u.pathname.startsWith("/_iap/")), page.click("button[type=submit]")]);
-  out.signed_in_as = (await page.textContent(".who")).trim();
+  out.signed_in_as = (await page.textContent(".who .operator")).trim();
 
   if (mode === "check") {
     const [failedJob, parkedJob] = rest;

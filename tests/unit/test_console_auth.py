@@ -88,3 +88,32 @@ def test_a_token_that_is_not_good_is_refused(case):
 def test_the_console_refuses_to_start_without_an_audience():
     with pytest.raises(ConfigurationError, match="CONSOLE_AUDIENCE"):
         check_console_settings(memory_runtime(console_audience="").settings)
+
+
+def _app(url: str):
+    from services.console.app import create_app
+
+    rt = memory_runtime(console_audience=AUD, console_certs_url=url, console_issuers=(IAP,))
+    return create_app(runtime=rt, audit=object(), dead_letters=object()).test_client()  # type: ignore[arg-type]
+
+
+def test_every_page_and_action_wants_an_operator_but_health_and_static_files_do_not():
+    key = new_key()
+    with serve([jwk(key)]) as url:
+        client = _app(url)
+        for method, path in (("GET", "/jobs"), ("GET", "/api/health"), ("POST", "/api/dead-letters/purge"),
+                             ("POST", "/api/jobs/x/redrive")):
+            assert client.open(path, method=method).status_code == 401, path
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/static/console.css").status_code == 200
+        assert client.get("/static/vendor/hls.min.js").status_code == 200
+
+
+def test_an_action_posted_from_another_site_is_refused():
+    """IAP's cookie goes with any form a page on another site submits: the Origin tells."""
+    key = new_key()
+    signed = token(key, iss=IAP, aud=AUD, email="ops@example.com")
+    with serve([jwk(key)]) as url:
+        client = _app(url)
+        resp = client.post("/api/jobs/x/redrive", headers={IAP_HEADER: signed, "Origin": "https://evil.example"})
+    assert resp.status_code == 403 and "console's own pages" in resp.get_json()["detail"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-W, H, PAD_L, PAD_B, PAD_T = 720, 180, 44, 22, 10
+W, H, PAD_L, PAD_B, PAD_T = 1000, 220, 44, 22, 10  # a viewBox about a page's width: text stays text-sized
 
 
 def _svg(body: str, height: int = H, label: str = "") -> Markup:

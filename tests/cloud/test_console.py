@@ -113,3 +113,20 @@ def test_an_operator_finds_a_failure_and_replays_a_dead_letter_in_a_browser(stac
     assert seen["replay_notice"] == "replayed 1", seen
     assert seen["parked_job_status"] == "completed" and seen["thumbnails"] >= 1, seen
     assert any("dlq.replay" in row and "operator@example.com" in row for row in seen["audit"]), seen["audit"]
+
+
+def test_the_cli_is_the_same_action_and_audited_under_its_operator(stack, console, operator, http):
+    """`mediarelay jobs redrive` calls what the console's Re-drive button calls; the console's audit
+    log shows it under the CLI's operator, and the parked job completes."""
+    import os
+    import sys
+
+    job_id = parked_job(stack)
+    env = {**os.environ, **stack.client_env(), "MEDIARELAY_OPERATOR": "cli-op@example.com"}
+    run = subprocess.run([sys.executable, "-m", "services.cli", "jobs", "redrive", job_id, "--json"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0 and json.loads(run.stdout)["action"] == "re-driven", run.stdout + run.stderr
+    assert wait_for_status(http, stack.url("ingest"), job_id, ("completed",), timeout=60)["status"] == "completed"
+    entries = operator.get(f"{console}/api/audit", timeout=30).json()["entries"]
+    assert any(e["action"] == "job.redrive" and e["target"] == {"job_id": job_id} and e["operator"] == "cli-op@example.com"
+               for e in entries)

@@ -34,9 +34,13 @@ CLIENTS = [f"client{i}" for i in range(8)]
 ERRORS = ["corrupt-media", "unsupported-media", "limit-exceeded"]
 
 
+def job_id(i: int) -> str:
+    return f"bench{i:027d}"
+
+
 def fake_job(i: int, now: dt.datetime, rng: random.Random) -> dict:
     created = now - dt.timedelta(seconds=rng.uniform(0, 86400))
-    job = dict(new_job(f"bench{i:027d}", {"kind": rng.choice(["image", "image", "image", "video"]),
+    job = dict(new_job(job_id(i), {"kind": rng.choice(["image", "image", "image", "video"]),
                                            "owner": rng.choice(CLIENTS)}, created, dt.timedelta(days=30)))
     roll = rng.random()
     took = dt.timedelta(seconds=rng.uniform(1, 90))
@@ -76,12 +80,12 @@ def main() -> None:
             "Jobs, state=failed": "/jobs?state=failed",
             "Jobs, client + kind + 24h": f"/jobs?client={CLIENTS[3]}&kind=video&range=24h",
             "Jobs, failed + error class (API)": "/api/jobs?state=failed&error_class=corrupt-media",
-            "Job": "/jobs/bench000000000000000000000042",
+            "Job": f"/jobs/{job_id(42)}",
             "Health (last day's finished jobs)": "/health",
             "Dead letters (9 subscriptions)": "/dead-letters",
         }
+        print(f"\n{'console request':40} {'p50 ms':>9} {'p95 ms':>9}   ({RUNS} requests each, {JOBS} jobs in the emulator)")
         with requests.Session() as s:
-            rows = []
             for name, path in pages.items():
                 times = []
                 for _ in range(RUNS):
@@ -91,10 +95,8 @@ def main() -> None:
                     times.append((time.perf_counter() - t) * 1000)
                     resp.raise_for_status()
                 times.sort()
-                rows.append((name, statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]))
-        print(f"\n{'console request':40} {'p50 ms':>9} {'p95 ms':>9}   ({RUNS} requests each, {JOBS} jobs in the emulator)")
-        for name, p50, p95 in rows:
-            print(f"{name:40} {p50:9.0f} {p95:9.0f}")
+                p95 = times[max(0, -(-len(times) * 95 // 100) - 1)]  # nearest rank
+                print(f"{name:40} {statistics.median(times):9.0f} {p95:9.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help install system-packages browser-deps docs run test test-unit test-infra up down bench lint clean
+.PHONY: help install system-packages browser-deps docs run test test-unit test-infra up down bench lint clean screenshots
 
 help:
 	@echo "make run    local cloud + services, sample media through the chain, then serve (ONCE=1: exit after the table)"
@@ -16,6 +16,7 @@ help:
 	@echo "make up     start the local cloud and the services;  make down: stop them"
 	@echo "make test-unit  the tests that need no local cloud, Java or Terraform (seconds)"
 	@echo "make bench  benchmarks (bench/);  make lint: ruff + mypy"
+	@echo "make screenshots  the operators' console pages into docs/console/ (a private local cloud)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -99,6 +100,11 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The console's pages in docs/console/ (docs/console.md shows them), from a private local cloud
+# with sample jobs. Not run by CI: it writes tracked files.
+screenshots: $(STAMP) system-packages browser-deps
+	$(BIN)/python -m tests.support.screenshots docs/console
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

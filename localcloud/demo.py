@@ -73,6 +73,8 @@ def run(once: bool = False) -> int:
             return 0 if ok else 1
         print(f"\ningest is serving on {cfg.url('ingest')}  (try: source {cfg.state_dir / 'env'}; "
               "mediarelay submit FILE --wait); Ctrl-C stops")
+        print(f"the operators' console is on {cfg.url('iap')}: open it and sign in with any email (the local "
+              "stand-in for IAP signs your identity with the local cloud's key; docs/console.md)")
         signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
         while True:
             time.sleep(3600)

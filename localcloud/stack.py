@@ -20,18 +20,22 @@ import requests
 from services.common.config import REPO_ROOT
 from services.pipeline.topology import load_topology
 
+from .iap_front import HEALTH_PATH as IAP_HEALTH_PATH
+from .iap_front import local_iap_key
 from .processes import Proc, ProcessManager
 from .provision import create_buckets, create_topology
 from .storage_front import HEALTH_PATH
 
-SERVICES = tuple(load_topology().services)  # ingest, analyze, render, notify
+SERVICES = tuple(load_topology().services)  # ingest, analyze, render, notify, console
 # "storage": the verifying front of signed reads before fake-gcs-server (storage_front.py).
 EMULATORS = ("pubsub", "firestore", "gcs", "storage")
 LOCAL_CORS_ORIGINS = "*"  # the local cloud lets any page call ingest and the storage front (CORS_ALLOWED_ORIGINS)
 DEFAULT_PORTS = {
-    "ingest": 8080, "analyze": 8081, "render": 8082, "notify": 8083,
+    "ingest": 8080, "analyze": 8081, "render": 8082, "notify": 8083, "console": 8084, "iap": 8087,
     "pubsub": 8085, "firestore": 8086, "gcs": 4443, "storage": 4444,
 }
+# The audience the local IAP front signs operators' assertions for (CONSOLE_AUDIENCE), shaped as IAP's.
+LOCAL_CONSOLE_AUDIENCE = "/projects/0/locations/local/services/console"
 
 
 class MissingTool(RuntimeError):
@@ -235,11 +239,19 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             # The Pub/Sub emulator sends no OIDC token: verification is off here, said so on
             # purpose (production refuses to start without PUSH_AUDIENCE instead).
             "PUSH_VERIFICATION": "off",
+            # The console verifies operators' assertions as behind IAP, against the local front's key.
+            "CONSOLE_AUDIENCE": LOCAL_CONSOLE_AUDIENCE,
+            "CONSOLE_CERTS_URL": cfg.url("iap") + "/_iap/certs",
             **cfg.service_env,
         }
         # The container's entry: gunicorn, behind nginx for the services that face clients.
         argv = [sys.executable, "-m", "services.common.front", f"services.{name}.app:create_app()"]
         procs.append(Proc(name, argv, cfg.url(name) + "/healthz", env, cwd=REPO_ROOT))
+    # IAP's stand-in in front of the console: operators sign in there (cfg.url("iap")).
+    procs.append(Proc("iap", [sys.executable, "-m", "localcloud.iap_front", "--port", str(cfg.ports["iap"]),
+                              "--upstream", cfg.url("console"), "--key-file", str(local_iap_key(cfg.state_dir)),
+                              "--audience", LOCAL_CONSOLE_AUDIENCE],
+                      cfg.url("iap") + IAP_HEALTH_PATH, dict(os.environ), cwd=REPO_ROOT))
     return procs
 
 
@@ -272,6 +284,9 @@ def up(cfg: StackConfig, services: bool = True, say=print) -> list[str]:
             pm.wait_healthy(p)
     path = write_env_file(cfg)
     say(f"upload client 'local' (an operator): MEDIARELAY_API_KEY={cfg.api_key}")
+    if services:
+        say(f"operators' console: {cfg.url('iap')}  (sign in with any email: the local stand-in for IAP signs it "
+            "with the local cloud's own key)")
     say(f"local cloud up; variables for your shell (the key included): source {path}")
     return started
 

@@ -239,11 +239,15 @@ def cmd_dlq(args) -> int:
     if args.action == "purge" and not args.yes:
         print("mediarelay: purge deletes dead-lettered messages for good; add --yes to confirm", file=sys.stderr)
         return 2
+    from .ops import actions
+    from .ops.audit import AuditLog
+
+    audit, who = AuditLog(rt.settings.project), actions.cli_operator()
     if args.action == "replay":
-        report = dlq.replay(filters, dry_run=args.dry_run, limit=args.limit, rate=args.rate,
-                            max_replays=args.max_replays if args.max_replays is not None else rt.settings.max_replays)
+        report = actions.replay(rt, audit, who, filters, dry_run=args.dry_run, limit=args.limit, rate=args.rate,
+                                max_replays=args.max_replays, dead_letters=dlq)
     else:
-        report = dlq.purge(filters)
+        report = actions.purge(rt, audit, who, filters, dead_letters=dlq)
     if args.json:
         print(json.dumps({"matched": len(report.matched), "done": report.done, "refused": report.refused}, indent=2))
     else:
@@ -270,15 +274,38 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    from .ops.jobs import NoSuchJob, cancel, delete
+    from .ops import actions
+    from .ops.audit import AuditLog
+    from .ops.jobs import NoSuchJob, delete
 
+    rt = _runtime()
+    audit, who = AuditLog(rt.settings.project), actions.cli_operator()
     try:
-        row = cancel(_runtime(), args.job_id, args.reason) if args.action == "cancel" else delete(_runtime(), args.job_id)
+        if args.action == "cancel":
+            row = actions.cancel(rt, audit, who, args.job_id, args.reason)
+        elif args.action == "redrive":
+            row = actions.redrive(rt, audit, who, args.job_id)
+            row.setdefault("status", row.get("action", ""))
+        else:
+            row = delete(rt, args.job_id)
     except NoSuchJob:
         print(f"mediarelay: no job {args.job_id}", file=sys.stderr)
         return 1
     print(json.dumps(row) if args.json else f"{row['job_id']}: {row.get('action', row['status'])} "
                                              f"({row.get('note') or row['status']})")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from .common.config import get_settings
+    from .ops.audit import AuditLog
+
+    rows = AuditLog(get_settings().project).recent(args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(_table([{**r, "at": str(r["at"])[:19], "target": json.dumps(r["target"]), "outcome": json.dumps(r["outcome"])}
+                  for r in rows], ["at", "operator", "action", "target", "outcome"]))
     return 0
 
 
@@ -328,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         a = dlq_sub.add_parser(action, help=text)
         if action == "show":
             a.add_argument("message", help="message id, as listed")
-        a.add_argument("--stage", choices=list(load_topology().services))
+        a.add_argument("--stage", choices=sorted({s.service for s in load_topology().push_subscriptions.values()}))
         a.add_argument("--job", help="only this job id")
         a.add_argument("--older-than", type=_duration, help="dead-lettered at least this long ago (90s, 30m, 2h, 1d)")
         a.add_argument("--error-class", help="e.g. corrupt-media, bad-message, delivery-attempts-exhausted")
@@ -386,11 +413,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("job_id")
     c.add_argument("--reason", help="recorded on the job and in the failed event")
     c.add_argument("--json", action="store_true")
+    r = jobs_sub.add_parser("redrive", help="republish the input of the job's current stage now (the sweep's step, "
+                                            "counted against SWEEP_MAX_REDRIVES)")
+    r.add_argument("job_id")
+    r.add_argument("--json", action="store_true")
     d = jobs_sub.add_parser("delete", help="cancel the job if it runs, erase every object and record of it, then its "
                                            "`deleted` event (as DELETE /v1/jobs/{id})")
     d.add_argument("job_id")
     d.add_argument("--json", action="store_true")
     jobs.set_defaults(fn=cmd_jobs)
+
+    au = sub.add_parser("audit", help="the operators' audit log, newest first (console, API and CLI actions)")
+    au.add_argument("--limit", type=int, default=50)
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(fn=cmd_audit)
     return p
 
 

@@ -126,3 +126,37 @@ resource "google_firestore_field" "segment_expiry" {
 
   index_config {}
 }
+
+# The operators' console (services/console/queries.py): jobs newest first under any mix of equality
+# filters. Firestore merges these per-field indexes (with jobs_owner_created_at above) for a mix,
+# so one index per filter field, not one per combination (tests/unit/test_console_indexes.py).
+resource "google_firestore_index" "console_jobs" {
+  for_each = toset(["status", "kind", "error.error_class"])
+
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = var.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = each.key
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+# The operators' audit log (services/ops/audit.py): kept 400 days, then removed by TTL.
+resource "google_firestore_field" "audit_log_expiry" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "audit_log"
+  field      = "expires_at"
+
+  ttl_config {}
+
+  index_config {}
+}

@@ -42,6 +42,8 @@ locals {
     "render/renditions" = { service = "render", bucket = "renditions", role = "roles/storage.objectUser" }
     # ingest signs GET URLs of renditions for upload clients: the signer must be able to read them.
     "ingest/renditions" = { service = "ingest", bucket = "renditions", role = "roles/storage.objectViewer" }
+    # the console signs preview URLs of renditions for operators (its Job page).
+    "console/renditions" = { service = "console", bucket = "renditions", role = "roles/storage.objectViewer" }
   }
 }
 
@@ -68,6 +70,13 @@ resource "google_service_account_iam_member" "ingest_signs_urls" {
   service_account_id = google_service_account.service["ingest"].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.service_member["ingest"]
+}
+
+# The console signs its previews' URLs the same way.
+resource "google_service_account_iam_member" "console_signs_urls" {
+  service_account_id = google_service_account.service["console"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.service_member["console"]
 }
 
 # Pub/Sub mints the push OIDC tokens as the push account.

@@ -150,3 +150,13 @@ resource "google_pubsub_topic_iam_member" "operator_replay" {
   role    = "roles/pubsub.publisher"
   member  = each.value.member
 }
+
+# The console reads, replays and purges dead letters for its operators (services/console).
+resource "google_pubsub_subscription_iam_member" "console_dead_letter" {
+  for_each = local.push_subscriptions
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.dead_letter_ops[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = local.service_member["console"]
+}

@@ -41,6 +41,12 @@ locals {
       # The sweep endpoint verifies the Cloud Scheduler token's email against this account.
       # (A filtering for-expression, not `cond ? {...} : {}`: object types must match.)
       { for k, v in { SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email } : k => v if name == var.sweep_service },
+      # The console checks IAP's assertion itself: the audience IAP signs for this very service.
+      {
+        for k, v in {
+          CONSOLE_AUDIENCE = "/projects/${data.google_project.this.number}/locations/${var.region}/services/${var.name_prefix}${name}"
+        } : k => v if contains(local.operator_services, name)
+      },
       # Upload clients' ID tokens and rendition URLs: ingest's settings, set only when given.
       {
         for k, v in {
@@ -73,7 +79,7 @@ locals {
             secret  = google_secret_manager_secret.playback_keys.secret_id
             version = var.playback_keys_version
           }
-        } : k => v if name == "ingest"
+        } : k => v if contains(["ingest", "console"], name)
       },
     )
   }
@@ -91,7 +97,9 @@ module "service" {
   # Public services take traffic from the internet; the others only from Google-internal
   # sources of this project (Pub/Sub push and Cloud Scheduler count as internal when they
   # call the run.app URL), and IAM admits only the push/scheduler accounts.
-  ingress             = contains(local.public_services, each.key) ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  # Operators' services are reached from the internet too, but only through IAP (iap_enabled).
+  ingress             = contains(concat(local.public_services, local.operator_services), each.key) ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  iap_enabled         = contains(local.operator_services, each.key)
   cpu                 = var.services[each.key].cpu
   memory              = var.services[each.key].memory
   concurrency         = var.services[each.key].concurrency
@@ -137,4 +145,28 @@ resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
   name     = module.service[each.key].name
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# The console: operators reach it through IAP (roles/iap.httpsResourceAccessor), and IAP's own
+# service agent invokes it. The app verifies IAP's assertion itself (services/console/auth.py).
+resource "google_iap_web_cloud_run_service_iam_member" "operator_access" {
+  for_each = {
+    for pair in setproduct(local.operator_services, var.operators) : "${pair[0]}/${pair[1]}" => { service = pair[0], member = pair[1] }
+  }
+
+  project                = var.project_id
+  location               = var.region
+  cloud_run_service_name = module.service[each.value.service].name
+  role                   = "roles/iap.httpsResourceAccessor"
+  member                 = each.value.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "iap_invoker" {
+  for_each = toset(local.operator_services)
+
+  project  = var.project_id
+  location = var.region
+  name     = module.service[each.key].name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-iap.iam.gserviceaccount.com"
 }

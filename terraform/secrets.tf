@@ -35,9 +35,12 @@ resource "google_secret_manager_secret" "playback_keys" {
   depends_on = [google_project_service.enabled]
 }
 
+# ingest mints and checks playback tokens; the console mints them for its Job page's player.
 resource "google_secret_manager_secret_iam_member" "playback_reader" {
+  for_each = toset(["ingest", "console"])
+
   project   = var.project_id
   secret_id = google_secret_manager_secret.playback_keys.secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = local.service_member["ingest"]
+  member    = local.service_member[each.key]
 }

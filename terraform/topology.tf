@@ -22,6 +22,9 @@ locals {
   # Services whose HTTP endpoint is public (ingest: upload clients).
   public_services = [for name, svc in local.services : name if try(svc.public, false)]
 
+  # Services for operators (the console): reached from the internet through IAP only.
+  operator_services = [for name, svc in local.services : name if try(svc.operators, false)]
+
   # Services that receive Pub/Sub pushes: the push service account must be able to invoke them.
   push_target_services = distinct([for name, sub in local.push_subscriptions : sub.service])
 

@@ -102,6 +102,8 @@ variable "services" {
     render = { cpu = "2", memory = "4Gi", concurrency = 2, workers = 2, timeout_seconds = 180, min_instances = 0, max_instances = 50 }
     # I/O bound (Firestore transactions, webhook calls that wait on clients).
     notify = { cpu = "1", memory = "512Mi", concurrency = 16, workers = 1, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
+    # The operators' console: a few people's pages (Firestore queries, dead-letter pulls).
+    console = { cpu = "1", memory = "512Mi", concurrency = 8, workers = 1, timeout_seconds = 60, min_instances = 0, max_instances = 2 }
   }
 
   validation {
@@ -239,6 +241,7 @@ variable "apis" {
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
+    "iap.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",

@@ -19,7 +19,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY_FILE = REPO_ROOT / "schemas" / "topology.json"
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
-SERVICES = ("ingest", "analyze", "render", "notify")
+SERVICES = ("ingest", "analyze", "render", "notify", "console")
 ALL = SERVICES
 
 
@@ -186,10 +186,10 @@ class Settings:
         "their issuers (Firebase Auth: `https://securetoken.google.com/<project>`)")
     client_token_certs_url: str = setting("CLIENT_TOKEN_CERTS_URL", GOOGLE_CERTS_URL, ("ingest",),
         "their signing keys (Firebase Auth: the `securetoken@system.gserviceaccount.com` x509 URL)")
-    quota_uploads_per_day: int = setting("QUOTA_UPLOADS_PER_DAY", 10000, ("ingest",),
+    quota_uploads_per_day: int = setting("QUOTA_UPLOADS_PER_DAY", 10000, ("ingest", "console"),
         "per client and UTC day (a client's `quotas` override them; `clients create --uploads-per-day/--bytes-per-"
         "day`); 429 above")
-    quota_bytes_per_day: int = setting("QUOTA_BYTES_PER_DAY", 50 * 1024**3, ("ingest",),
+    quota_bytes_per_day: int = setting("QUOTA_BYTES_PER_DAY", 50 * 1024**3, ("ingest", "console"),
         "per client and UTC day (a client's `quotas` override them; `clients create --uploads-per-day/--bytes-per-"
         "day`); 429 above")
     quota_counter_shards: int = setting("QUOTA_COUNTER_SHARDS", 10, ("ingest",),
@@ -302,13 +302,27 @@ class Settings:
         "a token with an unknown key id refetches the certs at most this often (else 401 at once)")
 
     # --- Operations ------------------------------------------------------------------------------------------
-    stuck_after_seconds: int = setting("STUCK_AFTER_SECONDS", 1800, ("notify",),
+    stuck_after_seconds: int = setting("STUCK_AFTER_SECONDS", 1800, ("notify", "console"),
         "the sweep re-drives active (and parked) jobs with no progress for this long")
-    sweep_max_redrives: int = setting("SWEEP_MAX_REDRIVES", 3, ("notify",),
+    sweep_max_redrives: int = setting("SWEEP_MAX_REDRIVES", 3, ("notify", "console"),
         "re-drives of one job by the sweep; the next sweep ends it `failed` (`stuck`) with its event")
-    max_replays: int = setting("MAX_REPLAYS", 3, ("notify",), "`dlq replay` refuses a message already replayed this often")
+    max_replays: int = setting("MAX_REPLAYS", 3, ("notify", "console"),
+        "`dlq replay` refuses a message already replayed this often")
     scheduler_service_account: str = setting("SCHEDULER_SERVICE_ACCOUNT", "", ("notify",),
         "the only account whose token `POST /ops/sweep` accepts (required on notify when verification is on)")
+
+    # --- Operators' console ------------------------------------------------------------------------------------
+    console_audience: str = setting("CONSOLE_AUDIENCE", "", ("console",),
+        "the audience of the IAP token (`x-goog-iap-jwt-assertion`) the console accepts: for IAP on Cloud Run "
+        "`/projects/<number>/locations/<region>/services/<name>`; empty stops the console at start-up (no page is "
+        "served without a verified operator)")
+    console_issuers: tuple[str, ...] = setting("CONSOLE_ISSUERS", ("https://cloud.google.com/iap",), ("console",),
+        "issuers of operators' tokens the console accepts")
+    console_certs_url: str = setting("CONSOLE_CERTS_URL", "https://www.gstatic.com/iap/verify/public_key-jwk", ("console",),
+        "where the operators' token signing keys are fetched (IAP's JWKS; the local cloud points it at its own key)")
+    console_page_size: int = setting("CONSOLE_PAGE_SIZE", 50, ("console",), "jobs per page of the console's Jobs page")
+    console_health_jobs: int = setting("CONSOLE_HEALTH_JOBS", 5000, ("console",),
+        "the Health page reads at most this many jobs finished in the last day (newest first) for its charts")
 
     # --- Webhooks --------------------------------------------------------------------------------------------
     webhook_secrets_key: str = setting("WEBHOOK_SECRETS_KEY", "", ("ingest", "notify"),
@@ -332,11 +346,11 @@ class Settings:
         "webhook endpoints one client may register (409 above)")
 
     # --- Playback --------------------------------------------------------------------------------------------
-    playback_token_keys: tuple[tuple[str, bytes], ...] = setting("PLAYBACK_TOKEN_KEYS", (), ("ingest",),
+    playback_token_keys: tuple[tuple[str, bytes], ...] = setting("PLAYBACK_TOKEN_KEYS", (), ("ingest", "console"),
         "keys of playback tokens (HS256), `kid:base64-of-32+-random-bytes`, comma-separated; the first signs, every one "
         "verifies: to rotate, put the new key first and keep the old one listed for PLAYBACK_TOKEN_TTL_SECONDS. Secret "
         "Manager in production; empty = no playback", parse=_keyring)
-    playback_token_ttl_seconds: int = setting("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, ("ingest",),
+    playback_token_ttl_seconds: int = setting("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, ("ingest", "console"),
         "lifetime of a playback token (and of every playlist answer and signed child URL made for it)")
     playback_sign_bucket_seconds: int = setting("PLAYBACK_SIGN_BUCKET_SECONDS", 900, ("ingest",),
         "segment URLs in playlists are signed to the end of the bucket of this length their token expires in, and "
@@ -385,6 +399,7 @@ _GROUPS = {
     "video_segment_seconds": "Long videos",
     "push_verification": "Push authentication",
     "stuck_after_seconds": "Operations",
+    "console_audience": "Operators' console",
     "webhook_secrets_key": "Webhooks",
     "playback_token_keys": "Playback",
 }  # first field of each group -> its heading

@@ -83,12 +83,14 @@ class Filters:
     older_than: dt.timedelta | None = None
     error_class: str | None = None
     message_id: str | None = None
+    subscription: str | None = None  # the operators' dead-letter subscription (the console's "replay all" of one)
 
     def match(self, m: DeadLetter, now: dt.datetime) -> bool:
         return ((self.stage is None or m.stage == self.stage)
                 and (self.job_id is None or m.job_id == self.job_id)
                 and (self.error_class is None or m.error_class == self.error_class)
                 and (self.message_id is None or m.message_id == self.message_id)
+                and (self.subscription is None or m.subscription == self.subscription)
                 and (self.older_than is None or now - m.publish_time >= self.older_than))
 
 

@@ -59,28 +59,47 @@ def sweep(rt: Runtime, older_than: dt.timedelta, *, dry_run: bool = False, limit
     max_redrives = rt.settings.sweep_max_redrives
     results = []
     for found in rt.jobs.find_stuck(SWEPT_STATUSES, cutoff, limit):
-        job_id = found["job_id"]
         if _segments_progressing(rt, found, cutoff):
             continue
-        row: dict[str, Any] = {"job_id": job_id, "status": found["status"], "updated_at": found["updated_at"].isoformat()}
-        if dry_run:
-            decision, _ = jobstate.redrive(found, max_redrives, utcnow())
-        else:
-            decision = rt.jobs.redrive(job_id, max_redrives)  # counted on the job, compare-and-set
-        if decision is None:
+        row = _redrive(rt, found, max_redrives, dry_run)
+        if row is None:
             continue  # ended meanwhile
-        row.update(stage=decision.stage, redrives=decision.attempt)
-        if not decision.redrive:
-            row.update(action="would fail" if dry_run else "failed", note=decision.reason)
-            if not dry_run:
-                publish_final_event(rt, job_id, "failed", jobstate.failure_fields(decision.stage, "stuck", decision.reason))
-        elif (message := input_message(rt, found, decision.stage)) is None:
-            row.update(action="none", note="no stage input can be rebuilt; the next sweep ends it failed")
-        else:
-            topic, payload = message
-            row.update(topic=topic, action="would re-drive" if dry_run else "re-driven")
-            if not dry_run:
-                rt.bus.publish(topic, payload, job_id=job_id, attributes={"redriven": "sweep"})
         log(logger, logging.INFO, f"sweep: {row['action']}", **row)
         results.append(row)
     return results
+
+
+def _redrive(rt: Runtime, found: Job, max_redrives: int, dry_run: bool) -> dict[str, Any] | None:
+    """One job's re-drive (counted on the job, bounded by SWEEP_MAX_REDRIVES); None if it ended meanwhile."""
+    job_id = found["job_id"]
+    row: dict[str, Any] = {"job_id": job_id, "status": found["status"], "updated_at": found["updated_at"].isoformat()}
+    if dry_run:
+        decision, _ = jobstate.redrive(found, max_redrives, utcnow())
+    else:
+        decision = rt.jobs.redrive(job_id, max_redrives)  # counted on the job, compare-and-set
+    if decision is None:
+        return None  # ended meanwhile
+    row.update(stage=decision.stage, redrives=decision.attempt)
+    if not decision.redrive:
+        row.update(action="would fail" if dry_run else "failed", note=decision.reason)
+        if not dry_run:
+            publish_final_event(rt, job_id, "failed", jobstate.failure_fields(decision.stage, "stuck", decision.reason))
+    elif (message := input_message(rt, found, decision.stage)) is None:
+        row.update(action="none", note="no stage input can be rebuilt; the next sweep ends it failed")
+    else:
+        topic, payload = message
+        row.update(topic=topic, action="would re-drive" if dry_run else "re-driven")
+        if not dry_run:
+            rt.bus.publish(topic, payload, job_id=job_id, attributes={"redriven": "sweep"})
+    return row
+
+
+def redrive_one(rt: Runtime, job_id: str, *, dry_run: bool = False) -> dict[str, Any] | None:
+    """An operator's re-drive of one job, whatever its age: the sweep's own step (same bound)."""
+    found = rt.jobs.get(job_id)
+    if found is None or found["status"] in jobstate.FINAL:
+        return None
+    row = _redrive(rt, found, rt.settings.sweep_max_redrives, dry_run)
+    if row is not None:
+        log(logger, logging.INFO, f"re-drive: {row['action']}", **row)
+    return row

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import requests
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicNumbers
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 from google.auth import exceptions as gauth_exceptions
 from google.auth import jwt
@@ -33,12 +34,18 @@ def _b64int(value: str) -> int:
 
 
 def _jwks_to_pem(jwks: dict[str, Any]) -> dict[str, str]:
-    """Google serves certs as PEM (v1) or JWKS (v3); google.auth.jwt wants PEM by key id."""
+    """Google serves certs as PEM (v1) or JWKS (v3, RSA; IAP's EC P-256); google.auth.jwt wants PEM by key id."""
     certs = {}
     for key in jwks.get("keys", []):
-        if key.get("kty") != "RSA" or "kid" not in key:
+        if "kid" not in key:
             continue
-        public = RSAPublicNumbers(_b64int(key["e"]), _b64int(key["n"])).public_key()
+        public: Any
+        if key.get("kty") == "RSA":
+            public = RSAPublicNumbers(_b64int(key["e"]), _b64int(key["n"])).public_key()
+        elif key.get("kty") == "EC" and key.get("crv") == "P-256":  # IAP signs ES256
+            public = EllipticCurvePublicNumbers(_b64int(key["x"]), _b64int(key["y"]), SECP256R1()).public_key()
+        else:
+            continue
         certs[key["kid"]] = public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()

@@ -168,8 +168,11 @@ def check_services_and_invokers(mod: Module, topo: dict) -> None:
         svc = services[name]
         assert svc["service_account_email"] == ref("google_service_account", "service", [name], "email")
         assert svc["image"].endswith(f"/{name}:{REQUIRED_VARS['image_tag']}")
-        expected_ingress = "INGRESS_TRAFFIC_ALL" if spec.get("public") else "INGRESS_TRAFFIC_INTERNAL_ONLY"
+        # Public services and operators' ones (behind IAP) take internet traffic; the rest are internal.
+        outside = spec.get("public") or spec.get("operators")
+        expected_ingress = "INGRESS_TRAFFIC_ALL" if outside else "INGRESS_TRAFFIC_INTERNAL_ONLY"
         assert svc["ingress"] == expected_ingress, name
+        assert svc["iap_enabled"] == bool(spec.get("operators")), f"{name}: IAP is for the operators' services only"
         assert (name in public) == bool(spec.get("public")), name
         env = svc["env"]
         assert env["PUSH_AUDIENCE"] == audience

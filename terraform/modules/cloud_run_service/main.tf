@@ -7,6 +7,10 @@ resource "google_cloud_run_v2_service" "this" {
   location            = var.location
   ingress             = var.ingress
   deletion_protection = var.deletion_protection
+  # IAP in front of the service itself (no load balancer): only the principals granted
+  # roles/iap.httpsResourceAccessor reach it, each request carrying IAP's signed assertion.
+  iap_enabled  = var.iap_enabled
+  launch_stage = var.iap_enabled ? "BETA" : null
 
   template {
     service_account                  = var.service_account_email

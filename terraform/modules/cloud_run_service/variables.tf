@@ -94,3 +94,9 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "iap_enabled" {
+  description = "Put Identity-Aware Proxy in front of the service (the operators' console)."
+  type        = bool
+  default     = false
+}

@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_playback_routes(app, rt, lambda job_id: _live_job(rt, job_id))
     register_derivative_routes(app, rt, lambda: g.client.client_id)
     if rt.settings.derivative_signing_keys:  # a miss renders in the bounded child: its forkserver starts now
-        sandbox.preload(["services.render.derive"])
+        sandbox.preload(["pyvips", "services.render.derive"])
         sandbox.warm_up()
 
     return app

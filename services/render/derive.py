@@ -122,7 +122,7 @@ def render_derivative(raw: bytes, source: RangeSource | str, spec: Spec, budget:
 
 
 def _with_libvips(f: io.BufferedIOBase, spec: Spec) -> Derived:
-    import pyvips  # in the child only: libvips starts threads, which must not cross the forkserver's fork
+    import pyvips  # preloaded by ingest's forkserver (importing starts no thread: libvips makes its workers on first use)
 
     src = pyvips.SourceCustom()
     src.on_read(lambda size: f.read(size))

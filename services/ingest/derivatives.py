@@ -43,10 +43,8 @@ class Derivatives:
     def __init__(self, rt: Runtime):
         self.rt = rt
 
-    def serve(self, rest: str) -> Response:
+    def serve(self, signature: str, options: str, job_id: str) -> Response:
         started = time.monotonic()
-        signature, _, tail = rest.partition("/")
-        options, _, job_id = tail.rpartition("/")
         s = self.rt.settings
         if not s.derivative_signing_keys:
             raise HTTPProblem(503, "Derivative images not configured", "this deployment has no DERIVATIVE_SIGNING_KEYS")
@@ -171,7 +169,7 @@ def register_derivative_routes(app: Flask, rt: Runtime, client_id) -> None:
     """The image route (authenticated by its signature alone: ingest's client check skips it) and
     the route that hands a client its signing secrets (authenticated as every client route)."""
     derivatives = Derivatives(rt)
-    app.add_url_rule(f"{derivative_url.PREFIX}<path:rest>", "derivative", derivatives.serve)
+    app.add_url_rule(f"{derivative_url.PREFIX}<signature>/<path:options>/<job_id>", "derivative", derivatives.serve)
 
     @app.get("/v1/signing-keys")
     def signing_keys():

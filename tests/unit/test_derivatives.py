@@ -4,7 +4,11 @@ store) — refused, limited, rendered once and then served from storage."""
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +203,23 @@ def test_refusals_say_why(app):
         assert answer.status_code == 400 and setting in answer.get_json()["detail"], options
     assert client.get(url("w:200/fit:stretch")).status_code == 400
 
+
+
+def _doc_block(lang: str, marker: str) -> str:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    return next(b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith(lang) and marker in b)
+
+
+def test_the_signing_examples_in_the_docs_sign_what_the_service_verifies():
+    key = {"kid": "k2", "secret": du.client_secret(dict(KEYS)["k2"], "c1")}
+    want = "https://api.example.test" + url("w:400/h:400/fit:cover/dpr:2/format:auto")
+    scope: dict = {}
+    exec(_doc_block("python", "def image_url"), scope)  # our own documentation's example, run as a reader would
+    assert scope["image_url"]("https://api.example.test", key, "c1", "w:400/h:400/fit:cover/dpr:2/format:auto", JOB) == want
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the JavaScript example")
+    js = _doc_block("js", "function imageUrl") + (
+        f"\nconsole.log(imageUrl('https://api.example.test', {json.dumps(key)}, 'c1', "
+        f"'w:400/h:400/fit:cover/dpr:2/format:auto', '{JOB}'));")
+    assert subprocess.run([node, "-e", js], capture_output=True, text=True, timeout=30, check=True).stdout.strip() == want

@@ -120,7 +120,8 @@ class Derivatives:
                     data = blobs.find_bytes(bucket, name)  # made while we looked the other way
                     if data is None:
                         data = self._render(job, spec)
-                        blobs.put_if_absent(bucket, name, data, CONTENT_TYPES[spec.format], CACHE_CONTROL)
+                        stored = blobs.put_if_absent(bucket, name, data, CONTENT_TYPES[spec.format], CACHE_CONTROL)
+                        self._unless_deleted_meanwhile(job["job_id"], stored.generation, name)
                         return data, "miss"
                     return data, "waited"
                 finally:
@@ -134,6 +135,15 @@ class Derivatives:
                 blobs.delete_generation(bucket, lease, held[0])  # its holder died: the next turn takes it over
         raise HTTPProblem(503, "Derivative busy", "another request is still making this image; ask again",
                           headers={"Retry-After": "2"})
+
+    def _unless_deleted_meanwhile(self, job_id: str, generation: str, name: str) -> None:
+        """A deletion asked while we rendered may have erased the job's folder before our write:
+        read the job after the write, and take the object back if so (asked after this read, the
+        erase comes later and finds the object)."""
+        job = self.rt.jobs.get(job_id)
+        if job is None or job.get("deleted"):
+            self.rt.blobs.delete_generation(self.rt.settings.renditions_bucket, name, generation)
+            raise HTTPProblem(404, "Job not found", f"job {job_id} was deleted")
 
     def _render(self, job: Job, spec: Spec) -> bytes:
         s = self.rt.settings

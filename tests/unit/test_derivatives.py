@@ -223,3 +223,21 @@ def test_the_signing_examples_in_the_docs_sign_what_the_service_verifies():
         f"\nconsole.log(imageUrl('https://api.example.test', {json.dumps(key)}, 'c1', "
         f"'w:400/h:400/fit:cover/dpr:2/format:auto', '{JOB}'));")
     assert subprocess.run([node, "-e", js], capture_output=True, text=True, timeout=30, check=True).stdout.strip() == want
+
+
+def test_a_derivative_stored_while_its_job_is_being_deleted_does_not_outlive_it(app):
+    """The deletion is asked while the miss renders (up to DERIVATIVE_RENDER_SECONDS, longer than
+    DELETE_SETTLE_SECONDS): notify's erase may already have passed when the miss stores its result."""
+    rt = app.rt
+    put = rt.blobs.put_if_absent
+
+    def deletion_asked_meanwhile(bucket, name, *args, **kw):
+        if "/derivatives/" in name and not name.endswith(".lease"):
+            rt.jobs.record(JOB, {"deleted.requested_at": "2026-12-07T00:00:00Z"})
+            rt.blobs.delete_prefix(rt.settings.renditions_bucket, f"renditions/{JOB}/")  # the erase ran before the write
+        return put(bucket, name, *args, **kw)
+
+    rt.blobs.put_if_absent = deletion_asked_meanwhile
+    answer = app.test_client().get(url("w:64/format:jpeg"))
+    assert answer.status_code == 404
+    assert not [n for (_, n) in rt.blobs.objects if "/derivatives/" in n], "a derivative outlived its job"

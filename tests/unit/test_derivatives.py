@@ -3,6 +3,7 @@ libvips path upright in every orientation, and the route in-process (real media 
 store) — refused, limited, rendered once and then served from storage."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -241,3 +242,17 @@ def test_a_derivative_stored_while_its_job_is_being_deleted_does_not_outlive_it(
     answer = app.test_client().get(url("w:64/format:jpeg"))
     assert answer.status_code == 404
     assert not [n for (_, n) in rt.blobs.objects if "/derivatives/" in n], "a derivative outlived its job"
+
+
+def test_a_lease_left_by_a_dead_request_is_taken_over(app):
+    rt = app.rt
+    path = url("w:80/format:jpeg")
+    rt.settings = dataclasses.replace(rt.settings, derivative_lease_seconds=1.0)
+    first = app.test_client().get(path)
+    [name] = [n for (_, n) in rt.blobs.objects if "/derivatives/" in n]
+    rt.blobs.delete(rt.settings.renditions_bucket, name)
+    rt.blobs.try_create(rt.settings.renditions_bucket, name + ".lease")  # its holder died before writing
+    rt.blobs.created_at[(rt.settings.renditions_bucket, name + ".lease")] -= 5
+    again = app.test_client().get(path)
+    assert again.status_code == 200 and again.data == first.data
+    assert (rt.settings.renditions_bucket, name + ".lease") not in rt.blobs.objects

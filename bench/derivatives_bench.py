@@ -5,7 +5,8 @@
    function) beside plain `pyvips.Image.thumbnail`, Pillow at its most frugal (draft + thumbnail),
    and the presets' Pillow/OpenCV chain. Goal: ours <= 150 MB.
 2. 12 MP JPEG -> 800 px WebP, in one process, alternating, libvips' operation cache off: our
-   render step (decode, resize, encode) against `pyvips thumbnail` + the same webpsave. Goals:
+   render step (decode, resize, encode; as chosen, and pinned to libvips) against `pyvips
+   thumbnail` + the same webpsave. 2b: both decoders over source sizes (decoder_for's rule). Goals:
    <= 1.1x its time, bytes within +-5 % at equal SSIM (SSIM on luma against a Lanczos resize of
    the full original, bench/render_quality.py).
 3. The whole miss against a local stack (ingest under gunicorn behind nginx, the media child,
@@ -56,25 +57,26 @@ def memory_table() -> None:
     print(f"1. 100 MP -> {WIDTH} px WebP q80, one fresh process per row (peak RSS includes the interpreter and imports)")
     for name, path in big_inputs().items():
         print(f"  {name} ({path.stat().st_size / 2**20:.0f} MiB)")
-        for method in ("ours", "vips-thumbnail", "pillow", "presets-chain"):
+        for method in ("ours", "ours-libvips", "ours-pillow", "vips-thumbnail", "pillow"):
             r = worker(method, path, OUT / f"deriv-{method}-{name}.webp")
             if "error" in r:
                 print(f"    {method:<15} failed: {r['error']}")
                 continue
-            print(f"    {method:<15} peak RSS {r['rss_mb']:7.0f} MB   {r['ms']:7.0f} ms   {r['bytes']:7d} B   {r['size']}")
+            print(f"    {method:<14} peak RSS {r['rss_mb']:7.0f} MB   {r['ms']:7.0f} ms   {r['bytes']:7d} B   {r['size']}")
 
 
 def render_step_table() -> None:
     import pyvips
 
-    from bench.derivatives_worker import ours, vips_thumbnail
+    from bench.derivatives_worker import ours, ours_libvips, vips_thumbnail
 
     pyvips.cache_set_max(0)  # every repetition decodes again, as every miss does
     path = str(write_inputs(OUT)["12mp.jpg"])
-    times: dict[str, list[float]] = {"ours": [], "vips-thumbnail": []}
+    methods = (("ours", ours), ("ours-libvips", ours_libvips), ("vips-thumbnail", vips_thumbnail))
+    times: dict[str, list[float]] = {name: [] for name, _ in methods}
     out: dict[str, bytes] = {}
     for _ in range(REPS):
-        for name, fn in (("ours", ours), ("vips-thumbnail", vips_thumbnail)):
+        for name, fn in methods:
             started = time.perf_counter()
             out[name] = fn(path, WIDTH)[0]
             times[name].append(time.perf_counter() - started)
@@ -85,6 +87,31 @@ def render_step_table() -> None:
         med = statistics.median(times[name])
         print(f"    {name:<15} {med * 1000:7.1f} ms  x{med / base:5.2f}   {len(out[name]):7d} B "
               f"({len(out[name]) / len(out['vips-thumbnail']) - 1:+.1%})   SSIM {ref.score(out[name], False):.4f}")
+
+
+def decoder_table() -> None:
+    """What decoder_for rests on: the two decoders on sources of several sizes, same output."""
+    import pyvips
+
+    from bench.derivatives_worker import ours_libvips, ours_pillow
+
+    pyvips.cache_set_max(0)
+    inputs = write_inputs(OUT)
+    for name, size in (("1mp.jpg", (1200, 800)), ("6mp.jpg", (3000, 2000)), ("1mp.png", (1200, 800))):
+        if not (OUT / name).exists():
+            mosaic(*size, seed=3).save(OUT / name, quality=90)  # quality is ignored by the PNG writer
+    print(f"2b. decoder choice: {WIDTH} px WebP q80, median of 5 in one process (load {os.getloadavg()[0]:.1f})")
+    for name in ("1mp.jpg", "6mp.jpg", "12mp.jpg", "24mp.jpg", "1mp.png", "12mp.png"):
+        path = str(inputs.get(name, OUT / name))
+        med = {}
+        for label, fn in (("libvips", ours_libvips), ("pillow", ours_pillow)):
+            xs = []
+            for _ in range(5):
+                started = time.perf_counter()
+                fn(path, WIDTH)
+                xs.append(time.perf_counter() - started)
+            med[label] = statistics.median(xs) * 1000
+        print(f"    {name:<9} libvips {med['libvips']:7.1f} ms   Pillow/OpenCV chain {med['pillow']:7.1f} ms")
 
 
 def _row(name: str, xs: list[float]) -> str:
@@ -128,6 +155,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     memory_table()
     render_step_table()
+    decoder_table()
     whole_miss_table()
 
 

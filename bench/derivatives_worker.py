@@ -3,10 +3,10 @@ is then its own. Prints JSON {ms, bytes, rss_mb, size}; writes the output beside
 
     python -m bench.derivatives_worker METHOD SOURCE OUT [WIDTH]
 
-Methods: `ours` (services/render/derive.render_derivative, what the media child runs),
-`vips-thumbnail` (plain pyvips.Image.thumbnail + webpsave), `pillow` (Image.thumbnail after
-draft(): Pillow at its most frugal), `presets-chain` (the Pillow/OpenCV chain of the presets,
-what a derivative would cost without libvips).
+Methods: `ours` (services/render/derive.render_derivative, what the media child runs, its
+decoder chosen by decoder_for), `ours-libvips` / `ours-pillow` (the same with the decoder pinned:
+libvips, or the presets' Pillow/OpenCV chain), `vips-thumbnail` (plain pyvips.Image.thumbnail +
+webpsave), `pillow` (Image.thumbnail after draft(): plain Pillow at its most frugal).
 """
 from __future__ import annotations
 
@@ -26,21 +26,21 @@ def analysis_of(path: str) -> dict:
         return {"width": im.width, "height": im.height}
 
 
-def ours(path: str, width: int) -> tuple[bytes, tuple[int, int]]:
+def ours(path: str, width: int, decoder: str = "auto") -> tuple[bytes, tuple[int, int]]:
     from services.render.derive import Spec, render_derivative
 
     ctype = "image/png" if path.endswith(".png") else "image/jpeg"
     d = render_derivative(b"", path, Spec(ctype, analysis_of(path), (width, None), "contain", (0.5, 0.5), "webp", QUALITY,
-                                          (255, 255, 255), 10**9))
+                                          (255, 255, 255), 10**9, decoder=decoder))
     return d.data, d.size
 
 
-def presets_chain(path: str, width: int) -> tuple[bytes, tuple[int, int]]:
-    from services.render.derive import Spec, _with_pillow
+def ours_libvips(path: str, width: int) -> tuple[bytes, tuple[int, int]]:
+    return ours(path, width, "libvips")
 
-    d = _with_pillow(Path(path).read_bytes(), Spec("image/x", analysis_of(path), (width, None), "contain", (0.5, 0.5),
-                                                   "webp", QUALITY, (255, 255, 255), 10**9))
-    return d.data, d.size
+
+def ours_pillow(path: str, width: int) -> tuple[bytes, tuple[int, int]]:
+    return ours(path, width, "pillow")
 
 
 def vips_thumbnail(path: str, width: int) -> tuple[bytes, tuple[int, int]]:
@@ -64,7 +64,8 @@ def pillow(path: str, width: int) -> tuple[bytes, tuple[int, int]]:
         return buf.getvalue(), im.size
 
 
-METHODS = {"ours": ours, "vips-thumbnail": vips_thumbnail, "pillow": pillow, "presets-chain": presets_chain}
+METHODS = {"ours": ours, "ours-libvips": ours_libvips, "ours-pillow": ours_pillow, "vips-thumbnail": vips_thumbnail,
+           "pillow": pillow}
 
 
 def main(argv: list[str]) -> int:

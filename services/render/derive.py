@@ -10,11 +10,14 @@ before any child starts. Sizes are in upright source pixels; never enlarged:
 Where the window sits: the focus point (fractions of the upright picture), chosen by the front
 door from gravity (auto = the faces' box, else analyze's attention box, else the centre).
 
-Decoding: JPEG, PNG and WebP go through libvips `thumbnail` from a streamed source (shrink-on-load:
-a JPEG is decoded at 1/2, 1/4 or 1/8 by the DCT, a PNG is read line by line), so memory follows
-the output, not the source (bench/derivatives_bench.py: 100 MP under 150 MB). Everything else (TIFF, HEIC,
-GIF, BMP) keeps the Pillow chain of the presets (services/render/image.py), which knows their
-quirks (TIFF orientation, HEIC bursts) and where libvips gains nothing: those files are small.
+Decoding, by what measured better (bench/derivatives_bench.py and `decoder_for`):
+- PNG and WebP: libvips `thumbnail` from a streamed source (read line by line: memory follows the
+  output, not the source; Pillow decodes a PNG whole, 300 MB at 100 MP, and is slower even at 1 MP);
+- JPEG: the presets' Pillow/OpenCV chain (DCT-scaled decode, then OpenCV) while that decode is at
+  most PILLOW_JPEG_MAX_DECODE pixels: it was faster than libvips at every size measured (1-24 MP
+  sources, 400-1600 px outputs); past that (a big window of a big photo) libvips, which streams;
+- everything else (TIFF, HEIC, GIF, BMP): the Pillow chain, which knows their quirks (TIFF
+  orientation, HEIC bursts).
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from ..media.budget import Budget
 from ..media.rangefile import RangeSource
 from .presets import Preset
 
-LIBVIPS_TYPES = ("image/jpeg", "image/png", "image/webp")
+LIBVIPS_TYPES = ("image/jpeg", "image/png", "image/webp")  # what libvips may decode here
+PILLOW_JPEG_MAX_DECODE = 16_000_000  # pixels of a DCT-scaled JPEG decode the Pillow chain takes (~48 MB RGB)
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
 AVIF_EFFORT = 2  # libvips 0-9; Pillow's speed 8 of the presets (services/render/formats.py) is about this
 WEBP_EFFORT = 4  # the presets' `method` 4
@@ -101,6 +105,7 @@ class Spec:
     quality: int
     background: tuple[int, int, int]  # JPEG has no alpha
     max_pixels: int  # MAX_IMAGE_PIXELS
+    decoder: str = "auto"  # auto (decoder_for) | libvips | pillow: tests and the bench pin one
 
 
 @dataclass(frozen=True)
@@ -110,12 +115,23 @@ class Derived:
     decoder: str  # libvips | pillow
 
 
+def decoder_for(spec: Spec) -> str:
+    if spec.decoder != "auto":
+        return spec.decoder
+    if spec.content_type == "image/jpeg":
+        W, H = spec.analysis["width"], spec.analysis["height"]
+        scaled = plan(W, H, spec.box, spec.fit, spec.focus).scaled
+        k = next(k for k in (8, 4, 2, 1) if W / k >= scaled[0] and H / k >= scaled[1] or k == 1)  # libjpeg's DCT scaling
+        return "pillow" if (W // k) * (H // k) <= PILLOW_JPEG_MAX_DECODE else "libvips"
+    return "libvips" if spec.content_type in LIBVIPS_TYPES else "pillow"
+
+
 def render_derivative(raw: bytes, source: RangeSource | str, spec: Spec, budget: Budget | None = None) -> Derived:
     """In the child: the original (a RangeSource read by ranges, or a path) to the encoded derivative."""
     del raw  # the source is read by ranges, never sent whole
     f = source.open() if isinstance(source, RangeSource) else open(source, "rb")
     with f:
-        if spec.content_type in LIBVIPS_TYPES:
+        if decoder_for(spec) == "libvips":
             return _with_libvips(f, spec)
         (budget or Budget.unlimited()).check("reading the original")
         return _with_pillow(f.read(), spec)

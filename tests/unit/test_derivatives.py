@@ -20,7 +20,7 @@ from services.analyze.image import analyze_image
 from services.ingest import derivative_url as du
 from services.ingest.app import create_app
 from services.media import sandbox
-from services.render.derive import Spec, focus_of, plan, render_derivative
+from services.render.derive import LIBVIPS_TYPES, Spec, decoder_for, focus_of, plan, render_derivative
 from tests.support.fakes import memory_runtime
 from tests.unit.test_orientation_formats import MAKERS, UPRIGHT, WHITE, assert_upright
 
@@ -97,16 +97,32 @@ TYPES = {"jpeg": "image/jpeg", "png-exif-chunk": "image/png", "webp": "image/web
          "heic": "image/heic"}
 
 
+DECODERS = [(kind, decoder) for kind in TYPES for decoder in ("libvips", "pillow")
+            if decoder == "pillow" or TYPES[kind] in LIBVIPS_TYPES]
+
+
 @pytest.mark.parametrize("o", range(1, 9))
-@pytest.mark.parametrize("kind", TYPES)
-def test_every_orientation_comes_out_upright_through_libvips_and_pillow(kind, o, tmp_path):
+@pytest.mark.parametrize("kind,decoder", DECODERS)
+def test_every_orientation_comes_out_upright_through_libvips_and_pillow(kind, decoder, o, tmp_path):
     raw = MAKERS[kind](o)
     (tmp_path / "src").write_bytes(raw)
     a = analyze_image(raw, 10**8)
-    spec = Spec(TYPES[kind], a, (96, 96), "contain", (0.5, 0.5), "webp", 100, WHITE, 10**8)
+    spec = Spec(TYPES[kind], a, (96, 96), "contain", (0.5, 0.5), "webp", 100, WHITE, 10**8, decoder=decoder)
     d = render_derivative(b"", str(tmp_path / "src"), spec)
-    assert d.decoder == ("pillow" if kind in ("tiff-lzw", "heic") else "libvips")
+    assert d.decoder == decoder
     assert_upright(d.data, UPRIGHT)
+
+
+def test_the_decoder_is_the_one_that_measured_better():
+    def spec(ctype, size, box):
+        return Spec(ctype, {"width": size[0], "height": size[1]}, box, "contain", (0.5, 0.5), "webp", 80, WHITE, 10**9)
+
+    assert decoder_for(spec("image/png", (1200, 800), (400, None))) == "libvips"  # Pillow decodes a PNG whole
+    assert decoder_for(spec("image/webp", (1200, 800), (400, None))) == "libvips"
+    assert decoder_for(spec("image/jpeg", (4000, 3000), (800, None))) == "pillow"  # DCT-scaled to 1000x750
+    assert decoder_for(spec("image/jpeg", (12000, 8400), (800, None))) == "pillow"  # 1500x1050
+    assert decoder_for(spec("image/jpeg", (12000, 8400), (4096, None))) == "libvips"  # a 6000x4200 decode: streamed
+    assert decoder_for(spec("image/tiff", (1200, 800), (400, None))) == "pillow"
 
 
 def face_photo() -> bytes:
@@ -117,7 +133,8 @@ def face_photo() -> bytes:
     return samples.jpeg_bytes(canvas)
 
 
-def test_gravity_auto_keeps_the_face_whole(tmp_path):
+@pytest.mark.parametrize("decoder", ["libvips", "pillow"])
+def test_gravity_auto_keeps_the_face_whole(tmp_path, decoder):
     raw = face_photo()
     (tmp_path / "src").write_bytes(raw)
     a = analyze_image(raw, 10**8)
@@ -126,7 +143,7 @@ def test_gravity_auto_keeps_the_face_whole(tmp_path):
     for gravity, keeps in (("auto", True), ("centre", False)):
         focus = focus_of(a, gravity, None)
         p = plan(a["width"], a["height"], (256, 256), "cover", focus)
-        spec = Spec("image/jpeg", a, (256, 256), "cover", focus, "jpeg", 90, WHITE, 10**8)
+        spec = Spec("image/jpeg", a, (256, 256), "cover", focus, "jpeg", 90, WHITE, 10**8, decoder=decoder)
         d = render_derivative(b"", str(tmp_path / "src"), spec)
         assert d.size == (256, 256)
         s = p.scaled[1] / a["height"]

@@ -153,10 +153,10 @@ def whole_miss_table() -> None:
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    memory_table()
-    render_step_table()
-    decoder_table()
-    whole_miss_table()
+    only = os.environ.get("DERIVATIVES_BENCH_ONLY", "1,2,2b,3").split(",")  # e.g. "1" for the memory table alone
+    for key, table in (("1", memory_table), ("2", render_step_table), ("2b", decoder_table), ("3", whole_miss_table)):
+        if key in only:
+            table()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ webpsave), `pillow` (Image.thumbnail after draft(): plain Pillow at its most fru
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -64,6 +63,16 @@ def pillow(path: str, width: int) -> tuple[bytes, tuple[int, int]]:
         return buf.getvalue(), im.size
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux keeps that across
+    execve, so a worker started by a big parent would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 METHODS = {"ours": ours, "ours-libvips": ours_libvips, "ours-pillow": ours_pillow, "vips-thumbnail": vips_thumbnail,
            "pillow": pillow}
 
@@ -75,7 +84,7 @@ def main(argv: list[str]) -> int:
     data, size = METHODS[method](source, width)
     ms = (time.perf_counter() - started) * 1000
     Path(out).write_bytes(data)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"ms": ms, "bytes": len(data), "rss_mb": rss_mb, "size": size}))
     return 0
 

@@ -28,7 +28,7 @@ from ..media.sandbox import ChildLimits, children_started
 from ..pipeline import media_work
 from ..pipeline.jobstate import Job
 from ..pipeline.runtime import Runtime
-from ..render.derive import CONTENT_TYPES, PILLOW_JPEG_MAX_DECODE, Spec, decoder_for, focus_of, plan, render_derivative
+from ..render.derive import CONTENT_TYPES, Spec, decoder_for, focus_of, plan, render_derivative
 from ..render.formats import CACHE_CONTROL, FORMATS
 from . import derivative_url
 from .derivative_url import BadOptions, BadSignature
@@ -151,9 +151,8 @@ class Derivatives:
         limits = ChildLimits(s.media_memory_limit_bytes, s.media_cpu_limit_seconds,
                              time.monotonic() + s.derivative_render_seconds, reason)
         W, H = spec.analysis["width"], spec.analysis["height"]
-        # libvips streams; the Pillow chain holds one (DCT-scaled, for JPEG) decode and its copies
-        decoded = min(W * H, PILLOW_JPEG_MAX_DECODE) if spec.content_type == "image/jpeg" else W * H
-        need = LIBVIPS_NEED_BYTES + (0 if decoder_for(spec) == "libvips" else decoded * 4)
+        # libvips streams; the Pillow chain (TIFF, HEIC, GIF, BMP) holds the decode
+        need = LIBVIPS_NEED_BYTES + (0 if decoder_for(spec) == "libvips" else W * H * 4)
         with media_work.ranged(self.rt, job["source"]) as source:
             work = partial(render_derivative, spec=spec, budget=limits.budget("making a derivative"))
             try:

@@ -10,12 +10,12 @@ before any child starts. Sizes are in upright source pixels; never enlarged:
 Where the window sits: the focus point (fractions of the upright picture), chosen by the front
 door from gravity (auto = the faces' box, else analyze's attention box, else the centre).
 
-Decoding, by what measured better (bench/derivatives_bench.py and `decoder_for`):
-- PNG and WebP: libvips `thumbnail` from a streamed source (read line by line: memory follows the
-  output, not the source; Pillow decodes a PNG whole, 300 MB at 100 MP, and is slower even at 1 MP);
-- JPEG: the presets' Pillow/OpenCV chain (DCT-scaled decode, then OpenCV) while that decode is at
-  most PILLOW_JPEG_MAX_DECODE pixels: it was faster than libvips at every size measured (1-24 MP
-  sources, 400-1600 px outputs); past that (a big window of a big photo) libvips, which streams;
+Decoding, by what measured better (`python -m bench derivatives`, tables 2 and 2b):
+- JPEG, PNG and WebP: libvips `thumbnail` from a streamed source (shrink-on-load: a JPEG decoded
+  at 1/2-1/8 by the DCT, a PNG read line by line), so memory follows the output, not the source.
+  The presets' Pillow/OpenCV chain was ~25 % faster on JPEG, but at a lower SSIM (0.956 against
+  0.969 for a 12 MP photo at 800 px, WebP q80): not better at equal quality. Pillow decodes a PNG
+  whole (over 800 MB at 100 MP) and was slower at every PNG size measured;
 - everything else (TIFF, HEIC, GIF, BMP): the Pillow chain, which knows their quirks (TIFF
   orientation, HEIC bursts).
 """
@@ -29,8 +29,7 @@ from ..media.budget import Budget
 from ..media.rangefile import RangeSource
 from .presets import Preset
 
-LIBVIPS_TYPES = ("image/jpeg", "image/png", "image/webp")  # what libvips may decode here
-PILLOW_JPEG_MAX_DECODE = 16_000_000  # pixels of a DCT-scaled JPEG decode the Pillow chain takes (~48 MB RGB)
+LIBVIPS_TYPES = ("image/jpeg", "image/png", "image/webp")
 CONTENT_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
 AVIF_EFFORT = 2  # libvips 0-9; Pillow's speed 8 of the presets (services/render/formats.py) is about this
 WEBP_EFFORT = 4  # the presets' `method` 4
@@ -118,11 +117,6 @@ class Derived:
 def decoder_for(spec: Spec) -> str:
     if spec.decoder != "auto":
         return spec.decoder
-    if spec.content_type == "image/jpeg":
-        W, H = spec.analysis["width"], spec.analysis["height"]
-        scaled = plan(W, H, spec.box, spec.fit, spec.focus).scaled
-        k = next(k for k in (8, 4, 2, 1) if W / k >= scaled[0] and H / k >= scaled[1] or k == 1)  # libjpeg's DCT scaling
-        return "pillow" if (W // k) * (H // k) <= PILLOW_JPEG_MAX_DECODE else "libvips"
     return "libvips" if spec.content_type in LIBVIPS_TYPES else "pillow"
 
 

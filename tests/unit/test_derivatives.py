@@ -270,3 +270,11 @@ def test_a_lease_left_by_a_dead_request_is_taken_over(app):
     again = app.test_client().get(path)
     assert again.status_code == 200 and again.data == first.data
     assert (rt.settings.renditions_bucket, name + ".lease") not in rt.blobs.objects
+
+
+def test_only_the_listed_widths_are_served_when_a_list_is_set(app):
+    app.rt.settings = dataclasses.replace(app.rt.settings, derivative_widths=("320", "640"))
+    client = app.test_client()
+    refused = client.get(url("w:300/format:jpeg"))
+    assert refused.status_code == 400 and "DERIVATIVE_WIDTHS" in refused.get_json()["detail"]
+    assert client.get(url("w:320/format:jpeg")).status_code == 200

@@ -13,7 +13,7 @@ import requests
 from PIL import Image
 
 from localcloud import samples
-from services.ingest import derivative_url as du
+from services.client import IngestClient
 
 from .conftest import wait_for_status
 
@@ -35,11 +35,12 @@ def job(http, ingest_url):
 
 
 @pytest.fixture(scope="module")
-def sign(http, ingest_url):
-    keys = http.get(f"{ingest_url}/v1/signing-keys", timeout=10).json()
-    current = next(k for k in keys["keys"] if k["current"])
-    return lambda options, job_id: ingest_url + du.signed_path(current["kid"], keys["client_id"], current["secret"],
-                                                               options, job_id)
+def sign(stack, ingest_url):
+    """The client library's signer (what `mediarelay sign-url` prints), its keys fetched once."""
+    client = IngestClient(ingest_url, api_key=stack.api_key)
+    keys = client.signing_keys()
+    assert [k["current"] for k in keys["keys"]] == [True]
+    return lambda options, job_id: client.image_url(job_id, options, keys)
 
 
 def served_lines(stack, url: str) -> list[dict]:

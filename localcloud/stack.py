@@ -196,6 +196,18 @@ def local_playback_keys(state_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def local_derivative_keys(state_dir: Path) -> str:
+    """DERIVATIVE_SIGNING_KEYS (Secret Manager in production), made like the playback keys."""
+    import base64
+
+    path = state_dir / "derivative-keys"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("img1:" + base64.b64encode(os.urandom(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def local_client_key(cfg: StackConfig) -> str:
     """The API key of the local upload client "local" (an operator), kept in the git-ignored
     state folder; made again when the Firestore emulator no longer knows it (it keeps nothing
@@ -218,6 +230,7 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
     signing_key = local_signing_key(cfg.state_dir)
     webhook_key = local_webhook_key(cfg.state_dir)
     playback_keys = local_playback_keys(cfg.state_dir)
+    derivative_keys = local_derivative_keys(cfg.state_dir)
     for name in SERVICES:
         env = {
             **os.environ,
@@ -234,6 +247,7 @@ def service_procs(cfg: StackConfig) -> list[Proc]:
             "STORAGE_READ_ENDPOINT": cfg.url("storage"),
             "WEBHOOK_SECRETS_KEY": webhook_key,
             "PLAYBACK_TOKEN_KEYS": playback_keys,
+            "DERIVATIVE_SIGNING_KEYS": derivative_keys,
             "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",  # receivers on this machine; production allows none
             "CORS_ALLOWED_ORIGINS": LOCAL_CORS_ORIGINS,  # any page may call playback/upload routes; production: none until set
             # The Pub/Sub emulator sends no OIDC token: verification is off here, said so on

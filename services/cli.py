@@ -117,6 +117,19 @@ def cmd_events(args) -> int:
     return 0
 
 
+def cmd_sign_url(args) -> int:
+    """Print signed derivative-image URLs of a job, one per options string (e.g. each srcset width)."""
+    try:
+        client = IngestClient(args.url)
+        keys = client.signing_keys()
+        for options in args.options:
+            print(client.image_url(args.job_id, options, keys))
+    except APIError as exc:
+        print(f"mediarelay: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_stats(args) -> int:
     try:
         body = IngestClient(args.url).stats(args.days, args.all)
@@ -343,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("job_id")
     st.add_argument("--url", help=url_help)
     st.set_defaults(fn=cmd_status)
+
+    su = sub.add_parser("sign-url", help="signed derivative-image URLs of a job (/v1/img/...), one per options string")
+    su.add_argument("job_id")
+    su.add_argument("options", nargs="+", help="e.g. w:640/format:auto w:1280/format:auto (grammar: docs/api.md)")
+    su.add_argument("--url", help=url_help)
+    su.set_defaults(fn=cmd_sign_url)
 
     ev = sub.add_parser("events", help="tail media-events through a pull subscription of its own")
     ev.add_argument("--count", type=int, help="stop after this many events")

@@ -162,6 +162,20 @@ class IngestClient:
         """{playback_url, storyboard_url, expires_at}: the job's HLS ladder with an expiring token."""
         return _json_or_raise(self._api("POST", f"/v1/jobs/{job_id}/playback"))
 
+    def signing_keys(self) -> dict:
+        """{client_id, keys: [{kid, secret, current}]}: this client's secrets for derivative-image URLs."""
+        return _json_or_raise(self._api("GET", "/v1/signing-keys"))
+
+    def image_url(self, job_id: str, options: str, keys: dict | None = None) -> str:
+        """A signed derivative-image URL (`options` such as "w:800/h:600/fit:cover/format:auto"),
+        signed with the current key. Pass `keys` (signing_keys()) to sign many without asking again;
+        a page's server keeps them and signs offline (services/ingest/derivative_url.py, docs/api.md)."""
+        from .ingest.derivative_url import signed_path
+
+        keys = keys or self.signing_keys()
+        current = next(k for k in keys["keys"] if k["current"])
+        return self.base_url + signed_path(current["kid"], keys["client_id"], current["secret"], options, job_id)
+
     def stats(self, days: int = 7, everyone: bool = False) -> dict:
         return _json_or_raise(self._api("GET", "/v1/stats", params={"days": days, "all": str(everyone).lower()}))
 

@@ -43,6 +43,11 @@ output "playback_keys_secret" {
   value       = google_secret_manager_secret.playback_keys.id
 }
 
+output "derivative_keys_secret" {
+  description = "Secret Manager secret that holds DERIVATIVE_SIGNING_KEYS (add versions out of band)."
+  value       = google_secret_manager_secret.derivative_keys.id
+}
+
 output "latest_revisions" {
   description = "Revision serving each service (note them before a rollout; see README, Rolling back)."
   value       = { for name, svc in module.service : name => svc.latest_ready_revision }

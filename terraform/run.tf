@@ -81,6 +81,15 @@ locals {
           }
         } : k => v if contains(["ingest", "console"], name)
       },
+      {
+        for k, v in {
+          # Derives each client's secret for derivative-image URLs (`kid:base64,...`; the first is handed out).
+          DERIVATIVE_SIGNING_KEYS = {
+            secret  = google_secret_manager_secret.derivative_keys.secret_id
+            version = var.derivative_keys_version
+          }
+        } : k => v if name == "ingest"
+      },
     )
   }
 }

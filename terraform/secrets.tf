@@ -44,3 +44,25 @@ resource "google_secret_manager_secret_iam_member" "playback_reader" {
   role      = "roles/secretmanager.secretAccessor"
   member    = local.service_member[each.key]
 }
+
+# The server keys of derivative-image URLs (DERIVATIVE_SIGNING_KEYS: `kid:base64-of-32-random-bytes`,
+# comma-separated; each client signs with a secret derived from a key and its client id, the key id
+# travels in the URL). Rotate by adding a version whose list puts a new key first and keeps the
+# previous one while pages still carry its URLs; values are added out of band.
+resource "google_secret_manager_secret" "derivative_keys" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}derivative-signing-keys"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_secret_manager_secret_iam_member" "derivative_reader" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.derivative_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.service_member["ingest"]
+}

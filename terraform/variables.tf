@@ -195,6 +195,12 @@ variable "playback_keys_version" {
   default     = "latest"
 }
 
+variable "derivative_keys_version" {
+  description = "Secret Manager version of DERIVATIVE_SIGNING_KEYS ingest reads ('latest' or a number); a new version takes effect on the next revision."
+  type        = string
+  default     = "latest"
+}
+
 variable "event_subscribers" {
   description = "IAM members (e.g. serviceAccount:x@other-project.iam.gserviceaccount.com) allowed to attach subscriptions to the public topics (media-events)."
   type        = list(string)

@@ -216,10 +216,10 @@ class Settings:
     # --- Bounded media work ----------------------------------------------------------------------------------
     stage_time_budget_seconds: float = setting("STAGE_TIME_BUDGET_SECONDS", 90, ("analyze", "render"),
         "work budget of one stage (enforced inside analysis), below the push ack deadline")
-    media_memory_limit_bytes: int = setting("MEDIA_MEMORY_LIMIT_BYTES", 1536 * 2**20, ("analyze", "render"),
+    media_memory_limit_bytes: int = setting("MEDIA_MEMORY_LIMIT_BYTES", 1536 * 2**20, ("ingest", "analyze", "render"),
         "memory of the child process that decodes/analyses/renders one job (above its start-up size); a file whose one "
         "decoded frame needs more is refused from its headers")
-    media_cpu_limit_seconds: int = setting("MEDIA_CPU_LIMIT_SECONDS", 300, ("analyze", "render"),
+    media_cpu_limit_seconds: int = setting("MEDIA_CPU_LIMIT_SECONDS", 300, ("ingest", "analyze", "render"),
         "CPU time of that child (RLIMIT_CPU)")
     stage_deadline_margin_seconds: float = setting("STAGE_DEADLINE_MARGIN_SECONDS", 15, ("analyze", "render"),
         "the child's wall-clock deadline is the stage's push ack deadline (topology) minus this")
@@ -228,7 +228,7 @@ class Settings:
     media_cancel_poll_seconds: float = setting("MEDIA_CANCEL_POLL_SECONDS", 1.0, ("analyze", "render"),
         "while a child works, its stage reads the job this often; once the job has ended (`jobs cancel`) the child is "
         "killed and the stage writes nothing more")
-    instance_memory_bytes: int = setting("INSTANCE_MEMORY_BYTES", 0, ("analyze", "render"),
+    instance_memory_bytes: int = setting("INSTANCE_MEMORY_BYTES", 0, ("ingest", "analyze", "render"),
         "admission: a stage answers 503 (redelivered) to work whose declared memory need does not fit what the instance"
         " has left")
 
@@ -359,6 +359,27 @@ class Settings:
         "signatures made at once for one playlist answer (on Cloud Run each is an IAM signBlob call: a 300-segment "
         "playlist in a new bucket waits for 300 / this many round trips, not 300)")
 
+    # --- Derivative images -----------------------------------------------------------------------------------
+    derivative_signing_keys: tuple[tuple[str, bytes], ...] = setting("DERIVATIVE_SIGNING_KEYS", (), ("ingest",),
+        "server keys of derivative-image URLs (`/v1/img/...`), `kid:base64-of-32+-random-bytes`, comma-separated: each "
+        "client signs with a secret derived from a key and its client id (GET /v1/signing-keys); the first key is the "
+        "one handed out, every listed one verifies. To rotate, put a new key first and keep the old one listed while "
+        "pages still carry its URLs. Secret Manager in production; empty = no derivative URLs", parse=_keyring)
+    max_derivative_pixels: int = setting("MAX_DERIVATIVE_PIXELS", 16_000_000, ("ingest",),
+        "largest derivative image, in output pixels (w x h x dpr squared): a bigger signed request is a 400 naming this")
+    derivative_max_edge: int = setting("DERIVATIVE_MAX_EDGE", 4096, ("ingest",),
+        "largest width or height of a derivative image in output pixels (after dpr)")
+    derivative_widths: tuple[str, ...] = setting("DERIVATIVE_WIDTHS", (), ("ingest",),
+        "the only `w` values a derivative URL may ask for (e.g. `320,640,960,1280,1920`, a page's srcset), comma-"
+        "separated; empty = any width up to DERIVATIVE_MAX_EDGE", parse=_list)
+    derivative_max_dpr: float = setting("DERIVATIVE_MAX_DPR", 4.0, ("ingest",),
+        "largest device pixel ratio (`dpr`) a derivative URL may ask for (1 to 4)")
+    derivative_render_seconds: float = setting("DERIVATIVE_RENDER_SECONDS", 20.0, ("ingest",),
+        "wall-clock limit of rendering one derivative (a miss) in the bounded media child: the request waits for it")
+    derivative_lease_seconds: float = setting("DERIVATIVE_LEASE_SECONDS", 30.0, ("ingest",),
+        "a miss holds a lease object this long while it renders; concurrent misses for the same image wait for its "
+        "result instead of rendering again, and a lease older than this (its holder died) is taken over")
+
     # --- Delete and CORS -------------------------------------------------------------------------------------
     delete_settle_seconds: float = setting("DELETE_SETTLE_SECONDS", 5, ("notify",),
         "a deletion waits until the job has been over this long before erasing (a stage cancelled under it may be "
@@ -402,6 +423,7 @@ _GROUPS = {
     "console_audience": "Operators' console",
     "webhook_secrets_key": "Webhooks",
     "playback_token_keys": "Playback",
+    "derivative_signing_keys": "Derivative images",
 }  # first field of each group -> its heading
 
 

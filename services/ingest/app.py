@@ -20,6 +20,7 @@ from ..common.config import Settings
 from ..common.cors import allowed_origin
 from ..common.errors import HTTPProblem
 from ..common.logs import bind_fields
+from ..media import sandbox
 from ..media.mediatypes import ALLOWED
 from ..ops import jobs as job_actions
 from ..pipeline.jobstate import Job
@@ -32,6 +33,8 @@ from . import quotas
 from .body import read_body, split_upload
 from .clients import Authenticator
 from .cors import register_cors
+from .derivative_url import PREFIX as IMG_PREFIX
+from .derivatives import register_derivative_routes
 from .finalized import JOB_ID, accept_finalized
 from .listing import MAX_PAGE, list_jobs
 from .playback import PLAY_PREFIX, job_view_playback, register_playback_routes
@@ -60,8 +63,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.before_request
     def _authenticate():
-        if request.path in public_paths or request.path.startswith(PLAY_PREFIX):
-            return  # the push endpoint checks its OIDC token; playback routes their playback token
+        if request.path in public_paths or request.path.startswith((PLAY_PREFIX, IMG_PREFIX)):
+            return  # the push endpoint checks its OIDC token; playback routes their token; images their signature
         g.client = auth.authenticate(request.headers.get("Authorization"))
         bind_fields(client_id=g.client.client_id)
         rate.admit(g.client.client_id)
@@ -138,6 +141,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_push(app, rt, uploads, functools.partial(accept_finalized, clients=auth.clients))
     register_webhook_routes(app, rt, lambda: g.client.client_id)
     register_playback_routes(app, rt, lambda job_id: _live_job(rt, job_id))
+    register_derivative_routes(app, rt, lambda: g.client.client_id)
+    if rt.settings.derivative_signing_keys:  # a miss renders in the bounded child: its forkserver starts now
+        sandbox.preload(["pyvips", "services.render.derive"])
+        sandbox.warm_up()
 
     return app
 

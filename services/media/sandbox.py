@@ -41,6 +41,11 @@ _PERMANENT = {c.error_class: c for c in (LimitExceeded, CorruptMedia, Unsupporte
 _BASE_PRELOAD = ["numpy", "cv2", "PIL.Image", "services.media.budget", "services.media.rangefile", "services.media.sandbox"]
 _ctx = multiprocessing.get_context("forkserver")
 _preload: list[str] = list(_BASE_PRELOAD)
+_started = 0  # children this process started: what a test reads to see a cached answer spawned none
+
+
+def children_started() -> int:
+    return _started
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,8 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
     cancelled), the child is killed at once and that exception is raised here. `source`: a
     seekable binary file object the child reads by ranges through a `rangefile.RangeSource`
     among `args` (rangefile.py); the bytes it read are appended to `served` when given."""
+    global _started
+    _started += 1
     parent, child = _ctx.Pipe(duplex=True)
     ranges, child_ranges = _ctx.Pipe(duplex=True) if source is not None else (None, None)
     proc = _ctx.Process(target=_child_main, args=(child, fn, limits.memory_bytes, limits.cpu_seconds, limits.deadline),

@@ -177,6 +177,24 @@ class BlobStore:
         return StoredObject(bucket, new_name, str(copied.generation), int(copied.size), content_type, created)
 
     @retried("storage")
+    def try_create(self, bucket: str, name: str, data: bytes = b"") -> str | None:
+        """Create the object only if there is none (a lease): its generation, or None when it exists."""
+        blob = self.client.bucket(bucket).blob(name)
+        try:
+            blob.upload_from_string(data, content_type="application/octet-stream", if_generation_match=0)
+        except gexc.PreconditionFailed:
+            return None
+        return str(blob.generation)
+
+    @retried("storage")
+    def created(self, bucket: str, name: str) -> tuple[str, float] | None:
+        """(generation, creation time in epoch seconds) of the object, or None when there is none."""
+        blob = self.client.bucket(bucket).get_blob(name)
+        if blob is None or blob.time_created is None:
+            return None
+        return str(blob.generation), blob.time_created.timestamp()
+
+    @retried("storage")
     def delete_generation(self, bucket: str, name: str, generation: str) -> None:
         try:
             self.client.bucket(bucket).blob(name).delete(if_generation_match=int(generation))

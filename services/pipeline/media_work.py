@@ -98,6 +98,24 @@ def segment_limits(rt: Runtime, stage: str) -> ChildLimits:
     return ChildLimits.for_stage(rt.settings, ack, f"one {stage} segment")
 
 
+def _admission_of(rt: Runtime) -> Admission:
+    s = rt.settings
+    admission = _admission.get(s.instance_memory_bytes)
+    if admission is None:  # one per process (the instance's memory is read once)
+        admission = _admission[s.instance_memory_bytes] = Admission(s.instance_memory_bytes)
+    return admission
+
+
+def request_work(rt: Runtime, what: str, work: Callable[[bytes], T], *, limits: ChildLimits, need_bytes: int,
+                 source: Source) -> T:
+    """Media work a client's request waits for (a derivative image): admission on this instance and
+    the same bounded child, but nothing counted on the job: a finished job's document is not
+    written for a page view, and a crash is answered 503 to that request alone."""
+    with _admission_of(rt).admit(need_bytes, what) as hand_over:
+        result: T = run(work, b"", source.ref, limits=limits, on_start=hand_over, source=source.file, served=source.served)
+        return result
+
+
 def media_work(rt: Runtime, stage: str, job_id: str, work: Callable[[bytes], T], *, limits: ChildLimits,
                need_bytes: int = 0, raw: bytes = b"", source: Source | None = None) -> T:
     """What a stage calls: admission for `need_bytes` on this instance, then work(raw) in a
@@ -105,9 +123,6 @@ def media_work(rt: Runtime, stage: str, job_id: str, work: Callable[[bytes], T],
     its ref. `work` is a module-level function of the raw bytes, its other arguments bound by
     keyword (functools.partial): it is pickled to the child."""
     s = rt.settings
-    admission = _admission.get(s.instance_memory_bytes)
-    if admission is None:  # one per process (the instance's memory is read once)
-        admission = _admission[s.instance_memory_bytes] = Admission(s.instance_memory_bytes)
-    with admission.admit(need_bytes, f"this {stage} job") as hand_over:
+    with _admission_of(rt).admit(need_bytes, f"this {stage} job") as hand_over:
         return run_for_job(rt.jobs, job_id, stage, work, raw, crash_attempts=s.media_crash_attempts, limits=limits,
                            on_start=hand_over, watch_seconds=s.media_cancel_poll_seconds, source=source)

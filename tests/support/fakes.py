@@ -9,6 +9,7 @@ import datetime as dt
 import itertools
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -181,6 +182,7 @@ class MemoryBlobs(BlobStore):
         super().__init__("memory")
         self.objects: dict[tuple[str, str], tuple[bytes, str, str]] = {}  # -> (data, content type, generation)
         self._generations = itertools.count(1_000_001)
+        self.created_at: dict[tuple[str, str], float] = {}
 
     def put_if_absent(self, bucket, name, data, content_type, cache_control=None):
         data = data.read_bytes() if isinstance(data, Path) else data
@@ -215,6 +217,21 @@ class MemoryBlobs(BlobStore):
 
     def delete(self, bucket, name):
         self.objects.pop((bucket, name), None)
+
+    def try_create(self, bucket, name, data=b""):
+        if (bucket, name) in self.objects:
+            return None
+        self.created_at[(bucket, name)] = time.time()
+        return self.put_if_absent(bucket, name, data, "application/octet-stream").generation
+
+    def created(self, bucket, name):
+        found = self.objects.get((bucket, name))
+        return (found[2], self.created_at.get((bucket, name), 0.0)) if found else None
+
+    def delete_generation(self, bucket, name, generation):
+        found = self.objects.get((bucket, name))
+        if found and found[2] == str(generation):
+            self.objects.pop((bucket, name), None)
 
     def open_ranged(self, bucket, name, generation, block_bytes, blocks):
         data = self.get_bytes(bucket, name, generation)

@@ -40,8 +40,9 @@ from pathlib import Path
 MODEL_SECONDS = 600
 INSTANCES = 50
 SLOTS_PER_INSTANCE = 2  # terraform: analyze and render with cpu = 2, concurrency = 2
-SEGMENT_CHOICES = (6, 10, 15, 20, 30)  # VIDEO_SEGMENT_SECONDS to model; 30 is the default
-DEFAULT_SEGMENT_S = 30
+SEGMENT_CHOICES = (6, 10, 15, 20, 30)  # VIDEO_SEGMENT_SECONDS to model
+DEFAULT_SEGMENT_S = 15  # VIDEO_SEGMENT_SECONDS' default
+FIRST_S = 4  # VIDEO_FIRST_SEGMENT_SECONDS' default: the short first span that sets `playable`
 SHORT_SPAN_S, LONG_SPAN_S = 6, 24
 CLIP_SECONDS = SHORT_SPAN_S + LONG_SPAN_S
 PLAYABLE_GOAL_S, READY_GOAL_S = 15, 60
@@ -161,16 +162,21 @@ def measure_end_to_end(seconds: int) -> dict:
             "ready": (at["ready_at"] - at["created"]).total_seconds(), "view_status_at_playable": seen_playback}
 
 
-def model(m: dict, segment_s: float, slots: int, order: str, seconds: float = MODEL_SECONDS) -> dict:
-    """(playable, ready, phases) in seconds for `seconds` of 1080p; `slots` segments at once per stage."""
-    n = math.ceil(seconds / segment_s)
+def model(m: dict, segment_s: float, slots: int, order: str, seconds: float = MODEL_SECONDS, first_s: float = FIRST_S) -> dict:
+    """(playable, ready, phases) in seconds for `seconds` of 1080p; `slots` segments at once per stage;
+    a first span of `first_s` (0: as long as the others)."""
+    first_s = first_s if 0 < first_s < segment_s else segment_s
+    n = 1 + math.ceil((seconds - first_s) / segment_s)
     waves = math.ceil(n / slots)
     hop, rec, count, cas = m["hop_s"], m["fs_record_s"], m["fs_count_s"], m["fs_cas_s"]
     span_src = m["src_bytes_per_s"] * segment_s / (GCS_DOWN_MBPS * 1e6) + GCS_FIRST_BYTE_S  # a ranged read of its span
     a0, a1 = m["analyze"]
     r0, r1 = m["render"]
     analyze_seg = span_src + a0 + a1 * segment_s
-    render_seg = span_src + r0 + r1 * segment_s + m["out_bytes_per_s"] * segment_s / (GCS_UP_MBPS * 1e6) + GCS_FIRST_BYTE_S
+    def render_of(span_s: float) -> float:
+        return span_src + r0 + r1 * span_s + m["out_bytes_per_s"] * span_s / (GCS_UP_MBPS * 1e6) + GCS_FIRST_BYTE_S
+
+    render_seg, render_first = render_of(segment_s), render_of(first_s)
     done_seg = rec + count  # its record, then the count that may find the set whole
     fan_in = done_seg + rec + cas  # the claim record, then the hand-off (compare-and-set)
     plan = hop + COLD_S + 2 * GCS_FIRST_BYTE_S + cas  # media-ingested, the packet index read, the fan-out recorded
@@ -182,11 +188,11 @@ def model(m: dict, segment_s: float, slots: int, order: str, seconds: float = MO
     analysis_done = plan + hop + COLD_S + waves * analyze_seg + fan_in + hop  # ... media-analyzed published
     if order == "after":
         render_start = analysis_done + cas + hop + COLD_S  # render's fan-out, the segment pushes
-        playable = render_start + render_seg + playable_after_span0
+        playable = render_start + render_first + playable_after_span0
         ready = render_start + waves * render_seg + done_seg + render_fan_in + notify
     else:  # beside: the ladder fans out with the analysis, render's fan-in joins the analysis
         render_start = plan + hop + COLD_S
-        playable = render_start + render_seg + playable_after_span0
+        playable = render_start + render_first + playable_after_span0
         ready = max(render_start + waves * render_seg + done_seg, analysis_done) + render_fan_in + notify
     return {"segments": n, "waves": waves, "playable": playable, "ready": ready, "render_seg": render_seg,
             "analyze_seg": analyze_seg, "analysis_done": analysis_done}
@@ -222,7 +228,8 @@ def main() -> None:
     print(table(lat, ["latency", "median ms", "p90 ms"]))
 
     print(f"\nModel: {MODEL_SECONDS // 60} min of 1080p, seconds from media-ingested; playable = segment 0's rungs stored "
-          f"and claimed, ready = completed. Stated: cold start {COLD_S:g} s per fan-out's first wave, GCS "
+          f"and claimed (a first segment of {FIRST_S:g} s), ready = completed. Stated: cold start {COLD_S:g} s per "
+          f"fan-out's first wave, GCS "
           f"{GCS_DOWN_MBPS:g}/{GCS_UP_MBPS:g} MB/s, {GCS_FIRST_BYTE_S * 1000:.0f} ms a request.")
     rows = []
     for order in ("after", "beside"):
@@ -244,7 +251,7 @@ def main() -> None:
     print(table(rows, ["render", "segment", "playable s", "vs 15 s", "", "ready s", "vs 60 s", ""]))
     if E2E_SECONDS:
         e2e = measure_end_to_end(E2E_SECONDS)
-        here = model(m, E2E_SEGMENT_S, SLOTS_PER_INSTANCE, "after", seconds=E2E_SECONDS)
+        here = model(m, E2E_SEGMENT_S, SLOTS_PER_INSTANCE, "beside", seconds=E2E_SECONDS)
         print(f"\nEnd to end here: {E2E_SECONDS} s of 1080p in {e2e['segments']} spans of {E2E_SEGMENT_S} s through the "
               f"local cloud (render after analysis, 2 requests at a time per service on 2 shared cores); from the "
               f"job's creation")

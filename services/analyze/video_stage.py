@@ -33,7 +33,7 @@ def _limits(s) -> VideoLimits:
     return VideoLimits(s.max_video_seconds, s.max_video_frames, s.max_video_frame_pixels)
 
 
-def plan_video(_raw: bytes, *, path: str | RangeSource, suffix: str, limits: VideoLimits, target_s: float,
+def plan_video(_raw: bytes, *, path: str | RangeSource, suffix: str, limits: VideoLimits, target_s: float, first_s: float,
                max_segments: int, overlap_s: float, budget: Budget, truncation_tolerance_s: float) -> dict:
     """In the child: header limits, the container's facts and the segment plan; a one-segment
     video is analysed right here too (one download, one child, no fan-out). Every video job
@@ -45,7 +45,7 @@ def plan_video(_raw: bytes, *, path: str | RangeSource, suffix: str, limits: Vid
     with VideoFile(path) as video:
         index = video.packet_index()
         video.check_complete(index, truncation_tolerance_s)
-        spans = plan_file(video, target_s, max_segments, index)
+        spans = plan_file(video, target_s, max_segments, index, first_s)
     facts.update(format=suffix.lstrip("."), width=width, height=height)
     plan = {"facts": facts, "segments": [s.as_dict() for s in spans]}
     if len(spans) == 1:
@@ -68,7 +68,8 @@ def handle_video(rt: Runtime, job: Job, msg: dict) -> StageResult:
         suffix = suffix_for(src["content_type"])
         with media_work.ranged(rt, src) as source:
             work = partial(plan_video, path=source.ref, suffix=suffix, limits=_limits(s), target_s=s.video_segment_seconds,
-                           max_segments=s.video_max_segments, overlap_s=s.video_segment_overlap_seconds, budget=budget,
+                           first_s=s.video_first_segment_seconds, max_segments=s.video_max_segments,
+                           overlap_s=s.video_segment_overlap_seconds, budget=budget,
                            truncation_tolerance_s=s.video_truncation_tolerance_seconds)
             plan = media_work.media_work(rt, "analyze", msg["job_id"], work, limits=limits, source=source)
         if "result" in plan:

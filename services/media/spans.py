@@ -28,16 +28,28 @@ class Span:
         return asdict(self)
 
 
-def plan(keyframes: list[float], start_s: float, end_s: float, target_s: float, max_segments: int) -> list[Span]:
-    """Spans covering [start_s, end_s), each starting on one of `keyframes` (sorted seconds)."""
+def plan(keyframes: list[float], start_s: float, end_s: float, target_s: float, max_segments: int, *,
+         first_s: float = 0) -> list[Span]:
+    """Spans covering [start_s, end_s), each starting on one of `keyframes` (sorted seconds).
+
+    `first_s` (> 0): a video that is split anyway gets a short first span, ending at the first
+    keyframe at or after it, and the later boundaries are counted from there: span 0 is what a
+    player needs first, so the video plays (EVENT playlists, `playable`) as soon as its short
+    render is stored, instead of after a whole segment's."""
+    first = first_s if 0 < first_s < target_s and end_s - start_s > target_s else 0
     bounds = [start_s]
-    step = 1
+    origin, step = start_s, 1
     for k in keyframes:
+        if first and len(bounds) == 1:
+            if k > start_s and k >= start_s + first - 1e-6:
+                bounds.append(k)
+                origin = k
+            continue
         if k <= bounds[-1] or end_s - k < target_s / 2:
             continue
-        if k >= start_s + step * target_s - 1e-6:
+        if k >= origin + step * target_s - 1e-6:
             bounds.append(k)
-            step = max(step + 1, int((k - start_s) / target_s) + 1)
+            step = max(step + 1, int((k - origin) / target_s) + 1)
     spans = list(zip(bounds, bounds[1:] + [end_s], strict=True))
     if len(spans) > max_segments:
         raise OverLimit(f"the video would need {len(spans)} segments of VIDEO_SEGMENT_SECONDS={target_s:g}, over "
@@ -45,9 +57,9 @@ def plan(keyframes: list[float], start_s: float, end_s: float, target_s: float, 
     return [Span(i, round(a, 6), round(b, 6)) for i, (a, b) in enumerate(spans)]
 
 
-def plan_file(video, target_s: float, max_segments: int, index=None) -> list[Span]:
+def plan_file(video, target_s: float, max_segments: int, index=None, first_s: float = 0) -> list[Span]:
     """The plan of an open VideoFile (before any decoding), from its packet index (read here unless given)."""
     index = index or video.packet_index()
     keys, end = index.keyframes, index.video_end_s
     start = keys[0] if keys else video.start_s()
-    return plan(keys, start, end, target_s, max_segments)
+    return plan(keys, start, end, target_s, max_segments, first_s=first_s)

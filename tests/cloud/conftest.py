@@ -23,9 +23,10 @@ TEST_RETRY_BACKOFF = (2, 20)
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    # VIDEO_SEGMENT_SECONDS: tests/longclip.py's clip is planned for 40 s segments.
+    # VIDEO_SEGMENT_SECONDS: tests/longclip.py's clip is planned for 40 s segments, with no short first one
+    # (the short first segment is exercised by test_playable's stack and tests/unit/test_span_plan.py).
     env = {"MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES), "WEBHOOK_MAX_ENDPOINTS": "3", "LOG_LEVEL": "INFO",
-           "VIDEO_SEGMENT_SECONDS": "40"}
+           "VIDEO_SEGMENT_SECONDS": "40", "VIDEO_FIRST_SEGMENT_SECONDS": "0"}
     with private_stack(tmp_path_factory.mktemp("local"), "mediarelay-test", env, TEST_RETRY_BACKOFF) as cfg:
         yield cfg
 

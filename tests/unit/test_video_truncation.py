@@ -56,7 +56,8 @@ def clips(tmp_path_factory):
 
 
 def _plan(path: Path, target_s: float) -> dict:
-    return plan_video(b"", path=str(path), suffix=".mp4", limits=VideoLimits(600, 36000), target_s=target_s, max_segments=20,
+    return plan_video(b"", path=str(path), suffix=".mp4", limits=VideoLimits(600, 36000), target_s=target_s, first_s=0,
+                      max_segments=20,
                       overlap_s=0.5, budget=Budget.unlimited(), truncation_tolerance_s=TOLERANCE_S)
 
 

@@ -29,9 +29,9 @@ from skimage import data as skdata
 from services.analyze.image import _working_copy
 from services.analyze.phash import hamming, phash
 from services.common.config import Settings
-from services.pipeline.neardup import BANDS
 from services.media.imaging import open_image
 from services.media.orientation import left_to_apply
+from services.pipeline.neardup import BANDS
 
 PHOTOS = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
           "hubble_deep_field", "immunohistochemistry", "microaneurysms", "moon", "motorcycle", "page", "retina",

@@ -25,11 +25,11 @@ _B83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;
 
 def placeholders(rgb: np.ndarray) -> dict[str, str]:
     """{"thumbhash", "blurhash"} of an upright HxWx3 uint8 image of any size."""
-    small = _fit(rgb, MAX_EDGE)
+    small = fit_within(rgb, MAX_EDGE)
     return {"thumbhash": thumbhash(small), "blurhash": blurhash(small)}
 
 
-def _fit(rgb: np.ndarray, edge: int) -> np.ndarray:
+def fit_within(rgb: np.ndarray, edge: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     if max(h, w) <= edge:
         return rgb
@@ -59,7 +59,8 @@ def thumbhash(rgb: np.ndarray) -> str:
     p_dc, p_ac, p_scale = _thumb_channel((r + g) / 2 - b, 3, 3)
     q_dc, q_ac, q_scale = _thumb_channel(r - g, 3, 3)
     landscape = w > h
-    header24 = _round(63 * l_dc) | (_round(31.5 + 31.5 * p_dc) << 6) | (_round(31.5 + 31.5 * q_dc) << 12) | (_round(31 * l_scale) << 18)
+    header24 = (_round(63 * l_dc) | (_round(31.5 + 31.5 * p_dc) << 6) | (_round(31.5 + 31.5 * q_dc) << 12)
+                | (_round(31 * l_scale) << 18))
     header16 = (ly if landscape else lx) | (_round(63 * p_scale) << 3) | (_round(63 * q_scale) << 9) | (int(landscape) << 15)
     out = bytearray([header24 & 255, (header24 >> 8) & 255, header24 >> 16, header16 & 255, header16 >> 8])
     acs = [*l_ac, *p_ac, *q_ac]

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from google.cloud import firestore
+
+from ..common.errors import Duplicate
 
 BANDS = 4
 BAND_BITS = 64 // BANDS
@@ -52,7 +55,8 @@ def probes(phash: str, distance: int) -> list[str]:
     """Every band token a hash within `distance` of this one must share at least one of."""
     r = radius(distance)
     if r > MAX_RADIUS:
-        raise ValueError(f"distance {distance} needs {r} bits a band; at most {MAX_RADIUS} (distance <= {BANDS * MAX_RADIUS + 3})")
+        raise ValueError(f"distance {distance} needs {r} bits a band; at most {MAX_RADIUS} "
+                         f"(distance <= {BANDS * MAX_RADIUS + 3})")
     masks = [sum(1 << b for b in bits) for k in range(r + 1) for bits in itertools.combinations(range(BAND_BITS), k)]
     out = []
     for token in bands(phash):
@@ -98,6 +102,35 @@ class NearDuplicateIndex:
     def _having_any(self, owner: str, tokens: list[str]) -> dict[str, dict[str, Any]]:
         """{job_id: {phash, created_at}} of the owner's entries whose `bands` hold any of `tokens`."""
         raise NotImplementedError
+
+
+ON_DUPLICATE = ("process", "skip", "reject")  # the upload option; process (record only) is the default
+ACTIONS = {"process": "recorded", "skip": "skipped", "reject": "rejected"}
+
+
+def check_picture(index: NearDuplicateIndex | None, job: Mapping[str, Any], phash: str | None,
+                  distance: int) -> dict[str, Any] | None:
+    """Index a job's picture (a still, or a video's poster) and act on its upload's `on_duplicate`.
+
+    Returns the job's `duplicate` field ({of, distance, action}) when an earlier picture of the client is
+    within `distance`, else None; raises Duplicate for `reject`. A copy that is skipped or rejected leaves
+    the index again: a later upload is told about the picture that was processed, not about a copy."""
+    owner = job.get("owner")
+    if index is None or not owner or not phash:
+        return None
+    job_id, created = str(job["job_id"]), job["created_at"]
+    index.add(owner, job_id, phash, created)
+    match = index.earlier_match(owner, job_id, phash, created, distance)
+    if match is None:
+        return None
+    wanted = job.get("on_duplicate") or "process"
+    if wanted != "process":
+        index.remove(owner, job_id)
+    if wanted == "reject":
+        raise Duplicate(f"this picture is a near-duplicate of job {match.job_id} (their perceptual hashes differ in "
+                        f"{match.distance} of 64 bits, within NEAR_DUPLICATE_DISTANCE={distance}) and the upload asked "
+                        "on_duplicate=reject", code="near-duplicate")
+    return {"of": match.job_id, "distance": match.distance, "action": ACTIONS[wanted]}
 
 
 class FirestoreNearDuplicates(NearDuplicateIndex):

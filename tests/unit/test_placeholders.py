@@ -7,7 +7,7 @@ from skimage import data
 
 from localcloud import samples
 from services.analyze.image import analyze_image
-from services.media.placeholders import _fit, blurhash, placeholders, thumbhash
+from services.media.placeholders import blurhash, fit_within, placeholders, thumbhash
 
 # Made by the reference ports on the same <=100 px copies (INTER_AREA): thumbhash-python 1.0.1's
 # rgba_to_thumbhash (evanw's algorithm, opaque) and blurhash-python 1.2.2 (woltapp's C encoder), 4x3
@@ -25,7 +25,7 @@ def _rgb(name: str) -> np.ndarray:
     a = getattr(data, name)()
     if a.ndim == 2:
         a = np.stack([a] * 3, -1)
-    return _fit(a[..., :3].astype(np.uint8), 100)
+    return fit_within(a[..., :3].astype(np.uint8), 100)
 
 
 @pytest.mark.parametrize("name", sorted(VECTORS))

@@ -6,9 +6,11 @@ import random
 
 import pytest
 
-from services.common.errors import Duplicate
+from services.common.errors import BadMessage, Duplicate
+from services.ingest.public_job import public_job
 from services.pipeline.neardup import ANY_VALUES, BANDS, bands, check_picture, hamming, probes
-from tests.support.fakes import MemoryNearDuplicates, memory_runtime
+from services.pipeline.schemas import validate
+from tests.support.fakes import MemoryNearDuplicates, Pipeline, memory_runtime
 
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -128,3 +130,19 @@ def test_a_picture_without_an_owner_or_a_hash_is_not_indexed():
     assert check_picture(rt.near_duplicates, _job(rt, "job-noown001", owner=None), "0123456789abcdef", 11) is None
     assert check_picture(rt.near_duplicates, _job(rt, "job-nohash01"), None, 11) is None
     assert rt.near_duplicates.entries == {}
+
+
+def test_the_job_view_and_the_completed_event_carry_the_placeholders_and_the_earlier_job():
+    p = Pipeline()
+    job_id = p.seed()
+    facts = {"placeholders": {"thumbhash": "3EgKFwhpaIVPh2aHVnh5WIdp+SVif0IG", "blurhash": "LOJ7Bz:*IptR.m9[RlxaOqkWRjIo"},
+             "duplicate": {"of": "job-first001", "distance": 4, "action": "recorded"}}
+    p.rt.jobs._write(job_id, facts)
+    p.run(job_id)
+    [event] = p.events(job_id)  # the bus validated it against media-events.v3
+    view = public_job(p.rt, p.job(job_id), with_urls=False)
+    for shown in (event, view):
+        assert shown["placeholders"] == facts["placeholders"]
+        assert (shown["duplicate_of"], shown["distance"], shown["duplicate_action"]) == ("job-first001", 4, "recorded")
+    with pytest.raises(BadMessage):  # over 40 characters breaks the contract
+        validate(p.rt.settings.schemas_dir, "media-events.v3", {**event, "placeholders": {"thumbhash": "x" * 41}})

@@ -64,7 +64,8 @@ def test_reject_is_409_for_the_same_bytes_and_a_failed_job_naming_the_original_f
 
     grant = session.post(f"{ingest_url}/v1/upload-urls", json={"content_type": "image/jpeg", "size": len(data) + 9,
                                                               "on_duplicate": "reject"}, timeout=10).json()
-    assert requests.put(grant["upload_url"], data=_jpeg(photo, quality=70), headers=grant["headers"], timeout=30).status_code == 200
+    put = requests.put(grant["upload_url"], data=_jpeg(photo, quality=70), headers=grant["headers"], timeout=30)
+    assert put.status_code == 200, put.text
     signed = wait_for_status(session, ingest_url, grant["job_id"])
     assert signed["status"] == "failed" and original["job_id"] in signed["error"]["reason"]
 

@@ -6,11 +6,15 @@ import random
 
 import pytest
 
+from localcloud import samples
+from services.analyze.app import handle as analyze_handle
 from services.common.errors import BadMessage, Duplicate
 from services.ingest.public_job import public_job
 from services.pipeline.neardup import ANY_VALUES, BANDS, bands, check_picture, hamming, probes
 from services.pipeline.schemas import validate
-from tests.support.fakes import MemoryNearDuplicates, Pipeline, memory_runtime
+from services.render.app import load_catalogue, make_handler
+from services.render.work import RenderOptions
+from tests.support.fakes import SOURCE, MemoryNearDuplicates, Pipeline, memory_runtime
 
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -146,3 +150,37 @@ def test_the_job_view_and_the_completed_event_carry_the_placeholders_and_the_ear
         assert (shown["duplicate_of"], shown["distance"], shown["duplicate_action"]) == ("job-first001", 4, "recorded")
     with pytest.raises(BadMessage):  # over 40 characters breaks the contract
         validate(p.rt.settings.schemas_dir, "media-events.v3", {**event, "placeholders": {"thumbhash": "x" * 41}})
+
+
+def test_render_of_a_copy_the_upload_asked_to_skip_reads_nothing_and_makes_no_rendition():
+    rt = memory_runtime()
+    opts = RenderOptions.build(rt.settings, load_catalogue(rt.settings))
+    job, _ = rt.jobs.create("job-skip0001", {"kind": "image", "source": {}, "owner": "c1", "on_duplicate": "skip"})
+    job["duplicate"] = {"of": "job-first001", "distance": 2, "action": "skipped"}
+    msg = {"job_id": "job-skip0001", "kind": "image", "analysis": {"format": "jpeg", "width": 4, "height": 3},
+           "source": {**SOURCE, "name": "originals/not-there"}}  # reading the original would fail: it is not stored
+    out = make_handler(opts)(rt, job, msg)
+    assert out.job_fields["renditions"] == []
+    assert {s["preset"] for s in out.job_fields["skipped"]} == {p.name for p in opts.catalogue.image_presets}
+    assert all("near-duplicate of job job-first001" in s["reason"] for s in out.job_fields["skipped"])
+    [(topic, payload)] = out.publish
+    validate(rt.settings.schemas_dir, "media-rendered.v3", payload)
+
+
+def test_analysis_of_a_smaller_recompressed_copy_names_the_first_upload_and_reject_fails_it():
+    rt = memory_runtime()
+    photo = samples.photo("chelsea")
+
+    def analyse(job_id, data, hours, **extra):
+        stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, f"originals/{job_id}", data, "image/jpeg")
+        job = _job(rt, job_id, hours=hours, **extra)
+        src = {**SOURCE, "name": f"originals/{job_id}", "generation": stored.generation}
+        return analyze_handle(rt, job, {"job_id": job_id, "kind": "image", "source": src}).job_fields
+
+    first = analyse("job-first001", samples.jpeg_bytes(photo), 0)
+    assert "duplicate" not in first and first["placeholders"] == first["analysis"]["placeholders"]
+    small = photo.resize((photo.width // 2, photo.height // 2))
+    copy = analyse("job-copy0001", samples.jpeg_bytes(small, quality=60), 1)
+    assert copy["duplicate"]["of"] == "job-first001" and copy["duplicate"]["action"] == "recorded"
+    with pytest.raises(Duplicate):
+        analyse("job-rej00001", samples.jpeg_bytes(photo, quality=75), 2, on_duplicate="reject")

@@ -13,6 +13,7 @@ from services.ingest.public_job import public_job
 from services.pipeline.neardup import ANY_VALUES, BANDS, bands, check_picture, hamming, probes
 from services.pipeline.schemas import validate
 from services.render.app import load_catalogue, make_handler
+from services.render.video_stage import _poster_facts
 from services.render.work import RenderOptions
 from tests.support.fakes import SOURCE, MemoryNearDuplicates, Pipeline, memory_runtime
 
@@ -184,3 +185,15 @@ def test_analysis_of_a_smaller_recompressed_copy_names_the_first_upload_and_reje
     assert copy["duplicate"]["of"] == "job-first001" and copy["duplicate"]["action"] == "recorded"
     with pytest.raises(Duplicate):
         analyse("job-rej00001", samples.jpeg_bytes(photo, quality=75), 2, on_duplicate="reject")
+
+
+def test_a_videos_poster_is_recorded_never_skipped_or_rejected_its_work_being_done():
+    rt = memory_runtime()
+    h = "0123456789abcdef"
+    check_picture(rt.near_duplicates, _job(rt, "job-still001"), h, 11)
+    video = _job(rt, "job-video001", on_duplicate="reject", hours=1)
+    chosen = {"phash": _flip(h, [1, 2]), "placeholders": {"thumbhash": "t", "blurhash": "b"}}
+    facts = _poster_facts(rt, video, chosen)
+    assert facts == {"placeholders": chosen["placeholders"],
+                     "duplicate": {"of": "job-still001", "distance": 2, "action": "recorded"}}
+    assert "job-video001" in rt.near_duplicates.entries["c1"]

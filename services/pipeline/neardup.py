@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..common.errors import Duplicate
 BANDS = 4
 BAND_BITS = 64 // BANDS
 ANY_VALUES = 30  # Firestore's limit of values in one array-contains-any
+QUERY_THREADS = 8
 MAX_RADIUS = 2  # per band: beyond it a lookup is thousands of probes (d <= 4 * 2 + 3 = 11)
 COLLECTION = "near_duplicates"
 HASHES = "hashes"
@@ -153,9 +155,12 @@ class FirestoreNearDuplicates(NearDuplicateIndex):
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         hashes = self._hashes(owner)
-        out: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(tokens), ANY_VALUES):
-            query = hashes.where(filter=FieldFilter("bands", "array_contains_any", tokens[i:i + ANY_VALUES]))
-            for snap in query.select(["phash", "created_at"]).stream():
-                out[snap.id] = snap.to_dict()
-        return out
+
+        def ask(values: list[str]) -> list[tuple[str, dict[str, Any]]]:
+            query = hashes.where(filter=FieldFilter("bands", "array_contains_any", values)).select(["phash", "created_at"])
+            return [(snap.id, snap.to_dict()) for snap in query.stream()]
+
+        # The queries are independent: asked together, a lookup waits about one round trip, not nineteen.
+        chunks = [tokens[i:i + ANY_VALUES] for i in range(0, len(tokens), ANY_VALUES)]
+        with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
+            return {job_id: doc for found in pool.map(ask, chunks) for job_id, doc in found}

@@ -56,7 +56,7 @@ def cmd_submit(args) -> int:
             return 2
         try:
             resp = client.submit(path, args.idempotency_key, progress=print_progress(path.name, args.quiet),
-                                 signed=args.signed)
+                                 signed=args.signed, on_duplicate=args.on_duplicate)
         except APIError as exc:
             print(f"mediarelay: {path}: rejected: {exc}", file=sys.stderr)
             return 1
@@ -339,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true")
     s.add_argument("--timeout", type=float, default=300)
     s.add_argument("--idempotency-key")
+    s.add_argument("--on-duplicate", choices=("process", "skip", "reject"), default="process",
+                   help="a near-duplicate of an earlier upload: process it (default), skip its renditions, or reject it")
     s.add_argument("--signed", action="store_true", default=None,
                    help="upload straight to GCS through a resumable session (automatic above --direct-max-bytes)")
     s.add_argument("--direct-max-bytes", type=int,

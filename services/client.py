@@ -63,10 +63,12 @@ class IngestClient:
         headers = {**self._auth, **kwargs.pop("headers", {})}
         return self.session.request(method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout, **kwargs)
 
-    def submit(self, path: Path, idempotency_key: str | None = None, progress=None, signed: bool | None = None) -> dict:
-        """Upload `path`; through a resumable session when asked or when it is too big for a request body."""
+    def submit(self, path: Path, idempotency_key: str | None = None, progress=None, signed: bool | None = None,
+               on_duplicate: str = "process") -> dict:
+        """Upload `path`; through a resumable session when asked or when it is too big for a request body.
+        `on_duplicate`: process | skip | reject a near-duplicate of an earlier upload (docs/api.md)."""
         if signed or (signed is None and path.stat().st_size > self.direct_max_bytes):
-            return self.submit_signed(path, idempotency_key, progress)
+            return self.submit_signed(path, idempotency_key, progress, on_duplicate=on_duplicate)
         headers = {
             "Content-Type": _content_type(path),
             "X-Filename": path.name,
@@ -75,13 +77,13 @@ class IngestClient:
             headers["Idempotency-Key"] = idempotency_key
         body = _ProgressReader(path, progress or (lambda sent, total: None))
         try:
-            resp = self._api("POST", "/v1/uploads", data=body, headers=headers)
+            resp = self._api("POST", "/v1/uploads", data=body, headers=headers, params={"on_duplicate": on_duplicate})
         finally:
             body.close()
         return _json_or_raise(resp)
 
     def submit_signed(self, path: Path, idempotency_key: str | None = None, progress=None,
-                      resumable: bool = True) -> dict:
+                      resumable: bool = True, on_duplicate: str = "process") -> dict:
         """Straight to GCS: a resumable session (resumed after a dropped connection) or one
         signed PUT."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -89,7 +91,7 @@ class IngestClient:
         grant = _json_or_raise(self._api(
             "POST", "/v1/upload-urls", headers=headers,
             json={"content_type": content_type, "size": path.stat().st_size, "filename": path.name,
-                  "resumable": resumable}))
+                  "resumable": resumable, "on_duplicate": on_duplicate}))
         if grant.get("resumable"):
             self.upload_resumable(grant["upload_url"], path, grant["headers"], progress)
             return {"job_id": grant["job_id"], "status": "uploaded", "status_url": grant["status_url"]}

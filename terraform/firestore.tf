@@ -160,3 +160,31 @@ resource "google_firestore_field" "audit_log_expiry" {
 
   index_config {}
 }
+
+# Each client's near-duplicate index (services/pipeline/neardup.py): near_duplicates/{owner}/hashes/{job}.
+# Its one query is `bands` array-contains-any: only that field's CONTAINS index is kept. `phash` and
+# `created_at` are read from the candidates, never queried: not indexed (fewer index writes per upload,
+# and no always-increasing timestamp index).
+resource "google_firestore_field" "near_duplicate_bands" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "hashes"
+  field      = "bands"
+
+  index_config {
+    indexes {
+      array_config = "CONTAINS"
+      query_scope  = "COLLECTION"
+    }
+  }
+}
+
+resource "google_firestore_field" "near_duplicate_unindexed" {
+  for_each   = toset(["phash", "created_at"])
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "hashes"
+  field      = each.key
+
+  index_config {}
+}

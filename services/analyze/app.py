@@ -16,6 +16,7 @@ from ..media.budget import Budget
 from ..pipeline import media_work
 from ..pipeline.handon import StageResult
 from ..pipeline.jobstate import Job
+from ..pipeline.neardup import check_picture
 from ..pipeline.push import register_segments, register_stage
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -36,7 +37,10 @@ def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
     analysis = media_work.media_work(rt, "analyze", msg["job_id"], partial(analyze_image, max_pixels=s.max_image_pixels,
                                      budget=budget), limits=limits, need_bytes=facts.need_bytes, raw=raw)
     payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": src, "analysis": analysis}
-    return StageResult(publish=[("media-analyzed", payload)], job_fields={"analysis": analysis})
+    # In this process (Firestore), after the child: the client's earlier near-copies, and the upload's on_duplicate.
+    duplicate = check_picture(rt.near_duplicates, job, analysis.get("phash"), s.near_duplicate_distance)
+    fields = {"analysis": analysis, "placeholders": analysis["placeholders"], **({"duplicate": duplicate} if duplicate else {})}
+    return StageResult(publish=[("media-analyzed", payload)], job_fields=fields)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:

@@ -50,6 +50,13 @@ def _url(text: str) -> str:
     return text.strip().rstrip("/")
 
 
+def _dup_distance(text: str) -> int:
+    d = int(text)
+    if not 0 <= d <= 11:  # the index's 4 bands probe at most 2 bits each (services/pipeline/neardup.py)
+        raise ValueError("must be 0..11")
+    return d
+
+
 def _hosts(text: str) -> frozenset[str]:
     return frozenset(h.lower() for h in _list(text))
 
@@ -231,6 +238,12 @@ class Settings:
     instance_memory_bytes: int = setting("INSTANCE_MEMORY_BYTES", 0, ("ingest", "analyze", "render"),
         "admission: a stage answers 503 (redelivered) to work whose declared memory need does not fit what the instance"
         " has left")
+
+    # --- Near-duplicates -------------------------------------------------------------------------------------
+    near_duplicate_distance: int = setting("NEAR_DUPLICATE_DISTANCE", 11, ("analyze", "render"),
+        "two pictures of one client whose pHashes differ in at most this many of 64 bits are near-duplicates (0..11; "
+        "`python -m bench duplicates` measured it: resize, JPEG q60, 3 % crop, watermark, format change, EXIF strip)",
+        parse=_dup_distance)
 
     # --- Render ----------------------------------------------------------------------------------------------
     render_presets_file: Path = setting("RENDER_PRESETS_FILE", REPO_ROOT / "services" / "render" / "presets.json", ("render",),

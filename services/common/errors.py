@@ -49,6 +49,12 @@ class OverLimit(LimitExceeded):
         self.setting = setting
 
 
+class Duplicate(PermanentError):
+    """The upload asked `on_duplicate=reject` and is a near-duplicate of an earlier picture of its client."""
+
+    error_class = "duplicate"
+
+
 class Cancelled(PermanentError):
     """The job ended (an operator cancelled it) while a stage worked on it."""
 

@@ -24,7 +24,8 @@ from ..media import sandbox
 from ..media.mediatypes import ALLOWED
 from ..ops import jobs as job_actions
 from ..pipeline.jobstate import Job
-from ..pipeline.params import int_arg
+from ..pipeline.neardup import ON_DUPLICATE
+from ..pipeline.params import choice_arg, int_arg
 from ..pipeline.push import register_push
 from ..pipeline.runtime import Runtime
 from ..pipeline.web import create_service_app
@@ -79,7 +80,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def upload():
         body = read_body(rt.settings)
         data, filename = split_upload(rt.settings, body)
-        job, replayed = accept_upload(rt, g.client, data, filename, _idempotency_key())
+        on_duplicate = choice_arg("on_duplicate", "process", ON_DUPLICATE)
+        try:
+            job, replayed = accept_upload(rt, g.client, data, filename, _idempotency_key(), on_duplicate=on_duplicate)
+        except HTTPProblem as exc:
+            if exc.status == 409 and "job_id" in exc.extra:  # the earlier upload of these bytes: say where it is
+                exc.extra["status_url"] = _status_url(rt, exc.extra["job_id"])
+            raise
         return _accepted(rt, job, replayed)
 
     @app.post("/v1/upload-urls")

@@ -91,7 +91,7 @@ def accept_finalized(rt: Runtime, sub: PushSubscription, msg: PushMessage, clien
     stored = rt.blobs.copy_if_absent(bucket, name, generation, ORIGINALS_PREFIX + job_id, media.content_type)
     filename = (obj.get("metadata") or {}).get("filename")
     open_job(rt, job_id, kind=media.kind, source=source_of(stored, media, size, None, filename), idempotency_key=None,
-             owner=owner)
+             owner=owner, on_duplicate=(grant or {}).get("on_duplicate") or "process")
     rt.blobs.delete_generation(bucket, name, generation)
     log(logger, logging.INFO, "signed upload accepted", kind=media.kind, bytes=size)
 

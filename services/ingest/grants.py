@@ -24,11 +24,13 @@ GRANTS = "upload_grants"
 
 
 @retried("firestore")
-def record(rt: Runtime, job_id: str, owner: str, max_bytes: int, reservation: Reservation) -> None:
+def record(rt: Runtime, job_id: str, owner: str, max_bytes: int, reservation: Reservation, *,
+           on_duplicate: str = "process") -> None:
     """Record a grant. A grant issued again for the same job (the same Idempotency-Key before
-    any upload) replaces the earlier one and gives its reservation back: one upload, counted once."""
+    any upload) replaces the earlier one and gives its reservation back: one upload, counted once.
+    `on_duplicate` rides here, not in the object's metadata: the grant is ours, the metadata the uploader's."""
     doc = {"job_id": job_id, "owner": owner, "max_bytes": max_bytes, "reservation": reservation.to_doc(),
-           "settled": False, "granted_at": utcnow(), "expires_at": utcnow() + rt.jobs.ttl}
+           "settled": False, "granted_at": utcnow(), "expires_at": utcnow() + rt.jobs.ttl, "on_duplicate": on_duplicate}
     _change(rt, job_id, lambda old: (doc, _unsettled(old)))
 
 

@@ -60,22 +60,25 @@ def source_of(stored: StoredObject, media: MediaType, size: int, sha256: str | N
 
 
 def open_job(rt: Runtime, job_id: str, *, kind: str, source: dict, idempotency_key: str | None,
-             owner: str | None = None) -> tuple[Job, bool]:
+             owner: str | None = None, on_duplicate: str = "process") -> tuple[Job, bool]:
     """Create the job (if absent) and hand it to analyze; return (job, created).
 
     A job still `received` is (re)published: that heals a crash between creating the job and
     publishing, and stages are idempotent, so a second media-ingested costs nothing.
     """
-    job, created = create_job(rt, job_id, kind=kind, source=source, idempotency_key=idempotency_key, owner=owner)
+    job, created = create_job(rt, job_id, kind=kind, source=source, idempotency_key=idempotency_key, owner=owner,
+                              on_duplicate=on_duplicate)
     if job["status"] == "received":
         publish_ingested(rt, job)
     return job, created
 
 
 def create_job(rt: Runtime, job_id: str, *, kind: str, source: dict, idempotency_key: str | None,
-               owner: str | None) -> tuple[Job, bool]:
+               owner: str | None, on_duplicate: str = "process") -> tuple[Job, bool]:
     """The job document (if absent), not yet handed on; returns (job, created)."""
-    return rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key, "owner": owner})
+    extra = {"on_duplicate": on_duplicate} if on_duplicate != "process" else {}  # absent: process (neardup.py)
+    return rt.jobs.create(job_id, {"kind": kind, "source": source, "idempotency_key": idempotency_key, "owner": owner,
+                                   **extra})
 
 
 def publish_ingested(rt: Runtime, job: Job) -> None:

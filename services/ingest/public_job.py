@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..common.errors import HTTPProblem
-from ..pipeline.events import rendition_name
+from ..pipeline.events import picture_facts, rendition_name
 from ..pipeline.jobstate import STAGES, Job
 from ..pipeline.jobstore import to_json
 from ..pipeline.runtime import Runtime
@@ -84,6 +84,7 @@ def public_job(rt: Runtime, job: Job, with_urls: bool = True) -> dict:
             out["video"] = _public_video(rt, doc["video"])
     if doc.get("skipped"):
         out["skipped"] = doc["skipped"]
+    out.update(picture_facts(doc))
     return out
 
 

@@ -11,6 +11,7 @@ from ..media import precheck
 from ..media.mediatypes import ALLOWED, AUDIO_ONLY, audio_only, sniff
 from ..pipeline.jobstate import Job
 from ..pipeline.jobstore import to_json, utcnow
+from ..pipeline.neardup import ON_DUPLICATE
 from ..pipeline.runtime import Runtime
 from . import grants, quotas
 from .body import safe_filename, too_large
@@ -28,9 +29,14 @@ def unsupported(detail: str) -> HTTPProblem:
 
 
 def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None,
-                  key: str | None) -> tuple[Job, bool]:
+                  key: str | None, *, on_duplicate: str = "process") -> tuple[Job, bool]:
     """Store the original and open its job, or find the job these bytes (or this
-    Idempotency-Key) already made for this client. Returns (job, replayed)."""
+    Idempotency-Key) already made for this client. Returns (job, replayed).
+
+    `on_duplicate=reject`: the door knows a duplicate only when these very bytes made an earlier job (their
+    SHA-256, already computed): 409 naming it. A near-duplicate (other bytes, same picture) is found by
+    analysis, which decodes the picture anyway in its bounded child, and fails the job with the reason; the
+    door decodes nothing (invariant 9: every decode in a bounded child; the door streams 32 MiB bodies)."""
     if not data:
         raise HTTPProblem(400, "Empty upload", "the uploaded file has no bytes")
     media = sniff(data[:64])
@@ -45,6 +51,9 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
         raise HTTPProblem(422, "Idempotency-Key reused",
                           "this Idempotency-Key was first used with different content", job_id=job_id)
     job = rt.jobs.get(job_id)
+    if job is not None and on_duplicate == "reject" and not key:
+        raise HTTPProblem(409, "Duplicate upload", f"these bytes were already uploaded as job {job_id}, and the upload "
+                          "asked on_duplicate=reject", job_id=job_id)
     created = False
     if job is None:
         reservation = quotas.reserve(rt, client, len(data))  # a replay (above) is not a new upload: never refused
@@ -53,7 +62,7 @@ def accept_upload(rt: Runtime, client: Client, data: bytes, filename: str | None
             stored = rt.blobs.put_if_absent(rt.settings.originals_bucket, ORIGINALS_PREFIX + job_id, data,
                                             media.content_type)
             job, created = create_job(rt, job_id, kind=media.kind, source=source_of(stored, media, len(data), sha, name),
-                                      idempotency_key=key, owner=client.client_id)
+                                      idempotency_key=key, owner=client.client_id, on_duplicate=on_duplicate)
         finally:
             if not created:  # failed, or a concurrent request with the same bytes made the job: not this upload's
                 quotas.release(rt, reservation)
@@ -78,6 +87,10 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     resumable = body.get("resumable", False)
     if type(resumable) is not bool:
         raise HTTPProblem(400, "Bad resumable", "resumable must be true or false")
+    on_duplicate = body.get("on_duplicate", "process")
+    if on_duplicate not in ON_DUPLICATE:
+        raise HTTPProblem(400, "Bad on_duplicate", f"on_duplicate must be one of {', '.join(ON_DUPLICATE)}",
+                          parameter="on_duplicate")
     limit, setting = signed_limit(rt.settings, KIND_OF[content_type])
     if size > limit:
         raise too_large(limit, setting, f"{size} bytes")
@@ -95,7 +108,7 @@ def grant_upload(rt: Runtime, client: Client, body, key: str | None, incoming_pr
     try:
         grant = _grant_url(rt, job_id, content_type, size, resumable=resumable, filename=body.get("filename"), client=client,
                            incoming_prefix=incoming_prefix, origin=origin)
-        grants.record(rt, job_id, client.client_id, size, reservation)
+        grants.record(rt, job_id, client.client_id, size, reservation, on_duplicate=on_duplicate)
     except BaseException:
         quotas.release(rt, reservation)
         raise

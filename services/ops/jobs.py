@@ -99,6 +99,8 @@ def erase(rt: Runtime, job_id: str) -> bool:
             rt.blobs.delete(bucket, name)
     for stage in jobstate.STAGES:
         rt.jobs.delete_segments(job_id, stage)
+    if rt.near_duplicates is not None and job.get("owner"):  # never named as the earlier copy of a later upload
+        rt.near_duplicates.remove(str(job["owner"]), job_id)
     erased_at = deletion.get("erased_at") or utcnow()  # kept on a redelivery: the event stays identical
     gone = {k: jobstate.DELETE for k in job if k not in TOMBSTONE_FIELDS}
     rt.jobs.record(job_id, {**gone, "deleted.erased_at": erased_at})

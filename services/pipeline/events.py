@@ -43,6 +43,7 @@ def build_event(stored: Job, base_url: str) -> Event:
         event["analysis"] = job.get("analysis") or {}
         event["renditions"] = [files.ref(r) for r in job.get("renditions") or []]
         event["skipped"] = job.get("skipped") or []
+        event.update(picture_facts(job))  # type: ignore[typeddict-item]
         board = job.get("storyboard")
         if board:
             event["storyboard"] = {**board, "sprite": files.ref(board["sprite"]), "vtt": files.ref(board["vtt"])}
@@ -57,6 +58,17 @@ def build_event(stored: Job, base_url: str) -> Event:
         if job.get("analysis"):
             event["analysis"] = job["analysis"]
     return event
+
+
+def picture_facts(job: dict[str, Any]) -> dict[str, Any]:
+    """Placeholders and the near-duplicate found at upload, as the job view and the v3 event show them."""
+    out: dict[str, Any] = {}
+    if job.get("placeholders"):
+        out["placeholders"] = job["placeholders"]
+    dup = job.get("duplicate")
+    if dup:
+        out.update(duplicate_of=dup["of"], distance=dup["distance"], duplicate_action=dup["action"])
+    return out
 
 
 def deleted_event(stored: Job, base_url: str) -> Event:

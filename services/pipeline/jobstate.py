@@ -144,6 +144,9 @@ class Job(TypedDict, total=False):
     skipped: list[dict[str, Any]]
     storyboard: dict[str, Any]
     video: dict[str, Any]
+    placeholders: dict[str, str]  # ThumbHash/BlurHash of the still or the video's poster
+    on_duplicate: str  # the upload's option (neardup.ON_DUPLICATE); absent: process
+    duplicate: dict[str, Any]  # {of, distance, action}: an earlier picture of the client (neardup.check_picture)
     webhooks: dict[str, dict[str, Any]]  # per endpoint: its delivery record
     deleted: Deletion  # DELETE /v1/jobs/{id}: the document is (becoming) a tombstone
     timings: Timings

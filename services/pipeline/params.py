@@ -29,3 +29,13 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     if value is None or not low <= value <= high:
         raise bad_parameter(name, f"{name} must be a whole number from {low} to {high} in ASCII digits")
     return value
+
+
+def choice_arg(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """The query parameter `name` as one of `choices` (`default` when absent)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise bad_parameter(name, f"{name} must be one of {', '.join(choices)}")
+    return raw

@@ -93,6 +93,10 @@ class Event(TypedDict):
     storyboard: NotRequired[dict[str, Any]]
     video: NotRequired[dict[str, Any]]
     error: NotRequired[FailureReason]
+    placeholders: NotRequired[dict[str, str]]  # events.picture_facts: thumbhash, blurhash
+    duplicate_of: NotRequired[str]
+    distance: NotRequired[int]
+    duplicate_action: NotRequired[str]
 
 
 class EventV2(TypedDict):

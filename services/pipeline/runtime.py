@@ -8,6 +8,7 @@ from .auth import PushTokenVerifier, push_verifier
 from .blobs import BlobStore
 from .bus import Bus
 from .jobstore import JobStore, JobStoreBase
+from .neardup import FirestoreNearDuplicates, NearDuplicateIndex
 from .topology import Topology, load_topology
 
 
@@ -19,6 +20,7 @@ class Runtime:
     jobs: JobStoreBase
     blobs: BlobStore
     verifier: PushTokenVerifier | None
+    near_duplicates: NearDuplicateIndex | None = None  # each client's pHashes (neardup.py); built by build()
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -31,4 +33,5 @@ class Runtime:
             jobs=JobStore(settings.project, settings.job_ttl_days, settings.video_segment_record_ttl_days),
             blobs=BlobStore(settings.project),
             verifier=verifier,
+            near_duplicates=FirestoreNearDuplicates(settings.project),
         )

@@ -37,6 +37,8 @@ def make_handler(opts: RenderOptions):
     def handle(rt: Runtime, job: Job, msg: dict) -> StageResult:
         if msg["kind"] == "video":
             return handle_video(rt, opts, job, msg)
+        if (job.get("duplicate") or {}).get("action") == "skipped":
+            return skipped_as_duplicate(opts, job, msg)
         return render_image_job(rt, opts, msg)
 
     return handle
@@ -53,6 +55,15 @@ def render_image_job(rt: Runtime, opts: RenderOptions, msg: dict) -> StageResult
     out = media_work.media_work(rt, "render", job_id, work, limits=limits, need_bytes=facts.need_bytes, raw=raw)
     fields = {"renditions": [store_rendition(rt, job_id, r) for r in out.renditions], "skipped": out.skipped}
     payload = {"job_id": job_id, "kind": msg["kind"], "source": src, "analysis": analysis, **fields}
+    return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
+
+
+def skipped_as_duplicate(opts: RenderOptions, job: Job, msg: dict) -> StageResult:
+    """The upload asked on_duplicate=skip and analysis found its earlier copy: no download, no decode, every
+    preset skipped with the reason; the job completes marked as that copy's duplicate."""
+    reason = f"near-duplicate of job {job['duplicate']['of']}: the upload asked on_duplicate=skip"
+    fields = {"renditions": [], "skipped": [{"preset": p.name, "reason": reason} for p in opts.catalogue.image_presets]}
+    payload = {"job_id": msg["job_id"], "kind": msg["kind"], "source": msg["source"], "analysis": msg["analysis"], **fields}
     return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
 
 

@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from ..analyze.phash import phash
 from ..common.errors import CorruptMedia
 from ..media.budget import Budget
+from ..media.placeholders import fit_within, placeholders
 from ..media.spans import Span
 from ..media.video import SPAN_EPSILON, VideoFile, VideoLimits, display_rgb
 from .formats import encode, to_pillow
@@ -245,6 +247,9 @@ def _serve(video: VideoFile, start_s: float | None, end_s: float | None, wanted:
         out.poster = {
             "ms": best_moment.ms, "time_ms": t,
             "sharpness": None if best_moment.what == "poster" else best,  # None: the analysis chose it
+            # The poster stands for the video in the client's near-duplicate index and while a page loads.
+            "phash": phash(cv2.cvtColor(fit_within(best_rgb, 512), cv2.COLOR_RGB2GRAY)),
+            "placeholders": placeholders(best_rgb),
             "renditions": _stills(best_rgb, poster, encoders, poster.name, {"time_ms": t}),
             # Shots without a keyframe of their own (v1 analyses) show the poster.
             "stills": {i: [replace(r, extra={"shot": i, "time_ms": t}) for r in one] for i in best_moment.shows},

@@ -23,6 +23,7 @@ from ..media.spans import Span
 from ..pipeline import media_work
 from ..pipeline.handon import FanOut, StageResult, ensure_job_active, segment_messages, segment_prefix
 from ..pipeline.jobstate import Job
+from ..pipeline.neardup import check_picture
 from ..pipeline.payloads import SegmentMessage
 from ..pipeline.playable import publish_playable
 from ..pipeline.runtime import Runtime
@@ -255,7 +256,16 @@ def merged(rt: Runtime, opts: RenderOptions, job: Job, analysis: dict, results: 
     board = compose_storyboard(board_of(opts, analysis), strips, opts.catalogue.storyboard_quality)
     fields = {"renditions": renditions, "skipped": [], "video": video, "storyboard": store_storyboard(rt, job_id, board)}
     payload = {"job_id": job_id, "kind": "video", "source": job["source"], "analysis": analysis, **fields}
-    return StageResult(publish=[("media-rendered", payload)], job_fields=fields)
+    return StageResult(publish=[("media-rendered", payload)], job_fields={**fields, **_poster_facts(rt, job, chosen)})
+
+
+def _poster_facts(rt: Runtime, job: Job, chosen: dict) -> dict:
+    """The poster's placeholders and its place in the client's near-duplicate index (a video is recorded, never
+    skipped: its expensive work is done by the time its poster is known)."""
+    out: dict = {"placeholders": chosen["placeholders"]} if chosen.get("placeholders") else {}
+    duplicate = check_picture(rt.near_duplicates, {**job, "on_duplicate": "process"}, chosen.get("phash"),
+                              rt.settings.near_duplicate_distance)
+    return {**out, **({"duplicate": duplicate} if duplicate else {})}
 
 
 def _mp4(rt: Runtime, job_id: str, segments: list[dict], limits, local_dir: str | None) -> dict:

@@ -430,3 +430,20 @@ def test_segment_services_are_sized_from_the_benches(root, name):
     assert _bytes(svc["memory"]) >= svc["concurrency"] * (limit + STAGE_PROCESS_BYTES), svc["memory"]
     assert svc["concurrency"] == int(svc["cpu"])
     assert svc["max_instances"] >= MODEL_INSTANCES
+
+
+def test_every_near_duplicate_query_has_its_index_declared(root):
+    """services/pipeline/neardup.py's queries (QUERIES): each field it queries keeps the index that query needs."""
+    from services.pipeline.neardup import HASHES, QUERIES
+
+    needs = {"array-contains-any": {"array_config": "CONTAINS", "query_scope": "COLLECTION"}}
+    declared = {}
+    for name in ("near_duplicate_bands",):
+        field = instances(root, "google_firestore_field", name)[None]
+        declared[(field["collection"], field["field"])] = [{k: v for k, v in i.items() if v is not None}
+                                                            for i in field["index_config"][0]["indexes"]]
+    for collection, field, op in QUERIES:
+        assert needs[op] in declared.get((collection, field), []), (collection, field, op)
+    unindexed = instances(root, "google_firestore_field", "near_duplicate_unindexed")
+    assert {(f["collection"], f["field"]) for f in unindexed.values()} == {(HASHES, "phash"), (HASHES, "created_at")}
+    assert all(f["index_config"] == [{}] for f in unindexed.values())

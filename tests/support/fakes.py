@@ -20,6 +20,7 @@ from services.pipeline.blobs import BlobStore, RangedObject, StoredObject
 from services.pipeline.bus import Bus
 from services.pipeline.handon import StageResult
 from services.pipeline.jobstore import Conflict, JobStoreBase
+from services.pipeline.neardup import ANY_VALUES, NearDuplicateIndex
 from services.pipeline.push import register_stage
 from services.pipeline.runtime import Runtime
 from services.pipeline.topology import load_topology
@@ -244,6 +245,34 @@ class MemoryBlobs(BlobStore):
         return len(gone)
 
 
+class MemoryNearDuplicates(NearDuplicateIndex):
+    """The near-duplicate index in memory, answering its one query as Firestore does (array-contains-any, at
+    most ANY_VALUES values); `queries` and `read` count what a lookup asked and how many documents it read."""
+
+    def __init__(self):
+        self.entries: dict[str, dict[str, dict]] = {}  # owner -> job_id -> doc
+        self.queries = 0
+        self.read = 0
+
+    def _put(self, owner, job_id, doc):
+        self.entries.setdefault(owner, {})[job_id] = dict(doc)
+
+    def _delete(self, owner, job_id):
+        self.entries.get(owner, {}).pop(job_id, None)
+
+    def _having_any(self, owner, tokens):
+        out = {}
+        for i in range(0, len(tokens), ANY_VALUES):
+            values = set(tokens[i:i + ANY_VALUES])
+            assert 0 < len(values) <= ANY_VALUES, "Firestore refuses array-contains-any with more values"
+            self.queries += 1
+            for job_id, doc in self.entries.get(owner, {}).items():
+                if values & set(doc["bands"]):
+                    self.read += 1
+                    out[job_id] = {"phash": doc["phash"], "created_at": doc["created_at"]}
+        return out
+
+
 def memory_runtime(**settings) -> Runtime:
     """A Runtime whose store, bus and blobs are in memory; `settings` override Settings fields."""
     base = Settings.from_env()
@@ -251,7 +280,8 @@ def memory_runtime(**settings) -> Runtime:
     base = dataclasses.replace(base, push_audience="", push_verification="off", **settings)
     topology = load_topology(base.topology_file)
     return Runtime(settings=base, topology=topology, bus=MemoryBus(topology, base.schemas_dir),
-                   jobs=MemoryJobStore(base.job_ttl_days), blobs=MemoryBlobs(), verifier=None)
+                   jobs=MemoryJobStore(base.job_ttl_days), blobs=MemoryBlobs(), verifier=None,
+                   near_duplicates=MemoryNearDuplicates())
 
 
 # --- a whole pipeline in memory: the real stage plumbing, handlers a test steers ---------------

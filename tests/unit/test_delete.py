@@ -83,6 +83,17 @@ def test_delete_erases_every_object_and_record_of_the_job_and_publishes_one_dele
     assert events[1]["id"] == f"{JOB}/deleted" and events[1]["links"]["job"] == f"https://api.example.test/v1/jobs/{JOB}"
 
 
+def test_a_deleted_job_leaves_its_clients_near_duplicate_index(notify):
+    rt, _, client = notify
+    _seed(rt, JOB)
+    _seed(rt, OTHER)
+    for job_id in (JOB, OTHER):
+        rt.near_duplicates.add("c1", job_id, "0123456789abcdef", jobstate_now())
+    job_actions.request_delete(rt, rt.jobs.get(JOB), "client c1")
+    _push_deletions(rt, client)
+    assert set(rt.near_duplicates.entries["c1"]) == {OTHER}  # a later upload is never told about a deleted job
+
+
 def test_delete_of_a_running_job_ends_it_failed_cancelled_first_then_deleted(notify):
     rt, _, client = notify
     _seed(rt, JOB, status="received")

@@ -9,7 +9,7 @@ from flask import Flask
 from services.common.errors import HTTPProblem
 from services.ingest.quotas import Reservation, give_back, parts, plan
 from services.ingest.ratelimit import RateLimiter
-from services.pipeline.params import int_arg
+from services.pipeline.params import choice_arg, int_arg
 
 
 @pytest.mark.parametrize("limit, shards", [(5, 10), (10, 10), (0, 3), (1_000_000, 7), (3, 1)])
@@ -129,3 +129,15 @@ def test_finalize_accepts_only_an_owner_in_good_standing_now():
         with pytest.raises(ClientRevoked) as caught:
             _check_owner(clients, gone)
         assert caught.value.error_class == "forbidden" and "revoked" in caught.value.reason
+
+
+def test_on_duplicate_is_one_of_its_choices_else_400_naming_it():
+    from services.pipeline.neardup import ON_DUPLICATE
+
+    for query, want in (({}, "process"), ({"on_duplicate": "skip"}, "skip"), ({"on_duplicate": "reject"}, "reject")):
+        with _app.test_request_context(query_string=query):
+            assert choice_arg("on_duplicate", "process", ON_DUPLICATE) == want
+    for raw in ("Reject", "", "process,skip", "ignore"):
+        with _app.test_request_context(query_string={"on_duplicate": raw}), pytest.raises(HTTPProblem) as caught:
+            choice_arg("on_duplicate", "process", ON_DUPLICATE)
+        assert caught.value.status == 400 and caught.value.extra == {"parameter": "on_duplicate"}

@@ -94,6 +94,8 @@ def test_stills_poster_and_storyboard_from_segments_equal_the_whole_videos(shots
     # The work was spread: stills and tiles came from several segments, the poster from exactly one.
     assert sum(1 for r in results if r["stills"]) >= 2 and sum(1 for r in results if r["tiles"]) == len(segments)
     assert sum(1 for r in results if r["poster"]) == 1
+    [poster] = [r["poster"] for r in results if r["poster"]]  # it stands for the video in the near-duplicate index
+    assert len(poster["phash"]) == 16 and len(poster["placeholders"]["blurhash"]) == 28
 
 
 def test_v1_analysis_poster_candidates_across_segments_pick_the_whole_videos_frame(tmp_path):

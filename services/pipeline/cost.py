@@ -16,6 +16,7 @@ one message, the job created, one quota counter shard updated), without CPU.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from ..common.config import Settings
@@ -47,7 +48,7 @@ class Prices:
                    s.cost_firestore_writes_100k_usd, s.cost_firestore_deletes_100k_usd, s.cost_price_list)
 
 
-def ingest_usage(job: dict[str, Any]) -> Usage:
+def ingest_usage(job: Mapping[str, Any]) -> Usage:
     """The upload's part, modelled (ingest is not metered): one request, the original written and
     kept, the media-ingested message, the job created, one quota shard and its counter written."""
     size = int((job.get("source") or {}).get("size") or 0)
@@ -70,7 +71,7 @@ def parts(u: Usage, p: Prices) -> dict[str, float]:
     }
 
 
-def stage_usages(job: dict[str, Any]) -> dict[str, Usage]:
+def stage_usages(job: Mapping[str, Any]) -> dict[str, Usage]:
     """Each stage's recorded usage (a stage that has not handed on yet has none), ingest modelled."""
     out = {"ingest": ingest_usage(job)}
     for stage, record in (job.get("stages") or {}).items():
@@ -79,7 +80,7 @@ def stage_usages(job: dict[str, Any]) -> dict[str, Usage]:
     return out
 
 
-def estimate(job: dict[str, Any], prices: Prices) -> dict[str, Any]:
+def estimate(job: Mapping[str, Any], prices: Prices) -> dict[str, Any]:
     """The `cost` of the job view and the event (schemas/media-events.v3.json `cost`)."""
     by_stage = stage_usages(job)
     stage_parts = {stage: parts(u, prices) for stage, u in by_stage.items()}
@@ -101,7 +102,7 @@ def estimate(job: dict[str, Any], prices: Prices) -> dict[str, Any]:
     return out
 
 
-def video_minutes(job: dict[str, Any]) -> float:
+def video_minutes(job: Mapping[str, Any]) -> float:
     if job.get("kind") != "video":
         return 0.0
     duration = ((job.get("analysis") or {}).get("duration_s")) or ((job.get("video") or {}).get("duration_s")) or 0

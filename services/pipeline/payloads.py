@@ -93,6 +93,7 @@ class Event(TypedDict):
     storyboard: NotRequired[dict[str, Any]]
     video: NotRequired[dict[str, Any]]
     error: NotRequired[FailureReason]
+    cost: NotRequired[dict[str, Any]]  # the estimated cost (services/pipeline/cost.py, docs/cost.md)
 
 
 class EventV2(TypedDict):

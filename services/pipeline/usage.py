@@ -109,6 +109,17 @@ def snapshot() -> dict[str, int | float] | None:
     return meter.snapshot() if meter is not None else None
 
 
+def restart() -> None:
+    """What this delivery used so far is recorded (a segment's record): meter what follows (the
+    fan-in it may claim) from zero, so the stage's sum does not count it twice."""
+    meter = _meter.get()
+    if meter is None:
+        return
+    with meter.lock:
+        meter.usage = Usage()
+        meter.started, meter.thread_cpu_started = time.monotonic(), time.thread_time()
+
+
 def _add(**amounts: float) -> None:
     meter = _meter.get()
     if meter is None:
@@ -130,7 +141,7 @@ def media_child(cpu_seconds: float, peak_memory_bytes: int, wall_seconds: float)
 
 
 def wrote(name: str, size: int) -> None:
-    """An object written to storage (counted also when an identical one was adopted: the upload happened)."""
+    """An object created in storage (one adopted as it was, from an earlier delivery, is not counted again)."""
     _add(bytes_written=size, objects_written=1, work_bytes_written=size if name.startswith(WORK_PREFIX) else 0)
 
 

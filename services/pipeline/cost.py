@@ -15,8 +15,8 @@ one message, the job created, one quota counter shard updated), without CPU.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..common.config import Settings

@@ -348,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--yes", action="store_true", help="confirm")
     dlq.set_defaults(fn=cmd_dlq)
 
-    stt = sub.add_parser("stats", help="uploads, bytes, outcomes and estimated cost per day (your own; --all: every client, operators)")
+    stt = sub.add_parser("stats", help="uploads, bytes, outcomes and estimated cost per day (your own; --all: every "
+                                           "client, operators)")
     stt.add_argument("--days", type=int, default=7)
     stt.add_argument("--all", action="store_true", help="every client (operator keys only)")
     stt.add_argument("--json", action="store_true")

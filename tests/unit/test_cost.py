@@ -4,14 +4,17 @@ at its fan-in, over the in-memory store, bus and blobs with the real stage plumb
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
 from services.common.config import Settings
+from services.media import sandbox
 from services.pipeline import cost, usage
 from services.pipeline.handon import SEGMENTS_PATH, FanOut, StageResult, segment_messages
 from services.pipeline.push import register_segments, register_stage
 from services.pipeline.web import create_service_app
+from tests.support import children
 from tests.support.fakes import memory_runtime
 from tests.support.pushes import envelope
 
@@ -73,6 +76,14 @@ def test_summed_records_add_counts_and_seconds_and_keep_the_largest_peak():
     b = {"requests": 1, "cpu_seconds": 2.0, "peak_memory_bytes": 200 * MB, "bytes_written": 5, "from_a_newer_release": 1}
     total = usage.total([a, b])
     assert (total.requests, total.cpu_seconds, total.peak_memory_bytes, total.bytes_written) == (2, 3.5, 300 * MB, 15)
+
+
+def test_a_media_child_reports_its_cpu_time_and_peak_memory():
+    used: list[sandbox.ChildUsage] = []
+    limits = sandbox.ChildLimits(512 * MB, 30, time.monotonic() + 120, "the test's deadline")
+    assert sandbox.run(children.busy, b"", limits=limits, used=used) == 200 * MB
+    [child] = used
+    assert child.cpu_seconds >= 0.3 and child.peak_memory_bytes >= 200 * MB and child.wall_seconds >= 0.3
 
 
 # --- per segment, summed at the fan-in --------------------------------------------------------

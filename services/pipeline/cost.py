@@ -10,8 +10,7 @@ One implementation for the job view, the public event, `mediarelay stats` and th
 - storage is one month of what the job keeps: the original and every object written outside
   work/ (work objects are deleted after the fan-in); plus one Class A operation per write;
 - Pub/Sub: every publish and push delivery, at least 1000 bytes each; Firestore: our own calls.
-Ingest is not metered: its part is modelled from the job (one request, the original written,
-one message, the job created, one quota counter shard updated), without CPU.
+Ingest is not metered: its part is modelled from the job (ingest_usage), without CPU.
 """
 from __future__ import annotations
 
@@ -48,12 +47,18 @@ class Prices:
                    s.cost_firestore_writes_100k_usd, s.cost_firestore_deletes_100k_usd, s.cost_price_list)
 
 
+# An upload's Firestore calls (services/ingest/uploads.py): the idempotency record created, the job
+# read and created, the day's quota shards read (at most QUOTA_COUNTER_SHARDS, 10 by default), the
+# quota counter and one shard written.
+INGEST_FIRESTORE_READS, INGEST_FIRESTORE_WRITES = 1 + 10, 4
+
+
 def ingest_usage(job: Mapping[str, Any]) -> Usage:
     """The upload's part, modelled (ingest is not metered): one request, the original written and
-    kept, the media-ingested message, the job created, one quota shard and its counter written."""
+    kept, the media-ingested message, its Firestore calls."""
     size = int((job.get("source") or {}).get("size") or 0)
     return Usage(requests=1, bytes_written=size, objects_written=1, messages=1, message_bytes=1000,
-                 firestore_reads=1, firestore_writes=3)
+                 firestore_reads=INGEST_FIRESTORE_READS, firestore_writes=INGEST_FIRESTORE_WRITES)
 
 
 def parts(u: Usage, p: Prices) -> dict[str, float]:

@@ -4,6 +4,9 @@ the media children (> 0), and `stats` sums it for the job's client."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -19,7 +22,7 @@ def _jpeg() -> bytes:
 
 
 def test_an_image_jobs_view_and_event_carry_a_cost_whose_parts_add_up(stack, ingest_url, new_client, events):
-    client_id, c, _ = new_client("cost-client")
+    client_id, c, key = new_client("cost-client")
     resp = c.post(f"{ingest_url}/v1/uploads", data=_jpeg(), headers={"Content-Type": "image/jpeg"}, timeout=30)
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["job_id"]
@@ -43,3 +46,6 @@ def test_an_image_jobs_view_and_event_carry_a_cost_whose_parts_add_up(stack, ing
 
     [row] = c.get(f"{ingest_url}/v1/stats", params={"days": 1}, timeout=30).json()["days"]
     assert row["client_id"] == client_id and row["cost_usd"] == pytest.approx(cost["total_usd"], abs=1e-9)
+    out = subprocess.run([sys.executable, "-m", "services.cli", "stats", "--days", "1", "--url", ingest_url],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "MEDIARELAY_API_KEY": key})
+    assert out.returncode == 0 and f"{client_id} ${cost['total_usd']:.6f}" in out.stdout, out.stdout + out.stderr

@@ -139,7 +139,13 @@ def cmd_stats(args) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
-    print(_table(body["days"], ["day", "client_id", "uploads", "bytes", "completed", "failed", "in_progress"]))
+    rows = [{**r, "cost_usd": f"{r.get('cost_usd', 0):.6f}"} for r in body["days"]]
+    print(_table(rows, ["day", "client_id", "uploads", "bytes", "completed", "failed", "in_progress", "cost_usd"]))
+    per_client: dict[str, float] = {}
+    for r in body["days"]:
+        per_client[r["client_id"]] = per_client.get(r["client_id"], 0.0) + r.get("cost_usd", 0.0)
+    print(f"\nestimated cost of ended jobs over {args.days} days (docs/cost.md): "
+          + ", ".join(f"{c} ${v:.6f}" for c, v in sorted(per_client.items())))
     lim = body["limits"]
     print(f"\nyour quotas per day: {lim['uploads_per_day']} uploads, {lim['bytes_per_day']} bytes")
     return 0
@@ -390,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--yes", action="store_true", help="confirm")
     dlq.set_defaults(fn=cmd_dlq)
 
-    stt = sub.add_parser("stats", help="uploads, bytes and outcomes per day (your own; --all: every client, operators)")
+    stt = sub.add_parser("stats", help="uploads, bytes, outcomes and estimated cost per day (your own; --all: every "
+                                           "client, operators)")
     stt.add_argument("--days", type=int, default=7)
     stt.add_argument("--all", action="store_true", help="every client (operator keys only)")
     stt.add_argument("--json", action="store_true")

@@ -65,6 +65,30 @@ resource "google_firestore_index" "jobs_owner_created_at" {
   }
 }
 
+# `mediarelay stats` (services/ingest/quotas.py _cost): sum() of a client's job costs per day; the
+# summed field must be in the index (Firestore computes sum() from index entries).
+resource "google_firestore_index" "jobs_owner_created_at_cost" {
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = var.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "cost.total_usd"
+    order      = "ASCENDING"
+  }
+}
+
 resource "google_firestore_index" "jobs_owner_status_created_at" {
   project     = var.project_id
   database    = google_firestore_database.default.name

@@ -408,6 +408,34 @@ class Settings:
     cors_max_age_seconds: int = setting("CORS_MAX_AGE_SECONDS", 600, ("ingest",),
         "how long a browser may keep a preflight answer (Access-Control-Max-Age; Chromium caps it at 7200)")
 
+    # --- Cost per job (docs/cost.md) -------------------------------------------------------------------------
+    # Defaults: Google Cloud's public list prices in USD for us-central1 (a Cloud Run tier 1 region), without
+    # free tiers or committed-use discounts; set your region's prices where they differ.
+    cost_vcpu_second_usd: float = setting("COST_VCPU_SECOND_USD", 0.000024, ALL,
+        "price of one vCPU-second; default: Cloud Run list price, request-based billing (CPU allocated during "
+        "requests, as terraform/ deploys it), tier 1 regions such as us-central1")
+    cost_gib_second_usd: float = setting("COST_GIB_SECOND_USD", 0.0000025, ALL,
+        "price of one GiB-second of memory; default: Cloud Run list price, request-based billing, tier 1 (us-central1)")
+    cost_request_usd: float = setting("COST_REQUEST_USD", 0.0000004, ALL,
+        "price of one request; default: Cloud Run list price, $0.40 per million requests, tier 1 (us-central1)")
+    cost_storage_gb_month_usd: float = setting("COST_STORAGE_GB_MONTH_USD", 0.020, ALL,
+        "price of one GB (2^30 bytes) stored for a month; default: Cloud Storage list price, Standard class, "
+        "region us-central1")
+    cost_storage_write_usd: float = setting("COST_STORAGE_WRITE_USD", 0.000005, ALL,
+        "price of one object write (a Class A operation); default: Cloud Storage list price, Standard class, "
+        "$0.005 per 1,000 (us-central1)")
+    cost_pubsub_tib_usd: float = setting("COST_PUBSUB_TIB_USD", 40.0, ALL,
+        "price of one TiB of Pub/Sub throughput (publish and delivery, at least 1000 bytes a request); default: "
+        "Pub/Sub list price, all regions")
+    cost_firestore_reads_100k_usd: float = setting("COST_FIRESTORE_READS_100K_USD", 0.03, ALL,
+        "price of 100,000 Firestore document reads; default: Firestore (Standard edition) list price, us-central1")
+    cost_firestore_writes_100k_usd: float = setting("COST_FIRESTORE_WRITES_100K_USD", 0.09, ALL,
+        "price of 100,000 Firestore document writes; default: Firestore (Standard edition) list price, us-central1")
+    cost_firestore_deletes_100k_usd: float = setting("COST_FIRESTORE_DELETES_100K_USD", 0.01, ALL,
+        "price of 100,000 Firestore document deletes; default: Firestore (Standard edition) list price, us-central1")
+    cost_price_list: str = setting("COST_PRICE_LIST", "Google Cloud public list prices, us-central1 (Cloud Run tier 1)",
+        ALL, "names the prices above in every cost estimate (say where yours come from when you change them)")
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -441,6 +469,7 @@ _GROUPS = {
     "webhook_secrets_key": "Webhooks",
     "playback_token_keys": "Playback",
     "derivative_signing_keys": "Derivative images",
+    "cost_vcpu_second_usd": "Cost per job",
 }  # first field of each group -> its heading
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..common.errors import HTTPProblem
+from ..pipeline import cost
 from ..pipeline.events import picture_facts, rendition_name
 from ..pipeline.jobstate import STAGES, Job
 from ..pipeline.jobstore import to_json
@@ -85,6 +86,8 @@ def public_job(rt: Runtime, job: Job, with_urls: bool = True) -> dict:
     if doc.get("skipped"):
         out["skipped"] = doc["skipped"]
     out.update(picture_facts(doc))
+    # A final job shows what its event said; a running one what its stages recorded so far.
+    out["cost"] = doc.get("cost") or cost.estimate(doc, cost.Prices.of(rt.settings))
     return out
 
 

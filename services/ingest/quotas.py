@@ -249,5 +249,20 @@ def stats(rt: Runtime, client: Client, days: int, everyone: bool) -> list[dict]:
         for client_id in sorted(set(clients)):
             used = counters.total(f"{client_id}_{day}")
             rows.append({"day": day, "client_id": client_id, "uploads": used.get("uploads", 0),
-                         "bytes": used.get("bytes", 0), **_outcomes(rt, client_id, day)})
+                         "bytes": used.get("bytes", 0), **_outcomes(rt, client_id, day),
+                         "cost_usd": _cost(rt, client_id, day)})
     return rows
+
+
+@retried("firestore")
+def _cost(rt: Runtime, client_id: str, day: str) -> float:
+    """The estimated cost (docs/cost.md) of the jobs created that day that have ended: a sum()
+    aggregation over `cost.total_usd` (index jobs_owner_created_at_cost, terraform/firestore.tf),
+    one read per 1000 jobs; a job still running has no stored cost yet."""
+    start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+    query = (firestore_of(rt.jobs).collection(JobStore.collection)
+             .where(filter=FieldFilter("owner", "==", client_id))
+             .where(filter=FieldFilter("created_at", ">=", start))
+             .where(filter=FieldFilter("created_at", "<", start + dt.timedelta(days=1))))
+    total = query.sum("cost.total_usd").get()[0][0].value
+    return round(float(total or 0), 10)

@@ -69,6 +69,16 @@ class ChildLimits:
         return Budget(self.deadline - time.monotonic(), deadline=self.deadline, work=work, reason=self.deadline_reason)
 
 
+@dataclass(frozen=True)
+class ChildUsage:
+    """What one child used, from its own getrusage(RUSAGE_SELF) as it answered (a forkserver's
+    child is not ours to wait4 for): the job's cost counts it (services/pipeline/usage.py)."""
+
+    cpu_seconds: float  # ru_utime + ru_stime, every thread of the child
+    peak_memory_bytes: int  # ru_maxrss
+    wall_seconds: float
+
+
 class ChildCrashed(TransientError):
     """The child died by a signal we did not send: maybe the file, maybe the machine."""
 
@@ -119,13 +129,15 @@ class Running:
 
 
 def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable[[Running], None] | None = None,
-        watch: Callable[[], None] | None = None, watch_seconds: float = 1.0, source=None, served: list | None = None):
+        watch: Callable[[], None] | None = None, watch_seconds: float = 1.0, source=None, served: list | None = None,
+        used: list[ChildUsage] | None = None):
     """fn(raw, *args) in a bounded child; its return value, or the error it raised (error
     classes cross over as themselves), or LimitExceeded / ChildCrashed when it was stopped.
     `watch` is called every `watch_seconds` while the child works: when it raises (the job was
     cancelled), the child is killed at once and that exception is raised here. `source`: a
     seekable binary file object the child reads by ranges through a `rangefile.RangeSource`
-    among `args` (rangefile.py); the bytes it read are appended to `served` when given."""
+    among `args` (rangefile.py); the bytes it read are appended to `served` when given. What the
+    child used is appended to `used` when it answered (a child stopped or crashed reports nothing)."""
     global _started
     _started += 1
     parent, child = _ctx.Pipe(duplex=True)
@@ -178,7 +190,10 @@ def run(fn: Callable, raw: bytes, *args, limits: ChildLimits, on_start: Callable
     if killed:
         raise LimitExceeded(f"media work ran past {limits.deadline_reason} and was stopped", code="deadline")
     if message is not None:
-        return _result(message)
+        status, payload, usage = message
+        if used is not None:
+            used.append(usage)
+        return _result(status, payload)
     return _judge_exit(proc.exitcode, limits)
 
 
@@ -196,14 +211,14 @@ def _wait(parent, proc, until: float, watch: Callable[[], None] | None, every: f
             return [], exc
 
 
-def _result(message):
-    status, *rest = message
+def _result(status: str, payload):
+    """The child's answer (status, payload, usage) without its usage: the work's value or its error."""
     if status == "ok":
-        return rest[0]
+        return payload
     if status == "error":
-        error_class, reason, code = rest
+        error_class, reason, code = payload
         raise _PERMANENT.get(error_class, PermanentError)(reason, code=code)
-    raise ChildFailed(rest[0])
+    raise ChildFailed(payload[0])
 
 
 def _judge_exit(code: int | None, limits: ChildLimits):
@@ -227,6 +242,7 @@ def _name(fn: Callable) -> str:
 
 
 def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadline: float, *, ranges=None) -> None:
+    started = time.monotonic()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     rangefile.attach(ranges)
     try:  # two malloc arenas instead of 8 per core: less reserved address space under RLIMIT_AS
@@ -243,20 +259,25 @@ def _child_main(conn, fn: Callable, memory_bytes: int, cpu_seconds: int, deadlin
         faults.maybe_crash(f"media-crash.{_name(fn)}")
         result = fn(raw, *args)
         del raw
-        conn.send(("ok", result))
+        conn.send(("ok", result, _usage(started)))
     except MemoryError:
-        conn.send(("error", "limit-exceeded", f"media work needed more than MEDIA_MEMORY_LIMIT_BYTES={memory_bytes} "
-                   "bytes of memory", "memory"))
+        conn.send(("error", ("limit-exceeded", f"media work needed more than MEDIA_MEMORY_LIMIT_BYTES={memory_bytes} "
+                   "bytes of memory", "memory"), _usage(started)))
     except PermanentError as exc:
-        conn.send(("error", exc.error_class, exc.reason, exc.code))
+        conn.send(("error", (exc.error_class, exc.reason, exc.code), _usage(started)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which treats it as `internal`
         if _out_of_memory(exc):
-            conn.send(("error", "limit-exceeded", f"media work needed more than MEDIA_MEMORY_LIMIT_BYTES={memory_bytes} "
-                       "bytes of memory", "memory"))
+            conn.send(("error", ("limit-exceeded", f"media work needed more than MEDIA_MEMORY_LIMIT_BYTES={memory_bytes} "
+                       "bytes of memory", "memory"), _usage(started)))
         else:
-            conn.send(("internal", f"{type(exc).__name__}: {exc}"))
+            conn.send(("internal", (f"{type(exc).__name__}: {exc}",), _usage(started)))
     finally:
         conn.close()
+
+
+def _usage(started: float) -> ChildUsage:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return ChildUsage(r.ru_utime + r.ru_stime, r.ru_maxrss * 1024, time.monotonic() - started)  # Linux: maxrss in KiB
 
 
 def _out_of_memory(exc: Exception) -> bool:

@@ -17,6 +17,7 @@ from google.cloud import storage
 
 from ..common.errors import PermanentError
 from ..media.rangefile import SeekableRaw
+from . import usage
 from .retrying import retried, unavailable
 
 
@@ -81,6 +82,7 @@ class BlobStore:
                     blob.upload_from_filename(str(data), content_type=content_type, if_generation_match=match)
                 else:
                     blob.upload_from_string(data, content_type=content_type, if_generation_match=match)
+                usage.wrote(name, int(blob.size))
                 return StoredObject(bucket, name, str(blob.generation), int(blob.size), blob.content_type, True)
             except gexc.PreconditionFailed:
                 existing = self.client.bucket(bucket).get_blob(name)

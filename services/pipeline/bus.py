@@ -15,7 +15,7 @@ from google.cloud import pubsub_v1
 
 from ..common.errors import TransientError
 from ..common.logs import current_trace, new_traceparent
-from . import schemas
+from . import schemas, usage
 from .retrying import RETRYABLE, maybe_fail
 from .topology import Topology
 
@@ -47,7 +47,9 @@ class Bus:
         schemas.validate(self.schemas_dir, schema, payload)
         attrs = {"job_id": job_id, "schema": schema, "traceparent": new_traceparent(current_trace())}
         attrs.update(attributes or {})
-        return self.publish_raw(topic, encode(payload), attrs)
+        data = encode(payload)
+        usage.published(len(data) + sum(len(k) + len(v) for k, v in attrs.items()))
+        return self.publish_raw(topic, data, attrs)
 
     def publish_raw(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
         """Publish bytes as they are (dead-letter copies, replays)."""

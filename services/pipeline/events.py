@@ -31,11 +31,14 @@ def job_url(base_url: str, job_id: str) -> str:
     return f"{base_url}/v1/jobs/{job_id}"
 
 
-def build_event(stored: Job, base_url: str) -> Event:
-    """The v3 final event. `base_url` is PUBLIC_BASE_URL (the API's public origin)."""
+def build_event(stored: Job, base_url: str, cost: dict[str, Any] | None = None) -> Event:
+    """The v3 final event. `base_url` is PUBLIC_BASE_URL (the API's public origin); `cost` the
+    job's estimate (services/pipeline/cost.py), priced by the publishing service's settings."""
     job = to_json(stored)
     final = job["final_event"]
     event = _head(job, final["id"], final["status"], final["claimed_at"], base_url)
+    if cost is not None:
+        event["cost"] = cost
     src = job.get("source") or {}
     event["source"] = {k: src.get(k) for k in ("content_type", "size", "filename")}
     files = _Files(base_url, job["job_id"])

@@ -41,7 +41,7 @@ from typing import Any
 from ..common.errors import Cancelled, PermanentError, TransientError
 from ..common.logs import log
 from ..media import budget
-from . import events, jobstate
+from . import cost, events, jobstate, usage
 from .bus import encode
 from .jobstate import FanIn, FinalStatus, HandOff, Job, Skip, Updates
 from .jobstore import utcnow
@@ -68,6 +68,8 @@ class StageResult:
     # A long video: the stage's work split into segments (services/pipeline/handon.py); the
     # stage stays running until the delivery that finishes the last segment fans in.
     fan_out: FanOut | None = None
+    # What the stage's other deliveries used (at a fan-in: its fan-out and its segments), added to this one's.
+    usage_before: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +106,8 @@ SegmentStored = Callable[[Runtime, SegmentMessage], None]
 
 def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> None:
     fields = {**result.job_fields, f"stages.{stage}.retried_calls": retries_so_far()}
+    if (used := _stage_usage(result)) is not None:
+        fields[f"stages.{stage}.usage"] = used
     if result.final:
         fields.update(jobstate.finished(stage, utcnow()))
         publish_final_event(runtime, job_id, result.final, fields)
@@ -127,17 +131,32 @@ def hand_on(runtime: Runtime, stage: str, job_id: str, result: StageResult) -> N
 
 
 
+def _stage_usage(result: StageResult) -> dict[str, Any] | None:
+    """This delivery's usage (plus its stage's other deliveries'), with the calls still to come
+    counted ahead: the hand-off (or final claim) and the stage's finishing write, its messages."""
+    if result.fan_out is not None:
+        return None  # recorded with the fan-out (fan_out below), summed at the fan-in
+    usage.firestore(reads=1, writes=2)
+    for _ in result.publish if not result.final else ("v3 event", "v2 event"):
+        usage.published(0)  # a small message: the 1000 billed bytes of a request
+    own = usage.snapshot()
+    if own is None:
+        return None
+    return usage.total([own, *result.usage_before]).as_dict()
+
+
 def publish_final_event(runtime: Runtime, job_id: str, outcome: FinalStatus, fields: Updates) -> bool:
     """Finalise the job and publish its one public event (see jobstate.claim_final).
     False when the event was already out (or the job does not exist)."""
     job = runtime.jobs.claim_final(job_id, outcome, fields)
     if job is None:
         return False
-    event = events.build_event(job, public_base_url(runtime))
+    job_cost = cost.estimate(job, cost.Prices.of(runtime.settings))
+    event = events.build_event(job, public_base_url(runtime), job_cost)
     message_id = runtime.bus.publish(events.TOPIC, event, job_id=job_id)
     # v2 beside v3 for one release (invariant 13): both copies carry the same stable id.
     runtime.bus.publish(events.PREVIOUS_TOPIC, events.build_event_v2(job), job_id=job_id)
-    runtime.jobs.mark_final_published(job_id, message_id)
+    runtime.jobs.mark_final_published(job_id, message_id, {"cost": job_cost})  # the job view shows what the event said
     log(logger, logging.INFO, f"job {event['status']}: event published", event_id=event["id"])
     return True
 
@@ -187,7 +206,10 @@ def segment_messages(msg: Mapping[str, Any], stage: str, spans: list[dict[str, A
 def fan_out(rt: Runtime, stage: str, job_id: str, fan: FanOut) -> None:
     """Record the fan-out on the job, then publish the segments not finished yet."""
     messages, count = fan.messages, fan.total
-    done = rt.jobs.fan_out(job_id, stage, count, fan.plan)
+    usage.firestore(reads=1, writes=1)  # the fan-out record, written with this snapshot, and the messages below:
+    for _ in [*fan.publish, *messages]:
+        usage.published(0)
+    done = rt.jobs.fan_out(job_id, stage, count, fan.plan, usage.snapshot())
     if done is None:
         log(logger, logging.INFO, f"{stage}: not fanned out, the stage is no longer running")
         return
@@ -229,7 +251,9 @@ def segment_delivery(rt: Runtime, stage: str, work: SegmentWork, merge: Merge, d
     except Cancelled:  # the job ended under this segment (its child was killed, or a check saw it)
         _discard_segment(rt, stage, data, outputs)
         raise
-    rt.jobs.record_segment(job_id, stage, index)  # create-if-absent: a redelivery changes nothing
+    usage.firestore(writes=1)  # the record below, which keeps this snapshot
+    if rt.jobs.record_segment(job_id, stage, index, usage.snapshot()):  # create-if-absent: a redelivery changes nothing
+        usage.restart()  # recorded: a fan-in by this delivery meters only itself
     if stored is not None:
         stored(rt, data)
     # Also on a redelivery: the delivery that saw the set whole may have died before fanning in.
@@ -284,6 +308,8 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
     with running(rt, job_id, stage):
         result = merge(rt, job, results)
     result.job_fields[f"stages.{stage}.segments.fanned_in_at"] = utcnow()  # written with the hand-off: no extra write
+    result.usage_before = [*rt.jobs.segment_usages(job_id, stage), *filter(None, [job["stages"][stage].get("fan_out_usage")])]
+    usage.firestore(deletes=count + 1)  # clean_up_segments below (the records and the claim), counted ahead
     hand_on(rt, stage, job_id, result)
     log(logger, logging.INFO, f"{stage}: fanned in {count} segments")
     clean_up_segments(rt, stage, job_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
-from typing import Any, Literal, Required, TypedDict, cast
+from typing import Any, Literal, NotRequired, Required, TypedDict, cast
 
 from .payloads import FailureReason, Handoff, Kind, SourceRef
 
@@ -72,6 +72,8 @@ class StageRecord(TypedDict, total=False):
     stopped: str  # why a running delivery stopped (the job ended meanwhile)
     stopped_at: dt.datetime
     segments: Segments
+    usage: dict[str, Any]  # what the stage used, for its cost (services/pipeline/usage.py)
+    fan_out_usage: dict[str, Any]  # what the delivery that fanned out used (summed into `usage` at the fan-in)
 
 
 class FinalEvent(TypedDict, total=False):
@@ -389,6 +391,7 @@ class SegmentRecord(TypedDict):
     index: int
     done_at: dt.datetime
     expires_at: dt.datetime  # the Firestore TTL backstop for one whose fan-in never came
+    usage: NotRequired[dict[str, Any]]  # what the segment used (summed at the fan-in: services/pipeline/usage.py)
 
 
 def fan_in_claim(stage: str, claimant: str, now: dt.datetime, ttl: dt.timedelta) -> FanInClaim:
@@ -407,8 +410,12 @@ def fan_in_claim_id(stage: str) -> str:
     return f"{stage}-fan-in"
 
 
-def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta) -> SegmentRecord:
-    return {"stage": stage, "index": index, "done_at": now, "expires_at": now + ttl}
+def segment_record(stage: str, index: int, now: dt.datetime, ttl: dt.timedelta,
+                   used: dict[str, Any] | None = None) -> SegmentRecord:
+    record: SegmentRecord = {"stage": stage, "index": index, "done_at": now, "expires_at": now + ttl}
+    if used is not None:
+        record["usage"] = used
+    return record
 
 
 def segment_record_id(stage: str, index: int) -> str:

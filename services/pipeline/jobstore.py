@@ -8,6 +8,7 @@ one). JobStore is Firestore; tests use an in-memory backend with the same semant
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +18,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from ..common.errors import TransientError
-from . import jobstate
+from . import jobstate, usage
 from .docstore import FirestoreCollection
 from .jobstate import FanIn, FanInClaim, FannedOut, FinalStatus, HandOff, Job, SegmentRecord, StageStart, Updates
 from .payloads import Handoff
@@ -35,7 +36,39 @@ class Conflict(Exception):
     """The document changed since it was read: read again and decide anew."""
 
 
+# The Firestore operations each backend call is billed as (a job's cost counts them, services/pipeline/usage.py):
+# name -> (kind, how many, from the call's result). An aggregation (count) is one read per 1000 entries: one here.
+_BILLED: dict[str, tuple[str, Callable[[Any], int]]] = {
+    "_read": ("reads", lambda _: 1), "_read_segment": ("reads", lambda _: 1), "_count_segments": ("reads", lambda _: 1),
+    "_segment_records": ("reads", lambda found: max(1, len(found))),
+    "_write_if": ("writes", lambda _: 1), "_write": ("writes", lambda _: 1), "_create": ("writes", lambda _: 1),
+    "_create_segment": ("writes", lambda _: 1), "_replace_segment_if": ("writes", lambda _: 1),
+    "_delete_segments": ("deletes", lambda deleted: int(deleted)),
+}
+
+
+def _billed(call: Callable[..., Any], kind: str, count: Callable[[Any], int]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = call(*args, **kwargs)
+        except Conflict:  # a failed precondition is still a billed write
+            usage.firestore(**{kind: 1})
+            raise
+        usage.firestore(**{kind: count(result)})
+        return result
+
+    return counted
+
+
 class JobStoreBase:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every backend's calls are counted the same way (Firestore's and the tests' in-memory one)."""
+        super().__init_subclass__(**kwargs)
+        for name, (kind, count) in _BILLED.items():
+            if name in cls.__dict__:
+                setattr(cls, name, _billed(cls.__dict__[name], kind, count))
+
     def __init__(self, ttl_days: int = 30, segment_ttl_days: float = 2) -> None:
         self.ttl = dt.timedelta(days=ttl_days)
         self.segment_ttl = dt.timedelta(days=segment_ttl_days)
@@ -121,10 +154,18 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.hand_off(job, stage, fields, handoff, utcnow()))
 
     @retried("firestore")
-    def fan_out(self, job_id: str, stage: str, count: int, plan: dict[str, Any]) -> list[int] | None:
-        """Record the fan-out; the indices already finished (a redelivered input keeps them), or
-        None when the stage is no longer running."""
-        outcome = self._decide(job_id, lambda job: jobstate.fan_out(job, stage, count, plan, utcnow()))
+    def fan_out(self, job_id: str, stage: str, count: int, plan: dict[str, Any],
+                used: dict[str, Any] | None = None) -> list[int] | None:
+        """Record the fan-out (and what its delivery `used`, for the cost); the indices already
+        finished (a redelivered input keeps them), or None when the stage is no longer running."""
+
+        def decide(job: Job | None) -> tuple[FannedOut | None, Updates | None]:
+            outcome, updates = jobstate.fan_out(job, stage, count, plan, utcnow())
+            if updates is not None and used is not None:
+                updates = {**updates, f"stages.{stage}.fan_out_usage": used}
+            return outcome, updates
+
+        outcome = self._decide(job_id, decide)
         if outcome is None:
             return None
         if outcome is FannedOut.NEW:  # records of an earlier plan (another count) must not count towards this one
@@ -137,15 +178,20 @@ class JobStoreBase:
         return self._decide(job_id, lambda job: jobstate.begin_segment(job, stage, index, count, utcnow()))
 
     @retried("firestore")
-    def record_segment(self, job_id: str, stage: str, index: int) -> bool:
-        """The segment's result is stored: its record, create-if-absent (False: a redelivery)."""
-        doc = jobstate.segment_record(stage, index, utcnow(), self.segment_ttl)
+    def record_segment(self, job_id: str, stage: str, index: int, used: dict[str, Any] | None = None) -> bool:
+        """The segment's result is stored: its record (with what it `used`), create-if-absent (False: a redelivery)."""
+        doc = jobstate.segment_record(stage, index, utcnow(), self.segment_ttl, used)
         return self._create_segment(job_id, jobstate.segment_record_id(stage, index), doc)
 
     @retried("firestore")
     def segments_done(self, job_id: str, stage: str) -> dict[int, dt.datetime]:
         """Finished segments of the stage's fan-out: index -> when (the sweep's progress signal)."""
         return {int(r["index"]): r["done_at"] for r in self._segment_records(job_id, stage)}
+
+    @retried("firestore")
+    def segment_usages(self, job_id: str, stage: str) -> list[dict[str, Any]]:
+        """What each finished segment of the stage's fan-out used (read once, by the fan-in)."""
+        return [r["usage"] for r in self._segment_records(job_id, stage) if r.get("usage")]
 
     @retried("firestore")
     def claim_fan_in(self, job_id: str, stage: str, claimant: str, count: int) -> FanIn:
@@ -235,8 +281,9 @@ class JobStoreBase:
         self._write(job_id, jobstate.playable_published(message_id, utcnow()))
 
     @retried("firestore")
-    def mark_final_published(self, job_id: str, message_id: str) -> None:
-        self._write(job_id, jobstate.final_published(message_id, utcnow()))
+    def mark_final_published(self, job_id: str, message_id: str, fields: Updates | None = None) -> None:
+        """The event is out; `fields`: what it carried that the job keeps beside it (its cost)."""
+        self._write(job_id, {**jobstate.final_published(message_id, utcnow()), **(fields or {})})
 
     @retried("firestore")
     def record_crash(self, job_id: str, stage: str, reason: str) -> int:
@@ -293,7 +340,7 @@ class JobStore(JobStoreBase, FirestoreCollection):
             return False
 
     def _segment_records(self, job_id: str, stage: str) -> list[SegmentRecord]:
-        query = self._of_stage(job_id, stage).select(["index", "done_at"])
+        query = self._of_stage(job_id, stage).select(["index", "done_at", "usage"])
         return [cast(SegmentRecord, snap.to_dict()) for snap in query.stream()]
 
     def _count_segments(self, job_id: str, stage: str) -> int:

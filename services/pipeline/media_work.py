@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from ..common.errors import Cancelled, CorruptMedia, TransientError
 from ..media.admission import Admission
 from ..media.rangefile import RangeSource
-from ..media.sandbox import ChildCrashed, ChildLimits, Running, run
-from . import jobstate
+from ..media.sandbox import ChildCrashed, ChildLimits, ChildUsage, Running, run
+from . import jobstate, usage
 from .handon import SEGMENTS_PATH
 from .jobstore import JobStoreBase
 from .runtime import Runtime
@@ -69,10 +69,11 @@ def run_for_job(jobs: JobStoreBase, job_id: str, stage: str, work: Callable[[byt
     """`run`, watching the job every `watch_seconds` (a cancelled job's child is killed) and
     with crashes counted on the job (JobStore.record_crash): the same input crashing the decoder
     `crash_attempts` times is `corrupt-media`; before that, a retry (503)."""
+    used: list[ChildUsage] = []
     try:
         result: T = run(work, raw, limits=limits, on_start=on_start, watch=job_watch(jobs, job_id, stage),
                         watch_seconds=watch_seconds, source=source.file if source else None,
-                        served=source.served if source else None)  # what work returned in the child
+                        served=source.served if source else None, used=used)  # what work returned in the child
         return result
     except ChildCrashed as exc:
         crashes = jobs.record_crash(job_id, stage, exc.reason)
@@ -81,6 +82,9 @@ def run_for_job(jobs: JobStoreBase, job_id: str, stage: str, work: Callable[[byt
             raise CorruptMedia(f"{exc.reason} on this file {crashes} times (MEDIA_CRASH_ATTEMPTS={crash_attempts})",
                                code="decoder-crash") from None
         raise
+    finally:
+        for child in used:  # the job's cost (services/pipeline/usage.py)
+            usage.media_child(child.cpu_seconds, child.peak_memory_bytes, child.wall_seconds)
 
 
 _admission: dict[int, Admission] = {}

@@ -97,6 +97,7 @@ class Event(TypedDict):
     duplicate_of: NotRequired[str]
     distance: NotRequired[int]
     duplicate_action: NotRequired[str]
+    cost: NotRequired[dict[str, Any]]  # the estimated cost (services/pipeline/cost.py, docs/cost.md)
 
 
 class EventV2(TypedDict):

@@ -16,7 +16,7 @@ from flask import Flask, Response, request
 
 from ..common.errors import BadMessage, Cancelled, MediarelayError, PermanentError, TransientError
 from ..common.logs import bind_fields, log
-from . import jobstate
+from . import jobstate, usage
 from .bus import encode
 from .envelope import PushMessage, parse_push
 from .handon import (
@@ -69,7 +69,8 @@ def register_job_push(app: Flask, runtime: Runtime, sub: PushSubscription, endpo
             log(logger, logging.ERROR, f"{sub.service}: bad message dead-lettered: {exc.reason}")
             dead_letter(runtime, sub.dead_letter_topic, sub.service, msg, exc, job_id=_job_id_of(msg))
             return Response(status=204)
-        return run(msg)
+        with usage.metering(request.content_length or 0):  # the job's cost (docs/cost.md)
+            return run(msg)
 
 
 PushHandler = Callable[[Runtime, PushSubscription, PushMessage], None]
@@ -222,7 +223,10 @@ def fail_job(runtime: Runtime, stage: str, dlq_topic: str, msg: PushMessage, exc
     job_id = msg.data["job_id"]
     log(logger, logging.ERROR, f"{stage}: permanent failure: {exc.reason}", error_class=exc.error_class)
     dead_letter(runtime, dlq_topic, stage, msg, exc, job_id=job_id)
-    publish_final_event(runtime, job_id, "failed", jobstate.failure_fields(stage, exc.error_class, exc.reason))
+    fields = jobstate.failure_fields(stage, exc.error_class, exc.reason)
+    if (used := usage.snapshot()) is not None:  # what the failing delivery used, in the failed job's cost
+        fields[f"stages.{stage}.usage"] = used
+    publish_final_event(runtime, job_id, "failed", fields)
 
 
 def dead_letter(runtime: Runtime, dlq_topic: str, stage: str, msg: PushMessage, exc: MediarelayError, *, job_id: str) -> None:

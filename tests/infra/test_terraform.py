@@ -281,6 +281,9 @@ def test_firestore_indexes_of_the_jobs_listing_and_key_ttl(root):
     assert [(f["field_path"], f["order"]) for f in by_status["fields"]] == [
         ("owner", "ASCENDING"), ("status", "ASCENDING"), ("created_at", "DESCENDING")]
     assert by_owner["collection"] == by_status["collection"] == root.var("jobs_collection")
+    cost = instances(root, "google_firestore_index", "jobs_owner_created_at_cost")[None]  # stats: sum() of job costs
+    assert [(f["field_path"], f["order"]) for f in cost["fields"]] == [
+        ("owner", "ASCENDING"), ("created_at", "ASCENDING"), ("cost.total_usd", "ASCENDING")]
     from services.ingest.jobs import JOB_KEYS
 
     keys = instances(root, "google_firestore_field", "job_key_expiry")[None]

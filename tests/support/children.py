@@ -33,3 +33,14 @@ def corrupt(raw: bytes) -> None:
 
 def bug(raw: bytes) -> None:
     raise KeyError("width")
+
+
+def busy(raw: bytes) -> int:
+    """About 0.3 s of CPU with 200 MiB touched: what the child's rusage must report."""
+    block = bytearray(200 * 2**20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    until = time.process_time() + 0.3
+    while time.process_time() < until:
+        pass
+    return len(block)

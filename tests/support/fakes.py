@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.common.config import Settings
 from services.common.errors import PermanentError
-from services.pipeline import jobstate
+from services.pipeline import jobstate, usage
 from services.pipeline.blobs import BlobStore, RangedObject, StoredObject
 from services.pipeline.bus import Bus
 from services.pipeline.handon import StageResult
@@ -191,6 +191,7 @@ class MemoryBlobs(BlobStore):
         created = key not in self.objects
         if created:
             self.objects[key] = (bytes(data), content_type, str(next(self._generations)))
+            usage.wrote(name, len(data))
         data, ctype, gen = self.objects[key]
         return StoredObject(bucket, name, gen, len(data), ctype, created)
 

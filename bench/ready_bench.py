@@ -42,7 +42,7 @@ INSTANCES = 50
 SLOTS_PER_INSTANCE = 2  # terraform: analyze and render with cpu = 2, concurrency = 2
 SEGMENT_CHOICES = (6, 10, 15, 20, 30)  # VIDEO_SEGMENT_SECONDS to model
 DEFAULT_SEGMENT_S = 15  # VIDEO_SEGMENT_SECONDS' default
-FIRST_S = 4  # VIDEO_FIRST_SEGMENT_SECONDS' default: the short first span that sets `playable`
+FIRST_S = 2  # VIDEO_FIRST_SEGMENT_SECONDS' default: the short first span that sets `playable`
 SHORT_SPAN_S, LONG_SPAN_S = 6, 24
 CLIP_SECONDS = SHORT_SPAN_S + LONG_SPAN_S
 PLAYABLE_GOAL_S, READY_GOAL_S = 15, 60

@@ -278,7 +278,7 @@ class Settings:
         "a video longer than this is split at keyframes into segments of about this length, fanned out over Pub/Sub "
         "(one segment: no fan-out). 15 s: `python -m bench ready` models a 10-minute 1080p video ready within 60 s at "
         "50 instances from 20 s down; `python -m bench segments` measures its ladder's CPU at 15 s spans")
-    video_first_segment_seconds: float = setting("VIDEO_FIRST_SEGMENT_SECONDS", 4, ("analyze",),
+    video_first_segment_seconds: float = setting("VIDEO_FIRST_SEGMENT_SECONDS", 2, ("analyze",),
         "a video that is split gets a first segment this short (to the next keyframe): its render is the first "
         "thing a player needs, so the video is `playable` that much sooner (0: as long as the others)")
     video_max_segments: int = setting("VIDEO_MAX_SEGMENTS", 300, ("analyze", "render"),

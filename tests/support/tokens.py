@@ -44,7 +44,14 @@ def token(key, kid=KID, **overrides) -> str:
 @contextmanager
 def jwks_server(key, kid: str = KID):
     """Yields (certs URL, fetch counter: a list whose length is the number of fetches)."""
-    body = json.dumps({"keys": [jwk(key, kid)]}).encode()
+    with keys_server([jwk(key, kid)]) as served:
+        yield served
+
+
+@contextmanager
+def keys_server(keys: list[dict]):
+    """Serves {"keys": keys} on 127.0.0.1 as Google serves its certs; yields (URL, fetch times)."""
+    body = json.dumps({"keys": keys}).encode()
     fetches: list[float] = []
 
     class Handler(BaseHTTPRequestHandler):

@@ -3,11 +3,8 @@ audience and issuer, checked as push tokens are; its keys come from a URL (a set
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,7 +15,7 @@ from services.common.errors import HTTPProblem
 from services.console.auth import IAP_HEADER, OperatorVerifier, check_console_settings
 from services.pipeline.auth import ConfigurationError
 from tests.support.fakes import memory_runtime
-from tests.support.tokens import jwk, new_key, token
+from tests.support.tokens import jwk, keys_server, new_key, token
 
 AUD = "/projects/123/locations/europe-west1/services/console"
 IAP = "https://cloud.google.com/iap"
@@ -30,24 +27,8 @@ def _b64(n: int) -> str:
 
 @contextmanager
 def serve(keys: list[dict]):
-    body = json.dumps({"keys": keys}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/jwk"
-    finally:
-        server.shutdown()
+    with keys_server(keys) as (url, _):
+        yield url
 
 
 def _verifier(url: str):

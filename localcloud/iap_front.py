@@ -52,7 +52,9 @@ def local_iap_key(state_dir: Path) -> Path:
 
 
 def jwks(pem: bytes) -> dict:
-    nums = serialization.load_pem_private_key(pem, None).public_key().public_numbers()  # type: ignore[union-attr]
+    key = serialization.load_pem_private_key(pem, None)
+    assert isinstance(key, rsa.RSAPrivateKey)  # the key local_iap_key() made
+    nums = key.public_key().public_numbers()
 
     def b64(n: int) -> str:
         return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
@@ -134,9 +136,9 @@ def make_handler(upstream: str, pem: bytes, audience: str):
         def _proxy(self, email: str) -> None:
             body = self._body() if self.command == "POST" else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-            headers["Host"] = self.headers.get("Host", "")
+            headers["Host"] = self.headers.get("Host") or ""
             headers["X-Goog-IAP-JWT-Assertion"] = assertion(pem, audience, email)
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+            conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=120)
             try:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()

@@ -48,9 +48,12 @@ def waterfall_spans(job: Job, segments: Sequence[dict[str, Any]]) -> tuple[list[
         started, finished = rec.get("started_at"), rec.get("finished_at")
         state = rec.get("state", "pending")
         spans.append(Span(stage, seconds(t0, queued_at), seconds(t0, started), seconds(t0, finished), state))
-        for seg in sorted((s for s in segments if s.get("stage") == stage and "index" in s), key=lambda s: s["index"]):
-            spans.append(Span(f"segment {seg['index']}", None, seconds(t0, started), seconds(t0, seg.get("done_at")), "done",
-                              indent=True))
+        # While the fan-out runs, its records; after the fan-in (which deletes them), what the job kept of them.
+        done = [s for s in segments if s.get("stage") == stage and "index" in s] or (rec.get("segments") or {}).get("done", [])
+        for seg in sorted(done, key=lambda s: s["index"]):
+            end = seconds(t0, seg.get("done_at"))
+            begin = end - seg["seconds"] if end is not None and seg.get("seconds") else seconds(t0, started)
+            spans.append(Span(f"segment {seg['index']}", None, begin, end, "done", indent=True))
         queued_at = finished or rec.get("last_attempt_at") or queued_at
     return spans, max(seconds(t0, end_of_job) or 0.0, *(s.end or 0.0 for s in spans), 0.001)
 

@@ -43,7 +43,7 @@ from ..common.logs import log
 from ..media import budget
 from . import cost, events, jobstate, usage
 from .bus import encode
-from .jobstate import FanIn, FinalStatus, HandOff, Job, Skip, Updates
+from .jobstate import FanIn, FinalStatus, HandOff, Job, SegmentRecord, Skip, Updates
 from .jobstore import utcnow
 from .payloads import Handoff, SegmentMessage
 from .retrying import maybe_fail, retries_so_far
@@ -308,12 +308,22 @@ def _fan_in(rt: Runtime, stage: str, job_id: str, count: int, merge: Merge) -> N
     with running(rt, job_id, stage):
         result = merge(rt, job, results)
     result.job_fields[f"stages.{stage}.segments.fanned_in_at"] = utcnow()  # written with the hand-off: no extra write
-    result.usage_before = [*rt.jobs.segment_usages(job_id, stage), *filter(None, [job["stages"][stage].get("fan_out_usage")])]
+    records = sorted(rt.jobs.segment_records(job_id, stage), key=lambda r: r["index"])
+    # What each segment did, kept on the job once its records are deleted (the console's waterfall).
+    result.job_fields[f"stages.{stage}.segments.done"] = [segment_summary(r) for r in records]
+    result.usage_before = [*(r["usage"] for r in records if r.get("usage")),
+                           *filter(None, [job["stages"][stage].get("fan_out_usage")])]
     usage.firestore(deletes=count + 1)  # clean_up_segments below (the records and the claim), counted ahead
     hand_on(rt, stage, job_id, result)
     log(logger, logging.INFO, f"{stage}: fanned in {count} segments")
     clean_up_segments(rt, stage, job_id)
 
+
+
+def segment_summary(record: SegmentRecord) -> dict[str, Any]:
+    """A finished segment as the job keeps it: its index, when it finished and how long its delivery took."""
+    return {"index": record["index"], "done_at": record["done_at"],
+            "seconds": round(float((record.get("usage") or {}).get("wall_seconds", 0.0)), 3)}
 
 
 def _fanned_in(job: Job | None, stage: str) -> bool:

@@ -58,6 +58,8 @@ class Segments(TypedDict, total=False):
     plan: dict[str, Any]  # analyze's plan
     spans: int  # render's plan: the spans (segments 0..spans-1 encode the ladder)
     pictures: bool  # render beside analysis: the picture segments (spans..2*spans-1) are published
+    fanned_in_at: dt.datetime
+    done: list[dict[str, Any]]  # written with the hand-off: each segment's index, done_at, seconds (handon.segment_summary)
 
 
 class StageRecord(TypedDict, total=False):

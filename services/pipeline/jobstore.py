@@ -189,9 +189,9 @@ class JobStoreBase:
         return {int(r["index"]): r["done_at"] for r in self._segment_records(job_id, stage)}
 
     @retried("firestore")
-    def segment_usages(self, job_id: str, stage: str) -> list[dict[str, Any]]:
-        """What each finished segment of the stage's fan-out used (read once, by the fan-in)."""
-        return [r["usage"] for r in self._segment_records(job_id, stage) if r.get("usage")]
+    def segment_records(self, job_id: str, stage: str) -> list[SegmentRecord]:
+        """The stage's finished segments (index, done_at, usage), read once, by the fan-in."""
+        return self._segment_records(job_id, stage)
 
     @retried("firestore")
     def claim_fan_in(self, job_id: str, stage: str, claimant: str, count: int) -> FanIn:

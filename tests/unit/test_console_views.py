@@ -52,6 +52,19 @@ def test_a_waterfall_queues_each_stage_from_the_previous_ones_end():
     assert svg.count("<rect") == 6 and "render queued 1.00 s" in svg  # 2 waits, 4 bars (notify has not started)
 
 
+def test_a_fanned_in_stage_keeps_its_segments_bars_from_what_the_job_kept_of_them():
+    t0 = NOW - dt.timedelta(seconds=20)
+    doc = dict(new_job("j", {}, t0, dt.timedelta(days=1)))
+    doc["stages"]["render"].update(state="done", started_at=t0 + dt.timedelta(seconds=2),
+                                   finished_at=t0 + dt.timedelta(seconds=12))
+    doc["stages"]["render"]["segments"] = {"count": 2, "done": [
+        {"index": 0, "done_at": t0 + dt.timedelta(seconds=9), "seconds": 6.0},
+        {"index": 1, "done_at": t0 + dt.timedelta(seconds=10), "seconds": 0.0}]}
+    spans, _ = views.waterfall_spans(doc, [])  # the fan-in deleted the records
+    bars = [(s.name, s.start, s.end) for s in spans if s.name.startswith("segment")]
+    assert bars == [("segment 0", 3, 9), ("segment 1", 2, 10)]  # no duration known: from the stage's start
+
+
 def test_the_dead_letter_overview_has_every_subscription_with_depth_and_oldest_age():
     topology = load_topology()
     sub = topology.push_subscriptions["analyze-media-ingested"]

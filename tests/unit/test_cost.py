@@ -137,6 +137,10 @@ def test_each_segment_records_its_own_usage_and_the_fan_in_sums_them_without_cou
 
     used = st.rt.jobs.get(job_id)["stages"]["analyze"]["usage"]
     assert used["requests"] == 1 + COUNT  # the stage input and each segment, the fan-in's delivery once
+    # the records are gone; the job keeps each segment's finish and duration (the console's waterfall)
+    assert not st.rt.jobs.segments.get(job_id)
+    done = st.rt.jobs.get(job_id)["stages"]["analyze"]["segments"]["done"]
+    assert [d["index"] for d in done] == list(range(COUNT)) and all(d["done_at"] and d["seconds"] >= 0 for d in done)
     assert COUNT * 1.0 <= used["cpu_seconds"] < COUNT * 1.0 + 1.0  # + the request threads' own CPU
     assert used["peak_memory_bytes"] == COUNT * 100 * MB
     assert used["memory_gib_seconds"] == pytest.approx(sum((i + 1) * 100 * MB / 2**30 * 2.0 for i in range(COUNT)), rel=1e-4)

@@ -127,11 +127,11 @@ def make_handler(upstream: str, pem: bytes, audience: str):
             if path == "/_iap/sign-out":
                 gone = {"Location": "/_iap/sign-in", "Set-Cookie": f"{COOKIE}=; Path=/; Max-Age=0"}
                 return self._send(303, b"", "text/plain", gone)
-            email = self._operator()
-            if email is None:  # IAP sends a browser to sign in first
+            operator = self._operator()
+            if operator is None:  # IAP sends a browser to sign in first
                 return self._send(302, b"", "text/plain",
                                   {"Location": "/_iap/sign-in?" + urllib.parse.urlencode({"next": self.path})})
-            self._proxy(email)
+            self._proxy(operator)
 
         def _proxy(self, email: str) -> None:
             body = self._body() if self.command == "POST" else None

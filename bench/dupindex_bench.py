@@ -31,7 +31,7 @@ from services.pipeline.neardup import FirestoreNearDuplicates, bands, probes
 
 PROJECT = "dupindex-bench"
 HASHES = int(os.environ.get("DUPINDEX_HASHES", 100_000))
-LOOKUPS = 200
+LOOKUPS = int(os.environ.get("DUPINDEX_LOOKUPS", 200))
 OWNER = "client-bench"
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

@@ -35,7 +35,7 @@ VIDEO_JOBS = 2
 def cloud(tmp_path_factory, stack):
     """Its own ports and state (it restarts things); the client variables point at it for the
     duration of the module and back at the session stack afterwards."""
-    env = {"VIDEO_SEGMENT_SECONDS": str(SEGMENT_SECONDS)}
+    env = {"VIDEO_SEGMENT_SECONDS": str(SEGMENT_SECONDS), "VIDEO_FIRST_SEGMENT_SECONDS": "0"}
     with private_stack(tmp_path_factory.mktemp("faults"), "mediarelay-faults", env, retry_backoff=TEST_RETRY_BACKOFF) as cfg:
         yield cfg
 

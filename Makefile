@@ -52,7 +52,7 @@ run: $(STAMP) system-packages
 # subscription by its success rate, and the rest of the suite's gone receivers slow theirs.
 WEBHOOK_TESTS := tests/cloud/test_webhooks.py tests/cloud/test_public_events.py
 test: $(STAMP) system-packages browser-deps test-infra
-	$(BIN)/pytest $(addprefix --ignore=,$(WEBHOOK_TESTS))
+	$(BIN)/pytest --durations=15 $(addprefix --ignore=,$(WEBHOOK_TESTS))
 	$(BIN)/pytest $(WEBHOOK_TESTS)
 
 # tests/unit: no local cloud, Java or Terraform; the rules of our own code and the media code,

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from localcloud import samples
+from localcloud.stack import DEFAULT_PORTS
 from localcloud.taps import free_port
 
 CLI = [sys.executable, "-m", "services.cli"]
@@ -60,8 +61,7 @@ def test_cli_errors_name_the_file_and_the_problem(stack, tmp_path):
 @pytest.mark.cloud  # starts a local cloud of its own
 def test_local_run_once_completes_every_sample_and_leaves_nothing_running(tmp_path):
     """`make run ONCE=1`, on its own ports and state folder, start to finish."""
-    env = {f"MEDIARELAY_{n.upper()}_PORT": str(free_port())
-           for n in ("ingest", "analyze", "render", "notify", "pubsub", "firestore", "gcs", "storage")}
+    env = {f"MEDIARELAY_{n.upper()}_PORT": str(free_port()) for n in DEFAULT_PORTS}
     env["MEDIARELAY_STATE_DIR"] = str(tmp_path / "state")
     for var in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
         env[var] = ""  # the run must set its own

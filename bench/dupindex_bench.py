@@ -8,7 +8,8 @@ Run under the shared lock: `flock /tmp/mediarelay-stack.lock python -m bench dup
 fewer). Measured 2026-12-07: with 100 000 hashes the emulator did not answer one lookup's queries within the
 client's 300 s retry deadline (DEADLINE_EXCEEDED): the emulator evaluates a query by reading the collection, it
 keeps no index, so its figure says nothing of Firestore's indexed lookups. With 10 000 hashes (loaded in 3.8 s)
-the 200 lookups did not finish within 600 s either (> 3 s a lookup). Not measured: a p95 on real Firestore.
+the 200 lookups did not finish within 600 s either (> 3 s a lookup). With 1000 hashes (DUPINDEX_LOOKUPS=50):
+p50 2968 ms, p95 5877 ms, 8 documents read per lookup (median), every copy found. Not measured: real Firestore.
 """
 from __future__ import annotations
 

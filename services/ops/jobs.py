@@ -1,6 +1,8 @@
 """Operators' actions on one job (the CLI's `mediarelay jobs ...` calls these)."""
 from __future__ import annotations
 
+import time
+
 from ..common.errors import TransientError
 from ..pipeline import events, jobstate
 from ..pipeline.handon import public_base_url, publish_final_event
@@ -88,9 +90,12 @@ def erase(rt: Runtime, job_id: str) -> bool:
     if not (final and final.get("published")):
         raise TransientError(f"job {job_id}: its final event is not out yet; `deleted` comes after it")
     ended = job.get("finished_at") or job.get("updated_at")
-    if ended is not None and (utcnow() - ended).total_seconds() < rt.settings.delete_settle_seconds:
-        raise TransientError(f"job {job_id} ended less than DELETE_SETTLE_SECONDS ago: erased once stages cancelled "
-                             "under it have stopped writing")
+    settle = rt.settings.delete_settle_seconds - (utcnow() - ended).total_seconds() if ended is not None else 0.0
+    if settle > 0:
+        # A stage cancelled under the deletion may be finishing one output write. Waited here (at most
+        # DELETE_SETTLE_SECONDS), not by refusing: Pub/Sub's backoff after a refusal, and its pacing of a
+        # push subscription that fails, can delay the erase far longer than the settle itself.
+        time.sleep(settle)
     incoming = rt.topology.topics["gcs-uploads"]["gcs_notification"]["object_prefix"]
     for bucket, name in job_objects(rt, job, incoming):
         if name.endswith("/"):

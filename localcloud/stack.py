@@ -184,26 +184,23 @@ def local_webhook_key(state_dir: Path) -> str:
         path.chmod(0o600)
     return path.read_text().strip()
 def local_playback_keys(state_dir: Path) -> str:
-    """PLAYBACK_TOKEN_KEYS (Secret Manager in production): one throwaway key made at run time in
-    the git-ignored state folder."""
-    import base64
-
-    path = state_dir / "playback-keys"
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("local1:" + base64.b64encode(os.urandom(32)).decode())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """PLAYBACK_TOKEN_KEYS (Secret Manager in production)."""
+    return _local_keys(state_dir, "playback-keys", "local1")
 
 
 def local_derivative_keys(state_dir: Path) -> str:
-    """DERIVATIVE_SIGNING_KEYS (Secret Manager in production), made like the playback keys."""
+    """DERIVATIVE_SIGNING_KEYS (Secret Manager in production)."""
+    return _local_keys(state_dir, "derivative-keys", "img1")
+
+
+def _local_keys(state_dir: Path, name: str, kid: str) -> str:
+    """`kid:base64` of one throwaway key made at run time in the git-ignored state folder."""
     import base64
 
-    path = state_dir / "derivative-keys"
+    path = state_dir / name
     if not path.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("img1:" + base64.b64encode(os.urandom(32)).decode())
+        path.write_text(f"{kid}:" + base64.b64encode(os.urandom(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
 

@@ -24,9 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from localcloud.processes import ProcessManager
-from localcloud.stack import DEFAULT_PORTS, StackConfig, emulator_procs
-from localcloud.taps import free_port
+from localcloud.stack import lone_emulator
 from services.common.config import Settings
 from services.pipeline.neardup import FirestoreNearDuplicates, bands, probes
 
@@ -99,19 +97,5 @@ def run() -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the emulator it started
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = StackConfig(state_dir=Path(tmp), project=PROJECT, ports={n: free_port() for n in DEFAULT_PORTS})
-        pm = ProcessManager(cfg.state_dir)
-        [proc] = [p for p in emulator_procs(cfg) if p.name == "firestore"]
-        saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
-        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{cfg.ports['firestore']}"
-        try:
-            pm.start(proc)
-            pm.wait_healthy(proc)
-            run()
-        finally:
-            pm.stop("firestore")
-            if saved is None:
-                os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-            else:
-                os.environ["FIRESTORE_EMULATOR_HOST"] = saved
+    with tempfile.TemporaryDirectory() as tmp, lone_emulator(Path(tmp), PROJECT, "firestore"):
+        run()

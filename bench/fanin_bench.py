@@ -22,9 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from localcloud.processes import ProcessManager
-from localcloud.stack import DEFAULT_PORTS, StackConfig, emulator_procs
-from localcloud.taps import free_port
+from localcloud.stack import lone_emulator
 from services.common.errors import TransientError
 from services.pipeline import handon
 from services.pipeline.handon import FanOut, StageResult, segment_messages
@@ -133,24 +131,10 @@ def run(rt, jobs: CountingJobStore) -> dict:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the emulator it started
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = StackConfig(state_dir=Path(tmp), project=PROJECT, ports={n: free_port() for n in DEFAULT_PORTS})
-        pm = ProcessManager(cfg.state_dir)
-        [proc] = [p for p in emulator_procs(cfg) if p.name == "firestore"]
-        saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
-        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{cfg.ports['firestore']}"
-        try:
-            pm.start(proc)
-            pm.wait_healthy(proc)
-            rt = memory_runtime(project=PROJECT)
-            rt.jobs = jobs = CountingJobStore(PROJECT)
-            row = run(rt, jobs)
-        finally:
-            pm.stop("firestore")
-            if saved is None:
-                os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-            else:
-                os.environ["FIRESTORE_EMULATOR_HOST"] = saved
+    with tempfile.TemporaryDirectory() as tmp, lone_emulator(Path(tmp), PROJECT, "firestore"):
+        rt = memory_runtime(project=PROJECT)
+        rt.jobs = jobs = CountingJobStore(PROJECT)
+        row = run(rt, jobs)
     print(f"{SEGMENTS} segments finishing within {WINDOW_S:g} s (Firestore emulator, real segment_delivery)")
     print(f"  burst took {row['burst_s']:.2f} s, slowest delivery {row['slowest_delivery_s']:.2f} s")
     print(f"  deliveries that met a compare-and-set conflict: {row['with_conflicts']} ({row['conflicts']} conflicts)")

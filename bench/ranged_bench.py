@@ -22,9 +22,7 @@ from pathlib import Path
 
 import av
 
-from localcloud.processes import ProcessManager
-from localcloud.stack import DEFAULT_PORTS, StackConfig, emulator_procs
-from localcloud.taps import free_port
+from localcloud.stack import lone_emulator
 from services.analyze.segmented import analyze_span
 from services.media import sandbox
 from services.media.rangefile import RangeSource
@@ -96,23 +94,9 @@ def main() -> None:
         short, long = data / BUCKET / "short.mp4", data / BUCKET / "long.mp4"
         _short_clip(short)
         _repeated(short, long, TIMES)
-        cfg = StackConfig(state_dir=folder / "state", project=PROJECT, ports={n: free_port() for n in DEFAULT_PORTS})
-        pm = ProcessManager(cfg.state_dir)
-        [proc] = [p for p in emulator_procs(cfg) if p.name == "gcs"]
-        proc.argv += ["-data", str(data)]
-        saved = os.environ.get("STORAGE_EMULATOR_HOST")
-        os.environ["STORAGE_EMULATOR_HOST"] = cfg.url("gcs")
-        try:
-            pm.start(proc)
-            pm.wait_healthy(proc)
+        with lone_emulator(folder / "state", PROJECT, "gcs", "-data", str(data)):
             blobs = BlobStore(PROJECT)
             rows = {"short": _measure(blobs, short.name, SHORT_S / 2), "long": _measure(blobs, long.name, SHORT_S * TIMES / 2)}
-        finally:
-            pm.stop("gcs")
-            if saved is None:
-                os.environ.pop("STORAGE_EMULATOR_HOST", None)
-            else:
-                os.environ["STORAGE_EMULATOR_HOST"] = saved
     mib = 2**20
     print(f"one {SPAN_S:g} s segment (analysis, bounded child) of a {SIZE[0]}x{SIZE[1]} source, read by ranges from "
           "fake-gcs-server")

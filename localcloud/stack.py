@@ -386,6 +386,29 @@ def private_stack(state_dir: Path, project: str, service_env: dict | None = None
             down(cfg, say=lambda *_: None)
 
 
+CLIENT_VARIABLE = {"pubsub": "PUBSUB_EMULATOR_HOST", "firestore": "FIRESTORE_EMULATOR_HOST", "gcs": "STORAGE_EMULATOR_HOST"}
+
+
+@contextmanager
+def lone_emulator(state_dir: Path, project: str, name: str, *extra_args: str):
+    """One emulator of emulator_procs (`name`) on a free port, the Google clients pointed at it
+    (its *_EMULATOR_HOST) while it runs, stopped after: what a bench needs of the local cloud."""
+    from .taps import free_port
+
+    cfg = StackConfig(state_dir=state_dir, project=project, ports={n: free_port() for n in DEFAULT_PORTS})
+    pm = ProcessManager(cfg.state_dir)
+    [proc] = [p for p in emulator_procs(cfg) if p.name == name]
+    proc.argv += list(extra_args)
+    var = CLIENT_VARIABLE[name]
+    try:
+        pm.start(proc)
+        pm.wait_healthy(proc)
+        with _environ({var: cfg.client_env()[var]}):
+            yield cfg
+    finally:
+        pm.stop(name)
+
+
 class _environ:
     def __init__(self, values: dict):
         self.values = values
